@@ -1,0 +1,87 @@
+//! Identity's internal HTTP API, reached only through the gateway (which authenticates the
+//! caller and passes the tenant in the path).
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use crm_envelope::TenantId;
+use crm_service::Problem;
+use serde::Deserialize;
+use serde_json::json;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::profile::{self, Profile};
+
+pub(crate) fn routes(pool: PgPool) -> Router {
+    Router::new()
+        .route("/internal/v1/tenants/{tenant}/customers/{id}", get(get_customer))
+        .route("/internal/v1/tenants/{tenant}/customers", get(find_customers))
+        .with_state(pool)
+}
+
+fn tenant(raw: &str) -> Result<TenantId, Problem> {
+    TenantId::parse(raw).map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_tenant", e.to_string()))
+}
+
+fn not_found() -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, "customer_not_found", "no customer with this id for this tenant")
+}
+
+fn internal(e: sqlx::Error) -> Problem {
+    Problem::internal(&e.into())
+}
+
+async fn get_customer(
+    State(pool): State<PgPool>,
+    Path((raw_tenant, raw_id)): Path<(String, String)>,
+) -> Result<Json<Profile>, Problem> {
+    let tenant = tenant(&raw_tenant)?;
+    let id = Uuid::parse_str(&raw_id).map_err(|_| not_found())?;
+    let mut conn = pool.acquire().await.map_err(internal)?;
+    profile::load(&mut conn, &tenant, id)
+        .await
+        .map_err(internal)?
+        .map(Json)
+        .ok_or_else(not_found)
+}
+
+#[derive(Deserialize)]
+struct Lookup {
+    user_id: Option<String>,
+    anonymous_id: Option<String>,
+    email: Option<String>,
+}
+
+/// Customers holding an exact identifier (0 or 1 in this slice).
+async fn find_customers(
+    State(pool): State<PgPool>,
+    Path(raw_tenant): Path<String>,
+    Query(q): Query<Lookup>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let tenant = tenant(&raw_tenant)?;
+    let (kind, value) = match (q.user_id, q.anonymous_id, q.email) {
+        (Some(v), None, None) => ("user_id", v.trim().to_owned()),
+        (None, Some(v), None) => ("anonymous_id", v.trim().to_owned()),
+        (None, None, Some(v)) => ("email", v.trim().to_lowercase()),
+        _ => {
+            return Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_lookup",
+                "give exactly one of user_id, anonymous_id or email",
+            ))
+        }
+    };
+    let mut conn = pool.acquire().await.map_err(internal)?;
+    let mut items = Vec::new();
+    if let Some(id) = profile::find_by_identifier(&mut conn, &tenant, kind, &value)
+        .await
+        .map_err(internal)?
+    {
+        if let Some(p) = profile::load(&mut conn, &tenant, id).await.map_err(internal)? {
+            items.push(p);
+        }
+    }
+    Ok(Json(json!({ "items": items })))
+}

@@ -1,0 +1,82 @@
+//! Identity: consumes `crm.ingest.v1`, finds or creates the customer each event belongs to,
+//! keeps profiles (traits, identifiers), publishes resolved events on `crm.events.v1` and
+//! profile changes on `crm.profiles.v1` through the outbox, and writes hot profiles to Redis.
+//!
+//! This is the first slice: resolution is by exact identifier (user_id, then anonymous_id,
+//! then email). Merges, standardisation and probabilistic matching come next.
+
+#![forbid(unsafe_code)]
+
+mod api;
+mod identifiers;
+mod profile;
+mod resolve;
+
+use crm_config::{ConfigError, Env};
+use crm_kafka::consumer::Subscription;
+use crm_service::{Base, CommonConfig, PartServer};
+use tokio_util::sync::CancellationToken;
+
+pub use identifiers::{identifiers_of, IdentifierKey};
+pub use profile::Profile;
+pub use resolve::IngestHandler;
+
+/// The part's name: database `crm_identity`, group `crm-identity`, `CRM_IDENTITY__*`.
+pub const PART: &str = "identity";
+/// Default HTTP port.
+pub const DEFAULT_PORT: u16 = 8081;
+/// Identity's migrations.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Identity's settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listen address, database, Kafka, Redis.
+    pub common: CommonConfig,
+}
+
+impl Config {
+    /// Reads `CRM_IDENTITY__*`, `CRM_KAFKA__*`, `CRM_REDIS__*`.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            common: CommonConfig::from_env(env, PART, DEFAULT_PORT)?,
+        })
+    }
+}
+
+/// Identity, connected and bound, ready to run.
+pub struct Application {
+    server: PartServer,
+    handler: IngestHandler,
+}
+
+impl Application {
+    /// Connects, migrates (when configured), creates topics and binds the listener.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let base = Base::connect(PART, config.common, &MIGRATOR).await?;
+        let handler = IngestHandler::new(&base);
+        let api = api::routes(base.pool.clone());
+        let server = PartServer::bind(base, api).await?;
+        Ok(Self { server, handler })
+    }
+
+    /// The bound HTTP port.
+    pub fn port(&self) -> u16 {
+        self.server.port()
+    }
+
+    /// Runs until `shutdown`, then drains.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        self.server
+            .run_with_consumer(subscription(), self.handler, shutdown)
+            .await
+    }
+}
+
+/// What identity consumes.
+pub fn subscription() -> Subscription {
+    Subscription {
+        part: PART,
+        topics: vec![crm_envelope::Topic::Ingest],
+    }
+}

@@ -1,0 +1,113 @@
+//! The customer profile as identity stores and serves it (and as Redis caches it).
+
+use chrono::{DateTime, Utc};
+use crm_envelope::TenantId;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// One identifier of a customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct ProfileIdentifier {
+    /// `user_id`, `anonymous_id`, `email`, `phone`, `handle:<network>`.
+    pub kind: String,
+    /// The value.
+    pub value: String,
+}
+
+/// A customer's profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Profile {
+    /// Stable customer id.
+    pub id: Uuid,
+    /// Tenant.
+    pub tenant_id: String,
+    /// Traits from identify events (latest value wins, per key).
+    #[schema(value_type = Object)]
+    pub traits: Map<String, Value>,
+    /// Identifiers linked to the customer.
+    pub identifiers: Vec<ProfileIdentifier>,
+    /// Events applied to this customer.
+    pub event_count: i64,
+    /// Bumped by every applied event; lets clients see that a change happened.
+    pub version: i64,
+    /// Earliest `occurred_at` seen.
+    pub first_seen_at: DateTime<Utc>,
+    /// Latest `occurred_at` seen.
+    pub last_seen_at: DateTime<Utc>,
+    /// When identity created the customer.
+    pub created_at: DateTime<Utc>,
+    /// When the profile last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct CustomerRow {
+    id: Uuid,
+    tenant_id: String,
+    traits: sqlx::types::Json<Map<String, Value>>,
+    event_count: i64,
+    version: i64,
+    first_seen_at: DateTime<Utc>,
+    last_seen_at: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+/// Loads a profile; `None` when the tenant has no such customer.
+pub(crate) async fn load(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    id: Uuid,
+) -> Result<Option<Profile>, sqlx::Error> {
+    let row: Option<CustomerRow> = sqlx::query_as(
+        "SELECT id, tenant_id, traits, event_count, version, first_seen_at, last_seen_at,
+                created_at, updated_at
+         FROM customers WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant.as_str())
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let identifiers: Vec<ProfileIdentifier> = sqlx::query_as(
+        "SELECT kind, value FROM identifiers WHERE tenant_id = $1 AND customer_id = $2
+         ORDER BY first_seen_at, kind, value",
+    )
+    .bind(tenant.as_str())
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(Some(Profile {
+        id: row.id,
+        tenant_id: row.tenant_id,
+        traits: row.traits.0,
+        identifiers,
+        event_count: row.event_count,
+        version: row.version,
+        first_seen_at: row.first_seen_at,
+        last_seen_at: row.last_seen_at,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    }))
+}
+
+/// The customer an identifier belongs to.
+pub(crate) async fn find_by_identifier(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    kind: &str,
+    value: &str,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT customer_id FROM identifiers WHERE tenant_id = $1 AND kind = $2 AND value = $3",
+    )
+    .bind(tenant.as_str())
+    .bind(kind)
+    .bind(value)
+    .fetch_optional(conn)
+    .await
+}

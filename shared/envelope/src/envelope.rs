@@ -1,0 +1,108 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::TenantId;
+
+/// A social network handle, such as `{"network": "twitter", "handle": "@ana"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Handle {
+    /// The network, lower case (`twitter`, `instagram`, ...).
+    pub network: String,
+    /// The handle on that network.
+    pub handle: String,
+}
+
+/// The identifiers an event carries. At least `user_id` or `anonymous_id` is present on
+/// `crm.ingest.v1`, because one of them is the message key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    /// The customer's id in the sending system.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// A device or browser id, before the customer is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anonymous_id: Option<String>,
+    /// An email address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// A phone number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    /// Social network handles.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub handles: Vec<Handle>,
+}
+
+/// One event, as carried by every topic of the suite (ARCHITECTURE.md, "The event envelope").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Envelope {
+    /// Message id: client-supplied, or a new UUIDv7. Consumers dedupe on `(tenant_id, id)`.
+    pub id: String,
+    /// The tenant this event belongs to.
+    #[schema(value_type = String)]
+    pub tenant_id: TenantId,
+    /// `track`, `identify`, `page`, `screen`, `group`, `alias`, or a domain kind such as
+    /// `profile.merged`.
+    pub kind: String,
+    /// The event name (`Order Completed`); required for `track`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// When the event happened, as the sender says.
+    pub occurred_at: DateTime<Utc>,
+    /// When the suite received it.
+    pub received_at: DateTime<Utc>,
+    /// Where it came from: `api`, `segment`, `kafka`, `identity`, ...
+    pub source: String,
+    /// The identifiers it carries.
+    #[serde(default)]
+    pub identity: Identity,
+    /// Set by identity; absent on `crm.ingest.v1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<Uuid>,
+    /// Profile traits (identify).
+    #[serde(default)]
+    pub traits: Map<String, Value>,
+    /// Event properties (track).
+    #[serde(default)]
+    pub properties: Map<String, Value>,
+    /// Context: ip, user agent, library, ...
+    #[serde(default)]
+    pub context: Map<String, Value>,
+}
+
+impl Envelope {
+    /// A new domain event (such as `profile.updated`) about a customer, with a fresh UUIDv7 id.
+    pub fn domain(tenant_id: TenantId, kind: &str, customer_id: Uuid, source: &str) -> Self {
+        let now = Utc::now();
+        Self {
+            id: Uuid::now_v7().to_string(),
+            tenant_id,
+            kind: kind.to_owned(),
+            name: None,
+            occurred_at: now,
+            received_at: now,
+            source: source.to_owned(),
+            identity: Identity::default(),
+            customer_id: Some(customer_id),
+            traits: Map::new(),
+            properties: Map::new(),
+            context: Map::new(),
+        }
+    }
+
+    /// The Kafka key: `tenant:customer_id` once resolved, else `tenant:user_id`, else
+    /// `tenant:anonymous_id`. Keys keep one customer's events in one partition.
+    pub fn partition_key(&self) -> String {
+        let who = match (&self.customer_id, &self.identity.user_id, &self.identity.anonymous_id) {
+            (Some(c), _, _) => c.to_string(),
+            (None, Some(u), _) => u.clone(),
+            (None, None, Some(a)) => a.clone(),
+            (None, None, None) => self.id.clone(),
+        };
+        format!("{}:{}", self.tenant_id, who)
+    }
+}

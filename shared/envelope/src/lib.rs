@@ -1,0 +1,15 @@
+//! The contract between the parts of the CRM suite: the event envelope carried on every Kafka
+//! topic, the topics themselves, and the domain types that every part parses at its edge
+//! ("parse, don't validate"): a value of these types is always valid.
+
+#![forbid(unsafe_code)]
+
+mod envelope;
+mod ingest;
+mod tenant;
+mod topic;
+
+pub use envelope::{Envelope, Handle, Identity};
+pub use ingest::{parse_ingest_event, EventError, IngestLimits, MAX_BATCH_EVENTS, MAX_EVENT_BYTES};
+pub use tenant::{TenantId, TenantIdError};
+pub use topic::Topic;

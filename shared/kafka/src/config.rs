@@ -1,0 +1,52 @@
+use std::time::Duration;
+
+use crm_config::{ConfigError, Env};
+
+/// Broker and topic settings shared by every part.
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers` (`CRM_KAFKA__BROKERS`, default `127.0.0.1:9092`).
+    pub brokers: String,
+    /// Prefix of every topic and consumer group (`CRM_KAFKA__TOPIC_PREFIX`, default empty).
+    pub topic_prefix: String,
+    /// Partitions of topics created at start-up (`CRM_KAFKA__PARTITIONS`, default 3).
+    pub partitions: i32,
+    /// Replication factor of topics created at start-up (`CRM_KAFKA__REPLICATION`, default 1).
+    pub replication: i32,
+    /// Consumer session timeout (`CRM_KAFKA__SESSION_TIMEOUT_MS`, default 10000).
+    pub session_timeout: Duration,
+    /// How long a produce may wait for the broker's acknowledgement
+    /// (`CRM_KAFKA__DELIVERY_TIMEOUT_MS`, default 30000).
+    pub delivery_timeout: Duration,
+    /// How often librdkafka reports statistics, used for consumer lag
+    /// (`CRM_KAFKA__STATS_INTERVAL_MS`, default 5000; 0 turns it off).
+    pub stats_interval: Duration,
+}
+
+impl KafkaConfig {
+    /// Reads `CRM_KAFKA__*`.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            brokers: env.string_or("CRM_KAFKA__BROKERS", "127.0.0.1:9092"),
+            topic_prefix: env.string_or("CRM_KAFKA__TOPIC_PREFIX", ""),
+            partitions: env.ranged_or("CRM_KAFKA__PARTITIONS", 3, 1..=1024)?,
+            replication: env.ranged_or("CRM_KAFKA__REPLICATION", 1, 1..=7)?,
+            session_timeout: env.millis_or("CRM_KAFKA__SESSION_TIMEOUT_MS", 10_000)?,
+            delivery_timeout: env.millis_or("CRM_KAFKA__DELIVERY_TIMEOUT_MS", 30_000)?,
+            stats_interval: env.millis_or("CRM_KAFKA__STATS_INTERVAL_MS", 5_000)?,
+        })
+    }
+
+    /// Settings for a local broker with a given prefix (tests, tools).
+    pub fn local(brokers: &str, topic_prefix: &str) -> Self {
+        Self {
+            brokers: brokers.to_owned(),
+            topic_prefix: topic_prefix.to_owned(),
+            partitions: 2,
+            replication: 1,
+            session_timeout: Duration::from_secs(10),
+            delivery_timeout: Duration::from_secs(30),
+            stats_interval: Duration::from_secs(1),
+        }
+    }
+}

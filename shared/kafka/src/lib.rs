@@ -1,0 +1,27 @@
+//! Kafka plumbing shared by every part (ARCHITECTURE.md, "Delivery and consistency"):
+//!
+//! - [`KafkaConfig`] and [`Topics`]: broker settings, prefixed topic names, topic creation;
+//! - [`Producer`]: idempotent, `acks=all`, typed by [`crm_envelope::Topic`], trace context in headers;
+//! - [`consumer`]: a loop that stores offsets only after the handler's effect is durable,
+//!   retries transient errors forever with backoff and dead-letters permanent ones;
+//! - [`dedupe`]: the applied-message record, written in the effect's transaction;
+//! - [`outbox`]: the transactional outbox and its in-order relay.
+
+#![forbid(unsafe_code)]
+
+mod config;
+pub mod consumer;
+pub mod dedupe;
+mod headers;
+pub mod outbox;
+mod producer;
+mod topics;
+
+pub use config::KafkaConfig;
+pub use consumer::{HandleError, Handler, MessageMeta};
+pub use producer::{ProduceError, Producer};
+pub use topics::{ensure_topics, Topics};
+
+/// Migrations for the tables this crate owns in every part's database (outbox, applied
+/// messages). Each part runs them beside its own; both ignore the other's versions.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

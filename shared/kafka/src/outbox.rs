@@ -1,0 +1,177 @@
+//! The transactional outbox. A part writes the events that announce a state change with
+//! [`enqueue`], in the same transaction as the change; the [`Relay`] publishes committed rows in
+//! id order and marks them sent. A change is never published without being committed, nor
+//! committed without being published (at least once: consumers dedupe by message id).
+//!
+//! Several replicas of a part may run relays: a transaction-scoped advisory lock lets one of
+//! them publish at a time, which keeps the order.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crm_envelope::{Envelope, Topic};
+use crm_telemetry::Metrics;
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::Producer;
+
+/// Advisory lock key for the relay ("crm-outbox" in ASCII).
+const RELAY_LOCK: i64 = 0x63_72_6d_2d_6f_62_78;
+/// Sent rows are kept this long for inspection, then deleted.
+const SENT_RETENTION: &str = "1 hour";
+
+/// Adds `envelope` to the outbox for `topic`, with the current trace context, inside the
+/// caller's transaction.
+pub async fn enqueue(
+    conn: &mut PgConnection,
+    topic: Topic,
+    envelope: &Envelope,
+) -> Result<(), sqlx::Error> {
+    let headers = crm_telemetry::propagation::current_context_headers();
+    sqlx::query(
+        "INSERT INTO outbox (topic, message_key, payload, headers) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(topic.name())
+    .bind(envelope.partition_key())
+    .bind(Json(envelope))
+    .bind(Json(headers))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Publishes the outbox of one part's database.
+#[derive(Clone)]
+pub struct Relay {
+    pool: PgPool,
+    producer: Producer,
+    metrics: Metrics,
+    wake: Arc<Notify>,
+    batch: i64,
+    poll: Duration,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: i64,
+    topic: String,
+    message_key: String,
+    payload: Json<serde_json::Value>,
+    headers: Json<HashMap<String, String>>,
+}
+
+impl Relay {
+    /// A relay over `pool`'s outbox. Call [`Relay::waker`] after committing rows to publish them
+    /// at once; otherwise they go out within `poll`.
+    pub fn new(pool: PgPool, producer: Producer, metrics: Metrics, poll: Duration) -> Self {
+        Self {
+            pool,
+            producer,
+            metrics,
+            wake: Arc::new(Notify::new()),
+            batch: 500,
+            poll,
+        }
+    }
+
+    /// Wakes the relay; share it with the code that commits outbox rows.
+    pub fn waker(&self) -> Arc<Notify> {
+        Arc::clone(&self.wake)
+    }
+
+    /// Publishes until `shutdown`, then makes one last pass so that committed rows go out
+    /// before the process exits.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut backoff = Duration::from_millis(100);
+        let mut last_cleanup = Instant::now();
+        loop {
+            match self.publish_batch().await {
+                Ok(n) if n as i64 == self.batch => continue,
+                Ok(_) => backoff = Duration::from_millis(100),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "outbox relay pass failed; retrying");
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+            if last_cleanup.elapsed() > Duration::from_secs(60) {
+                last_cleanup = Instant::now();
+                let deleted = sqlx::query(&format!(
+                    "DELETE FROM outbox WHERE sent_at < now() - interval '{SENT_RETENTION}'"
+                ))
+                .execute(&self.pool)
+                .await;
+                if let Err(e) = deleted {
+                    tracing::warn!(error = %e, "outbox cleanup failed");
+                }
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(self.poll.max(backoff)) => {}
+            }
+        }
+        for _ in 0..10 {
+            match self.publish_batch().await {
+                Ok(n) if n as i64 == self.batch => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "final outbox pass failed; rows stay for the next start");
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Publishes up to one batch of unsent rows in id order; returns how many went out.
+    pub async fn publish_batch(&self) -> anyhow::Result<usize> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(RELAY_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, topic, message_key, payload, headers FROM outbox
+             WHERE sent_at IS NULL ORDER BY id LIMIT $1",
+        )
+        .bind(self.batch)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            self.metrics.outbox_backlog.set(0);
+            return Ok(0);
+        }
+        // Sends are enqueued in row order; the idempotent producer keeps that order within
+        // each partition while acknowledgements are awaited together.
+        let payloads: Vec<Vec<u8>> = rows
+            .iter()
+            .map(|r| serde_json::to_vec(&r.payload.0))
+            .collect::<Result<_, _>>()?;
+        let sends = rows.iter().zip(&payloads).map(|(row, payload)| async move {
+            let topic = Topic::from_name(&row.topic)
+                .ok_or_else(|| anyhow::anyhow!("outbox row {} names unknown topic", row.id))?;
+            let name = self.producer.topics().name(topic);
+            self.producer
+                .send_raw(&name, &row.message_key, payload, &row.headers.0)
+                .await
+                .map_err(anyhow::Error::from)
+        });
+        for result in futures::future::join_all(sends).await {
+            result?;
+        }
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        sqlx::query("UPDATE outbox SET sent_at = now() WHERE id = ANY($1)")
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?;
+        let backlog: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.metrics.outbox_backlog.set(backlog);
+        Ok(rows.len())
+    }
+}

@@ -1,0 +1,117 @@
+use std::time::Duration;
+
+use axum::Router;
+use crm_kafka::consumer::{self, Subscription};
+use crm_kafka::Handler;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::middleware::{trace_context, track_metrics};
+use crate::Base;
+
+/// A part ready to serve: its listener is bound (port 0 gives a free port, see
+/// [`PartServer::port`]) so tests start the real thing in-process.
+pub struct PartServer {
+    base: Base,
+    listener: TcpListener,
+    router: Router,
+}
+
+impl PartServer {
+    /// Binds the part's listen address and assembles its API with the operational routes and
+    /// middleware.
+    pub async fn bind(base: Base, api: Router) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(base.config.listen).await?;
+        let router = api
+            .merge(base.ops_routes())
+            .layer(axum::middleware::from_fn(trace_context))
+            .layer(axum::middleware::from_fn_with_state(
+                base.metrics.clone(),
+                track_metrics,
+            ));
+        Ok(Self {
+            base,
+            listener,
+            router,
+        })
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map_or(0, |a| a.port())
+    }
+
+    /// Serves HTTP and the outbox relay until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        self.run_inner::<NoHandler>(None, shutdown).await
+    }
+
+    /// Serves HTTP, consumes `subscription` with `handler`, and relays the outbox until
+    /// `shutdown`. Then drains in order: HTTP stops taking requests and finishes those in
+    /// flight; the consumer finishes its message and commits; the relay publishes what was
+    /// committed; the producer flushes.
+    pub async fn run_with_consumer<H: Handler>(
+        self,
+        subscription: Subscription,
+        handler: H,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        self.run_inner(Some((subscription, handler)), shutdown).await
+    }
+
+    async fn run_inner<H: Handler>(
+        self,
+        consumer: Option<(Subscription, H)>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let Self {
+            base,
+            listener,
+            router,
+        } = self;
+        tracing::info!(part = base.part, addr = ?listener.local_addr().ok(), "serving");
+        let relay_stop = CancellationToken::new();
+        let relay = tokio::spawn(base.relay.clone().run(relay_stop.clone()));
+        let consumer_task = consumer.map(|(subscription, handler)| {
+            let config = base.config.kafka.clone();
+            let producer = base.producer.clone();
+            let metrics = base.metrics.clone();
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                consumer::run(&config, subscription, handler, producer, metrics, stop).await
+            })
+        });
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .await;
+        // If HTTP failed on its own, stop the rest too.
+        shutdown.cancel();
+        if let Some(task) = consumer_task {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %format!("{e:#}"), "consumer failed"),
+                Err(e) => tracing::error!(error = %e, "consumer task failed"),
+            }
+        }
+        relay_stop.cancel();
+        if let Err(e) = relay.await {
+            tracing::error!(error = %e, "outbox relay task failed");
+        }
+        base.producer.flush(Duration::from_secs(10)).await;
+        tracing::info!(part = base.part, "stopped");
+        served.map_err(Into::into)
+    }
+}
+
+/// The handler type of a part that consumes nothing.
+struct NoHandler;
+
+impl Handler for NoHandler {
+    async fn handle(
+        &self,
+        _: &crm_envelope::Envelope,
+        _: &crm_kafka::MessageMeta,
+    ) -> Result<(), crm_kafka::HandleError> {
+        Ok(())
+    }
+}

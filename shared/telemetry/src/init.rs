@@ -1,0 +1,73 @@
+use std::sync::OnceLock;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::Resource;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::EnvFilter;
+
+/// Flushes pending spans when dropped; keep it alive for the life of the process.
+pub struct TelemetryGuard {
+    provider: SdkTracerProvider,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        // Nothing useful can be done with a flush error at exit; the exporter logs its own.
+        let _ = self.provider.shutdown();
+    }
+}
+
+/// Initialises JSON logs on stdout (filtered by `RUST_LOG`, default `info`), W3C trace-context
+/// propagation, and span export over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+/// Spans are always created, so trace ids propagate through HTTP and Kafka even without export.
+pub fn init(service_name: &'static str) -> anyhow::Result<TelemetryGuard> {
+    let provider = tracer_provider(service_name)?;
+    let tracer = provider.tracer(service_name);
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    tracing_subscriber::registry()
+        .with(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .flatten_event(true)
+                .with_current_span(true)
+                .with_span_list(false),
+        )
+        .with(tracing_opentelemetry::layer().with_tracer(tracer))
+        .try_init()?;
+    Ok(TelemetryGuard { provider })
+}
+
+fn tracer_provider(service_name: &'static str) -> anyhow::Result<SdkTracerProvider> {
+    let resource = Resource::builder().with_service_name(service_name).build();
+    let mut builder = SdkTracerProvider::builder().with_resource(resource);
+    if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some_and(|v| !v.is_empty()) {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .build()?;
+        builder = builder.with_batch_exporter(exporter);
+    }
+    Ok(builder.build())
+}
+
+/// For test binaries that start several parts in one process: installs propagation and a
+/// tracer (no export) once, and compact human-readable logs filtered by `RUST_LOG` (default
+/// `warn`). Safe to call from every test.
+pub fn init_for_tests() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let provider = SdkTracerProvider::builder().build();
+        let tracer = provider.tracer("crm-tests");
+        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+        opentelemetry::global::set_tracer_provider(provider);
+        let _ = tracing_subscriber::registry()
+            .with(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
+            .with(tracing_subscriber::fmt::layer().with_test_writer())
+            .with(tracing_opentelemetry::layer().with_tracer(tracer))
+            .try_init();
+    });
+}
