@@ -1,0 +1,163 @@
+//! Customer reads: `GET /v1/customers/{id}` from the hot-profile cache (falling back to
+//! identity and filling the cache), and `GET /v1/customers?user_id=…` by exact identifier.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use crm_service::Problem;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::auth::{Caller, Scope};
+use crate::AppState;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/customers/{id}", get(get_customer))
+        .route("/v1/customers", get(find_customers))
+}
+
+fn not_found() -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, "customer_not_found", "no customer with this id for your tenant")
+}
+
+fn upstream(e: &anyhow::Error) -> Problem {
+    tracing::error!(error = %format!("{e:#}"), "identity unreachable");
+    Problem::new(StatusCode::SERVICE_UNAVAILABLE, "identity_unavailable", "the profile store is unreachable; retry shortly")
+}
+
+/// Read a customer's profile.
+#[utoipa::path(
+    get, path = "/v1/customers/{id}", tag = "customers",
+    params(("id" = Uuid, Path, description = "Customer id")),
+    responses(
+        (status = 200, description = "The profile; header x-cache says hit or miss", body = crm_identity_profile::Profile),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such customer for this tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Identity unreachable and profile not cached", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn get_customer(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(raw_id): Path<String>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Read)?;
+    let id = Uuid::parse_str(&raw_id).map_err(|_| not_found())?;
+    let key = app.cache.key(&caller.tenant, id);
+    match app.cache.get(&key).await {
+        Ok(Some(json)) => return Ok(profile_response(json, "hit")),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "profile cache unavailable; reading from identity"),
+    }
+    let json = app
+        .identity
+        .customer(&caller.tenant, id)
+        .await
+        .map_err(|e| upstream(&e))?
+        .ok_or_else(not_found)?;
+    if let Err(e) = app.cache.fill(&key, &json).await {
+        tracing::warn!(error = %e, "profile cache fill failed");
+    }
+    Ok(profile_response(json, "miss"))
+}
+
+fn profile_response(json: String, cache: &'static str) -> Response {
+    let mut response = (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        json,
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert("x-cache", HeaderValue::from_static(cache));
+    response
+}
+
+/// Exactly one identifier to look a customer up by.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub(crate) struct Lookup {
+    /// The customer's id in your system.
+    user_id: Option<String>,
+    /// A device or browser id.
+    anonymous_id: Option<String>,
+    /// An email address (case-insensitive).
+    email: Option<String>,
+}
+
+/// Find customers by an exact identifier.
+#[utoipa::path(
+    get, path = "/v1/customers", tag = "customers", params(Lookup),
+    responses(
+        (status = 200, description = "{\"items\": [profile]} (empty when none)"),
+        (status = 400, description = "Not exactly one identifier", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn find_customers(
+    State(app): State<AppState>,
+    caller: Caller,
+    Query(q): Query<Lookup>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Read)?;
+    let mut query = Vec::new();
+    for (name, value) in [("user_id", &q.user_id), ("anonymous_id", &q.anonymous_id), ("email", &q.email)] {
+        if let Some(v) = value {
+            query.push((name, v.as_str()));
+        }
+    }
+    let (status, body) = app
+        .identity
+        .find(&caller.tenant, &query)
+        .await
+        .map_err(|e| upstream(&e))?;
+    let status = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    if status.is_success() {
+        Ok((status, Json(body)).into_response())
+    } else {
+        // Identity answers problem+json for bad lookups; pass it on as it is.
+        let mut response = (status, Json(body)).into_response();
+        response.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        Ok(response)
+    }
+}
+
+/// The profile schema, as identity serves it (documented here so `/openapi.json` is whole).
+pub(crate) mod crm_identity_profile {
+    use serde_json::{Map, Value};
+
+    /// A customer's profile.
+    #[allow(dead_code)]
+    #[derive(utoipa::ToSchema)]
+    pub struct Profile {
+        /// Stable customer id.
+        id: uuid::Uuid,
+        /// Tenant.
+        tenant_id: String,
+        /// Traits from identify events.
+        #[schema(value_type = Object)]
+        traits: Map<String, Value>,
+        /// Identifiers linked to the customer: `[{"kind": "email", "value": "…"}]`.
+        #[schema(value_type = Vec<Object>)]
+        identifiers: Vec<Value>,
+        /// Events applied.
+        event_count: i64,
+        /// Bumped by every applied event.
+        version: i64,
+        /// Earliest event time.
+        first_seen_at: chrono::DateTime<chrono::Utc>,
+        /// Latest event time.
+        last_seen_at: chrono::DateTime<chrono::Utc>,
+        /// Creation time.
+        created_at: chrono::DateTime<chrono::Utc>,
+        /// Last change.
+        updated_at: chrono::DateTime<chrono::Utc>,
+    }
+}

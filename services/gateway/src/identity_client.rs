@@ -1,0 +1,55 @@
+//! The gateway's client of identity's internal API.
+
+use std::time::Duration;
+
+use crm_envelope::TenantId;
+use reqwest::StatusCode;
+use uuid::Uuid;
+
+/// Calls identity's internal API, passing the W3C trace context on.
+#[derive(Clone)]
+pub struct IdentityClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl IdentityClient {
+    /// A client of identity at `base` (`http://host:port`), each call bounded by `timeout`.
+    pub fn new(base: &str, timeout: Duration) -> anyhow::Result<Self> {
+        Ok(Self {
+            http: reqwest::Client::builder().timeout(timeout).build()?,
+            base: base.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// A customer's profile JSON, or `None` when identity has no such customer.
+    pub async fn customer(&self, tenant: &TenantId, id: Uuid) -> anyhow::Result<Option<String>> {
+        let url = format!("{}/internal/v1/tenants/{tenant}/customers/{id}", self.base);
+        let response = self.get(&url, &[]).await?;
+        match response.status() {
+            StatusCode::OK => Ok(Some(response.text().await?)),
+            StatusCode::NOT_FOUND => Ok(None),
+            other => anyhow::bail!("identity answered {other}"),
+        }
+    }
+
+    /// Customers holding an exact identifier, as identity's JSON (`{"items": [...]}`).
+    pub async fn find(
+        &self,
+        tenant: &TenantId,
+        query: &[(&str, &str)],
+    ) -> anyhow::Result<(StatusCode, serde_json::Value)> {
+        let url = format!("{}/internal/v1/tenants/{tenant}/customers", self.base);
+        let response = self.get(&url, query).await?;
+        let status = response.status();
+        Ok((status, response.json().await?))
+    }
+
+    async fn get(&self, url: &str, query: &[(&str, &str)]) -> reqwest::Result<reqwest::Response> {
+        let mut request = self.http.get(url).query(query);
+        for (k, v) in crm_telemetry::propagation::current_context_headers() {
+            request = request.header(k, v);
+        }
+        request.send().await
+    }
+}

@@ -1,0 +1,108 @@
+//! The gateway: the suite's only public entry. It authenticates API keys (hashed, scoped, one
+//! tenant each), takes events on `POST /v1/events` and produces them to `crm.ingest.v1`, and
+//! serves customer profiles from the Redis hot-profile cache, falling back to identity.
+
+#![forbid(unsafe_code)]
+
+mod auth;
+mod customers;
+mod events;
+mod identity_client;
+mod keys;
+mod openapi;
+pub mod tenants;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use crm_cache::ProfileCache;
+use crm_config::{ConfigError, Env};
+use crm_kafka::Producer;
+use crm_service::{Base, CommonConfig, PartServer};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+pub use auth::Scope;
+pub use identity_client::IdentityClient;
+
+/// The part's name.
+pub const PART: &str = "gateway";
+/// Default HTTP port.
+pub const DEFAULT_PORT: u16 = 8080;
+/// The gateway's migrations.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The gateway's settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listen address, database, Kafka, Redis.
+    pub common: CommonConfig,
+    /// Identity's internal API (`CRM_GATEWAY__IDENTITY_URL`, default `http://127.0.0.1:8081`).
+    pub identity_url: String,
+    /// Timeout of calls to internal parts (`CRM_GATEWAY__UPSTREAM_TIMEOUT_MS`, default 2000).
+    pub upstream_timeout: Duration,
+}
+
+impl Config {
+    /// Reads `CRM_GATEWAY__*`, `CRM_KAFKA__*`, `CRM_REDIS__*`.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            common: CommonConfig::from_env(env, PART, DEFAULT_PORT)?,
+            identity_url: env.url_or(
+                "CRM_GATEWAY__IDENTITY_URL",
+                "http://127.0.0.1:8081",
+                &["http", "https"],
+            )?,
+            upstream_timeout: env.millis_or("CRM_GATEWAY__UPSTREAM_TIMEOUT_MS", 2_000)?,
+        })
+    }
+}
+
+/// What handlers share.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub pool: PgPool,
+    pub producer: Producer,
+    pub cache: Arc<ProfileCache>,
+    pub identity: IdentityClient,
+}
+
+/// The gateway, connected and bound.
+pub struct Application {
+    server: PartServer,
+}
+
+impl Application {
+    /// Connects, migrates (when configured), creates topics and binds the listener.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let base = Base::connect(PART, config.common, &MIGRATOR).await?;
+        let state = AppState {
+            pool: base.pool.clone(),
+            producer: base.producer.clone(),
+            cache: Arc::clone(&base.cache),
+            identity: IdentityClient::new(&config.identity_url, config.upstream_timeout)?,
+        };
+        let server = PartServer::bind(base, router(state)).await?;
+        Ok(Self { server })
+    }
+
+    /// The bound HTTP port.
+    pub fn port(&self) -> u16 {
+        self.server.port()
+    }
+
+    /// Runs until `shutdown`, then drains.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        self.server.run(shutdown).await
+    }
+}
+
+fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(events::routes())
+        .merge(customers::routes())
+        .merge(keys::routes())
+        .merge(openapi::routes())
+        .with_state(state)
+}

@@ -1,0 +1,80 @@
+//! `crm-gateway`: `serve` (default), `migrate`, `create-tenant`, `create-key`.
+
+use clap::{Parser, Subcommand};
+use crm_config::Env;
+use crm_envelope::TenantId;
+use crm_gateway::{tenants, Scope};
+
+#[derive(Parser)]
+#[command(name = "crm-gateway", about = "CRM gateway: the public REST API", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the public API (default).
+    Serve,
+    /// Create the database if missing and apply migrations.
+    Migrate,
+    /// Create a tenant and print its first admin API key as JSON.
+    CreateTenant {
+        /// Tenant id: a-z, 0-9, '-', '_'.
+        #[arg(long)]
+        id: String,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Issue another API key for a tenant and print it as JSON.
+    CreateKey {
+        /// Tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// Comma-separated scopes: ingest, read, admin.
+        #[arg(long, default_value = "admin")]
+        scopes: String,
+        /// What the key is for.
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let _telemetry = crm_telemetry::init("crm-gateway")?;
+    let config = crm_gateway::Config::from_env(&Env::from_process())?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let shutdown = crm_service::shutdown::on_signal();
+            crm_gateway::Application::build(config).await?.run(shutdown).await
+        }
+        Command::Migrate => crm_service::Base::migrate_only(&config.common, &crm_gateway::MIGRATOR).await,
+        Command::CreateTenant { id, name } => {
+            let tenant = TenantId::parse(&id)?;
+            let pool = admin_pool(&config).await?;
+            let key = tenants::create_tenant(&pool, &tenant, name.as_deref().unwrap_or(&id)).await?;
+            println!("{}", serde_json::to_string_pretty(&key)?);
+            Ok(())
+        }
+        Command::CreateKey { tenant, scopes, name } => {
+            let tenant = TenantId::parse(&tenant)?;
+            let scopes = scopes
+                .split(',')
+                .map(|s| serde_json::from_value::<Scope>(serde_json::Value::String(s.trim().to_owned())))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| anyhow::anyhow!("--scopes takes ingest, read and admin, comma-separated"))?;
+            let pool = admin_pool(&config).await?;
+            let key = tenants::create_key(&pool, &tenant, &name, &scopes).await?;
+            println!("{}", serde_json::to_string_pretty(&key)?);
+            Ok(())
+        }
+    }
+}
+
+async fn admin_pool(config: &crm_gateway::Config) -> anyhow::Result<sqlx::PgPool> {
+    crm_service::Base::migrate_only(&config.common, &crm_gateway::MIGRATOR).await?;
+    crm_service::db::connect(&config.common.database_url, 1).await
+}

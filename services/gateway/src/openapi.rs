@@ -1,0 +1,38 @@
+//! `/openapi.json`, generated from the handlers' annotations.
+
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "CRM suite API", description = "The public REST facade of the CRM suite. Authenticate with 'Authorization: Bearer <key>' or 'X-Api-Key'. Errors are application/problem+json with a stable 'code'."),
+    paths(
+        crate::events::post_events,
+        crate::customers::get_customer,
+        crate::customers::find_customers,
+        crate::keys::issue_key,
+    ),
+    components(schemas(crm_envelope::Envelope, crm_envelope::EventError, crm_service::Problem)),
+    modifiers(&Security),
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))),
+        );
+    }
+}
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+}
