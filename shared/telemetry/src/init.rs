@@ -4,7 +4,9 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::Layer;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
@@ -20,7 +22,7 @@ impl Drop for TelemetryGuard {
     }
 }
 
-/// Initialises JSON logs on stdout (filtered by `RUST_LOG`, default `info`), W3C trace-context
+/// Initialises JSON logs on stderr (filtered by `RUST_LOG`, default `info,sqlx=warn`), W3C trace-context
 /// propagation, and span export over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 /// Spans are always created, so trace ids propagate through HTTP and Kafka even without export.
 pub fn init(service_name: &'static str) -> anyhow::Result<TelemetryGuard> {
@@ -28,16 +30,23 @@ pub fn init(service_name: &'static str) -> anyhow::Result<TelemetryGuard> {
     let tracer = provider.tracer(service_name);
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     opentelemetry::global::set_tracer_provider(provider.clone());
+    // The log filter applies to logs only: spans are always recorded at INFO for OpenTelemetry,
+    // so that trace context propagates whatever RUST_LOG says.
     tracing_subscriber::registry()
-        .with(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with(
             tracing_subscriber::fmt::layer()
                 .json()
+                .with_writer(std::io::stderr)
                 .flatten_event(true)
                 .with_current_span(true)
-                .with_span_list(false),
+                .with_span_list(false)
+                .with_filter(log_filter("info,sqlx=warn")),
         )
-        .with(tracing_opentelemetry::layer().with_tracer(tracer))
+        .with(
+            tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_filter(LevelFilter::INFO),
+        )
         .try_init()?;
     Ok(TelemetryGuard { provider })
 }
@@ -65,9 +74,20 @@ pub fn init_for_tests() {
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
         opentelemetry::global::set_tracer_provider(provider);
         let _ = tracing_subscriber::registry()
-            .with(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
-            .with(tracing_subscriber::fmt::layer().with_test_writer())
-            .with(tracing_opentelemetry::layer().with_tracer(tracer))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_test_writer()
+                    .with_filter(log_filter("warn")),
+            )
+            .with(
+                tracing_opentelemetry::layer()
+                    .with_tracer(tracer)
+                    .with_filter(LevelFilter::INFO),
+            )
             .try_init();
     });
+}
+
+fn log_filter(default: &str) -> EnvFilter {
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default))
 }

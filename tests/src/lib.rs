@@ -1,0 +1,297 @@
+//! Test harness: starts the five parts in-process on port 0, each test with its own databases
+//! (`crm_test_<id>_<part>`), topic prefix and consumer groups (`t<id>.`), and Redis prefix, so
+//! tests run in parallel against one PostgreSQL, Redis and broker.
+//!
+//! The broker is `CRM_TEST_KAFKA_BROKERS` (default `127.0.0.1:9092`), PostgreSQL
+//! `CRM_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432`), Redis
+//! `CRM_TEST_REDIS` (default `redis://127.0.0.1:6379`). `scripts/test` starts a broker when none runs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crm_cache::CacheConfig;
+use crm_kafka::KafkaConfig;
+use crm_service::CommonConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::ClientConfig;
+use serde_json::Value;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub fn brokers() -> String {
+    std::env::var("CRM_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+pub fn postgres() -> String {
+    std::env::var("CRM_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("CRM_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Settings of one part for test `id`.
+pub fn part_config(id: &str, part: &str, redis: &str) -> CommonConfig {
+    CommonConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        database_url: format!("{}/crm_test_{id}_{part}", postgres()),
+        database_pool: 5,
+        migrate_on_start: true,
+        outbox_poll: Duration::from_millis(50),
+        kafka: KafkaConfig {
+            session_timeout: Duration::from_secs(6),
+            ..KafkaConfig::local(&brokers(), &format!("t{id}."))
+        },
+        redis: CacheConfig {
+            url: redis.to_owned(),
+            prefix: format!("t{id}"),
+            ttl: Duration::from_secs(3600),
+            timeout: Duration::from_millis(250),
+        },
+    }
+}
+
+/// A short unique id for one test's resources.
+pub fn unique_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
+}
+
+/// Options for [`Suite::start_with`].
+#[derive(Default)]
+pub struct SuiteOptions {
+    /// Redis URL for every part (default: the shared one).
+    pub redis: Option<String>,
+}
+
+/// The five parts, running.
+pub struct Suite {
+    pub id: String,
+    pub tenant: String,
+    /// Admin key of `tenant`.
+    pub key: String,
+    pub gateway: String,
+    pub identity: String,
+    pub segmentation: String,
+    pub campaign: String,
+    pub loyalty: String,
+    pub redis: String,
+    pub http: reqwest::Client,
+    pub gateway_pool: sqlx::PgPool,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+fn spawn<F>(tasks: &mut Vec<JoinHandle<()>>, f: F)
+where
+    F: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = f.await {
+            eprintln!("part failed: {e:#}");
+        }
+    }));
+}
+
+impl Suite {
+    pub async fn start() -> Suite {
+        Self::start_with(SuiteOptions::default()).await
+    }
+
+    pub async fn start_with(options: SuiteOptions) -> Suite {
+        crm_telemetry::init_for_tests();
+        let id = unique_id();
+        let redis = options.redis.unwrap_or_else(redis_url);
+        let shutdown = CancellationToken::new();
+        let mut tasks = Vec::new();
+        let url = |port: u16| format!("http://127.0.0.1:{port}");
+
+        let identity = crm_identity::Application::build(crm_identity::Config {
+            common: part_config(&id, "identity", &redis),
+        })
+        .await
+        .expect("identity starts");
+        let identity_url = url(identity.port());
+        spawn(&mut tasks, identity.run(shutdown.clone()));
+
+        let gateway_config = crm_gateway::Config {
+            common: part_config(&id, "gateway", &redis),
+            identity_url: identity_url.clone(),
+            upstream_timeout: Duration::from_secs(2),
+        };
+        let gateway_pool_url = gateway_config.common.database_url.clone();
+        let gateway = crm_gateway::Application::build(gateway_config).await.expect("gateway starts");
+        let gateway_url = url(gateway.port());
+        spawn(&mut tasks, gateway.run(shutdown.clone()));
+
+        let segmentation = crm_segmentation::Application::build(crm_segmentation::Config {
+            common: part_config(&id, "segmentation", &redis),
+        })
+        .await
+        .expect("segmentation starts");
+        let segmentation_url = url(segmentation.port());
+        spawn(&mut tasks, segmentation.run(shutdown.clone()));
+
+        let campaign = crm_campaign::Application::build(crm_campaign::Config {
+            common: part_config(&id, "campaign", &redis),
+        })
+        .await
+        .expect("campaign starts");
+        let campaign_url = url(campaign.port());
+        spawn(&mut tasks, campaign.run(shutdown.clone()));
+
+        let loyalty = crm_loyalty::Application::build(crm_loyalty::Config {
+            common: part_config(&id, "loyalty", &redis),
+        })
+        .await
+        .expect("loyalty starts");
+        let loyalty_url = url(loyalty.port());
+        spawn(&mut tasks, loyalty.run(shutdown.clone()));
+
+        let gateway_pool = crm_service::db::connect(&gateway_pool_url, 2).await.unwrap();
+        let tenant = "acme".to_owned();
+        let key = crm_gateway::tenants::create_tenant(
+            &gateway_pool,
+            &crm_envelope::TenantId::parse(&tenant).unwrap(),
+            "Acme",
+        )
+        .await
+        .unwrap()
+        .api_key;
+        Suite {
+            id,
+            tenant,
+            key,
+            gateway: gateway_url,
+            identity: identity_url,
+            segmentation: segmentation_url,
+            campaign: campaign_url,
+            loyalty: loyalty_url,
+            redis,
+            http: reqwest::Client::new(),
+            gateway_pool,
+            shutdown,
+            tasks,
+        }
+    }
+
+    /// Another tenant with its own admin key.
+    pub async fn new_tenant(&self, tenant: &str) -> String {
+        crm_gateway::tenants::create_tenant(
+            &self.gateway_pool,
+            &crm_envelope::TenantId::parse(tenant).unwrap(),
+            tenant,
+        )
+        .await
+        .unwrap()
+        .api_key
+    }
+
+    /// A key of `tenant` with `scopes`.
+    pub async fn key_with(&self, tenant: &str, scopes: &[crm_gateway::Scope]) -> String {
+        crm_gateway::tenants::create_key(
+            &self.gateway_pool,
+            &crm_envelope::TenantId::parse(tenant).unwrap(),
+            "test",
+            scopes,
+        )
+        .await
+        .unwrap()
+        .api_key
+    }
+
+    pub async fn post_events(&self, key: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}/v1/events", self.gateway))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, key: Option<&str>, path: &str) -> reqwest::Response {
+        let mut request = self.http.get(format!("{}{path}", self.gateway));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// The profile of `user_id`, once identity has it.
+    pub async fn customer_by_user(&self, user_id: &str) -> Option<Value> {
+        let body: Value = self
+            .get(Some(&self.key), &format!("/v1/customers?user_id={user_id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        body["items"].as_array().and_then(|items| items.first().cloned())
+    }
+
+    /// Waits (up to 60 s) for `user_id`'s profile to satisfy `check`.
+    pub async fn wait_for_customer(&self, user_id: &str, check: impl Fn(&Value) -> bool) -> Value {
+        eventually(&format!("profile of {user_id}"), || async {
+            self.customer_by_user(user_id).await.filter(|p| check(p))
+        })
+        .await
+    }
+
+    /// The Redis key of a customer's cached profile.
+    pub fn cache_key(&self, customer_id: &str) -> String {
+        format!("t{}:{}:profile:{customer_id}", self.id, self.tenant)
+    }
+
+    pub fn topic(&self, logical: &str) -> String {
+        format!("t{}.{logical}", self.id)
+    }
+
+    /// Stops every part and waits for them to drain.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+        }
+    }
+}
+
+/// Polls `f` until it returns `Some`, for up to 60 s; panics naming `what` otherwise.
+pub async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A consumer of physical `topic` from the beginning, in a group of its own.
+pub fn test_consumer(topic: &str) -> StreamConsumer {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", format!("test-reader-{}", unique_id()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    consumer
+}
+
+/// The value of metric `name` whose labels include every one of `labels`, in Prometheus text.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .find(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
