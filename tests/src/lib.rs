@@ -26,7 +26,8 @@ pub fn brokers() -> String {
 }
 
 pub fn postgres() -> String {
-    std::env::var("CRM_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    std::env::var("CRM_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
 pub fn redis_url() -> String {
@@ -122,7 +123,9 @@ impl Suite {
             upstream_timeout: Duration::from_secs(2),
         };
         let gateway_pool_url = gateway_config.common.database_url.clone();
-        let gateway = crm_gateway::Application::build(gateway_config).await.expect("gateway starts");
+        let gateway = crm_gateway::Application::build(gateway_config)
+            .await
+            .expect("gateway starts");
         let gateway_url = url(gateway.port());
         spawn(&mut tasks, gateway.run(shutdown.clone()));
 
@@ -150,7 +153,9 @@ impl Suite {
         let loyalty_url = url(loyalty.port());
         spawn(&mut tasks, loyalty.run(shutdown.clone()));
 
-        let gateway_pool = crm_service::db::connect(&gateway_pool_url, 2).await.unwrap();
+        let gateway_pool = crm_service::db::connect(&gateway_pool_url, 2)
+            .await
+            .unwrap();
         let tenant = "acme".to_owned();
         let key = crm_gateway::tenants::create_tenant(
             &gateway_pool,
@@ -228,7 +233,9 @@ impl Suite {
             .json()
             .await
             .unwrap();
-        body["items"].as_array().and_then(|items| items.first().cloned())
+        body["items"]
+            .as_array()
+            .and_then(|items| items.first().cloned())
     }
 
     /// Waits (up to 60 s) for `user_id`'s profile to satisfy `check`.
@@ -268,7 +275,10 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -291,7 +301,11 @@ pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
-        .find(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .find(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
 }

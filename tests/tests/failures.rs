@@ -9,10 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crm_envelope::{Envelope, Topic};
-use crm_kafka::consumer::{self, Subscription};
+use crm_kafka::consumer;
 use crm_kafka::{HandleError, Handler, MessageMeta, Producer};
 use crm_service::Base;
-use crm_tests::{eventually, part_config, redis_url, test_consumer, unique_id, Suite, SuiteOptions};
+use crm_tests::{
+    eventually, part_config, redis_url, test_consumer, unique_id, Suite, SuiteOptions,
+};
 use rdkafka::message::{Headers, Message};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -21,15 +23,31 @@ use tokio_util::sync::CancellationToken;
 async fn a_message_that_breaks_the_contract_is_dead_lettered_and_the_consumer_goes_on() {
     let suite = Suite::start().await;
     let config = part_config(&suite.id, "probe", &suite.redis).kafka;
-    let producer = Producer::connect(&config, crm_telemetry::Metrics::new("probe").unwrap()).await.unwrap();
+    let producer = Producer::connect(&config, crm_telemetry::Metrics::new("probe").unwrap())
+        .await
+        .unwrap();
     let topic = suite.topic("crm.ingest.v1");
     let key = "acme:dlq-user";
     let none = HashMap::new();
-    producer.send_raw(&topic, key, b"{this is not json", &none).await.unwrap();
+    producer
+        .send_raw(&topic, key, b"{this is not json", &none)
+        .await
+        .unwrap();
     let no_identity = json!({"id": "no-id-1", "tenant_id": "acme", "kind": "track", "name": "X", "occurred_at": "2026-11-23T10:00:00Z", "received_at": "2026-11-23T10:00:00Z", "source": "kafka"});
-    producer.send_raw(&topic, key, &serde_json::to_vec(&no_identity).unwrap(), &none).await.unwrap();
+    producer
+        .send_raw(
+            &topic,
+            key,
+            &serde_json::to_vec(&no_identity).unwrap(),
+            &none,
+        )
+        .await
+        .unwrap();
     let good = json!({"id": "good-1", "tenant_id": "acme", "kind": "identify", "occurred_at": "2026-11-23T10:00:00Z", "received_at": "2026-11-23T10:00:00Z", "source": "kafka", "identity": {"user_id": "dlq-user"}});
-    producer.send_raw(&topic, key, &serde_json::to_vec(&good).unwrap(), &none).await.unwrap();
+    producer
+        .send_raw(&topic, key, &serde_json::to_vec(&good).unwrap(), &none)
+        .await
+        .unwrap();
 
     // The consumer went past both bad messages to the good one.
     suite.wait_for_customer("dlq-user", |_| true).await;
@@ -37,21 +55,51 @@ async fn a_message_that_breaks_the_contract_is_dead_lettered_and_the_consumer_go
     let dlq = test_consumer(&suite.topic("crm.ingest.v1.dlq"));
     let mut dead: Vec<HashMap<String, String>> = Vec::new();
     while dead.len() < 2 {
-        let message = tokio::time::timeout(Duration::from_secs(30), dlq.recv()).await.expect("dead letters arrive").unwrap();
-        let headers = message.headers().map(|h| h.iter().filter_map(|h| Some((h.key.to_owned(), String::from_utf8(h.value?.to_vec()).ok()?))).collect()).unwrap_or_default();
+        let message = tokio::time::timeout(Duration::from_secs(30), dlq.recv())
+            .await
+            .expect("dead letters arrive")
+            .unwrap();
+        let headers = message
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .filter_map(|h| {
+                        Some((h.key.to_owned(), String::from_utf8(h.value?.to_vec()).ok()?))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         dead.push(headers);
     }
     assert_eq!(dead[0]["crm-dlq-error-code"], "invalid_envelope");
     assert_eq!(dead[1]["crm-dlq-error-code"], "missing_identity");
     for headers in &dead {
         assert_eq!(headers["crm-dlq-source-topic"], topic);
-        assert_eq!(headers["crm-dlq-consumer-group"], format!("t{}.crm-identity", suite.id));
+        assert_eq!(
+            headers["crm-dlq-consumer-group"],
+            format!("t{}.crm-identity", suite.id)
+        );
         assert!(headers["crm-dlq-offset"].parse::<i64>().is_ok());
         assert!(headers["crm-dlq-partition"].parse::<i32>().is_ok());
         assert!(!headers["crm-dlq-error"].is_empty());
     }
-    let metrics = suite.http.get(format!("{}/metrics", suite.identity)).send().await.unwrap().text().await.unwrap();
-    assert_eq!(crm_tests::metric(&metrics, "crm_kafka_messages_dead_lettered_total", &[("topic", "crm.ingest.v1")]), Some(2.0));
+    let metrics = suite
+        .http
+        .get(format!("{}/metrics", suite.identity))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        crm_tests::metric(
+            &metrics,
+            "crm_kafka_messages_dead_lettered_total",
+            &[("topic", "crm.ingest.v1")]
+        ),
+        Some(2.0)
+    );
     suite.stop().await;
 }
 
@@ -85,25 +133,56 @@ impl Handler for Counting {
 }
 
 #[tokio::test]
-async fn a_consumer_killed_between_effect_and_commit_gets_the_message_again_and_makes_no_second_effect() {
+async fn a_consumer_killed_between_effect_and_commit_gets_the_message_again_and_makes_no_second_effect(
+) {
     crm_telemetry::init_for_tests();
     let id = unique_id();
     let config = part_config(&id, "identity", &redis_url());
-    let base = Base::connect("identity", config.clone(), &crm_identity::MIGRATOR).await.unwrap();
-    let mut event = Envelope::domain(crm_envelope::TenantId::parse("acme").unwrap(), "identify", uuid::Uuid::nil(), "test");
+    let base = Base::connect("identity", config.clone(), &crm_identity::MIGRATOR)
+        .await
+        .unwrap();
+    let mut event = Envelope::domain(
+        crm_envelope::TenantId::parse("acme").unwrap(),
+        "identify",
+        uuid::Uuid::nil(),
+        "test",
+    );
     event.customer_id = None;
     event.identity.user_id = Some("crash-user".into());
     event.traits.insert("plan".into(), json!("gold"));
-    base.producer.send_envelope(Topic::Ingest, &event).await.unwrap();
+    base.producer
+        .send_envelope(Topic::Ingest, &event)
+        .await
+        .unwrap();
 
     // First run: applies the effect, then hangs before its offset is stored; then killed.
     let applied = Arc::new(AtomicUsize::new(0));
     let first = tokio::spawn({
-        let (kafka, producer, metrics) = (config.kafka.clone(), base.producer.clone(), base.metrics.clone());
-        let handler = HangAfterEffect { inner: crm_identity::IngestHandler::new(&base), applied: Arc::clone(&applied) };
-        async move { consumer::run(&kafka, crm_identity::subscription(), handler, producer, metrics, CancellationToken::new()).await }
+        let (kafka, producer, metrics) = (
+            config.kafka.clone(),
+            base.producer.clone(),
+            base.metrics.clone(),
+        );
+        let handler = HangAfterEffect {
+            inner: crm_identity::IngestHandler::new(&base),
+            applied: Arc::clone(&applied),
+        };
+        async move {
+            consumer::run(
+                &kafka,
+                crm_identity::subscription(),
+                handler,
+                producer,
+                metrics,
+                CancellationToken::new(),
+            )
+            .await
+        }
     });
-    eventually("the first effect", || async { (applied.load(Ordering::SeqCst) == 1).then_some(()) }).await;
+    eventually("the first effect", || async {
+        (applied.load(Ordering::SeqCst) == 1).then_some(())
+    })
+    .await;
     first.abort();
     let _ = first.await;
 
@@ -111,21 +190,56 @@ async fn a_consumer_killed_between_effect_and_commit_gets_the_message_again_and_
     let delivered = Arc::new(AtomicUsize::new(0));
     let stop = CancellationToken::new();
     let second = tokio::spawn({
-        let (kafka, producer, metrics) = (config.kafka.clone(), base.producer.clone(), base.metrics.clone());
-        let handler = Counting { inner: crm_identity::IngestHandler::new(&base), delivered: Arc::clone(&delivered) };
+        let (kafka, producer, metrics) = (
+            config.kafka.clone(),
+            base.producer.clone(),
+            base.metrics.clone(),
+        );
+        let handler = Counting {
+            inner: crm_identity::IngestHandler::new(&base),
+            delivered: Arc::clone(&delivered),
+        };
         let stop = stop.clone();
-        async move { consumer::run(&kafka, crm_identity::subscription(), handler, producer, metrics, stop).await }
+        async move {
+            consumer::run(
+                &kafka,
+                crm_identity::subscription(),
+                handler,
+                producer,
+                metrics,
+                stop,
+            )
+            .await
+        }
     });
-    eventually("the redelivery", || async { (delivered.load(Ordering::SeqCst) >= 1).then_some(()) }).await;
+    eventually("the redelivery", || async {
+        (delivered.load(Ordering::SeqCst) >= 1).then_some(())
+    })
+    .await;
     stop.cancel();
     second.await.unwrap().unwrap();
 
     let pool = &base.pool;
-    let customers: i64 = sqlx::query_scalar("SELECT count(*) FROM customers").fetch_one(pool).await.unwrap();
-    let (events, version): (i64, i64) = sqlx::query_as("SELECT event_count, version FROM customers").fetch_one(pool).await.unwrap();
-    let resolved: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE topic = 'crm.events.v1'").fetch_one(pool).await.unwrap();
+    let customers: i64 = sqlx::query_scalar("SELECT count(*) FROM customers")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let (events, version): (i64, i64) =
+        sqlx::query_as("SELECT event_count, version FROM customers")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    let resolved: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE topic = 'crm.events.v1'")
+            .fetch_one(pool)
+            .await
+            .unwrap();
     assert_eq!(customers, 1);
-    assert_eq!((events, version), (1, 1), "the redelivered message made no second effect");
+    assert_eq!(
+        (events, version),
+        (1, 1),
+        "the redelivered message made no second effect"
+    );
     assert_eq!(resolved, 1, "the resolved event was enqueued once");
 }
 
@@ -138,18 +252,35 @@ async fn with_redis_stopped_reads_fall_back_to_identity_and_ingest_still_works()
     let dir = std::env::temp_dir().join(format!("crm-redis-{port}"));
     std::fs::create_dir_all(&dir).unwrap();
     let mut redis = tokio::process::Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         .current_dir(&dir)
         .kill_on_drop(true)
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("redis-server is installed");
     let url = format!("redis://127.0.0.1:{port}");
-    eventually("private redis", || async { tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok() }).await;
+    eventually("private redis", || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()
+    })
+    .await;
 
     let suite = Suite::start_with(SuiteOptions { redis: Some(url) }).await;
     assert_eq!(suite.post_events(&suite.key, &json!({"kind": "identify", "identity": {"user_id": "r-1"}, "traits": {"tier": "a"}})).await.status(), 202);
-    let id = suite.wait_for_customer("r-1", |_| true).await["id"].as_str().unwrap().to_owned();
+    let id = suite.wait_for_customer("r-1", |_| true).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let path = format!("/v1/customers/{id}");
     eventually("a cache hit", || async {
         (suite.get(Some(&suite.key), &path).await.headers()["x-cache"] == "hit").then_some(())
@@ -164,14 +295,36 @@ async fn with_redis_stopped_reads_fall_back_to_identity_and_ingest_still_works()
     assert_eq!(read.headers()["x-cache"], "miss");
     assert_eq!(read.json::<Value>().await.unwrap()["traits"]["tier"], "a");
 
-    assert_eq!(suite.post_events(&suite.key, &json!({"kind": "identify", "identity": {"user_id": "r-2"}})).await.status(), 202);
+    assert_eq!(
+        suite
+            .post_events(
+                &suite.key,
+                &json!({"kind": "identify", "identity": {"user_id": "r-2"}})
+            )
+            .await
+            .status(),
+        202
+    );
     let second = suite.wait_for_customer("r-2", |_| true).await;
-    let read = suite.get(Some(&suite.key), &format!("/v1/customers/{}", second["id"].as_str().unwrap())).await;
+    let read = suite
+        .get(
+            Some(&suite.key),
+            &format!("/v1/customers/{}", second["id"].as_str().unwrap()),
+        )
+        .await;
     assert_eq!(read.status(), 200);
 
-    let ready = suite.http.get(format!("{}/readyz", suite.gateway)).send().await.unwrap();
+    let ready = suite
+        .http
+        .get(format!("{}/readyz", suite.gateway))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 503);
-    assert_eq!(ready.json::<Value>().await.unwrap()["checks"]["redis"], "unreachable");
+    assert_eq!(
+        ready.json::<Value>().await.unwrap()["checks"]["redis"],
+        "unreachable"
+    );
     suite.stop().await;
 }
 
@@ -182,12 +335,20 @@ async fn shutdown_drains_and_a_restart_resumes_where_it_stopped() {
         let body = json!({"id": format!("drain-{i}"), "kind": "track", "name": "Product Viewed", "identity": {"user_id": "drain-user"}});
         assert_eq!(suite.post_events(&suite.key, &body).await.status(), 202);
     }
-    suite.wait_for_customer("drain-user", |p| p["event_count"] == 20).await;
+    suite
+        .wait_for_customer("drain-user", |p| p["event_count"] == 20)
+        .await;
     let id = suite.id.clone();
     suite.stop().await;
 
     // Everything identity committed was relayed before it stopped.
-    let pool = crm_service::db::connect(&part_config(&id, "identity", &redis_url()).database_url, 1).await.unwrap();
-    let unsent: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetch_one(&pool).await.unwrap();
+    let pool =
+        crm_service::db::connect(&part_config(&id, "identity", &redis_url()).database_url, 1)
+            .await
+            .unwrap();
+    let unsent: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(unsent, 0);
 }

@@ -67,21 +67,36 @@ async fn posted_event_becomes_a_profile_on_the_cache_hit_and_miss_paths() {
 
     // Evicted: read from identity, answered, and the cache filled again.
     let redis = redis_conn(&suite.redis).await;
-    let key = crm_cache::ProfileKey::new(&format!("t{}", suite.id), &crm_envelope::TenantId::parse("acme").unwrap(), id.parse().unwrap());
+    let key = crm_cache::ProfileKey::new(
+        &format!("t{}", suite.id),
+        &crm_envelope::TenantId::parse("acme").unwrap(),
+        id.parse().unwrap(),
+    );
     redis.cache().evict(&key).await.unwrap();
     let miss = suite.get(Some(&suite.key), &path).await;
     assert_eq!(miss.status(), 200);
     assert_eq!(miss.headers()["x-cache"], "miss");
     let miss: Value = miss.json().await.unwrap();
     assert_eq!(miss, hit);
-    assert!(redis.cache().get(&key).await.unwrap().is_some(), "the miss filled the cache");
+    assert!(
+        redis.cache().get(&key).await.unwrap().is_some(),
+        "the miss filled the cache"
+    );
     let again = suite.get(Some(&suite.key), &path).await;
     assert_eq!(again.headers()["x-cache"], "hit");
 
     // Unknown ids are 404 with a stable code.
-    let unknown = suite.get(Some(&suite.key), &format!("/v1/customers/{}", uuid::Uuid::now_v7())).await;
+    let unknown = suite
+        .get(
+            Some(&suite.key),
+            &format!("/v1/customers/{}", uuid::Uuid::now_v7()),
+        )
+        .await;
     assert_eq!(unknown.status(), 404);
-    assert_eq!(unknown.headers()["content-type"], "application/problem+json");
+    assert_eq!(
+        unknown.headers()["content-type"],
+        "application/problem+json"
+    );
     let unknown: Value = unknown.json().await.unwrap();
     assert_eq!(unknown["code"], "customer_not_found");
     suite.stop().await;
@@ -107,7 +122,15 @@ async fn the_same_event_posted_twice_changes_nothing_the_second_time() {
     // Downstream parts applied it once too.
     let id = profile["id"].as_str().unwrap();
     let activity: Value = eventually("segmentation activity", || async {
-        let r = suite.http.get(format!("{}/internal/v1/tenants/acme/customers/{id}/activity", suite.segmentation)).send().await.unwrap();
+        let r = suite
+            .http
+            .get(format!(
+                "{}/internal/v1/tenants/acme/customers/{id}/activity",
+                suite.segmentation
+            ))
+            .send()
+            .await
+            .unwrap();
         let v: Value = r.json().await.ok()?;
         (v["events_total"].as_i64() == Some(2)).then_some(v)
     })
@@ -115,8 +138,18 @@ async fn the_same_event_posted_twice_changes_nothing_the_second_time() {
     assert_eq!(activity["orders_total"], 1);
     assert_eq!(activity["revenue_total"], 40.0);
     let member: Value = eventually("loyalty member", || async {
-        let r = suite.http.get(format!("{}/internal/v1/tenants/acme/members/{id}", suite.loyalty)).send().await.unwrap();
-        r.status().is_success().then_some(r.json::<Value>().await.ok()?)
+        let r = suite
+            .http
+            .get(format!(
+                "{}/internal/v1/tenants/acme/members/{id}",
+                suite.loyalty
+            ))
+            .send()
+            .await
+            .unwrap();
+        r.status()
+            .is_success()
+            .then_some(r.json::<Value>().await.ok()?)
     })
     .await;
     assert_eq!(member["orders_seen"], 1);
@@ -126,7 +159,9 @@ async fn the_same_event_posted_twice_changes_nothing_the_second_time() {
 #[tokio::test]
 async fn malformed_events_get_400_with_stable_codes_and_batches_are_reported_per_event() {
     let suite = Suite::start().await;
-    let single = suite.post_events(&suite.key, &json!({"kind": "track", "name": "Signed Up"})).await;
+    let single = suite
+        .post_events(&suite.key, &json!({"kind": "track", "name": "Signed Up"}))
+        .await;
     assert_eq!(single.status(), 400);
     assert_eq!(single.headers()["content-type"], "application/problem+json");
     let single: Value = single.json().await.unwrap();
@@ -142,7 +177,12 @@ async fn malformed_events_get_400_with_stable_codes_and_batches_are_reported_per
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["code"], "invalid_events");
-    let statuses: Vec<&str> = body["results"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    let statuses: Vec<&str> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
     assert_eq!(statuses, ["not_sent", "rejected", "not_sent"]);
     assert_eq!(body["results"][1]["error"]["code"], "missing_name");
 
@@ -157,7 +197,9 @@ async fn malformed_events_get_400_with_stable_codes_and_batches_are_reported_per
     assert_eq!(raw.status(), 400);
     assert_eq!(raw.json::<Value>().await.unwrap()["code"], "invalid_json");
 
-    let too_many: Vec<Value> = (0..501).map(|i| json!({"kind": "page", "identity": {"anonymous_id": format!("a{i}")}})).collect();
+    let too_many: Vec<Value> = (0..501)
+        .map(|i| json!({"kind": "page", "identity": {"anonymous_id": format!("a{i}")}}))
+        .collect();
     let r = suite.post_events(&suite.key, &Value::Array(too_many)).await;
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "batch_too_large");
 
@@ -167,11 +209,23 @@ async fn malformed_events_get_400_with_stable_codes_and_batches_are_reported_per
     let body = Value::Array((0..20).map(|_| json!({"kind": "identify", "identity": {"user_id": "big"}, "traits": {"bio": "x".repeat(30 * 1024)}})).collect());
     let r = suite.post_events(&suite.key, &body).await;
     assert_eq!(r.status(), 413);
-    assert_eq!(r.json::<Value>().await.unwrap()["code"], "payload_too_large");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["code"],
+        "payload_too_large"
+    );
 
     // Nothing of the rejected batch reached identity: a marker posted after it is applied while
     // the batch's valid events are absent.
-    assert_eq!(suite.post_events(&suite.key, &json!({"kind": "identify", "identity": {"user_id": "batch-user-marker"}})).await.status(), 202);
+    assert_eq!(
+        suite
+            .post_events(
+                &suite.key,
+                &json!({"kind": "identify", "identity": {"user_id": "batch-user-marker"}})
+            )
+            .await
+            .status(),
+        202
+    );
     suite.wait_for_customer("batch-user-marker", |_| true).await;
     assert!(suite.customer_by_user("batch-user").await.is_none());
     suite.stop().await;
@@ -180,33 +234,72 @@ async fn malformed_events_get_400_with_stable_codes_and_batches_are_reported_per
 #[tokio::test]
 async fn keys_never_reach_another_tenants_data() {
     let suite = Suite::start().await;
-    assert_eq!(suite.post_events(&suite.key, &json!({"kind": "identify", "identity": {"user_id": "secret"}})).await.status(), 202);
-    let id = suite.wait_for_customer("secret", |_| true).await["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        suite
+            .post_events(
+                &suite.key,
+                &json!({"kind": "identify", "identity": {"user_id": "secret"}})
+            )
+            .await
+            .status(),
+        202
+    );
+    let id = suite.wait_for_customer("secret", |_| true).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let path = format!("/v1/customers/{id}");
     assert_eq!(suite.get(Some(&suite.key), &path).await.status(), 200);
 
     let none = suite.get(None, &path).await;
     assert_eq!(none.status(), 401);
     assert_eq!(none.json::<Value>().await.unwrap()["code"], "unauthorized");
-    assert_eq!(suite.get(Some("crm_not-a-real-key"), &path).await.status(), 401);
+    assert_eq!(
+        suite.get(Some("crm_not-a-real-key"), &path).await.status(),
+        401
+    );
 
     let other = suite.new_tenant("globex").await;
     let cross = suite.get(Some(&other), &path).await;
-    assert_eq!(cross.status(), 404, "another tenant's key sees no such customer");
-    let cross_lookup: Value = suite.get(Some(&other), "/v1/customers?user_id=secret").await.json().await.unwrap();
+    assert_eq!(
+        cross.status(),
+        404,
+        "another tenant's key sees no such customer"
+    );
+    let cross_lookup: Value = suite
+        .get(Some(&other), "/v1/customers?user_id=secret")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(cross_lookup["items"], json!([]));
 
     let ingest_only = suite.key_with("acme", &[crm_gateway::Scope::Ingest]).await;
     let forbidden = suite.get(Some(&ingest_only), &path).await;
     assert_eq!(forbidden.status(), 403);
-    assert_eq!(forbidden.json::<Value>().await.unwrap()["code"], "insufficient_scope");
+    assert_eq!(
+        forbidden.json::<Value>().await.unwrap()["code"],
+        "insufficient_scope"
+    );
     let read_only = suite.key_with("acme", &[crm_gateway::Scope::Read]).await;
-    assert_eq!(suite.post_events(&read_only, &json!({"kind": "page", "identity": {"user_id": "x"}})).await.status(), 403);
+    assert_eq!(
+        suite
+            .post_events(
+                &read_only,
+                &json!({"kind": "page", "identity": {"user_id": "x"}})
+            )
+            .await
+            .status(),
+        403
+    );
 
     // An event claiming another tenant is refused, not rerouted.
     let spoof = suite.post_events(&other, &json!({"tenant_id": "acme", "kind": "identify", "identity": {"user_id": "secret"}, "traits": {"owned": true}})).await;
     assert_eq!(spoof.status(), 400);
-    assert_eq!(spoof.json::<Value>().await.unwrap()["code"], "tenant_mismatch");
+    assert_eq!(
+        spoof.json::<Value>().await.unwrap()["code"],
+        "tenant_mismatch"
+    );
     suite.stop().await;
 }
 
@@ -226,40 +319,156 @@ async fn one_trace_follows_an_event_from_the_gateway_through_identity() {
     assert_eq!(response.status(), 202);
     let consumer = test_consumer(&suite.topic("crm.events.v1"));
     let headers: HashMap<String, String> = eventually("the resolved event", || async {
-        let message = tokio::time::timeout(std::time::Duration::from_secs(5), consumer.recv()).await.ok()?.ok()?;
+        let message = tokio::time::timeout(std::time::Duration::from_secs(5), consumer.recv())
+            .await
+            .ok()?
+            .ok()?;
         let envelope: Value = serde_json::from_slice(message.payload()?).ok()?;
         (envelope["id"] == "traced-1").then(|| {
-            message.headers().map(|h| h.iter().filter_map(|h| Some((h.key.to_owned(), String::from_utf8(h.value?.to_vec()).ok()?))).collect()).unwrap_or_default()
+            message
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .filter_map(|h| {
+                            Some((h.key.to_owned(), String::from_utf8(h.value?.to_vec()).ok()?))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
         })
     })
     .await;
-    let traceparent = headers.get("traceparent").expect("crm.events.v1 carries traceparent");
-    assert_eq!(crm_telemetry::propagation::trace_id_of(traceparent), Some(trace_id));
+    let traceparent = headers
+        .get("traceparent")
+        .expect("crm.events.v1 carries traceparent");
+    assert_eq!(
+        crm_telemetry::propagation::trace_id_of(traceparent),
+        Some(trace_id)
+    );
     suite.stop().await;
 }
 
 #[tokio::test]
 async fn every_part_reports_health_readiness_metrics_and_the_gateway_its_openapi() {
     let suite = Suite::start().await;
-    assert_eq!(suite.post_events(&suite.key, &json!({"kind": "identify", "identity": {"user_id": "m"}})).await.status(), 202);
+    assert_eq!(
+        suite
+            .post_events(
+                &suite.key,
+                &json!({"kind": "identify", "identity": {"user_id": "m"}})
+            )
+            .await
+            .status(),
+        202
+    );
     suite.wait_for_customer("m", |_| true).await;
-    for base in [&suite.gateway, &suite.identity, &suite.segmentation, &suite.campaign, &suite.loyalty] {
-        assert_eq!(suite.http.get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
-        let ready = suite.http.get(format!("{base}/readyz")).send().await.unwrap();
+    for base in [
+        &suite.gateway,
+        &suite.identity,
+        &suite.segmentation,
+        &suite.campaign,
+        &suite.loyalty,
+    ] {
+        assert_eq!(
+            suite
+                .http
+                .get(format!("{base}/healthz"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        let ready = suite
+            .http
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(ready.status(), 200, "{base} ready");
-        let metrics = suite.http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+        let metrics = suite
+            .http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         assert!(metrics.contains("crm_outbox_backlog"), "{base} metrics");
     }
-    let identity_metrics = suite.http.get(format!("{}/metrics", suite.identity)).send().await.unwrap().text().await.unwrap();
-    assert_eq!(metric(&identity_metrics, "crm_kafka_messages_consumed_total", &[("part", "identity"), ("topic", "crm.ingest.v1")]), Some(1.0), "{identity_metrics}");
-    assert!(metric(&identity_metrics, "crm_kafka_messages_produced_total", &[("topic", "crm.events.v1")]) >= Some(1.0), "outbox relayed");
-    let gateway_metrics = suite.http.get(format!("{}/metrics", suite.gateway)).send().await.unwrap().text().await.unwrap();
-    assert_eq!(metric(&gateway_metrics, "crm_http_requests_total", &[("route", "/v1/events"), ("status", "202")]), Some(1.0), "{gateway_metrics}");
-    assert_eq!(metric(&gateway_metrics, "crm_kafka_messages_produced_total", &[("part", "gateway"), ("topic", "crm.ingest.v1")]), Some(1.0));
+    let identity_metrics = suite
+        .http
+        .get(format!("{}/metrics", suite.identity))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        metric(
+            &identity_metrics,
+            "crm_kafka_messages_consumed_total",
+            &[("part", "identity"), ("topic", "crm.ingest.v1")]
+        ),
+        Some(1.0),
+        "{identity_metrics}"
+    );
+    assert!(
+        metric(
+            &identity_metrics,
+            "crm_kafka_messages_produced_total",
+            &[("topic", "crm.events.v1")]
+        ) >= Some(1.0),
+        "outbox relayed"
+    );
+    let gateway_metrics = suite
+        .http
+        .get(format!("{}/metrics", suite.gateway))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        metric(
+            &gateway_metrics,
+            "crm_http_requests_total",
+            &[("route", "/v1/events"), ("status", "202")]
+        ),
+        Some(1.0),
+        "{gateway_metrics}"
+    );
+    assert_eq!(
+        metric(
+            &gateway_metrics,
+            "crm_kafka_messages_produced_total",
+            &[("part", "gateway"), ("topic", "crm.ingest.v1")]
+        ),
+        Some(1.0)
+    );
 
-    let openapi: Value = suite.http.get(format!("{}/openapi.json", suite.gateway)).send().await.unwrap().json().await.unwrap();
-    for path in ["/v1/events", "/v1/customers/{id}", "/v1/customers", "/v1/api-keys"] {
-        assert!(openapi["paths"][path].is_object(), "openapi documents {path}");
+    let openapi: Value = suite
+        .http
+        .get(format!("{}/openapi.json", suite.gateway))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for path in [
+        "/v1/events",
+        "/v1/customers/{id}",
+        "/v1/customers",
+        "/v1/api-keys",
+    ] {
+        assert!(
+            openapi["paths"][path].is_object(),
+            "openapi documents {path}"
+        );
     }
     assert!(openapi["components"]["schemas"]["Problem"].is_object());
     suite.stop().await;

@@ -41,5 +41,11 @@ async fn contact(
     .await
     .map_err(|e| Problem::internal(&e.into()))?
     .map(Json)
-    .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "contact_not_found", "no contact for this customer"))
+    .ok_or_else(|| {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "contact_not_found",
+            "no contact for this customer",
+        )
+    })
 }

@@ -24,10 +24,15 @@ async fn main() -> anyhow::Result<()> {
     let _telemetry = crm_telemetry::init("crm-campaign")?;
     let config = crm_campaign::Config::from_env(&Env::from_process())?;
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Migrate => crm_service::Base::migrate_only(&config.common, &crm_campaign::MIGRATOR).await,
+        Command::Migrate => {
+            crm_service::Base::migrate_only(&config.common, &crm_campaign::MIGRATOR).await
+        }
         Command::Serve => {
             let shutdown = crm_service::shutdown::on_signal();
-            crm_campaign::Application::build(config).await?.run(shutdown).await
+            crm_campaign::Application::build(config)
+                .await?
+                .run(shutdown)
+                .await
         }
     }
 }

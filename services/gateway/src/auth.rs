@@ -11,7 +11,9 @@ use sha2::{Digest, Sha256};
 use crate::AppState;
 
 /// What a key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     /// Post events (write keys for integrations).
@@ -93,7 +95,9 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|v| v.strip_prefix("Bearer "))
             .or_else(|| parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()))
             .ok_or_else(|| {
-                unauthorized("send an API key as 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'")
+                unauthorized(
+                    "send an API key as 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'",
+                )
             })?;
         let row: Option<(String, Vec<String>)> = sqlx::query_as(
             "SELECT tenant_id, scopes FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",

@@ -20,12 +20,20 @@ pub(crate) fn routes() -> Router<AppState> {
 }
 
 fn not_found() -> Problem {
-    Problem::new(StatusCode::NOT_FOUND, "customer_not_found", "no customer with this id for your tenant")
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "customer_not_found",
+        "no customer with this id for your tenant",
+    )
 }
 
 fn upstream(e: &anyhow::Error) -> Problem {
     tracing::error!(error = %format!("{e:#}"), "identity unreachable");
-    Problem::new(StatusCode::SERVICE_UNAVAILABLE, "identity_unavailable", "the profile store is unreachable; retry shortly")
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "identity_unavailable",
+        "the profile store is unreachable; retry shortly",
+    )
 }
 
 /// Read a customer's profile.
@@ -105,7 +113,11 @@ pub(crate) async fn find_customers(
 ) -> Result<Response, Problem> {
     caller.require(Scope::Read)?;
     let mut query = Vec::new();
-    for (name, value) in [("user_id", &q.user_id), ("anonymous_id", &q.anonymous_id), ("email", &q.email)] {
+    for (name, value) in [
+        ("user_id", &q.user_id),
+        ("anonymous_id", &q.anonymous_id),
+        ("email", &q.email),
+    ] {
         if let Some(v) = value {
             query.push((name, v.as_str()));
         }

@@ -12,7 +12,9 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use chrono::Utc;
-use crm_envelope::{parse_ingest_event, Envelope, EventError, IngestLimits, Topic, MAX_BATCH_EVENTS};
+use crm_envelope::{
+    parse_ingest_event, Envelope, EventError, IngestLimits, Topic, MAX_BATCH_EVENTS,
+};
 use crm_service::Problem;
 use serde::Serialize;
 use serde_json::Value;
@@ -95,7 +97,9 @@ pub(crate) async fn post_events(
         return Err(rejection(parsed, rejected, single));
     }
     let events: Vec<Envelope> = parsed.into_iter().filter_map(Result::ok).collect();
-    let sends = events.iter().map(|e| app.producer.send_envelope(Topic::Ingest, e));
+    let sends = events
+        .iter()
+        .map(|e| app.producer.send_envelope(Topic::Ingest, e));
     let outcomes = futures::future::join_all(sends).await;
     let failed = outcomes.iter().filter(|o| o.is_err()).count();
     let results: Vec<EventResult> = events
@@ -105,7 +109,11 @@ pub(crate) async fn post_events(
         .map(|(index, (e, outcome))| EventResult {
             index,
             id: Some(e.id.clone()),
-            status: if outcome.is_ok() { "accepted" } else { "failed" },
+            status: if outcome.is_ok() {
+                "accepted"
+            } else {
+                "failed"
+            },
             error: None,
         })
         .collect();
@@ -135,7 +143,11 @@ fn split(body: &[u8]) -> Result<(Vec<Value>, bool), Problem> {
         Problem::new(
             StatusCode::BAD_REQUEST,
             "invalid_json",
-            format!("the body is not valid JSON (line {}, column {})", e.line(), e.column()),
+            format!(
+                "the body is not valid JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
         )
     })?;
     let (items, single) = match value {
@@ -153,13 +165,20 @@ fn split(body: &[u8]) -> Result<(Vec<Value>, bool), Problem> {
         other => (vec![other], true),
     };
     if items.is_empty() {
-        return Err(Problem::new(StatusCode::BAD_REQUEST, "empty_batch", "send at least one event"));
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "empty_batch",
+            "send at least one event",
+        ));
     }
     if items.len() > MAX_BATCH_EVENTS {
         return Err(Problem::new(
             StatusCode::BAD_REQUEST,
             "batch_too_large",
-            format!("a batch carries at most {MAX_BATCH_EVENTS} events; this one has {}", items.len()),
+            format!(
+                "a batch carries at most {MAX_BATCH_EVENTS} events; this one has {}",
+                items.len()
+            ),
         ));
     }
     Ok((items, single))
@@ -173,8 +192,18 @@ fn rejection(parsed: Vec<Result<Envelope, EventError>>, rejected: usize, single:
         .into_iter()
         .enumerate()
         .map(|(index, p)| match p {
-            Ok(e) => EventResult { index, id: Some(e.id), status: "not_sent", error: None },
-            Err(err) => EventResult { index, id: None, status: "rejected", error: Some(err) },
+            Ok(e) => EventResult {
+                index,
+                id: Some(e.id),
+                status: "not_sent",
+                error: None,
+            },
+            Err(err) => EventResult {
+                index,
+                id: None,
+                status: "rejected",
+                error: Some(err),
+            },
         })
         .collect();
     let (code, detail) = match (single, results.first().and_then(|r| r.error.as_ref())) {

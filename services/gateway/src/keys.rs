@@ -43,7 +43,11 @@ pub(crate) async fn issue_key(
 ) -> Result<(StatusCode, Json<IssuedKey>), Problem> {
     caller.require(Scope::Admin)?;
     if body.scopes.is_empty() || body.name.trim().is_empty() {
-        return Err(Problem::new(StatusCode::BAD_REQUEST, "invalid_key_request", "give a name and at least one scope"));
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_key_request",
+            "give a name and at least one scope",
+        ));
     }
     let key = create_key(&app.pool, &caller.tenant, body.name.trim(), &body.scopes)
         .await

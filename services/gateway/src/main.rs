@@ -6,7 +6,11 @@ use crm_envelope::TenantId;
 use crm_gateway::{tenants, Scope};
 
 #[derive(Parser)]
-#[command(name = "crm-gateway", about = "CRM gateway: the public REST API", version)]
+#[command(
+    name = "crm-gateway",
+    about = "CRM gateway: the public REST API",
+    version
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -49,23 +53,37 @@ async fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let shutdown = crm_service::shutdown::on_signal();
-            crm_gateway::Application::build(config).await?.run(shutdown).await
+            crm_gateway::Application::build(config)
+                .await?
+                .run(shutdown)
+                .await
         }
-        Command::Migrate => crm_service::Base::migrate_only(&config.common, &crm_gateway::MIGRATOR).await,
+        Command::Migrate => {
+            crm_service::Base::migrate_only(&config.common, &crm_gateway::MIGRATOR).await
+        }
         Command::CreateTenant { id, name } => {
             let tenant = TenantId::parse(&id)?;
             let pool = admin_pool(&config).await?;
-            let key = tenants::create_tenant(&pool, &tenant, name.as_deref().unwrap_or(&id)).await?;
+            let key =
+                tenants::create_tenant(&pool, &tenant, name.as_deref().unwrap_or(&id)).await?;
             println!("{}", serde_json::to_string_pretty(&key)?);
             Ok(())
         }
-        Command::CreateKey { tenant, scopes, name } => {
+        Command::CreateKey {
+            tenant,
+            scopes,
+            name,
+        } => {
             let tenant = TenantId::parse(&tenant)?;
             let scopes = scopes
                 .split(',')
-                .map(|s| serde_json::from_value::<Scope>(serde_json::Value::String(s.trim().to_owned())))
+                .map(|s| {
+                    serde_json::from_value::<Scope>(serde_json::Value::String(s.trim().to_owned()))
+                })
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|_| anyhow::anyhow!("--scopes takes ingest, read and admin, comma-separated"))?;
+                .map_err(|_| {
+                    anyhow::anyhow!("--scopes takes ingest, read and admin, comma-separated")
+                })?;
             let pool = admin_pool(&config).await?;
             let key = tenants::create_key(&pool, &tenant, &name, &scopes).await?;
             println!("{}", serde_json::to_string_pretty(&key)?);

@@ -36,13 +36,18 @@ pub enum TenantError {
 }
 
 /// Creates a tenant and its first admin key.
-pub async fn create_tenant(pool: &PgPool, id: &TenantId, name: &str) -> Result<IssuedKey, TenantError> {
+pub async fn create_tenant(
+    pool: &PgPool,
+    id: &TenantId,
+    name: &str,
+) -> Result<IssuedKey, TenantError> {
     let mut tx = pool.begin().await?;
-    let inserted = sqlx::query("INSERT INTO tenants (id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-        .bind(id.as_str())
-        .bind(name)
-        .execute(&mut *tx)
-        .await?;
+    let inserted =
+        sqlx::query("INSERT INTO tenants (id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(id.as_str())
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
     if inserted.rows_affected() == 0 {
         return Err(TenantError::Exists(id.to_string()));
     }

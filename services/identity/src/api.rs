@@ -16,17 +16,28 @@ use crate::profile::{self, Profile};
 
 pub(crate) fn routes(pool: PgPool) -> Router {
     Router::new()
-        .route("/internal/v1/tenants/{tenant}/customers/{id}", get(get_customer))
-        .route("/internal/v1/tenants/{tenant}/customers", get(find_customers))
+        .route(
+            "/internal/v1/tenants/{tenant}/customers/{id}",
+            get(get_customer),
+        )
+        .route(
+            "/internal/v1/tenants/{tenant}/customers",
+            get(find_customers),
+        )
         .with_state(pool)
 }
 
 fn tenant(raw: &str) -> Result<TenantId, Problem> {
-    TenantId::parse(raw).map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_tenant", e.to_string()))
+    TenantId::parse(raw)
+        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_tenant", e.to_string()))
 }
 
 fn not_found() -> Problem {
-    Problem::new(StatusCode::NOT_FOUND, "customer_not_found", "no customer with this id for this tenant")
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "customer_not_found",
+        "no customer with this id for this tenant",
+    )
 }
 
 fn internal(e: sqlx::Error) -> Problem {
@@ -79,7 +90,10 @@ async fn find_customers(
         .await
         .map_err(internal)?
     {
-        if let Some(p) = profile::load(&mut conn, &tenant, id).await.map_err(internal)? {
+        if let Some(p) = profile::load(&mut conn, &tenant, id)
+            .await
+            .map_err(internal)?
+        {
             items.push(p);
         }
     }

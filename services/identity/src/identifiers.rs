@@ -25,10 +25,22 @@ pub fn identifiers_of(envelope: &Envelope) -> Vec<IdentifierKey> {
             }
         }
     };
-    push("user_id".into(), id.user_id.as_deref().map(|v| v.trim().to_owned()));
-    push("anonymous_id".into(), id.anonymous_id.as_deref().map(|v| v.trim().to_owned()));
-    push("email".into(), id.email.as_deref().map(|v| v.trim().to_lowercase()));
-    push("phone".into(), id.phone.as_deref().map(|v| v.trim().to_owned()));
+    push(
+        "user_id".into(),
+        id.user_id.as_deref().map(|v| v.trim().to_owned()),
+    );
+    push(
+        "anonymous_id".into(),
+        id.anonymous_id.as_deref().map(|v| v.trim().to_owned()),
+    );
+    push(
+        "email".into(),
+        id.email.as_deref().map(|v| v.trim().to_lowercase()),
+    );
+    push(
+        "phone".into(),
+        id.phone.as_deref().map(|v| v.trim().to_owned()),
+    );
     for h in &id.handles {
         push(
             format!("handle:{}", h.network.trim().to_lowercase()),
@@ -45,15 +57,26 @@ mod tests {
 
     #[test]
     fn orders_and_cleans_identifiers() {
-        let mut e = Envelope::domain(TenantId::parse("t").unwrap(), "track", uuid::Uuid::nil(), "test");
+        let mut e = Envelope::domain(
+            TenantId::parse("t").unwrap(),
+            "track",
+            uuid::Uuid::nil(),
+            "test",
+        );
         e.identity = Identity {
             user_id: Some(" u1 ".into()),
             anonymous_id: Some(String::new()),
             email: Some(" Ana@Example.COM".into()),
             phone: None,
-            handles: vec![Handle { network: "Twitter".into(), handle: "@Ana".into() }],
+            handles: vec![Handle {
+                network: "Twitter".into(),
+                handle: "@Ana".into(),
+            }],
         };
-        let keys: Vec<(String, String)> = identifiers_of(&e).into_iter().map(|k| (k.kind, k.value)).collect();
+        let keys: Vec<(String, String)> = identifiers_of(&e)
+            .into_iter()
+            .map(|k| (k.kind, k.value))
+            .collect();
         assert_eq!(
             keys,
             vec![

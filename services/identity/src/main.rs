@@ -24,10 +24,15 @@ async fn main() -> anyhow::Result<()> {
     let _telemetry = crm_telemetry::init("crm-identity")?;
     let config = crm_identity::Config::from_env(&Env::from_process())?;
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Migrate => crm_service::Base::migrate_only(&config.common, &crm_identity::MIGRATOR).await,
+        Command::Migrate => {
+            crm_service::Base::migrate_only(&config.common, &crm_identity::MIGRATOR).await
+        }
         Command::Serve => {
             let shutdown = crm_service::shutdown::on_signal();
-            crm_identity::Application::build(config).await?.run(shutdown).await
+            crm_identity::Application::build(config)
+                .await?
+                .run(shutdown)
+                .await
         }
     }
 }

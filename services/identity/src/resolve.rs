@@ -92,7 +92,11 @@ async fn apply(tx: &mut PgConnection, envelope: &Envelope) -> Result<Profile, Ha
     resolved.customer_id = Some(customer_id);
     outbox::enqueue(tx, Topic::Events, &resolved).await?;
     if created || traits_changed || linked > 0 {
-        let kind = if created { "profile.created" } else { "profile.updated" };
+        let kind = if created {
+            "profile.created"
+        } else {
+            "profile.updated"
+        };
         outbox::enqueue(tx, Topic::Profiles, &profile_event(tenant, kind, &profile)).await?;
     }
     Ok(profile)

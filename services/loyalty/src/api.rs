@@ -41,5 +41,11 @@ async fn member(
     .await
     .map_err(|e| Problem::internal(&e.into()))?
     .map(Json)
-    .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "member_not_found", "no member for this customer"))
+    .ok_or_else(|| {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "member_not_found",
+            "no member for this customer",
+        )
+    })
 }

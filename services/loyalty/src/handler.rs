@@ -28,7 +28,10 @@ impl Handler for LoyaltyHandler {
             return Ok(());
         }
         let customer_id = e.customer_id.ok_or_else(|| {
-            HandleError::permanent("missing_customer_id", "a crm.events.v1 message must carry customer_id")
+            HandleError::permanent(
+                "missing_customer_id",
+                "a crm.events.v1 message must carry customer_id",
+            )
         })?;
         let mut tx = self.pool.begin().await?;
         if !dedupe::first_delivery(&mut tx, "loyalty:crm.events.v1", &e.tenant_id, &e.id).await? {

@@ -68,6 +68,11 @@ impl Application {
 pub fn subscription() -> Subscription {
     Subscription {
         part: PART,
-        topics: vec![Topic::Events, Topic::Profiles, Topic::Segments, Topic::Interactions],
+        topics: vec![
+            Topic::Events,
+            Topic::Profiles,
+            Topic::Segments,
+            Topic::Interactions,
+        ],
     }
 }

@@ -13,7 +13,10 @@ use uuid::Uuid;
 
 pub(crate) fn routes(pool: PgPool) -> Router {
     Router::new()
-        .route("/internal/v1/tenants/{tenant}/customers/{id}/activity", get(activity))
+        .route(
+            "/internal/v1/tenants/{tenant}/customers/{id}/activity",
+            get(activity),
+        )
         .with_state(pool)
 }
 
@@ -44,5 +47,11 @@ async fn activity(
     .await
     .map_err(|e| Problem::internal(&e.into()))?
     .map(Json)
-    .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "customer_not_found", "no activity for this customer"))
+    .ok_or_else(|| {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "customer_not_found",
+            "no activity for this customer",
+        )
+    })
 }

@@ -42,10 +42,15 @@ impl Handler for SegmentationHandler {
             return Ok(());
         }
         let customer_id = e.customer_id.ok_or_else(|| {
-            HandleError::permanent("missing_customer_id", "a crm.events.v1 message must carry customer_id")
+            HandleError::permanent(
+                "missing_customer_id",
+                "a crm.events.v1 message must carry customer_id",
+            )
         })?;
         let mut tx = self.pool.begin().await?;
-        if !dedupe::first_delivery(&mut tx, "segmentation:crm.events.v1", &e.tenant_id, &e.id).await? {
+        if !dedupe::first_delivery(&mut tx, "segmentation:crm.events.v1", &e.tenant_id, &e.id)
+            .await?
+        {
             return Ok(());
         }
         let revenue = order_revenue(e);
@@ -79,11 +84,18 @@ mod tests {
 
     #[test]
     fn revenue_only_from_completed_orders() {
-        let mut e = Envelope::domain(TenantId::parse("t").unwrap(), "track", uuid::Uuid::nil(), "test");
+        let mut e = Envelope::domain(
+            TenantId::parse("t").unwrap(),
+            "track",
+            uuid::Uuid::nil(),
+            "test",
+        );
         e.name = Some("Order Completed".into());
-        e.properties.insert("revenue".into(), serde_json::json!(12.5));
+        e.properties
+            .insert("revenue".into(), serde_json::json!(12.5));
         assert_eq!(order_revenue(&e), Some(12.5));
-        e.properties.insert("revenue".into(), serde_json::json!("lots"));
+        e.properties
+            .insert("revenue".into(), serde_json::json!("lots"));
         assert_eq!(order_revenue(&e), Some(0.0));
         e.name = Some("Product Viewed".into());
         assert_eq!(order_revenue(&e), None);

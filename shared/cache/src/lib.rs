@@ -29,7 +29,11 @@ impl CacheConfig {
     /// Reads `CRM_REDIS__*`.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
-            url: env.url_or("CRM_REDIS__URL", "redis://127.0.0.1:6379", &["redis", "rediss"])?,
+            url: env.url_or(
+                "CRM_REDIS__URL",
+                "redis://127.0.0.1:6379",
+                &["redis", "rediss"],
+            )?,
             prefix: env.string_or("CRM_REDIS__PREFIX", "crm"),
             ttl: env.millis_or("CRM_REDIS__PROFILE_TTL_MS", 3_600_000)?,
             timeout: env.millis_or("CRM_REDIS__TIMEOUT_MS", 250)?,
@@ -98,10 +102,7 @@ impl ProfileCache {
     /// Stores a profile written by its owner (identity), replacing any cached version.
     pub async fn put(&self, key: &ProfileKey, json: &str) -> Result<(), CacheError> {
         let mut cmd = redis::cmd("SET");
-        cmd.arg(key.as_str())
-            .arg(json)
-            .arg("PX")
-            .arg(self.ttl_ms());
+        cmd.arg(key.as_str()).arg(json).arg("PX").arg(self.ttl_ms());
         self.run::<()>(cmd).await
     }
 

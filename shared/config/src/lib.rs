@@ -90,14 +90,22 @@ impl Env {
     }
 
     /// A URL-like secret (it may carry a password): checked for a scheme, never echoed back.
-    pub fn url_or(&self, key: &str, default: &str, schemes: &[&str]) -> Result<String, ConfigError> {
+    pub fn url_or(
+        &self,
+        key: &str,
+        default: &str,
+        schemes: &[&str],
+    ) -> Result<String, ConfigError> {
         let raw = self.string_or(key, default);
         if schemes.iter().any(|s| raw.starts_with(&format!("{s}://"))) {
             Ok(raw)
         } else {
             Err(ConfigError {
                 key: key.to_owned(),
-                problem: format!("expected a URL starting with {}://", schemes.join(":// or ")),
+                problem: format!(
+                    "expected a URL starting with {}://",
+                    schemes.join(":// or ")
+                ),
             })
         }
     }
@@ -170,7 +178,10 @@ mod tests {
         let env = Env::from_pairs([("CRM_A", "")]);
         assert_eq!(env.get_or("CRM_A", 7u16).unwrap(), 7);
         assert_eq!(env.get_or("CRM_B", 8u16).unwrap(), 8);
-        assert_eq!(env.millis_or("CRM_C", 250).unwrap(), Duration::from_millis(250));
+        assert_eq!(
+            env.millis_or("CRM_C", 250).unwrap(),
+            Duration::from_millis(250)
+        );
     }
 
     #[test]
@@ -178,7 +189,13 @@ mod tests {
         let env = Env::from_pairs([("CRM_DB", "postgress://u:hunter2@h/db")]);
         let err = env.url_or("CRM_DB", "", &["postgres"]).unwrap_err();
         assert!(!err.to_string().contains("hunter2"));
-        assert_eq!(redact_url("postgres://u:hunter2@h/db"), "postgres://u:***@h/db");
-        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(
+            redact_url("postgres://u:hunter2@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
     }
 }

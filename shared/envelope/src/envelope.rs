@@ -97,7 +97,11 @@ impl Envelope {
     /// The Kafka key: `tenant:customer_id` once resolved, else `tenant:user_id`, else
     /// `tenant:anonymous_id`. Keys keep one customer's events in one partition.
     pub fn partition_key(&self) -> String {
-        let who = match (&self.customer_id, &self.identity.user_id, &self.identity.anonymous_id) {
+        let who = match (
+            &self.customer_id,
+            &self.identity.user_id,
+            &self.identity.anonymous_id,
+        ) {
             (Some(c), _, _) => c.to_string(),
             (None, Some(u), _) => u.clone(),
             (None, None, Some(a)) => a.clone(),

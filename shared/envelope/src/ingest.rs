@@ -65,7 +65,9 @@ pub fn parse_ingest_event(
     received_at: DateTime<Utc>,
     limits: IngestLimits,
 ) -> Result<Envelope, EventError> {
-    let size = serde_json::to_vec(&raw).map(|v| v.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(&raw)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     if size > limits.max_event_bytes {
         return Err(EventError::new(
             "event_too_large",
@@ -95,12 +97,18 @@ pub fn parse_ingest_event(
         }
     }
     obj.insert("tenant_id".into(), Value::String(tenant.to_string()));
-    obj.insert("received_at".into(), Value::String(received_at.to_rfc3339()));
+    obj.insert(
+        "received_at".into(),
+        Value::String(received_at.to_rfc3339()),
+    );
     if obj.get("id").is_none_or(Value::is_null) {
         obj.insert("id".into(), Value::String(Uuid::now_v7().to_string()));
     }
     if obj.get("occurred_at").is_none_or(Value::is_null) {
-        obj.insert("occurred_at".into(), Value::String(received_at.to_rfc3339()));
+        obj.insert(
+            "occurred_at".into(),
+            Value::String(received_at.to_rfc3339()),
+        );
     }
     if obj.get("source").is_none_or(Value::is_null) {
         obj.insert("source".into(), Value::String("api".into()));
@@ -229,7 +237,10 @@ mod tests {
 
     #[test]
     fn fills_defaults_and_keeps_client_ids() {
-        let e = parse(json!({"kind": "identify", "identity": {"user_id": "u1"}, "traits": {"plan": "pro"}})).unwrap();
+        let e = parse(
+            json!({"kind": "identify", "identity": {"user_id": "u1"}, "traits": {"plan": "pro"}}),
+        )
+        .unwrap();
         assert_eq!(e.tenant_id, tenant());
         assert_eq!(e.source, "api");
         assert!(Uuid::parse_str(&e.id).is_ok());
@@ -243,14 +254,39 @@ mod tests {
     fn rejects_with_stable_codes() {
         let code = |v: Value| parse(v).unwrap_err().code;
         assert_eq!(code(json!([1])), "not_an_object");
-        assert_eq!(code(json!({"kind": "track", "name": "X"})), "missing_identity");
-        assert_eq!(code(json!({"kind": "explode", "identity": {"user_id": "u"}})), "unknown_kind");
-        assert_eq!(code(json!({"kind": "track", "identity": {"user_id": "u"}})), "missing_name");
-        assert_eq!(code(json!({"kind": "track", "name": "X", "tenant_id": "other", "identity": {"user_id": "u"}})), "tenant_mismatch");
-        assert_eq!(code(json!({"kind": "track", "name": "X", "occurred_at": "yesterday", "identity": {"user_id": "u"}})), "invalid_field");
-        assert_eq!(code(json!({"kind": "identify", "customer_id": "x", "identity": {"user_id": "u"}})), "customer_id_not_allowed");
+        assert_eq!(
+            code(json!({"kind": "track", "name": "X"})),
+            "missing_identity"
+        );
+        assert_eq!(
+            code(json!({"kind": "explode", "identity": {"user_id": "u"}})),
+            "unknown_kind"
+        );
+        assert_eq!(
+            code(json!({"kind": "track", "identity": {"user_id": "u"}})),
+            "missing_name"
+        );
+        assert_eq!(
+            code(
+                json!({"kind": "track", "name": "X", "tenant_id": "other", "identity": {"user_id": "u"}})
+            ),
+            "tenant_mismatch"
+        );
+        assert_eq!(
+            code(
+                json!({"kind": "track", "name": "X", "occurred_at": "yesterday", "identity": {"user_id": "u"}})
+            ),
+            "invalid_field"
+        );
+        assert_eq!(
+            code(json!({"kind": "identify", "customer_id": "x", "identity": {"user_id": "u"}})),
+            "customer_id_not_allowed"
+        );
         let big = "x".repeat(MAX_EVENT_BYTES);
-        assert_eq!(code(json!({"kind": "identify", "identity": {"user_id": "u"}, "traits": {"bio": big}})), "event_too_large");
+        assert_eq!(
+            code(json!({"kind": "identify", "identity": {"user_id": "u"}, "traits": {"bio": big}})),
+            "event_too_large"
+        );
     }
 
     #[test]
@@ -264,11 +300,19 @@ mod tests {
         let ok = parse(json!({"kind": "identify", "identity": {"user_id": "u1"}})).unwrap();
         let bytes = serde_json::to_vec(&ok).unwrap();
         assert_eq!(Envelope::from_ingest_message(&bytes).unwrap(), ok);
-        assert_eq!(Envelope::from_ingest_message(b"{not json").unwrap_err().code, "invalid_envelope");
+        assert_eq!(
+            Envelope::from_ingest_message(b"{not json")
+                .unwrap_err()
+                .code,
+            "invalid_envelope"
+        );
         let mut no_identity = ok.clone();
         no_identity.identity = Default::default();
         let bytes = serde_json::to_vec(&no_identity).unwrap();
-        assert_eq!(Envelope::from_ingest_message(&bytes).unwrap_err().code, "missing_identity");
+        assert_eq!(
+            Envelope::from_ingest_message(&bytes).unwrap_err().code,
+            "missing_identity"
+        );
     }
 
     proptest! {

@@ -10,7 +10,9 @@ pub struct TenantId(String);
 
 /// Why a string is not a valid [`TenantId`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("tenant id must be 1-63 characters of a-z, 0-9, '-' or '_', starting with a letter or digit")]
+#[error(
+    "tenant id must be 1-63 characters of a-z, 0-9, '-' or '_', starting with a letter or digit"
+)]
 pub struct TenantIdError;
 
 impl TenantId {

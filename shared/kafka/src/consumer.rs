@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use crm_envelope::{Envelope, Topic};
 use crm_telemetry::Metrics;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::statistics::Statistics;
@@ -127,7 +129,11 @@ struct LoopContext {
 impl ClientContext for LoopContext {
     fn stats(&self, statistics: Statistics) {
         for (name, topic) in &statistics.topics {
-            let label = self.topics.logical(name).map(Topic::name).unwrap_or(name.as_str());
+            let label = self
+                .topics
+                .logical(name)
+                .map(Topic::name)
+                .unwrap_or(name.as_str());
             for (partition, p) in &topic.partitions {
                 if *partition >= 0 && p.consumer_lag >= 0 {
                     self.metrics
@@ -178,15 +184,25 @@ pub async fn run<H: Handler>(
         .set("auto.commit.interval.ms", "1000")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", config.session_timeout.as_millis().to_string())
-        .set("statistics.interval.ms", config.stats_interval.as_millis().to_string());
+        .set(
+            "session.timeout.ms",
+            config.session_timeout.as_millis().to_string(),
+        )
+        .set(
+            "statistics.interval.ms",
+            config.stats_interval.as_millis().to_string(),
+        );
     let context = LoopContext {
         metrics: metrics.clone(),
         topics: topics.clone(),
     };
     let consumer: StreamConsumer<LoopContext> =
         tokio::task::spawn_blocking(move || client.create_with_context(context)).await??;
-    let names: Vec<String> = subscription.topics.iter().map(|t| topics.name(*t)).collect();
+    let names: Vec<String> = subscription
+        .topics
+        .iter()
+        .map(|t| topics.name(*t))
+        .collect();
     let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
     consumer.subscribe(&name_refs)?;
     tracing::info!(group = %group, topics = ?names, "consumer started");
@@ -242,10 +258,16 @@ struct Worker<H> {
 impl<H: Handler> Worker<H> {
     async fn process(&self, message: &BorrowedMessage<'_>) -> Disposition {
         let Some(topic) = self.topics.logical(message.topic()) else {
-            tracing::warn!(topic = message.topic(), "message from an unknown topic skipped");
+            tracing::warn!(
+                topic = message.topic(),
+                "message from an unknown topic skipped"
+            );
             return Disposition::Done;
         };
-        self.metrics.consumed.with_label_values(&[topic.name()]).inc();
+        self.metrics
+            .consumed
+            .with_label_values(&[topic.name()])
+            .inc();
         let headers = from_kafka(message.headers());
         let meta = MessageMeta {
             topic,
@@ -275,7 +297,9 @@ impl<H: Handler> Worker<H> {
         let envelope = match parse(meta.topic, payload) {
             Ok(e) => e,
             Err((code, reason)) => {
-                return self.dead_letter(message, headers, meta, code, &reason).await;
+                return self
+                    .dead_letter(message, headers, meta, code, &reason)
+                    .await;
             }
         };
         tracing::Span::current().record("message_id", envelope.id.as_str());
@@ -285,16 +309,28 @@ impl<H: Handler> Worker<H> {
             match self.handler.handle(&envelope, meta).await {
                 Ok(()) => return Disposition::Done,
                 Err(HandleError::Transient(e)) => {
-                    self.metrics.failed.with_label_values(&[meta.topic.name(), "transient"]).inc();
+                    self.metrics
+                        .failed
+                        .with_label_values(&[meta.topic.name(), "transient"])
+                        .inc();
                     tracing::warn!(error = %format!("{e:#}"), retry_in_ms = backoff.as_millis() as u64, "transient failure, retrying");
                 }
                 Err(HandleError::Permanent { code, reason }) => {
-                    self.metrics.failed.with_label_values(&[meta.topic.name(), "permanent"]).inc();
+                    self.metrics
+                        .failed
+                        .with_label_values(&[meta.topic.name(), "permanent"])
+                        .inc();
                     permanent_failures += 1;
                     if permanent_failures >= PERMANENT_ATTEMPTS {
-                        return self.dead_letter(message, headers, meta, code, &reason).await;
+                        return self
+                            .dead_letter(message, headers, meta, code, &reason)
+                            .await;
                     }
-                    tracing::warn!(code, attempt = permanent_failures, "permanent failure, trying again before dead-lettering");
+                    tracing::warn!(
+                        code,
+                        attempt = permanent_failures,
+                        "permanent failure, trying again before dead-lettering"
+                    );
                 }
             }
             if !self.sleep(backoff).await {
@@ -330,9 +366,16 @@ impl<H: Handler> Worker<H> {
         let dlq = self.topics.dlq(meta.topic);
         let mut backoff = BACKOFF_START;
         loop {
-            match self.producer.send_raw(&dlq, key, payload, &dlq_headers).await {
+            match self
+                .producer
+                .send_raw(&dlq, key, payload, &dlq_headers)
+                .await
+            {
                 Ok(_) => {
-                    self.metrics.dead_lettered.with_label_values(&[meta.topic.name()]).inc();
+                    self.metrics
+                        .dead_lettered
+                        .with_label_values(&[meta.topic.name()])
+                        .inc();
                     tracing::warn!(code, dlq = %dlq, "message dead-lettered");
                     return Disposition::Done;
                 }

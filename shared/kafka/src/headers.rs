@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 
 /// Builds Kafka headers from string pairs.
-pub(crate) fn to_kafka<'a>(pairs: impl IntoIterator<Item = (&'a String, &'a String)>) -> OwnedHeaders {
+pub(crate) fn to_kafka<'a>(
+    pairs: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> OwnedHeaders {
     pairs.into_iter().fold(OwnedHeaders::new(), |h, (k, v)| {
         h.insert(Header {
             key: k,

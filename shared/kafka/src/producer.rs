@@ -97,7 +97,8 @@ impl Producer {
         let label = self
             .topics
             .logical(physical_topic)
-            .map(Topic::name).unwrap_or(physical_topic);
+            .map(Topic::name)
+            .unwrap_or(physical_topic);
         self.metrics.produced.with_label_values(&[label]).inc();
         Ok((delivery.partition, delivery.offset))
     }

@@ -62,7 +62,13 @@ pub async fn ensure_topics(config: &KafkaConfig) -> anyhow::Result<()> {
     .await??;
     let new_topics: Vec<NewTopic<'_>> = names
         .iter()
-        .map(|n| NewTopic::new(n, config.partitions, TopicReplication::Fixed(config.replication)))
+        .map(|n| {
+            NewTopic::new(
+                n,
+                config.partitions,
+                TopicReplication::Fixed(config.replication),
+            )
+        })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     for result in admin.create_topics(&new_topics, &options).await? {

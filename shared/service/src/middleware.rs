@@ -10,7 +10,11 @@ use crm_telemetry::Metrics;
 use tracing::Instrument;
 
 /// Counts requests and records latency by matched route (never by raw path, which would hold ids).
-pub async fn track_metrics(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
+pub async fn track_metrics(
+    State(metrics): State<Metrics>,
+    request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let method = request.method().to_string();
     let route = request

@@ -61,7 +61,10 @@ async fn readyz(State(c): State<Checks>) -> impl IntoResponse {
 
 async fn metrics(State(c): State<Checks>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         c.metrics.render(),
     )
 }

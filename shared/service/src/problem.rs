@@ -1,45 +1,64 @@
+use std::borrow::Cow;
+
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 /// An RFC 9457 problem answer: `type`, `title`, `status`, `detail`, plus a stable `code` that
-/// clients switch on, and optional extension members (such as per-event errors).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// clients switch on, and optional extension members (such as per-event results). Kept small,
+/// since every fallible handler returns it.
+#[derive(Debug, Clone)]
 pub struct Problem {
-    /// A URI naming the problem type (`urn:crm:problem:<code>`).
+    status: StatusCode,
+    code: &'static str,
+    detail: String,
+    extensions: Option<Box<Map<String, Value>>>,
+}
+
+/// The JSON body of a [`Problem`] (also its OpenAPI schema).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Problem)]
+struct ProblemBody<'a> {
+    /// A URI naming the problem type: `urn:crm:problem:<code>`.
     #[serde(rename = "type")]
-    pub type_uri: String,
-    /// Short summary of the problem type.
-    pub title: String,
+    type_uri: String,
+    /// Short summary of the status.
+    title: &'a str,
     /// HTTP status code.
-    pub status: u16,
+    status: u16,
     /// Stable machine-readable code.
-    pub code: String,
+    code: &'a str,
     /// What went wrong in this occurrence and how to fix it.
-    pub detail: String,
-    /// Extension members.
+    detail: &'a str,
+    /// Extension members (for example `results`, one entry per event of a batch).
     #[serde(flatten)]
-    pub extensions: Map<String, Value>,
+    #[schema(value_type = Object)]
+    extensions: Option<&'a Map<String, Value>>,
 }
 
 impl Problem {
     /// A problem with `status`, stable `code` and a `detail` for the client.
-    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
         Self {
-            type_uri: format!("urn:crm:problem:{code}"),
-            title: status.canonical_reason().unwrap_or("Error").to_owned(),
-            status: status.as_u16(),
-            code: code.to_owned(),
+            status,
+            code,
             detail: detail.into(),
-            extensions: Map::new(),
+            extensions: None,
         }
     }
 
     /// Adds an extension member.
     pub fn with(mut self, key: &str, value: Value) -> Self {
-        self.extensions.insert(key.to_owned(), value);
+        self.extensions
+            .get_or_insert_with(Default::default)
+            .insert(key.to_owned(), value);
         self
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        self.code
     }
 
     /// An opaque 500; the cause is logged (with its chain), never sent to the client.
@@ -55,13 +74,32 @@ impl Problem {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::to_vec(&self).unwrap_or_default();
-        let mut response = (status, body).into_response();
+        let body = ProblemBody {
+            type_uri: format!("urn:crm:problem:{}", self.code),
+            title: self.status.canonical_reason().unwrap_or("Error"),
+            status: self.status.as_u16(),
+            code: self.code,
+            detail: &self.detail,
+            extensions: self.extensions.as_deref(),
+        };
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        let mut response = (self.status, bytes).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
         response
+    }
+}
+
+impl utoipa::PartialSchema for Problem {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <ProblemBody<'static> as utoipa::PartialSchema>::schema()
+    }
+}
+
+impl utoipa::ToSchema for Problem {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Problem")
     }
 }

@@ -56,7 +56,8 @@ impl PartServer {
         handler: H,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
-        self.run_inner(Some((subscription, handler)), shutdown).await
+        self.run_inner(Some((subscription, handler)), shutdown)
+            .await
     }
 
     async fn run_inner<H: Handler>(

@@ -42,7 +42,9 @@ impl Metrics {
         )?;
         let http_latency = HistogramVec::new(
             HistogramOpts::new("http_request_duration_seconds", "HTTP request latency").buckets(
-                vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0],
+                vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ],
             ),
             &["method", "route"],
         )?;
@@ -51,19 +53,31 @@ impl Metrics {
             &["topic"],
         )?;
         let produced = IntCounterVec::new(
-            Opts::new("kafka_messages_produced_total", "Kafka messages acknowledged by the broker"),
+            Opts::new(
+                "kafka_messages_produced_total",
+                "Kafka messages acknowledged by the broker",
+            ),
             &["topic"],
         )?;
         let failed = IntCounterVec::new(
-            Opts::new("kafka_messages_failed_total", "Kafka message handling failures"),
+            Opts::new(
+                "kafka_messages_failed_total",
+                "Kafka message handling failures",
+            ),
             &["topic", "class"],
         )?;
         let dead_lettered = IntCounterVec::new(
-            Opts::new("kafka_messages_dead_lettered_total", "Kafka messages sent to a DLQ"),
+            Opts::new(
+                "kafka_messages_dead_lettered_total",
+                "Kafka messages sent to a DLQ",
+            ),
             &["topic"],
         )?;
         let consumer_lag = IntGaugeVec::new(
-            Opts::new("kafka_consumer_lag", "Messages behind the partition's high watermark"),
+            Opts::new(
+                "kafka_consumer_lag",
+                "Messages behind the partition's high watermark",
+            ),
             &["topic", "partition"],
         )?;
         let outbox_backlog = IntGauge::new("outbox_backlog", "Outbox rows not yet published")?;
@@ -111,7 +125,15 @@ mod tests {
         m.consumed.with_label_values(&["crm.ingest.v1"]).inc();
         m.outbox_backlog.set(3);
         let text = m.render();
-        assert!(text.contains("crm_kafka_messages_consumed_total{part=\"identity\",topic=\"crm.ingest.v1\"} 1"), "{text}");
-        assert!(text.contains("crm_outbox_backlog{part=\"identity\"} 3"), "{text}");
+        assert!(
+            text.contains(
+                "crm_kafka_messages_consumed_total{part=\"identity\",topic=\"crm.ingest.v1\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("crm_outbox_backlog{part=\"identity\"} 3"),
+            "{text}"
+        );
     }
 }

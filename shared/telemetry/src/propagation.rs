@@ -41,8 +41,7 @@ pub fn set_remote_parent(span: &Span, headers: &HashMap<String, String>) {
     if !headers.contains_key("traceparent") {
         return;
     }
-    let parent =
-        opentelemetry::global::get_text_map_propagator(|p| p.extract(&MapReader(headers)));
+    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&MapReader(headers)));
     // Fails only when the span is disabled by the filter; then there is nothing to link.
     let _ = span.set_parent(parent);
 }

@@ -1,0 +1,59 @@
+# Shared helpers of the project's scripts (sourced, not run).
+# shellcheck shell=bash
+
+TANSU_VERSION=0.6.0
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export PATH="$HOME/.cargo/bin:$PATH"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# port_open HOST PORT: is something listening?
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+wait_port() { # HOST PORT SECONDS
+  local i
+  for ((i = 0; i < $3 * 10; i++)); do port_open "$1" "$2" && return 0; sleep 0.1; done
+  return 1
+}
+
+# The broker: tansu, pinned, installed from crates.io when missing (about 15 minutes on 2 cores).
+ensure_tansu() {
+  if command -v tansu >/dev/null && [ "$(tansu --version 2>/dev/null)" = "tansu $TANSU_VERSION" ]; then
+    return 0
+  fi
+  say "installing the broker: tansu $TANSU_VERSION (cargo install; this takes a while once)"
+  cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql
+}
+
+# PostgreSQL and Redis: use the machine's; start them when installed but stopped.
+ensure_postgres() {
+  port_open 127.0.0.1 5432 && return 0
+  if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
+    say "starting PostgreSQL"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start || true
+    wait_port 127.0.0.1 5432 20 && return 0
+  fi
+  die "PostgreSQL is not running on 127.0.0.1:5432 and could not be started; install it (apt-get install postgresql) and allow trust auth for user postgres"
+}
+
+ensure_redis() {
+  port_open 127.0.0.1 6379 && return 0
+  if command -v redis-server >/dev/null; then
+    say "starting Redis"
+    mkdir -p /var/lib/redis /var/log/redis 2>/dev/null || true
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+      --dir /tmp --logfile /tmp/crm-redis.log
+    wait_port 127.0.0.1 6379 10 && return 0
+  fi
+  die "Redis is not running on 127.0.0.1:6379 and could not be started; install it (apt-get install redis-server)"
+}
+
+# librdkafka is built from source by rdkafka-sys: it needs a C toolchain, make and perl.
+ensure_build_tools() {
+  local missing=()
+  for tool in cc make perl; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  say "installing build tools: ${missing[*]}"
+  apt-get update -qq && apt-get install -y -qq build-essential perl
+}
