@@ -41,7 +41,6 @@ ensure_redis() {
   port_open 127.0.0.1 6379 && return 0
   if command -v redis-server >/dev/null; then
     say "starting Redis"
-    mkdir -p /var/lib/redis /var/log/redis 2>/dev/null || true
     redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
       --dir /tmp --logfile /tmp/crm-redis.log
     wait_port 127.0.0.1 6379 10 && return 0

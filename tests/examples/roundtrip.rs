@@ -35,22 +35,36 @@ fn report(name: &str, mut samples: Vec<Duration>) -> (Duration, Duration) {
 
 #[tokio::main]
 async fn main() {
-    let n: usize = std::env::var("ROUNDTRIP_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let n: usize = std::env::var("ROUNDTRIP_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
     let suite = Suite::start().await;
 
     // Reference: produce one message, wait for a consumer to receive it.
     let kafka = part_config(&suite.id, "bench", &suite.redis).kafka;
-    let producer = Producer::connect(&kafka, crm_telemetry::Metrics::new("bench").unwrap()).await.unwrap();
+    let producer = Producer::connect(&kafka, crm_telemetry::Metrics::new("bench").unwrap())
+        .await
+        .unwrap();
     let topic = suite.topic("crm.interactions.v1");
     let consumer = test_consumer(&topic);
     let none = HashMap::new();
-    producer.send_raw(&topic, "warm", b"warm", &none).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(60), consumer.recv()).await.unwrap().unwrap();
+    producer
+        .send_raw(&topic, "warm", b"warm", &none)
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(60), consumer.recv())
+        .await
+        .unwrap()
+        .unwrap();
     let mut reference = Vec::with_capacity(200);
     for i in 0..200 {
         let payload = format!("m{i}");
         let started = Instant::now();
-        producer.send_raw(&topic, "k", payload.as_bytes(), &none).await.unwrap();
+        producer
+            .send_raw(&topic, "k", payload.as_bytes(), &none)
+            .await
+            .unwrap();
         loop {
             let m = consumer.recv().await.unwrap();
             if m.payload() == Some(payload.as_bytes()) {

@@ -8,14 +8,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crm_cache::CacheConfig;
+use crm_cache::{CacheConfig, ProfileCache};
 use crm_kafka::KafkaConfig;
 use crm_service::CommonConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message};
 use rdkafka::ClientConfig;
 use serde_json::Value;
 use tokio::task::JoinHandle;
@@ -109,7 +111,7 @@ impl Suite {
         let mut tasks = Vec::new();
         let url = |port: u16| format!("http://127.0.0.1:{port}");
 
-        let identity = crm_identity::Application::build(crm_identity::Config {
+        let identity = crm_identity::build(crm_identity::Config {
             common: part_config(&id, "identity", &redis),
         })
         .await
@@ -123,13 +125,13 @@ impl Suite {
             upstream_timeout: Duration::from_secs(2),
         };
         let gateway_pool_url = gateway_config.common.database_url.clone();
-        let gateway = crm_gateway::Application::build(gateway_config)
+        let gateway = crm_gateway::build(gateway_config)
             .await
             .expect("gateway starts");
         let gateway_url = url(gateway.port());
         spawn(&mut tasks, gateway.run(shutdown.clone()));
 
-        let segmentation = crm_segmentation::Application::build(crm_segmentation::Config {
+        let segmentation = crm_segmentation::build(crm_segmentation::Config {
             common: part_config(&id, "segmentation", &redis),
         })
         .await
@@ -137,7 +139,7 @@ impl Suite {
         let segmentation_url = url(segmentation.port());
         spawn(&mut tasks, segmentation.run(shutdown.clone()));
 
-        let campaign = crm_campaign::Application::build(crm_campaign::Config {
+        let campaign = crm_campaign::build(crm_campaign::Config {
             common: part_config(&id, "campaign", &redis),
         })
         .await
@@ -145,7 +147,7 @@ impl Suite {
         let campaign_url = url(campaign.port());
         spawn(&mut tasks, campaign.run(shutdown.clone()));
 
-        let loyalty = crm_loyalty::Application::build(crm_loyalty::Config {
+        let loyalty = crm_loyalty::build(crm_loyalty::Config {
             common: part_config(&id, "loyalty", &redis),
         })
         .await
@@ -246,9 +248,33 @@ impl Suite {
         .await
     }
 
-    /// The Redis key of a customer's cached profile.
-    pub fn cache_key(&self, customer_id: &str) -> String {
-        format!("t{}:{}:profile:{customer_id}", self.id, self.tenant)
+    /// The suite's hot-profile cache, as the parts see it.
+    pub fn profile_cache(&self) -> ProfileCache {
+        ProfileCache::new(CacheConfig {
+            url: self.redis.clone(),
+            prefix: format!("t{}", self.id),
+            ttl: Duration::from_secs(60),
+            timeout: Duration::from_secs(2),
+        })
+        .unwrap()
+    }
+
+    /// Posts `body` with the admin key and checks the gateway accepted it (202).
+    pub async fn ingest(&self, body: &Value) {
+        let response = self.post_events(&self.key, body).await;
+        assert_eq!(response.status(), 202);
+    }
+
+    /// The Prometheus text of the part at `base`.
+    pub async fn metrics_of(&self, base: &str) -> String {
+        self.http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 
     pub fn topic(&self, logical: &str) -> String {
@@ -308,4 +334,18 @@ pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         })
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
+}
+
+/// A Kafka message's UTF-8 headers.
+pub fn headers_of<M: Message>(message: &M) -> HashMap<String, String> {
+    message
+        .headers()
+        .map(|h| {
+            h.iter()
+                .filter_map(|h| {
+                    Some((h.key.to_owned(), String::from_utf8(h.value?.to_vec()).ok()?))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -15,7 +15,6 @@ use crm_service::Base;
 use crm_tests::{
     eventually, part_config, redis_url, test_consumer, unique_id, Suite, SuiteOptions,
 };
-use rdkafka::message::{Headers, Message};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
@@ -59,16 +58,7 @@ async fn a_message_that_breaks_the_contract_is_dead_lettered_and_the_consumer_go
             .await
             .expect("dead letters arrive")
             .unwrap();
-        let headers = message
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .filter_map(|h| {
-                        Some((h.key.to_owned(), String::from_utf8(h.value?.to_vec()).ok()?))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let headers = crm_tests::headers_of(&message);
         dead.push(headers);
     }
     assert_eq!(dead[0]["crm-dlq-error-code"], "invalid_envelope");
@@ -83,15 +73,7 @@ async fn a_message_that_breaks_the_contract_is_dead_lettered_and_the_consumer_go
         assert!(headers["crm-dlq-partition"].parse::<i32>().is_ok());
         assert!(!headers["crm-dlq-error"].is_empty());
     }
-    let metrics = suite
-        .http
-        .get(format!("{}/metrics", suite.identity))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = suite.metrics_of(&suite.identity).await;
     assert_eq!(
         crm_tests::metric(
             &metrics,
@@ -132,6 +114,30 @@ impl Handler for Counting {
     }
 }
 
+/// Runs identity's consumer loop over `base` with `handler`, as identity's own binary would.
+fn spawn_identity_consumer<H: Handler>(
+    base: &Base,
+    handler: H,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+    let (kafka, producer, metrics) = (
+        base.config.kafka.clone(),
+        base.producer.clone(),
+        base.metrics.clone(),
+    );
+    tokio::spawn(async move {
+        consumer::run(
+            &kafka,
+            crm_identity::subscription(),
+            handler,
+            producer,
+            metrics,
+            stop,
+        )
+        .await
+    })
+}
+
 #[tokio::test]
 async fn a_consumer_killed_between_effect_and_commit_gets_the_message_again_and_makes_no_second_effect(
 ) {
@@ -157,28 +163,14 @@ async fn a_consumer_killed_between_effect_and_commit_gets_the_message_again_and_
 
     // First run: applies the effect, then hangs before its offset is stored; then killed.
     let applied = Arc::new(AtomicUsize::new(0));
-    let first = tokio::spawn({
-        let (kafka, producer, metrics) = (
-            config.kafka.clone(),
-            base.producer.clone(),
-            base.metrics.clone(),
-        );
-        let handler = HangAfterEffect {
+    let first = spawn_identity_consumer(
+        &base,
+        HangAfterEffect {
             inner: crm_identity::IngestHandler::new(&base),
             applied: Arc::clone(&applied),
-        };
-        async move {
-            consumer::run(
-                &kafka,
-                crm_identity::subscription(),
-                handler,
-                producer,
-                metrics,
-                CancellationToken::new(),
-            )
-            .await
-        }
-    });
+        },
+        CancellationToken::new(),
+    );
     eventually("the first effect", || async {
         (applied.load(Ordering::SeqCst) == 1).then_some(())
     })
@@ -189,29 +181,14 @@ async fn a_consumer_killed_between_effect_and_commit_gets_the_message_again_and_
     // Restart: same group, same database. The message comes again and is skipped.
     let delivered = Arc::new(AtomicUsize::new(0));
     let stop = CancellationToken::new();
-    let second = tokio::spawn({
-        let (kafka, producer, metrics) = (
-            config.kafka.clone(),
-            base.producer.clone(),
-            base.metrics.clone(),
-        );
-        let handler = Counting {
+    let second = spawn_identity_consumer(
+        &base,
+        Counting {
             inner: crm_identity::IngestHandler::new(&base),
             delivered: Arc::clone(&delivered),
-        };
-        let stop = stop.clone();
-        async move {
-            consumer::run(
-                &kafka,
-                crm_identity::subscription(),
-                handler,
-                producer,
-                metrics,
-                stop,
-            )
-            .await
-        }
-    });
+        },
+        stop.clone(),
+    );
     eventually("the redelivery", || async {
         (delivered.load(Ordering::SeqCst) >= 1).then_some(())
     })
@@ -276,7 +253,11 @@ async fn with_redis_stopped_reads_fall_back_to_identity_and_ingest_still_works()
     .await;
 
     let suite = Suite::start_with(SuiteOptions { redis: Some(url) }).await;
-    assert_eq!(suite.post_events(&suite.key, &json!({"kind": "identify", "identity": {"user_id": "r-1"}, "traits": {"tier": "a"}})).await.status(), 202);
+    suite
+        .ingest(
+            &json!({"kind": "identify", "identity": {"user_id": "r-1"}, "traits": {"tier": "a"}}),
+        )
+        .await;
     let id = suite.wait_for_customer("r-1", |_| true).await["id"]
         .as_str()
         .unwrap()
@@ -295,16 +276,9 @@ async fn with_redis_stopped_reads_fall_back_to_identity_and_ingest_still_works()
     assert_eq!(read.headers()["x-cache"], "miss");
     assert_eq!(read.json::<Value>().await.unwrap()["traits"]["tier"], "a");
 
-    assert_eq!(
-        suite
-            .post_events(
-                &suite.key,
-                &json!({"kind": "identify", "identity": {"user_id": "r-2"}})
-            )
-            .await
-            .status(),
-        202
-    );
+    suite
+        .ingest(&json!({"kind": "identify", "identity": {"user_id": "r-2"}}))
+        .await;
     let second = suite.wait_for_customer("r-2", |_| true).await;
     let read = suite
         .get(
@@ -333,7 +307,7 @@ async fn shutdown_drains_and_a_restart_resumes_where_it_stopped() {
     let suite = Suite::start().await;
     for i in 0..20 {
         let body = json!({"id": format!("drain-{i}"), "kind": "track", "name": "Product Viewed", "identity": {"user_id": "drain-user"}});
-        assert_eq!(suite.post_events(&suite.key, &body).await.status(), 202);
+        suite.ingest(&body).await;
     }
     suite
         .wait_for_customer("drain-user", |p| p["event_count"] == 20)

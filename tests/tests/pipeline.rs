@@ -6,33 +6,8 @@
 use std::collections::HashMap;
 
 use crm_tests::{eventually, metric, test_consumer, Suite};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use serde_json::{json, Value};
-
-async fn redis_conn(url: &str) -> redis_like::Conn {
-    redis_like::Conn::open(url).await
-}
-
-/// The few Redis commands the tests need, over the cache crate's client.
-mod redis_like {
-    pub struct Conn(crm_cache::ProfileCache);
-    impl Conn {
-        pub async fn open(url: &str) -> Self {
-            Conn(
-                crm_cache::ProfileCache::new(crm_cache::CacheConfig {
-                    url: url.to_owned(),
-                    prefix: String::new(),
-                    ttl: std::time::Duration::from_secs(60),
-                    timeout: std::time::Duration::from_secs(2),
-                })
-                .unwrap(),
-            )
-        }
-        pub fn cache(&self) -> &crm_cache::ProfileCache {
-            &self.0
-        }
-    }
-}
 
 #[tokio::test]
 async fn posted_event_becomes_a_profile_on_the_cache_hit_and_miss_paths() {
@@ -66,20 +41,19 @@ async fn posted_event_becomes_a_profile_on_the_cache_hit_and_miss_paths() {
     assert_eq!(hit["traits"]["first_name"], "Ana");
 
     // Evicted: read from identity, answered, and the cache filled again.
-    let redis = redis_conn(&suite.redis).await;
-    let key = crm_cache::ProfileKey::new(
-        &format!("t{}", suite.id),
+    let cache = suite.profile_cache();
+    let key = cache.key(
         &crm_envelope::TenantId::parse("acme").unwrap(),
         id.parse().unwrap(),
     );
-    redis.cache().evict(&key).await.unwrap();
+    cache.evict(&key).await.unwrap();
     let miss = suite.get(Some(&suite.key), &path).await;
     assert_eq!(miss.status(), 200);
     assert_eq!(miss.headers()["x-cache"], "miss");
     let miss: Value = miss.json().await.unwrap();
     assert_eq!(miss, hit);
     assert!(
-        redis.cache().get(&key).await.unwrap().is_some(),
+        cache.get(&key).await.unwrap().is_some(),
         "the miss filled the cache"
     );
     let again = suite.get(Some(&suite.key), &path).await;
@@ -216,16 +190,9 @@ async fn malformed_events_get_400_with_stable_codes_and_batches_are_reported_per
 
     // Nothing of the rejected batch reached identity: a marker posted after it is applied while
     // the batch's valid events are absent.
-    assert_eq!(
-        suite
-            .post_events(
-                &suite.key,
-                &json!({"kind": "identify", "identity": {"user_id": "batch-user-marker"}})
-            )
-            .await
-            .status(),
-        202
-    );
+    suite
+        .ingest(&json!({"kind": "identify", "identity": {"user_id": "batch-user-marker"}}))
+        .await;
     suite.wait_for_customer("batch-user-marker", |_| true).await;
     assert!(suite.customer_by_user("batch-user").await.is_none());
     suite.stop().await;
@@ -234,16 +201,9 @@ async fn malformed_events_get_400_with_stable_codes_and_batches_are_reported_per
 #[tokio::test]
 async fn keys_never_reach_another_tenants_data() {
     let suite = Suite::start().await;
-    assert_eq!(
-        suite
-            .post_events(
-                &suite.key,
-                &json!({"kind": "identify", "identity": {"user_id": "secret"}})
-            )
-            .await
-            .status(),
-        202
-    );
+    suite
+        .ingest(&json!({"kind": "identify", "identity": {"user_id": "secret"}}))
+        .await;
     let id = suite.wait_for_customer("secret", |_| true).await["id"]
         .as_str()
         .unwrap()
@@ -324,18 +284,7 @@ async fn one_trace_follows_an_event_from_the_gateway_through_identity() {
             .ok()?
             .ok()?;
         let envelope: Value = serde_json::from_slice(message.payload()?).ok()?;
-        (envelope["id"] == "traced-1").then(|| {
-            message
-                .headers()
-                .map(|h| {
-                    h.iter()
-                        .filter_map(|h| {
-                            Some((h.key.to_owned(), String::from_utf8(h.value?.to_vec()).ok()?))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default()
-        })
+        (envelope["id"] == "traced-1").then(|| crm_tests::headers_of(&message))
     })
     .await;
     let traceparent = headers
@@ -351,16 +300,9 @@ async fn one_trace_follows_an_event_from_the_gateway_through_identity() {
 #[tokio::test]
 async fn every_part_reports_health_readiness_metrics_and_the_gateway_its_openapi() {
     let suite = Suite::start().await;
-    assert_eq!(
-        suite
-            .post_events(
-                &suite.key,
-                &json!({"kind": "identify", "identity": {"user_id": "m"}})
-            )
-            .await
-            .status(),
-        202
-    );
+    suite
+        .ingest(&json!({"kind": "identify", "identity": {"user_id": "m"}}))
+        .await;
     suite.wait_for_customer("m", |_| true).await;
     for base in [
         &suite.gateway,
@@ -386,26 +328,10 @@ async fn every_part_reports_health_readiness_metrics_and_the_gateway_its_openapi
             .await
             .unwrap();
         assert_eq!(ready.status(), 200, "{base} ready");
-        let metrics = suite
-            .http
-            .get(format!("{base}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = suite.metrics_of(base).await;
         assert!(metrics.contains("crm_outbox_backlog"), "{base} metrics");
     }
-    let identity_metrics = suite
-        .http
-        .get(format!("{}/metrics", suite.identity))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let identity_metrics = suite.metrics_of(&suite.identity).await;
     assert_eq!(
         metric(
             &identity_metrics,
@@ -423,15 +349,7 @@ async fn every_part_reports_health_readiness_metrics_and_the_gateway_its_openapi
         ) >= Some(1.0),
         "outbox relayed"
     );
-    let gateway_metrics = suite
-        .http
-        .get(format!("{}/metrics", suite.gateway))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let gateway_metrics = suite.metrics_of(&suite.gateway).await;
     assert_eq!(
         metric(
             &gateway_metrics,

@@ -1,7 +1,7 @@
 //! Keeps the contacts campaigns can reach.
 
 use crm_envelope::{Envelope, Topic};
-use crm_kafka::{dedupe, HandleError, Handler, MessageMeta};
+use crm_kafka::{dedupe, require_customer, HandleError, Handler, MessageMeta};
 use sqlx::PgPool;
 
 /// Applies profile changes (email) and resolved events (activity) to `contacts`, once per
@@ -41,9 +41,7 @@ impl Handler for CampaignHandler {
             // Segments and loyalty feed journeys in a later issue.
             _ => return Ok(()),
         };
-        let customer_id = e.customer_id.ok_or_else(|| {
-            HandleError::permanent("missing_customer_id", "the message must carry customer_id")
-        })?;
+        let customer_id = require_customer(e)?;
         let mut tx = self.pool.begin().await?;
         let consumer = format!("campaign:{}", meta.topic.name());
         if !dedupe::first_delivery(&mut tx, &consumer, &e.tenant_id, &e.id).await? {

@@ -104,8 +104,7 @@ impl FromRequestParts<AppState> for Caller {
         )
         .bind(hash_key(key.trim()))
         .fetch_optional(&state.pool)
-        .await
-        .map_err(|e| Problem::internal(&e.into()))?;
+        .await?;
         let (tenant, scopes) = row.ok_or_else(|| unauthorized("the API key is not valid"))?;
         let tenant = TenantId::parse(&tenant).map_err(|e| Problem::internal(&e.into()))?;
         Ok(Caller {

@@ -41,7 +41,7 @@ fn upstream(e: &anyhow::Error) -> Problem {
     get, path = "/v1/customers/{id}", tag = "customers",
     params(("id" = Uuid, Path, description = "Customer id")),
     responses(
-        (status = 200, description = "The profile; header x-cache says hit or miss", body = crm_identity_profile::Profile),
+        (status = 200, description = "The profile; header x-cache says hit or miss", body = crm_envelope::Profile),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such customer for this tenant", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Identity unreachable and profile not cached", body = Problem, content_type = "application/problem+json"),
@@ -138,38 +138,5 @@ pub(crate) async fn find_customers(
             HeaderValue::from_static("application/problem+json"),
         );
         Ok(response)
-    }
-}
-
-/// The profile schema, as identity serves it (documented here so `/openapi.json` is whole).
-pub(crate) mod crm_identity_profile {
-    use serde_json::{Map, Value};
-
-    /// A customer's profile.
-    #[allow(dead_code)]
-    #[derive(utoipa::ToSchema)]
-    pub struct Profile {
-        /// Stable customer id.
-        id: uuid::Uuid,
-        /// Tenant.
-        tenant_id: String,
-        /// Traits from identify events.
-        #[schema(value_type = Object)]
-        traits: Map<String, Value>,
-        /// Identifiers linked to the customer: `[{"kind": "email", "value": "…"}]`.
-        #[schema(value_type = Vec<Object>)]
-        identifiers: Vec<Value>,
-        /// Events applied.
-        event_count: i64,
-        /// Bumped by every applied event.
-        version: i64,
-        /// Earliest event time.
-        first_seen_at: chrono::DateTime<chrono::Utc>,
-        /// Latest event time.
-        last_seen_at: chrono::DateTime<chrono::Utc>,
-        /// Creation time.
-        created_at: chrono::DateTime<chrono::Utc>,
-        /// Last change.
-        updated_at: chrono::DateTime<chrono::Utc>,
     }
 }

@@ -19,9 +19,8 @@ use axum::Router;
 use crm_cache::ProfileCache;
 use crm_config::{ConfigError, Env};
 use crm_kafka::Producer;
-use crm_service::{Base, CommonConfig, PartServer};
+use crm_service::{Base, CommonConfig, PartConfig, PartServer};
 use sqlx::PgPool;
-use tokio_util::sync::CancellationToken;
 
 pub use auth::Scope;
 pub use identity_client::IdentityClient;
@@ -44,9 +43,9 @@ pub struct Config {
     pub upstream_timeout: Duration,
 }
 
-impl Config {
+impl PartConfig for Config {
     /// Reads `CRM_GATEWAY__*`, `CRM_KAFKA__*`, `CRM_REDIS__*`.
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             common: CommonConfig::from_env(env, PART, DEFAULT_PORT)?,
             identity_url: env.url_or(
@@ -56,6 +55,10 @@ impl Config {
             )?,
             upstream_timeout: env.millis_or("CRM_GATEWAY__UPSTREAM_TIMEOUT_MS", 2_000)?,
         })
+    }
+
+    fn common(&self) -> &CommonConfig {
+        &self.common
     }
 }
 
@@ -68,34 +71,19 @@ pub(crate) struct AppState {
     pub identity: IdentityClient,
 }
 
-/// The gateway, connected and bound.
-pub struct Application {
-    server: PartServer,
-}
+/// The gateway, connected and bound: `port()`, then `run(shutdown)`.
+pub type Application = PartServer;
 
-impl Application {
-    /// Connects, migrates (when configured), creates topics and binds the listener.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let base = Base::connect(PART, config.common, &MIGRATOR).await?;
-        let state = AppState {
-            pool: base.pool.clone(),
-            producer: base.producer.clone(),
-            cache: Arc::clone(&base.cache),
-            identity: IdentityClient::new(&config.identity_url, config.upstream_timeout)?,
-        };
-        let server = PartServer::bind(base, router(state)).await?;
-        Ok(Self { server })
-    }
-
-    /// The bound HTTP port.
-    pub fn port(&self) -> u16 {
-        self.server.port()
-    }
-
-    /// Runs until `shutdown`, then drains.
-    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        self.server.run(shutdown).await
-    }
+/// Connects, migrates (when configured), creates topics and binds the listener.
+pub async fn build(config: Config) -> anyhow::Result<Application> {
+    let base = Base::connect(PART, config.common, &MIGRATOR).await?;
+    let state = AppState {
+        pool: base.pool.clone(),
+        producer: base.producer.clone(),
+        cache: Arc::clone(&base.cache),
+        identity: IdentityClient::new(&config.identity_url, config.upstream_timeout)?,
+    };
+    PartServer::bind(base, router(state)).await
 }
 
 fn router(state: AppState) -> Router {

@@ -4,6 +4,8 @@ use clap::{Parser, Subcommand};
 use crm_config::Env;
 use crm_envelope::TenantId;
 use crm_gateway::{tenants, Scope};
+use crm_service::cli::{run_command, PartCommand};
+use crm_service::PartConfig;
 
 #[derive(Parser)]
 #[command(
@@ -18,10 +20,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the public API (default).
-    Serve,
-    /// Create the database if missing and apply migrations.
-    Migrate,
+    #[command(flatten)]
+    Part(PartCommand),
     /// Create a tenant and print its first admin API key as JSON.
     CreateTenant {
         /// Tenant id: a-z, 0-9, '-', '_'.
@@ -50,17 +50,14 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let _telemetry = crm_telemetry::init("crm-gateway")?;
     let config = crm_gateway::Config::from_env(&Env::from_process())?;
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
-            let shutdown = crm_service::shutdown::on_signal();
-            crm_gateway::Application::build(config)
-                .await?
-                .run(shutdown)
-                .await
-        }
-        Command::Migrate => {
-            crm_service::Base::migrate_only(&config.common, &crm_gateway::MIGRATOR).await
-        }
+    match cli.command.unwrap_or(Command::Part(PartCommand::Serve)) {
+        Command::Part(command) => run_command(
+            command,
+            config,
+            &crm_gateway::MIGRATOR,
+            |config, shutdown| async move { crm_gateway::build(config).await?.run(shutdown).await },
+        )
+        .await,
         Command::CreateTenant { id, name } => {
             let tenant = TenantId::parse(&id)?;
             let pool = admin_pool(&config).await?;
@@ -92,6 +89,7 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// The gateway's database, created and migrated if needed.
 async fn admin_pool(config: &crm_gateway::Config) -> anyhow::Result<sqlx::PgPool> {
     crm_service::Base::migrate_only(&config.common, &crm_gateway::MIGRATOR).await?;
     crm_service::db::connect(&config.common.database_url, 1).await

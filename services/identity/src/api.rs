@@ -5,14 +5,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use crm_envelope::TenantId;
-use crm_service::Problem;
+use crm_envelope::Profile;
+use crm_service::{tenant_from_path, Problem};
 use serde::Deserialize;
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::profile::{self, Profile};
+use crate::profile;
 
 pub(crate) fn routes(pool: PgPool) -> Router {
     Router::new()
@@ -27,11 +27,6 @@ pub(crate) fn routes(pool: PgPool) -> Router {
         .with_state(pool)
 }
 
-fn tenant(raw: &str) -> Result<TenantId, Problem> {
-    TenantId::parse(raw)
-        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_tenant", e.to_string()))
-}
-
 fn not_found() -> Problem {
     Problem::new(
         StatusCode::NOT_FOUND,
@@ -40,20 +35,15 @@ fn not_found() -> Problem {
     )
 }
 
-fn internal(e: sqlx::Error) -> Problem {
-    Problem::internal(&e.into())
-}
-
 async fn get_customer(
     State(pool): State<PgPool>,
     Path((raw_tenant, raw_id)): Path<(String, String)>,
 ) -> Result<Json<Profile>, Problem> {
-    let tenant = tenant(&raw_tenant)?;
+    let tenant = tenant_from_path(&raw_tenant)?;
     let id = Uuid::parse_str(&raw_id).map_err(|_| not_found())?;
-    let mut conn = pool.acquire().await.map_err(internal)?;
+    let mut conn = pool.acquire().await?;
     profile::load(&mut conn, &tenant, id)
-        .await
-        .map_err(internal)?
+        .await?
         .map(Json)
         .ok_or_else(not_found)
 }
@@ -71,7 +61,7 @@ async fn find_customers(
     Path(raw_tenant): Path<String>,
     Query(q): Query<Lookup>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    let tenant = tenant(&raw_tenant)?;
+    let tenant = tenant_from_path(&raw_tenant)?;
     let (kind, value) = match (q.user_id, q.anonymous_id, q.email) {
         (Some(v), None, None) => ("user_id", v.trim().to_owned()),
         (None, Some(v), None) => ("anonymous_id", v.trim().to_owned()),
@@ -84,16 +74,10 @@ async fn find_customers(
             ))
         }
     };
-    let mut conn = pool.acquire().await.map_err(internal)?;
+    let mut conn = pool.acquire().await?;
     let mut items = Vec::new();
-    if let Some(id) = profile::find_by_identifier(&mut conn, &tenant, kind, &value)
-        .await
-        .map_err(internal)?
-    {
-        if let Some(p) = profile::load(&mut conn, &tenant, id)
-            .await
-            .map_err(internal)?
-        {
+    if let Some(id) = profile::find_by_identifier(&mut conn, &tenant, kind, &value).await? {
+        if let Some(p) = profile::load(&mut conn, &tenant, id).await? {
             items.push(p);
         }
     }

@@ -14,11 +14,9 @@ mod resolve;
 
 use crm_config::{ConfigError, Env};
 use crm_kafka::consumer::Subscription;
-use crm_service::{Base, CommonConfig, PartServer};
-use tokio_util::sync::CancellationToken;
+use crm_service::{Base, CommonConfig, ConsumerApp, PartConfig, PartServer};
 
 pub use identifiers::{identifiers_of, IdentifierKey};
-pub use profile::Profile;
 pub use resolve::IngestHandler;
 
 /// The part's name: database `crm_identity`, group `crm-identity`, `CRM_IDENTITY__*`.
@@ -35,42 +33,29 @@ pub struct Config {
     pub common: CommonConfig,
 }
 
-impl Config {
+impl PartConfig for Config {
     /// Reads `CRM_IDENTITY__*`, `CRM_KAFKA__*`, `CRM_REDIS__*`.
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             common: CommonConfig::from_env(env, PART, DEFAULT_PORT)?,
         })
     }
+
+    fn common(&self) -> &CommonConfig {
+        &self.common
+    }
 }
 
-/// Identity, connected and bound, ready to run.
-pub struct Application {
-    server: PartServer,
-    handler: IngestHandler,
-}
+/// Identity, connected and bound: `port()`, then `run(shutdown)`.
+pub type Application = ConsumerApp<IngestHandler>;
 
-impl Application {
-    /// Connects, migrates (when configured), creates topics and binds the listener.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let base = Base::connect(PART, config.common, &MIGRATOR).await?;
-        let handler = IngestHandler::new(&base);
-        let api = api::routes(base.pool.clone());
-        let server = PartServer::bind(base, api).await?;
-        Ok(Self { server, handler })
-    }
-
-    /// The bound HTTP port.
-    pub fn port(&self) -> u16 {
-        self.server.port()
-    }
-
-    /// Runs until `shutdown`, then drains.
-    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        self.server
-            .run_with_consumer(subscription(), self.handler, shutdown)
-            .await
-    }
+/// Connects, migrates (when configured), creates topics and binds the listener.
+pub async fn build(config: Config) -> anyhow::Result<Application> {
+    let base = Base::connect(PART, config.common, &MIGRATOR).await?;
+    let handler = IngestHandler::new(&base);
+    let api = api::routes(base.pool.clone());
+    let server = PartServer::bind(base, api).await?;
+    Ok(ConsumerApp::new(server, subscription(), handler))
 }
 
 /// What identity consumes.

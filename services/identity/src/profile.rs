@@ -1,46 +1,10 @@
-//! The customer profile as identity stores and serves it (and as Redis caches it).
+//! Loading the customer profile (`crm_envelope::Profile`) that identity serves and caches.
 
 use chrono::{DateTime, Utc};
-use crm_envelope::TenantId;
-use serde::{Deserialize, Serialize};
+use crm_envelope::{Profile, ProfileIdentifier, TenantId};
 use serde_json::{Map, Value};
 use sqlx::PgConnection;
 use uuid::Uuid;
-
-/// One identifier of a customer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
-pub struct ProfileIdentifier {
-    /// `user_id`, `anonymous_id`, `email`, `phone`, `handle:<network>`.
-    pub kind: String,
-    /// The value.
-    pub value: String,
-}
-
-/// A customer's profile.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Profile {
-    /// Stable customer id.
-    pub id: Uuid,
-    /// Tenant.
-    pub tenant_id: String,
-    /// Traits from identify events (latest value wins, per key).
-    #[schema(value_type = Object)]
-    pub traits: Map<String, Value>,
-    /// Identifiers linked to the customer.
-    pub identifiers: Vec<ProfileIdentifier>,
-    /// Events applied to this customer.
-    pub event_count: i64,
-    /// Bumped by every applied event; lets clients see that a change happened.
-    pub version: i64,
-    /// Earliest `occurred_at` seen.
-    pub first_seen_at: DateTime<Utc>,
-    /// Latest `occurred_at` seen.
-    pub last_seen_at: DateTime<Utc>,
-    /// When identity created the customer.
-    pub created_at: DateTime<Utc>,
-    /// When the profile last changed.
-    pub updated_at: DateTime<Utc>,
-}
 
 #[derive(sqlx::FromRow)]
 struct CustomerRow {
@@ -73,7 +37,7 @@ pub(crate) async fn load(
     let Some(row) = row else {
         return Ok(None);
     };
-    let identifiers: Vec<ProfileIdentifier> = sqlx::query_as(
+    let identifiers: Vec<(String, String)> = sqlx::query_as(
         "SELECT kind, value FROM identifiers WHERE tenant_id = $1 AND customer_id = $2
          ORDER BY first_seen_at, kind, value",
     )
@@ -85,7 +49,10 @@ pub(crate) async fn load(
         id: row.id,
         tenant_id: row.tenant_id,
         traits: row.traits.0,
-        identifiers,
+        identifiers: identifiers
+            .into_iter()
+            .map(|(kind, value)| ProfileIdentifier { kind, value })
+            .collect(),
         event_count: row.event_count,
         version: row.version,
         first_seen_at: row.first_seen_at,

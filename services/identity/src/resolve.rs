@@ -12,7 +12,9 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::identifiers::{identifiers_of, IdentifierKey};
-use crate::profile::{self, Profile};
+use crm_envelope::Profile;
+
+use crate::profile;
 
 /// Applies each ingested event in one transaction: dedupe by message id, find or create the
 /// customer, link new identifiers, merge traits, and enqueue the resolved event (and a profile

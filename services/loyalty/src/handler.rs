@@ -1,7 +1,7 @@
 //! Enrols members and counts their qualifying orders.
 
 use crm_envelope::{Envelope, Topic};
-use crm_kafka::{dedupe, HandleError, Handler, MessageMeta};
+use crm_kafka::{dedupe, require_customer, HandleError, Handler, MessageMeta};
 use sqlx::PgPool;
 
 /// Applies resolved events to `members`, once per message id.
@@ -27,12 +27,7 @@ impl Handler for LoyaltyHandler {
         if meta.topic != Topic::Events {
             return Ok(());
         }
-        let customer_id = e.customer_id.ok_or_else(|| {
-            HandleError::permanent(
-                "missing_customer_id",
-                "a crm.events.v1 message must carry customer_id",
-            )
-        })?;
+        let customer_id = require_customer(e)?;
         let mut tx = self.pool.begin().await?;
         if !dedupe::first_delivery(&mut tx, "loyalty:crm.events.v1", &e.tenant_id, &e.id).await? {
             return Ok(());

@@ -5,8 +5,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use crm_envelope::TenantId;
-use crm_service::Problem;
+use crm_service::{tenant_from_path, Problem};
 use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -34,8 +33,7 @@ async fn activity(
     State(pool): State<PgPool>,
     Path((tenant, id)): Path<(String, Uuid)>,
 ) -> Result<Json<Activity>, Problem> {
-    let tenant = TenantId::parse(&tenant)
-        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_tenant", e.to_string()))?;
+    let tenant = tenant_from_path(&tenant)?;
     sqlx::query_as(
         "SELECT customer_id, events_total, orders_total, revenue_total::float8 AS revenue_total,
                 first_seen_at, last_seen_at
@@ -44,8 +42,7 @@ async fn activity(
     .bind(tenant.as_str())
     .bind(id)
     .fetch_optional(&pool)
-    .await
-    .map_err(|e| Problem::internal(&e.into()))?
+    .await?
     .map(Json)
     .ok_or_else(|| {
         Problem::new(

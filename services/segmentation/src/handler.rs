@@ -1,7 +1,7 @@
 //! Keeps per-customer activity aggregates from resolved events.
 
 use crm_envelope::{Envelope, Topic};
-use crm_kafka::{dedupe, HandleError, Handler, MessageMeta};
+use crm_kafka::{dedupe, require_customer, HandleError, Handler, MessageMeta};
 use sqlx::PgPool;
 
 /// Applies resolved events to `customer_activity`, once per message id.
@@ -41,12 +41,7 @@ impl Handler for SegmentationHandler {
         if meta.topic != Topic::Events {
             return Ok(());
         }
-        let customer_id = e.customer_id.ok_or_else(|| {
-            HandleError::permanent(
-                "missing_customer_id",
-                "a crm.events.v1 message must carry customer_id",
-            )
-        })?;
+        let customer_id = require_customer(e)?;
         let mut tx = self.pool.begin().await?;
         if !dedupe::first_delivery(&mut tx, "segmentation:crm.events.v1", &e.tenant_id, &e.id)
             .await?

@@ -1,4 +1,6 @@
-//! Segmentation: per-customer aggregates, and (next issues) segments, RFM, lifecycle stages, scores and predicted value. This first slice keeps per-customer activity aggregates from `crm.events.v1`.
+//! Segmentation: per-customer aggregates, and (next issues) segments, RFM, lifecycle stages,
+//! scores and predicted value. This first slice keeps per-customer activity aggregates from
+//! `crm.events.v1`.
 
 #![forbid(unsafe_code)]
 
@@ -8,8 +10,7 @@ mod handler;
 use crm_config::{ConfigError, Env};
 use crm_envelope::Topic;
 use crm_kafka::consumer::Subscription;
-use crm_service::{Base, CommonConfig, PartServer};
-use tokio_util::sync::CancellationToken;
+use crm_service::{Base, CommonConfig, ConsumerApp, PartConfig, PartServer};
 
 pub use handler::SegmentationHandler;
 
@@ -27,41 +28,28 @@ pub struct Config {
     pub common: CommonConfig,
 }
 
-impl Config {
+impl PartConfig for Config {
     /// Reads `CRM_SEGMENTATION__*`, `CRM_KAFKA__*`, `CRM_REDIS__*`.
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             common: CommonConfig::from_env(env, PART, DEFAULT_PORT)?,
         })
     }
+
+    fn common(&self) -> &CommonConfig {
+        &self.common
+    }
 }
 
-/// The part, connected and bound.
-pub struct Application {
-    server: PartServer,
-    handler: SegmentationHandler,
-}
+/// The part, connected and bound: `port()`, then `run(shutdown)`.
+pub type Application = ConsumerApp<SegmentationHandler>;
 
-impl Application {
-    /// Connects, migrates (when configured), creates topics and binds the listener.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let base = Base::connect(PART, config.common, &MIGRATOR).await?;
-        let handler = SegmentationHandler::new(base.pool.clone());
-        let server = PartServer::bind(base, api::routes(handler.pool())).await?;
-        Ok(Self { server, handler })
-    }
-
-    /// The bound HTTP port.
-    pub fn port(&self) -> u16 {
-        self.server.port()
-    }
-
-    /// Runs until `shutdown`, then drains.
-    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        self.server
-            .run_with_consumer(subscription(), self.handler, shutdown)
-            .await
-    }
+/// Connects, migrates (when configured), creates topics and binds the listener.
+pub async fn build(config: Config) -> anyhow::Result<Application> {
+    let base = Base::connect(PART, config.common, &MIGRATOR).await?;
+    let handler = SegmentationHandler::new(base.pool.clone());
+    let server = PartServer::bind(base, api::routes(handler.pool())).await?;
+    Ok(ConsumerApp::new(server, subscription(), handler))
 }
 
 /// What the part consumes (ARCHITECTURE.md, "Parts").

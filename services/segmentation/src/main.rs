@@ -1,38 +1,12 @@
 //! `crm-segmentation`: `serve` (default) or `migrate`.
 
-use clap::{Parser, Subcommand};
-use crm_config::Env;
-
-#[derive(Parser)]
-#[command(name = "crm-segmentation", about = "CRM segmentation part", version)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Consume its topics and serve the internal API (default).
-    Serve,
-    /// Create the database if missing and apply migrations.
-    Migrate,
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let _telemetry = crm_telemetry::init("crm-segmentation")?;
-    let config = crm_segmentation::Config::from_env(&Env::from_process())?;
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Migrate => {
-            crm_service::Base::migrate_only(&config.common, &crm_segmentation::MIGRATOR).await
-        }
-        Command::Serve => {
-            let shutdown = crm_service::shutdown::on_signal();
-            crm_segmentation::Application::build(config)
-                .await?
-                .run(shutdown)
-                .await
-        }
-    }
+    crm_service::cli::run_part(
+        "crm-segmentation",
+        "CRM segmentation: aggregates, segments, scores",
+        &crm_segmentation::MIGRATOR,
+        |config, shutdown| async move { crm_segmentation::build(config).await?.run(shutdown).await },
+    )
+    .await
 }

@@ -6,10 +6,12 @@
 
 mod envelope;
 mod ingest;
+mod profile;
 mod tenant;
 mod topic;
 
 pub use envelope::{Envelope, Handle, Identity};
 pub use ingest::{parse_ingest_event, EventError, IngestLimits, MAX_BATCH_EVENTS, MAX_EVENT_BYTES};
+pub use profile::{Profile, ProfileIdentifier};
 pub use tenant::{TenantId, TenantIdError};
 pub use topic::Topic;

@@ -405,3 +405,14 @@ fn parse(topic: Topic, payload: &[u8]) -> Result<Envelope, (&'static str, String
             .map_err(|e| ("invalid_envelope", format!("not a valid envelope: {e}"))),
     }
 }
+
+/// The `customer_id` that every topic after `crm.ingest.v1` must carry, or a permanent
+/// `missing_customer_id` error (the message breaks the contract and is dead-lettered).
+pub fn require_customer(envelope: &Envelope) -> Result<uuid::Uuid, HandleError> {
+    envelope.customer_id.ok_or_else(|| {
+        HandleError::permanent(
+            "missing_customer_id",
+            "messages after identity resolution must carry customer_id",
+        )
+    })
+}

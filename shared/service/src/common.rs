@@ -5,6 +5,14 @@ use crm_cache::CacheConfig;
 use crm_config::{ConfigError, Env};
 use crm_kafka::KafkaConfig;
 
+/// A part's settings: read from the environment, and holding the [`CommonConfig`].
+pub trait PartConfig: Sized {
+    /// Reads the part's settings, failing with the name of a bad key.
+    fn from_env(env: &Env) -> Result<Self, ConfigError>;
+    /// The settings every part has.
+    fn common(&self) -> &CommonConfig;
+}
+
 /// The settings every part reads. For part `identity` the keys are `CRM_IDENTITY__LISTEN` and
 /// `CRM_IDENTITY__DATABASE_URL`; Kafka and Redis settings are shared (`CRM_KAFKA__*`,
 /// `CRM_REDIS__*`).

@@ -4,13 +4,16 @@
 //! - [`Problem`]: RFC 9457 `application/problem+json` answers with stable codes;
 //! - [`Base`]: the connected resources of a part (database, producer, cache, metrics, outbox
 //!   relay) and its operational routes (`/healthz`, `/readyz`, `/metrics`);
-//! - [`PartServer`]: serves a part's HTTP API, runs its consumer and relay, and drains them in
-//!   order on shutdown;
-//! - [`db`] and [`shutdown`] helpers.
+//! - [`PartServer`] / [`ConsumerApp`]: serve a part's HTTP API, run its consumer and relay, and
+//!   drain them in order on shutdown;
+//! - [`cli`]: the `serve` / `migrate` command line every part's binary shares;
+//! - [`PartConfig`]: how a part reads its settings;
+//! - [`db`], [`shutdown`] and [`tenant_from_path`] helpers.
 
 #![forbid(unsafe_code)]
 
 mod base;
+pub mod cli;
 mod common;
 pub mod db;
 mod middleware;
@@ -20,6 +23,6 @@ mod server;
 pub mod shutdown;
 
 pub use base::Base;
-pub use common::CommonConfig;
-pub use problem::Problem;
-pub use server::PartServer;
+pub use common::{CommonConfig, PartConfig};
+pub use problem::{tenant_from_path, Problem};
+pub use server::{ConsumerApp, PartServer};

@@ -72,6 +72,19 @@ impl Problem {
     }
 }
 
+/// A database error in a handler is an internal error: logged, answered with an opaque 500.
+impl From<sqlx::Error> for Problem {
+    fn from(err: sqlx::Error) -> Self {
+        Self::internal(&err.into())
+    }
+}
+
+/// The tenant named in an internal API's path, or 400 `invalid_tenant`.
+pub fn tenant_from_path(raw: &str) -> Result<crm_envelope::TenantId, Problem> {
+    crm_envelope::TenantId::parse(raw)
+        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_tenant", e.to_string()))
+}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let body = ProblemBody {

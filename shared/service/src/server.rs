@@ -104,6 +104,37 @@ impl PartServer {
     }
 }
 
+/// A part that serves HTTP and consumes topics: what [`PartServer::run_with_consumer`] runs,
+/// bundled so that a part's `build` returns one value with `port()` and `run()`.
+pub struct ConsumerApp<H> {
+    server: PartServer,
+    subscription: Subscription,
+    handler: H,
+}
+
+impl<H: Handler> ConsumerApp<H> {
+    /// A bound server with what it consumes and how it applies messages.
+    pub fn new(server: PartServer, subscription: Subscription, handler: H) -> Self {
+        Self {
+            server,
+            subscription,
+            handler,
+        }
+    }
+
+    /// The bound HTTP port.
+    pub fn port(&self) -> u16 {
+        self.server.port()
+    }
+
+    /// Runs until `shutdown`, then drains (see [`PartServer::run_with_consumer`]).
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        self.server
+            .run_with_consumer(self.subscription, self.handler, shutdown)
+            .await
+    }
+}
+
 /// The handler type of a part that consumes nothing.
 struct NoHandler;
 
