@@ -12,7 +12,7 @@ use crate::{shutdown, Base, PartConfig};
 /// The subcommands of every part.
 #[derive(Debug, Clone, Copy, Subcommand)]
 pub enum PartCommand {
-    /// Consume the part's topics and serve its HTTP API (the default).
+    /// Serve the part's HTTP API and consume its topics, if it has any (the default).
     Serve,
     /// Create the part's database if missing and apply its migrations.
     Migrate,
