@@ -41,12 +41,13 @@ async fn main() {
         .unwrap_or(1000);
     let suite = Suite::start().await;
 
-    // Reference: produce one message, wait for a consumer to receive it.
+    // Reference: produce one message, wait for a consumer to receive it. A dead-letter topic,
+    // because no part consumes it (a part would dead-letter these raw messages).
     let kafka = part_config(&suite.id, "bench", &suite.redis).kafka;
     let producer = Producer::connect(&kafka, crm_telemetry::Metrics::new("bench").unwrap())
         .await
         .unwrap();
-    let topic = suite.topic("crm.interactions.v1");
+    let topic = suite.topic("crm.interactions.v1.dlq");
     let consumer = test_consumer(&topic);
     let none = HashMap::new();
     producer

@@ -316,6 +316,7 @@ pub fn test_consumer(topic: &str) -> StreamConsumer {
         .set("group.id", format!("test-reader-{}", unique_id()))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
         .create()
         .unwrap();
     consumer.subscribe(&[topic]).unwrap();

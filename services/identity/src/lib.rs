@@ -8,9 +8,12 @@
 #![forbid(unsafe_code)]
 
 mod api;
+pub mod dedupe;
 mod identifiers;
+pub mod matching;
 mod profile;
 mod resolve;
+pub mod standardise;
 
 use crm_config::{ConfigError, Env};
 use crm_kafka::consumer::Subscription;

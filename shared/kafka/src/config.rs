@@ -21,6 +21,10 @@ pub struct KafkaConfig {
     /// How often librdkafka reports statistics, used for consumer lag
     /// (`CRM_KAFKA__STATS_INTERVAL_MS`, default 5000; 0 turns it off).
     pub stats_interval: Duration,
+    /// Longest a fetch waits at the broker for new messages before answering
+    /// (`CRM_KAFKA__FETCH_WAIT_MS`, default 10). It bounds the added latency of a quiet topic;
+    /// librdkafka's own default (500 ms) would add up to half a second per hop.
+    pub fetch_wait: Duration,
 }
 
 impl KafkaConfig {
@@ -34,6 +38,7 @@ impl KafkaConfig {
             session_timeout: env.millis_or("CRM_KAFKA__SESSION_TIMEOUT_MS", 10_000)?,
             delivery_timeout: env.millis_or("CRM_KAFKA__DELIVERY_TIMEOUT_MS", 30_000)?,
             stats_interval: env.millis_or("CRM_KAFKA__STATS_INTERVAL_MS", 5_000)?,
+            fetch_wait: env.millis_or("CRM_KAFKA__FETCH_WAIT_MS", 10)?,
         })
     }
 
@@ -47,6 +52,7 @@ impl KafkaConfig {
             session_timeout: Duration::from_secs(10),
             delivery_timeout: Duration::from_secs(30),
             stats_interval: Duration::from_secs(1),
+            fetch_wait: Duration::from_millis(10),
         }
     }
 }
