@@ -179,7 +179,9 @@ c,bob,smith,3000,z
     #[test]
     fn errors_say_what_to_fix() {
         assert!(parse_mapping("first").unwrap_err().contains("column=field"));
-        assert!(parse_mapping("first=nick").unwrap_err().contains("unknown field"));
+        assert!(parse_mapping("first=nick")
+            .unwrap_err()
+            .contains("unknown field"));
         let err = read_records(CSV.as_bytes(), &[("nope".into(), "surname".into())]);
         assert!(err.unwrap_err().to_string().contains("\"nope\""));
         let err = read_records("id,a,b\n1,2,3\n".as_bytes(), &[]).unwrap_err();

@@ -1,12 +1,143 @@
-//! `crm-identity`: `serve` (default) or `migrate`.
+//! `crm-identity`: `serve` (default), `migrate`, `dedupe`.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use crm_config::Env;
+use crm_identity::dedupe::{parse_mapping, read_records, read_true_pairs, write_clusters};
+use crm_identity::matching::quality::pair_quality;
+use crm_identity::matching::{deduplicate, person, MatchOptions};
+use crm_service::cli::{run_command, PartCommand};
+use crm_service::PartConfig;
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(
+    name = "crm-identity",
+    about = "CRM identity: resolves ingested events to customers and keeps their profiles",
+    version
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    #[command(flatten)]
+    Part(PartCommand),
+    /// Deduplicate person records from a CSV file (Fellegi–Sunter, m and u estimated by EM
+    /// from the file itself) and write `record_id,cluster_id`. A summary goes to stderr.
+    Dedupe {
+        /// CSV with a header row; the first column is the record id.
+        #[arg(long)]
+        input: PathBuf,
+        /// Where to write `record_id,cluster_id`.
+        #[arg(long)]
+        output: PathBuf,
+        /// `column=field` for a column named otherwise than its field (repeatable). Fields:
+        /// given_name, surname, street_number, address_1, address_2, suburb, postcode, state,
+        /// date_of_birth, soc_sec_id.
+        #[arg(long = "map", value_parser = parse_mapping)]
+        mappings: Vec<(String, String)>,
+        /// Match probability at or above which records merge.
+        #[arg(long, default_value_t = MatchOptions::default().merge_at)]
+        merge_at: f64,
+        /// Known true pairs (CSV of two record ids per row): the summary adds pairwise
+        /// precision, recall and F1.
+        #[arg(long)]
+        truth: Option<PathBuf>,
+    },
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    crm_service::cli::run_part(
-        "crm-identity",
-        "CRM identity: resolves ingested events to customers and keeps their profiles",
-        &crm_identity::MIGRATOR,
-        |config, shutdown| async move { crm_identity::build(config).await?.run(shutdown).await },
-    )
-    .await
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Part(PartCommand::Serve)) {
+        Command::Part(command) => {
+            let _telemetry = crm_telemetry::init("crm-identity")?;
+            let config = crm_identity::Config::from_env(&Env::from_process())?;
+            run_command(
+                command,
+                config,
+                &crm_identity::MIGRATOR,
+                |config, shutdown| async move {
+                    crm_identity::build(config).await?.run(shutdown).await
+                },
+            )
+            .await
+        }
+        Command::Dedupe {
+            input,
+            output,
+            mappings,
+            merge_at,
+            truth,
+        } => dedupe(input, output, mappings, merge_at, truth),
+    }
+}
+
+fn dedupe(
+    input: PathBuf,
+    output: PathBuf,
+    mappings: Vec<(String, String)>,
+    merge_at: f64,
+    truth: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let options = MatchOptions {
+        merge_at,
+        review_at: MatchOptions::default().review_at.min(merge_at),
+        ..MatchOptions::default()
+    };
+    let file = File::open(&input).with_context(|| format!("opening {}", input.display()))?;
+    let records =
+        read_records(file, &mappings).with_context(|| format!("reading {}", input.display()))?;
+    eprintln!(
+        "read {} records; fields {}; absent {}",
+        records.ids.len(),
+        records
+            .columns
+            .iter()
+            .map(|(c, f)| if c == f {
+                c.clone()
+            } else {
+                format!("{c}→{f}")
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        if records.absent.is_empty() {
+            "none".to_owned()
+        } else {
+            records.absent.join(", ")
+        }
+    );
+    let outcome =
+        deduplicate(&person::schema(), &records.records, &options).map_err(anyhow::Error::msg)?;
+    let out = File::create(&output).with_context(|| format!("creating {}", output.display()))?;
+    write_clusters(BufWriter::new(out), &records.ids, &outcome.labels)?;
+    let stats = &outcome.stats;
+    let seconds = stats.total().as_secs_f64();
+    let mut summary = json!({
+        "records": stats.records,
+        "candidate_pairs": stats.candidate_pairs,
+        "skipped_blocks": stats.skipped_blocks,
+        "distinct_patterns": stats.distinct_patterns,
+        "matched_pairs": stats.matched_pairs,
+        "review_pairs": stats.review_pairs,
+        "clusters": stats.clusters,
+        "seconds": seconds,
+        "pairs_per_second": stats.candidate_pairs as f64 / seconds.max(1e-9),
+        "em": {"prior": outcome.model.prior, "iterations": outcome.model.iterations, "converged": outcome.model.converged},
+        "output": output.display().to_string(),
+    });
+    if let Some(truth) = truth {
+        let file = File::open(&truth).with_context(|| format!("opening {}", truth.display()))?;
+        let pairs = read_true_pairs(file, &records.ids)?;
+        summary["quality"] = serde_json::to_value(pair_quality(&outcome.labels, &pairs))?;
+    }
+    eprintln!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
 }

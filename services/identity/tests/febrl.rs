@@ -23,7 +23,7 @@ fn run(file: &str) -> PairQuality {
         &input.ids,
     )
     .unwrap();
-    let outcome = deduplicate(&person::schema(), &input.records, &MatchOptions::default());
+    let outcome = deduplicate(&person::schema(), &input.records, &MatchOptions::default()).unwrap();
     let q = pair_quality(&outcome.labels, &truth);
     eprintln!("{file}: {q:?}\n{:?}", outcome.stats);
     q

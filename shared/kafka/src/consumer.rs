@@ -192,7 +192,10 @@ pub async fn run<H: Handler>(
             "statistics.interval.ms",
             config.stats_interval.as_millis().to_string(),
         )
-        .set("fetch.wait.max.ms", config.fetch_wait.as_millis().to_string());
+        .set(
+            "fetch.wait.max.ms",
+            config.fetch_wait.as_millis().to_string(),
+        );
     let context = LoopContext {
         metrics: metrics.clone(),
         topics: topics.clone(),

@@ -8,6 +8,7 @@
 //! thousand distinct patterns, so each iteration is cheap.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::{Deserialize, Serialize};
 
@@ -18,9 +19,43 @@ use super::schema::Schema;
 #[derive(Debug, Clone, Default)]
 pub struct Patterns {
     width: usize,
-    index: HashMap<Box<[u8]>, usize>,
+    index: HashMap<u128, usize, BuildHasherDefault<PackedHasher>>,
     rows: Vec<Box<[u8]>>,
     counts: Vec<f64>,
+}
+
+/// A pattern of up to [`MAX_FIELDS`] levels packed into one integer: the map key, hashed by
+/// one multiplication instead of SipHash over a byte slice (this runs once per pair).
+fn pack(pattern: &[u8]) -> u128 {
+    pattern
+        .iter()
+        .fold(0u128, |acc, &level| (acc << 8) | u128::from(level))
+}
+
+/// Most fields a schema may have: patterns pack into 128 bits.
+pub const MAX_FIELDS: usize = 16;
+
+/// Hasher of packed patterns (not for untrusted keys: patterns are levels we computed).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PackedHasher(u64);
+
+impl Hasher for PackedHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u128(&mut self, v: u128) {
+        let folded = (v as u64) ^ ((v >> 64) as u64).rotate_left(29);
+        self.0 = (self.0 ^ folded)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(31);
+    }
 }
 
 impl Patterns {
@@ -32,17 +67,20 @@ impl Patterns {
         }
     }
 
-    /// Counts one pair with `pattern` and returns the pattern's index.
+    /// Counts one pair with `pattern` (at most [`MAX_FIELDS`] levels) and returns the
+    /// pattern's index.
     pub fn add(&mut self, pattern: &[u8]) -> usize {
         debug_assert_eq!(pattern.len(), self.width);
-        if let Some(&i) = self.index.get(pattern) {
+        debug_assert!(pattern.len() <= MAX_FIELDS);
+        let key = pack(pattern);
+        if let Some(&i) = self.index.get(&key) {
             self.counts[i] += 1.0;
             return i;
         }
         let i = self.rows.len();
         self.rows.push(pattern.into());
         self.counts.push(1.0);
-        self.index.insert(pattern.into(), i);
+        self.index.insert(key, i);
         i
     }
 
@@ -172,7 +210,11 @@ fn level_weight(f: &FieldParameters, level: u8) -> f64 {
 /// Starting point: `m` puts 90% on the strongest level, the rest decreasing; `u` is each
 /// level's share among all candidates (nearly all of them non-matches).
 pub fn estimate(schema: &Schema, patterns: &Patterns, options: EmOptions) -> Model {
-    let levels: Vec<usize> = schema.fields.iter().map(|f| f.comparator.levels()).collect();
+    let levels: Vec<usize> = schema
+        .fields
+        .iter()
+        .map(|f| f.comparator.levels())
+        .collect();
     let mut m: Vec<Vec<f64>> = levels.iter().map(|&n| initial_m(n)).collect();
     let mut u: Vec<Vec<f64>> = levels.iter().map(|&n| vec![0.0; n]).collect();
     for (row, &count) in patterns.rows.iter().zip(&patterns.counts) {
@@ -306,10 +348,18 @@ mod tests {
         // Expected counts of every pattern, exactly, for 100,000 pairs.
         for bits in 0u32..16 {
             let row: Vec<u8> = (0..4).map(|f| ((bits >> f) & 1) as u8).collect();
-            let (mut pm, mut pu) = (prior_true, 1.0 - prior_true);
+            let (mut pm, mut pu): (f64, f64) = (prior_true, 1.0 - prior_true);
             for (f, &level) in row.iter().enumerate() {
-                pm *= if level == 0 { m_true[f] } else { 1.0 - m_true[f] };
-                pu *= if level == 0 { u_true[f] } else { 1.0 - u_true[f] };
+                pm *= if level == 0 {
+                    m_true[f]
+                } else {
+                    1.0 - m_true[f]
+                };
+                pu *= if level == 0 {
+                    u_true[f]
+                } else {
+                    1.0 - u_true[f]
+                };
             }
             let count = ((pm + pu) * 100_000.0).round() as usize;
             for _ in 0..count {

@@ -132,8 +132,14 @@ pub struct Outcome {
 }
 
 /// Deduplicates `records`: blocks, compares, fits the model on these records' own candidate
-/// pairs (no labels), classifies and clusters.
-pub fn deduplicate(schema: &Schema, records: &[Record], options: &MatchOptions) -> Outcome {
+/// pairs (no labels), classifies and clusters. Fails only on an invalid schema or options.
+pub fn deduplicate(
+    schema: &Schema,
+    records: &[Record],
+    options: &MatchOptions,
+) -> Result<Outcome, String> {
+    schema.validate()?;
+    options.validate()?;
     let mut stats = Stats {
         records: records.len(),
         ..Stats::default()
@@ -150,8 +156,9 @@ pub fn deduplicate(schema: &Schema, records: &[Record], options: &MatchOptions) 
     let mut patterns = Patterns::new(width);
     let mut pattern_of = Vec::with_capacity(candidates.pairs.len());
     let mut buf = vec![0u8; width];
+    let comparer = schema.comparer();
     for &(a, b) in &candidates.pairs {
-        schema.compare(&records[a as usize], &records[b as usize], &mut buf);
+        comparer.compare(&records[a as usize], &records[b as usize], &mut buf);
         pattern_of.push(patterns.add(&buf) as u32);
     }
     stats.comparing = started.elapsed();
@@ -192,12 +199,12 @@ pub fn deduplicate(schema: &Schema, records: &[Record], options: &MatchOptions) 
     stats.review_pairs = review.len();
     stats.clusters = labels.iter().map(|&l| l as usize + 1).max().unwrap_or(0);
 
-    Outcome {
+    Ok(Outcome {
         labels,
         matches,
         review,
         model,
         patterns,
         stats,
-    }
+    })
 }

@@ -87,9 +87,7 @@ pub fn record(raw: &[Option<&str>; 10]) -> Record {
             let value = value.unwrap_or("");
             let standard = match *field {
                 "address_1" | "address_2" => address_key(value),
-                "street_number" | "postcode" | "soc_sec_id" => {
-                    name_key(value).replace(' ', "")
-                }
+                "street_number" | "postcode" | "soc_sec_id" => name_key(value).replace(' ', ""),
                 "date_of_birth" => value.chars().filter(char::is_ascii_digit).collect(),
                 _ => name_key(value),
             };

@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::blocking::BlockingKey;
-use super::compare::{Comparator, Value, MISSING};
-use super::similarity::jaro_winkler;
+use super::compare::{similarity, Comparator, Value, MISSING};
+use super::fellegi_sunter::MAX_FIELDS;
 
 /// One compared field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,8 +46,11 @@ impl Schema {
     /// Checks that every field named by the swap and the blocking keys exists, and that
     /// comparators are well formed.
     pub fn validate(&self) -> Result<(), String> {
-        if self.fields.is_empty() {
-            return Err("a matching schema needs at least one field".into());
+        if self.fields.is_empty() || self.fields.len() > MAX_FIELDS {
+            return Err(format!(
+                "a matching schema has 1 to {MAX_FIELDS} fields, not {}",
+                self.fields.len()
+            ));
         }
         for f in &self.fields {
             match &f.comparator {
@@ -82,43 +85,82 @@ impl Schema {
         Ok(())
     }
 
+    /// A comparer of records under this schema (field lookups done once).
+    pub fn comparer(&self) -> Comparer<'_> {
+        let swap = self
+            .swappable
+            .as_ref()
+            .and_then(|(a, b)| Some((self.index(a)?, self.index(b)?)));
+        Comparer { schema: self, swap }
+    }
+
+    /// The comparison pattern of `a` and `b`; see [`Comparer::compare`].
+    pub fn compare(&self, a: &Record, b: &Record, out: &mut [u8]) {
+        self.comparer().compare(a, b, out);
+    }
+}
+
+/// Compares records under a schema.
+#[derive(Debug, Clone, Copy)]
+pub struct Comparer<'s> {
+    schema: &'s Schema,
+    swap: Option<(usize, usize)>,
+}
+
+impl Comparer<'_> {
     /// Writes the comparison pattern of `a` and `b` (one level per field, [`MISSING`] where
     /// either lacks the value) into `out`, which has one slot per field.
     pub fn compare(&self, a: &Record, b: &Record, out: &mut [u8]) {
-        let swap = self.swap_indices().filter(|&(x, y)| crossed_is_better(a, b, x, y));
-        for (i, field) in self.fields.iter().enumerate() {
-            let j = match swap {
-                Some((x, y)) if i == x => y,
-                Some((x, y)) if i == y => x,
-                _ => i,
-            };
-            out[i] = match (&a.values[i], &b.values[j]) {
+        for (i, field) in self.schema.fields.iter().enumerate() {
+            if matches!(self.swap, Some((x, y)) if i == x || i == y) {
+                continue;
+            }
+            out[i] = match (&a.values[i], &b.values[i]) {
                 (Some(va), Some(vb)) => field.comparator.level(va, vb),
                 _ => MISSING,
             };
         }
+        if let Some((x, y)) = self.swap {
+            self.compare_swappable(a, b, x, y, out);
+        }
     }
 
-    fn swap_indices(&self) -> Option<(usize, usize)> {
-        let (a, b) = self.swappable.as_ref()?;
-        Some((self.index(a)?, self.index(b)?))
+    /// Compares fields `x` and `y`, crossed (`x` of `a` with `y` of `b` and the other way)
+    /// when that agrees better by Jaro-Winkler than straight, all four values present and
+    /// neither straight comparison exact.
+    fn compare_swappable(&self, a: &Record, b: &Record, x: usize, y: usize, out: &mut [u8]) {
+        let sim = |p: &Option<Value>, q: &Option<Value>| match (p, q) {
+            (Some(p), Some(q)) if p.text == q.text => Some(1.0),
+            (Some(p), Some(q)) => Some(similarity(p, q)),
+            _ => None,
+        };
+        let (sx, sy) = (
+            sim(&a.values[x], &b.values[x]),
+            sim(&a.values[y], &b.values[y]),
+        );
+        let (mut bx, mut by, mut simx, mut simy) = (x, y, sx, sy);
+        if let (Some(sx), Some(sy)) = (sx, sy) {
+            if sx < 1.0 && sy < 1.0 {
+                if let (Some(xy), Some(yx)) = (
+                    sim(&a.values[x], &b.values[y]),
+                    sim(&a.values[y], &b.values[x]),
+                ) {
+                    if xy + yx > sx + sy {
+                        (bx, by, simx, simy) = (y, x, Some(xy), Some(yx));
+                    }
+                }
+            }
+        }
+        let fields = &self.schema.fields;
+        out[x] = match (&a.values[x], &b.values[bx], simx) {
+            (Some(p), Some(q), Some(s)) => fields[x].comparator.level_knowing_similarity(p, q, s),
+            _ => MISSING,
+        };
+        out[y] = match (&a.values[y], &b.values[by], simy) {
+            (Some(p), Some(q), Some(s)) => fields[y].comparator.level_knowing_similarity(p, q, s),
+            _ => MISSING,
+        };
     }
-}
-
-/// Whether comparing field `x` of `a` with field `y` of `b` (and `y` with `x`) agrees better
-/// than comparing them straight.
-fn crossed_is_better(a: &Record, b: &Record, x: usize, y: usize) -> bool {
-    let (Some(ax), Some(ay), Some(bx), Some(by)) =
-        (&a.values[x], &a.values[y], &b.values[x], &b.values[y])
-    else {
-        return false;
-    };
-    if ax.text == bx.text || ay.text == by.text {
-        return false;
-    }
-    let straight = jaro_winkler(&ax.chars, &bx.chars) + jaro_winkler(&ay.chars, &by.chars);
-    let crossed = jaro_winkler(&ax.chars, &by.chars) + jaro_winkler(&ay.chars, &bx.chars);
-    crossed > straight
 }
 
 #[cfg(test)]

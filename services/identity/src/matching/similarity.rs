@@ -1,13 +1,14 @@
 //! String similarity measures used by the field comparators: Jaro, Jaro-Winkler, Levenshtein
 //! and optimal string alignment (Levenshtein plus adjacent transpositions), and Soundex for
-//! blocking keys. They work on `char` slices prepared once per record, and allocate nothing
+//! blocking keys. They work on slices of any comparable unit (`char`, or bytes of ASCII text)
+//! prepared once per record, and allocate nothing
 //! for strings up to [`STACK_LEN`] characters, because they run once per candidate pair.
 
 /// Strings up to this many characters are compared without allocating.
 pub const STACK_LEN: usize = 64;
 
 /// Jaro similarity in [0, 1]; 1 for two empty strings.
-pub fn jaro(a: &[char], b: &[char]) -> f64 {
+pub fn jaro<T: Eq>(a: &[T], b: &[T]) -> f64 {
     if a.is_empty() && b.is_empty() {
         return 1.0;
     }
@@ -25,7 +26,7 @@ pub fn jaro(a: &[char], b: &[char]) -> f64 {
     }
 }
 
-fn jaro_with(a: &[char], b: &[char], a_flags: &mut [bool], b_flags: &mut [bool]) -> f64 {
+fn jaro_with<T: Eq>(a: &[T], b: &[T], a_flags: &mut [bool], b_flags: &mut [bool]) -> f64 {
     let window = (a.len().max(b.len()) / 2).saturating_sub(1);
     let mut matches = 0usize;
     for (i, ca) in a.iter().enumerate() {
@@ -64,7 +65,7 @@ fn jaro_with(a: &[char], b: &[char], a_flags: &mut [bool], b_flags: &mut [bool])
 
 /// Jaro-Winkler similarity in [0, 1]: Jaro, raised for a common prefix of up to 4 characters
 /// (scale 0.1) when Jaro is above 0.7, as Winkler defined it.
-pub fn jaro_winkler(a: &[char], b: &[char]) -> f64 {
+pub fn jaro_winkler<T: Eq>(a: &[T], b: &[T]) -> f64 {
     let j = jaro(a, b);
     if j <= 0.7 {
         return j;
@@ -79,17 +80,55 @@ pub fn jaro_winkler(a: &[char], b: &[char]) -> f64 {
 }
 
 /// Levenshtein distance: insertions, deletions and substitutions.
-pub fn levenshtein(a: &[char], b: &[char]) -> usize {
+pub fn levenshtein<T: Eq>(a: &[T], b: &[T]) -> usize {
     edit_distance(a, b, false)
 }
 
 /// Optimal string alignment distance: Levenshtein where swapping two adjacent characters
 /// costs one edit (typing errors in numbers and dates are often such swaps).
-pub fn osa_distance(a: &[char], b: &[char]) -> usize {
+pub fn osa_distance<T: Eq>(a: &[T], b: &[T]) -> usize {
     edit_distance(a, b, true)
 }
 
-fn edit_distance(a: &[char], b: &[char], transpositions: bool) -> usize {
+/// The optimal string alignment distance of `a` and `b` when it is at most `max`, else
+/// `None`. Distances up to one (the usual question: "one typing error?") take a linear scan
+/// instead of the dynamic programme.
+pub fn osa_within<T: Eq>(a: &[T], b: &[T], max: usize) -> Option<usize> {
+    if a.len().abs_diff(b.len()) > max {
+        return None;
+    }
+    if max <= 1 {
+        return within_one(a, b).filter(|d| *d <= max);
+    }
+    Some(osa_distance(a, b)).filter(|d| *d <= max)
+}
+
+/// The OSA distance when it is 0 or 1.
+fn within_one<T: Eq>(a: &[T], b: &[T]) -> Option<usize> {
+    let (long, short) = if a.len() >= b.len() { (a, b) } else { (b, a) };
+    let Some(i) = long.iter().zip(short).position(|(x, y)| x != y) else {
+        // One is a prefix of the other.
+        return match long.len() - short.len() {
+            0 => Some(0),
+            1 => Some(1),
+            _ => None,
+        };
+    };
+    match long.len() - short.len() {
+        0 => {
+            let substituted = long[i + 1..] == short[i + 1..];
+            let swapped = i + 1 < long.len()
+                && long[i] == short[i + 1]
+                && long[i + 1] == short[i]
+                && long[i + 2..] == short[i + 2..];
+            (substituted || swapped).then_some(1)
+        }
+        1 => (long[i + 1..] == short[i..]).then_some(1),
+        _ => None,
+    }
+}
+
+fn edit_distance<E: Eq>(a: &[E], b: &[E], transpositions: bool) -> usize {
     if a.is_empty() {
         return b.len();
     }
@@ -97,10 +136,18 @@ fn edit_distance(a: &[char], b: &[char], transpositions: bool) -> usize {
         return a.len();
     }
     let width = b.len() + 1;
-    if width <= STACK_LEN + 1 {
-        let mut rows = [[0usize; STACK_LEN + 1]; 3];
+    if a.len() <= STACK_LEN && b.len() <= STACK_LEN {
+        // Distances of strings this short fit in a byte: small rows, cheap to clear.
+        let mut rows = [[0u8; STACK_LEN + 1]; 3];
         let [r0, r1, r2] = &mut rows;
-        edit_rows(a, b, transpositions, &mut r0[..width], &mut r1[..width], &mut r2[..width])
+        usize::from(edit_rows(
+            a,
+            b,
+            transpositions,
+            &mut r0[..width],
+            &mut r1[..width],
+            &mut r2[..width],
+        ))
     } else {
         let (mut r0, mut r1, mut r2) = (vec![0; width], vec![0; width], vec![0; width]);
         edit_rows(a, b, transpositions, &mut r0, &mut r1, &mut r2)
@@ -109,26 +156,31 @@ fn edit_distance(a: &[char], b: &[char], transpositions: bool) -> usize {
 
 /// The dynamic programme over three rows: two rows back (for transpositions), the previous
 /// row and the current one.
-fn edit_rows<'r>(
-    a: &[char],
-    b: &[char],
+fn edit_rows<'r, E: Eq, T>(
+    a: &[E],
+    b: &[E],
     transpositions: bool,
-    mut before: &'r mut [usize],
-    mut previous: &'r mut [usize],
-    mut current: &'r mut [usize],
-) -> usize {
+    mut before: &'r mut [T],
+    mut previous: &'r mut [T],
+    mut current: &'r mut [T],
+) -> T
+where
+    T: Copy + Ord + std::ops::Add<Output = T> + From<u8> + TryFrom<usize>,
+{
+    let one = T::from(1);
+    let count = |n: usize| T::try_from(n).unwrap_or(T::from(u8::MAX));
     for (j, cell) in previous.iter_mut().enumerate() {
-        *cell = j;
+        *cell = count(j);
     }
     for i in 1..=a.len() {
-        current[0] = i;
+        current[0] = count(i);
         for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (previous[j] + 1)
-                .min(current[j - 1] + 1)
+            let cost = T::from(u8::from(a[i - 1] != b[j - 1]));
+            let mut best = (previous[j] + one)
+                .min(current[j - 1] + one)
                 .min(previous[j - 1] + cost);
             if transpositions && i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(before[j - 2] + 1);
+                best = best.min(before[j - 2] + one);
             }
             current[j] = best;
         }
@@ -216,6 +268,13 @@ mod tests {
             prop_assert!((jaro_winkler(&ca, &cb) - strsim::jaro_winkler(&a, &b)).abs() < 1e-9);
             prop_assert_eq!(levenshtein(&ca, &cb), strsim::levenshtein(&a, &b));
             prop_assert_eq!(osa_distance(&ca, &cb), strsim::osa_distance(&a, &b));
+        }
+
+        #[test]
+        fn bounded_distance_agrees(a in "[ab1]{0,7}", b in "[ab1]{0,7}", max in 0usize..3) {
+            let (ca, cb) = (chars(&a), chars(&b));
+            let d = osa_distance(&ca, &cb);
+            prop_assert_eq!(osa_within(&ca, &cb, max), (d <= max).then_some(d));
         }
 
         #[test]

@@ -37,11 +37,25 @@ mod tests {
     fn forms() {
         assert_eq!(birth_date("1986-08-10", today()).quality, Quality::Valid);
         let c = birth_date("19860810", today());
-        assert_eq!((c.value.as_str(), c.quality), ("1986-08-10", Quality::Standardised));
+        assert_eq!(
+            (c.value.as_str(), c.quality),
+            ("1986-08-10", Quality::Standardised)
+        );
         assert_eq!(birth_date("10.08.1986", today()).value, "1986-08-10");
-        for bad in ["19231164", "08/10/1986", "2030-01-01", "1800-01-01", "", "soon"] {
+        for bad in [
+            "19231164",
+            "08/10/1986",
+            "2030-01-01",
+            "1800-01-01",
+            "",
+            "soon",
+        ] {
             let c = birth_date(bad, today());
-            assert_eq!((c.value.as_str(), c.quality), (bad, Quality::Invalid), "{bad}");
+            assert_eq!(
+                (c.value.as_str(), c.quality),
+                (bad, Quality::Invalid),
+                "{bad}"
+            );
         }
     }
 }

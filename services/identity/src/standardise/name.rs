@@ -77,7 +77,10 @@ mod tests {
         // "e" + combining acute becomes the single NFC character.
         assert_eq!(name_display("Jose\u{301}").value, "José");
         let bad = name_display(" 1234 ");
-        assert_eq!((bad.value.as_str(), bad.quality), (" 1234 ", Quality::Invalid));
+        assert_eq!(
+            (bad.value.as_str(), bad.quality),
+            (" 1234 ", Quality::Invalid)
+        );
     }
 
     #[test]
