@@ -7,11 +7,15 @@
 
 mod address;
 mod date;
+mod email;
 mod name;
+mod phone;
 
 pub use address::{address_key, STREET_TYPES};
 pub use date::birth_date;
+pub use email::{email, email_key, ProviderRules};
 pub use name::{fold, name_display, name_key};
+pub use phone::{phone, region};
 
 use serde::Serialize;
 
