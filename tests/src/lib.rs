@@ -229,15 +229,31 @@ impl Suite {
 
     /// The profile of `user_id`, once identity has it.
     pub async fn customer_by_user(&self, user_id: &str) -> Option<Value> {
+        self.customer_by("user_id", user_id).await
+    }
+
+    /// The profile holding identifier `kind` = `value` (`user_id`, `anonymous_id`, `email`).
+    pub async fn customer_by(&self, kind: &str, value: &str) -> Option<Value> {
         let body: Value = self
-            .get(Some(&self.key), &format!("/v1/customers?user_id={user_id}"))
+            .http
+            .get(format!("{}/v1/customers", self.gateway))
+            .query(&[(kind, value)])
+            .bearer_auth(&self.key)
+            .send()
             .await
+            .unwrap()
             .json()
             .await
             .unwrap();
         body["items"]
             .as_array()
             .and_then(|items| items.first().cloned())
+    }
+
+    /// A connection pool on identity's database, to check what it stored.
+    pub async fn identity_pool(&self) -> sqlx::PgPool {
+        let url = part_config(&self.id, "identity", &self.redis).database_url;
+        crm_service::db::connect(&url, 2).await.unwrap()
     }
 
     /// Waits (up to 60 s) for `user_id`'s profile to satisfy `check`.

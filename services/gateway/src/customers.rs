@@ -67,10 +67,23 @@ pub(crate) async fn get_customer(
         .await
         .map_err(|e| upstream(&e))?
         .ok_or_else(not_found)?;
-    if let Err(e) = app.cache.fill(&key, &json).await {
-        tracing::warn!(error = %e, "profile cache fill failed");
+    // A merged id answers its survivor's profile: that is cached under the survivor's id only
+    // (identity keeps that key fresh), never under the alias, where it would go stale.
+    if canonical_id(&json) == Some(id) {
+        if let Err(e) = app.cache.fill(&key, &json).await {
+            tracing::warn!(error = %e, "profile cache fill failed");
+        }
     }
     Ok(profile_response(json, "miss"))
+}
+
+/// The `id` of a profile document.
+fn canonical_id(json: &str) -> Option<Uuid> {
+    #[derive(Deserialize)]
+    struct Id {
+        id: Uuid,
+    }
+    serde_json::from_str::<Id>(json).ok().map(|p| p.id)
 }
 
 fn profile_response(json: String, cache: &'static str) -> Response {

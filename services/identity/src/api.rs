@@ -13,6 +13,9 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::profile;
+use crate::settings;
+use crate::standardise::{email, email_key};
+use crm_envelope::TenantId;
 
 pub(crate) fn routes(pool: PgPool) -> Router {
     Router::new()
@@ -42,7 +45,7 @@ async fn get_customer(
     let tenant = tenant_from_path(&raw_tenant)?;
     let id = Uuid::parse_str(&raw_id).map_err(|_| not_found())?;
     let mut conn = pool.acquire().await?;
-    profile::load(&mut conn, &tenant, id)
+    profile::load_following_alias(&mut conn, &tenant, id)
         .await?
         .map(Json)
         .ok_or_else(not_found)
@@ -65,7 +68,10 @@ async fn find_customers(
     let (kind, value) = match (q.user_id, q.anonymous_id, q.email) {
         (Some(v), None, None) => ("user_id", v.trim().to_owned()),
         (None, Some(v), None) => ("anonymous_id", v.trim().to_owned()),
-        (None, None, Some(v)) => ("email", v.trim().to_lowercase()),
+        (None, None, Some(v)) => {
+            let mut conn = pool.acquire().await?;
+            ("email", email_lookup_key(&mut conn, &tenant, &v).await?)
+        }
         _ => {
             return Err(Problem::new(
                 StatusCode::BAD_REQUEST,
@@ -82,4 +88,22 @@ async fn find_customers(
         }
     }
     Ok(Json(json!({ "items": items })))
+}
+
+/// The matching key an email is stored under, with the tenant's provider rules.
+async fn email_lookup_key(
+    conn: &mut sqlx::PgConnection,
+    tenant: &TenantId,
+    raw: &str,
+) -> Result<String, Problem> {
+    let checked = email(raw);
+    if !checked.is_valid() {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_email",
+            "email is not a valid address",
+        ));
+    }
+    let settings = settings::load(conn, tenant).await?;
+    Ok(email_key(&checked.value, settings.email_provider_rules))
 }

@@ -2,24 +2,29 @@
 //! keeps profiles (traits, identifiers), publishes resolved events on `crm.events.v1` and
 //! profile changes on `crm.profiles.v1` through the outbox, and writes hot profiles to Redis.
 //!
-//! This is the first slice: resolution is by exact identifier (user_id, then anonymous_id,
-//! then email). Merges, standardisation and probabilistic matching come next.
+//! Identifiers are standardised ([`standardise`]) and resolved deterministically; an event that
+//! links identifiers of two customers merges them ([`survivorship`] decides which trait values
+//! stay), with guards against over-merging ([`settings`]). [`matching`] is the probabilistic
+//! (Fellegi–Sunter) matcher, also behind `crm-identity dedupe` ([`dedupe`]).
 
 #![forbid(unsafe_code)]
 
 mod api;
 pub mod dedupe;
+mod graph;
 mod identifiers;
 pub mod matching;
 mod profile;
 mod resolve;
+pub mod settings;
 pub mod standardise;
+pub mod survivorship;
 
 use crm_config::{ConfigError, Env};
 use crm_kafka::consumer::Subscription;
 use crm_service::{Base, CommonConfig, ConsumerApp, PartConfig, PartServer};
 
-pub use identifiers::{identifiers_of, IdentifierKey};
+pub use identifiers::{identifiers_of, Extracted, FieldCheck, IdentifierKey};
 pub use resolve::IngestHandler;
 
 /// The part's name: database `crm_identity`, group `crm-identity`, `CRM_IDENTITY__*`.

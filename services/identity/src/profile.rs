@@ -62,6 +62,26 @@ pub(crate) async fn load(
     }))
 }
 
+/// Loads the profile `id` answers to: itself, or its survivor when it was merged.
+pub(crate) async fn load_following_alias(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    id: Uuid,
+) -> Result<Option<Profile>, sqlx::Error> {
+    let target: Option<Uuid> = sqlx::query_scalar(
+        "SELECT COALESCE(merged_into, id) FROM customers
+         WHERE tenant_id = $1 AND id = $2 AND status IN ('active', 'merged')",
+    )
+    .bind(tenant.as_str())
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match target {
+        Some(target) => load(conn, tenant, target).await,
+        None => Ok(None),
+    }
+}
+
 /// The customer an identifier belongs to.
 pub(crate) async fn find_by_identifier(
     conn: &mut PgConnection,

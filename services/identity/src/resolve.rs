@@ -11,10 +11,15 @@ use sqlx::{PgConnection, PgPool};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::identifiers::{identifiers_of, IdentifierKey};
 use crm_envelope::Profile;
+use serde_json::json;
 
+use crate::graph;
+use crate::identifiers::{identifiers_of, Extracted, IdentifierKey};
 use crate::profile;
+use crate::settings::{self, Settings};
+use crate::standardise::Quality;
+use crate::survivorship::{self, Traits};
 
 /// Applies each ingested event in one transaction: dedupe by message id, find or create the
 /// customer, link new identifiers, merge traits, and enqueue the resolved event (and a profile
@@ -47,10 +52,14 @@ impl Handler for IngestHandler {
             tracing::debug!("message already applied; skipped");
             return Ok(());
         }
-        let profile = apply(&mut tx, envelope).await?;
+        let applied = apply(&mut tx, envelope).await?;
         tx.commit().await?;
         self.relay.notify_one();
-        self.refresh_cache(&envelope.tenant_id, &profile).await;
+        let tenant = &envelope.tenant_id;
+        for merged in &applied.merged {
+            self.evict(tenant, *merged).await;
+        }
+        self.refresh_cache(tenant, &applied.profile).await;
         Ok(())
     }
 }
@@ -68,32 +77,123 @@ impl IngestHandler {
             let _ = self.cache.evict(&key).await;
         }
     }
+
+    /// Removes a customer's cached profile (an id merged away or erased).
+    async fn evict(&self, tenant: &TenantId, id: Uuid) {
+        if let Err(e) = self.cache.evict(&self.cache.key(tenant, id)).await {
+            tracing::warn!(error = %e, "profile cache eviction failed");
+        }
+    }
 }
 
-/// The effect of one event, inside the caller's transaction; returns the updated profile.
-async fn apply(tx: &mut PgConnection, envelope: &Envelope) -> Result<Profile, HandleError> {
+/// A JSON object column.
+type JsonMap = sqlx::types::Json<Map<String, Value>>;
+
+/// What one event did.
+struct Applied {
+    /// The profile the event resolved to, after the event.
+    profile: Profile,
+    /// Customers merged into it by this event.
+    merged: Vec<Uuid>,
+}
+
+/// The effect of one event, inside the caller's transaction.
+///
+/// Resolution: the event's identifiers (standardised, junk left out) are looked up; the owner
+/// of the most authoritative one is the customer. When other identifiers belong to other
+/// customers, those merge with it, unless both hold different user_ids or the merge would pass
+/// the cap of identifiers of a kind: then the pair goes to review and the event stays with the
+/// first customer. An event whose user_id is new while its other identifiers lead to a customer
+/// with another user_id starts a new customer (a shared device, not the same person).
+async fn apply(tx: &mut PgConnection, envelope: &Envelope) -> Result<Applied, HandleError> {
     let tenant = &envelope.tenant_id;
-    let keys = identifiers_of(envelope);
-    let (customer_id, created) = match find_customer(tx, tenant, &keys).await? {
-        Some(id) => (id, false),
-        None => (create_customer(tx, envelope).await?, true),
+    let settings = settings::load(tx, tenant).await?;
+    let extracted = identifiers_of(envelope, &settings);
+    let keys = &extracted.keys;
+    record_quality(tx, tenant, &extracted).await?;
+
+    let mut owners: Vec<(usize, Uuid)> = Vec::new();
+    for (n, key) in keys.iter().enumerate() {
+        if let Some(id) = profile::find_by_identifier(tx, tenant, &key.kind, &key.value).await? {
+            if !owners.iter().any(|(_, o)| *o == id) {
+                owners.push((n, id));
+            }
+        }
+    }
+    let new_user_id = keys
+        .iter()
+        .find(|k| k.kind == "user_id")
+        .filter(|k| !owners.iter().any(|(n, _)| keys[*n] == **k));
+
+    let mut merged = Vec::new();
+    let mut created = false;
+    let mut customer = match owners.first() {
+        None => None,
+        Some(&(_, first)) => {
+            if let Some(user) = new_user_id {
+                if has_other_user_id(tx, tenant, first, &user.value).await? {
+                    None
+                } else {
+                    Some(first)
+                }
+            } else {
+                Some(first)
+            }
+        }
     };
-    let linked = link_identifiers(tx, tenant, customer_id, &keys).await?;
-    if created && linked == 0 {
+    if customer.is_none() {
+        customer = Some(create_customer(tx, envelope).await?);
+        created = true;
+        owners.clear();
+    }
+    let Some(mut customer) = customer else {
+        return Err(HandleError::Transient(anyhow::anyhow!(
+            "no customer resolved"
+        )));
+    };
+
+    for &(n, other) in owners.iter().skip(1) {
+        let evidence = json!({
+            "event_id": envelope.id,
+            "linked_by": {"kind": keys[n].kind},
+            "rule": "shared identifier",
+        });
+        if let Some(reason) = merge_blocker(tx, tenant, &settings, customer, other).await? {
+            graph::open_review(tx, tenant, (customer, other), reason, None, evidence).await?;
+            continue;
+        }
+        if let Some(m) = graph::merge(
+            tx,
+            tenant,
+            &settings,
+            (customer, other),
+            "deterministic",
+            evidence,
+        )
+        .await?
+        {
+            merged.push(m.merged);
+            customer = m.survivor;
+        }
+    }
+
+    let linked = link_identifiers(tx, tenant, &settings, customer, keys).await?;
+    if created && linked == 0 && !keys.is_empty() {
         // Another replica created a customer for the same identifier meanwhile; retrying finds it.
         return Err(HandleError::Transient(anyhow::anyhow!(
             "identifier claimed concurrently"
         )));
     }
-    let traits_changed = update_customer(tx, tenant, customer_id, envelope).await?;
-    let profile = profile::load(tx, tenant, customer_id)
+    let traits_changed =
+        update_customer(tx, tenant, &settings, customer, envelope, &extracted).await?;
+    let profile = profile::load(tx, tenant, customer)
         .await?
         .ok_or_else(|| HandleError::Transient(anyhow::anyhow!("customer vanished")))?;
 
     let mut resolved = envelope.clone();
-    resolved.customer_id = Some(customer_id);
+    resolved.customer_id = Some(customer);
     outbox::enqueue(tx, Topic::Events, &resolved).await?;
-    if created || traits_changed || linked > 0 {
+    if created || traits_changed || linked > 0 || !merged.is_empty() {
         let kind = if created {
             "profile.created"
         } else {
@@ -101,21 +201,84 @@ async fn apply(tx: &mut PgConnection, envelope: &Envelope) -> Result<Profile, Ha
         };
         outbox::enqueue(tx, Topic::Profiles, &profile_event(tenant, kind, &profile)).await?;
     }
-    Ok(profile)
+    Ok(Applied { profile, merged })
 }
 
-/// The first identifier (in resolution order) that already belongs to a customer.
-async fn find_customer(
+/// Why `a` and `b` must not merge automatically, if they must not: they hold different
+/// user_ids, or together they would hold more identifiers of a kind than the tenant allows.
+async fn merge_blocker(
     tx: &mut PgConnection,
     tenant: &TenantId,
-    keys: &[IdentifierKey],
-) -> Result<Option<Uuid>, sqlx::Error> {
-    for key in keys {
-        if let Some(id) = profile::find_by_identifier(tx, tenant, &key.kind, &key.value).await? {
-            return Ok(Some(id));
+    settings: &Settings,
+    a: Uuid,
+    b: Uuid,
+) -> Result<Option<&'static str>, sqlx::Error> {
+    let counts: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT kind, count(DISTINCT value), count(DISTINCT customer_id)
+         FROM identifiers WHERE tenant_id = $1 AND customer_id IN ($2, $3) GROUP BY kind",
+    )
+    .bind(tenant.as_str())
+    .bind(a)
+    .bind(b)
+    .fetch_all(&mut *tx)
+    .await?;
+    for (kind, values, holders) in counts {
+        if kind == "user_id" && holders > 1 {
+            return Ok(Some("different_user_id"));
+        }
+        if values > i64::from(settings.max_identifiers_per_kind) {
+            return Ok(Some("identifier_cap"));
         }
     }
     Ok(None)
+}
+
+/// Whether `customer` holds a user_id other than `user_id`.
+async fn has_other_user_id(
+    tx: &mut PgConnection,
+    tenant: &TenantId,
+    customer: Uuid,
+    user_id: &str,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM identifiers WHERE tenant_id = $1 AND customer_id = $2
+                        AND kind = 'user_id' AND value <> $3)",
+    )
+    .bind(tenant.as_str())
+    .bind(customer)
+    .bind(user_id)
+    .fetch_one(tx)
+    .await
+}
+
+/// Counts each identifier field of the event in the tenant's data-quality report.
+async fn record_quality(
+    tx: &mut PgConnection,
+    tenant: &TenantId,
+    extracted: &Extracted,
+) -> Result<(), sqlx::Error> {
+    for check in &extracted.checks {
+        let (valid, invalid, standardised) = match check.quality {
+            Quality::Valid => (1i64, 0i64, 0i64),
+            Quality::Standardised => (1, 0, 1),
+            Quality::Invalid => (0, 1, 0),
+        };
+        sqlx::query(
+            "INSERT INTO data_quality (tenant_id, field, present, valid, invalid, standardised)
+             VALUES ($1, $2, 1, $3, $4, $5)
+             ON CONFLICT (tenant_id, field) DO UPDATE SET present = data_quality.present + 1,
+                 valid = data_quality.valid + $3, invalid = data_quality.invalid + $4,
+                 standardised = data_quality.standardised + $5",
+        )
+        .bind(tenant.as_str())
+        .bind(&check.field)
+        .bind(valid)
+        .bind(invalid)
+        .bind(standardised)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
 }
 
 async fn create_customer(tx: &mut PgConnection, e: &Envelope) -> Result<Uuid, sqlx::Error> {
@@ -131,16 +294,34 @@ async fn create_customer(tx: &mut PgConnection, e: &Envelope) -> Result<Uuid, sq
     Ok(id)
 }
 
-/// Links the identifiers no customer has yet; identifiers of other customers stay where they
-/// are (merging is the next identity issue). Returns how many were linked.
+/// Links the identifiers no customer has yet, within the tenant's cap per kind and never a
+/// second user_id; identifiers of other customers stay where they are (a merge moved them
+/// already, or a review holds the pair). Returns how many were linked.
 async fn link_identifiers(
     tx: &mut PgConnection,
     tenant: &TenantId,
+    settings: &Settings,
     customer_id: Uuid,
     keys: &[IdentifierKey],
 ) -> Result<u64, sqlx::Error> {
     let mut linked = 0;
     for key in keys {
+        let held: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM identifiers WHERE tenant_id = $1 AND customer_id = $2 AND kind = $3",
+        )
+        .bind(tenant.as_str())
+        .bind(customer_id)
+        .bind(&key.kind)
+        .fetch_one(&mut *tx)
+        .await?;
+        let cap = if key.kind == "user_id" {
+            1
+        } else {
+            i64::from(settings.max_identifiers_per_kind)
+        };
+        if held >= cap {
+            continue;
+        }
         linked += sqlx::query(
             "INSERT INTO identifiers (tenant_id, kind, value, customer_id) VALUES ($1, $2, $3, $4)
              ON CONFLICT DO NOTHING",
@@ -156,34 +337,58 @@ async fn link_identifiers(
     Ok(linked)
 }
 
-/// Merges traits (latest value per key) and records the event; returns whether traits changed.
+/// Combines the event's traits by the tenant's survivorship rule, keeps invalid identifier
+/// values with their quality flag, and records the event; returns whether traits changed.
 async fn update_customer(
     tx: &mut PgConnection,
     tenant: &TenantId,
+    settings: &Settings,
     customer_id: Uuid,
     e: &Envelope,
+    extracted: &Extracted,
 ) -> Result<bool, sqlx::Error> {
-    let current: sqlx::types::Json<Map<String, Value>> = sqlx::query_scalar(
-        "SELECT traits FROM customers WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+    let (values, sources, quality): (JsonMap, JsonMap, JsonMap) = sqlx::query_as(
+        "SELECT traits, trait_sources, quality FROM customers
+         WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
     )
     .bind(tenant.as_str())
     .bind(customer_id)
     .fetch_one(&mut *tx)
     .await?;
-    let mut traits = current.0.clone();
-    for (k, v) in &e.traits {
-        traits.insert(k.clone(), v.clone());
+    let mut traits = Traits {
+        values: values.0,
+        sources: sources.0,
+    };
+    let incoming = survivorship::from_event(&e.traits, &e.source, e.occurred_at);
+    let changed = survivorship::combine(
+        settings.survivorship,
+        &settings.source_trust,
+        &mut traits,
+        &incoming,
+    );
+    let mut quality = quality.0;
+    for check in extracted
+        .checks
+        .iter()
+        .filter(|c| c.quality == Quality::Invalid)
+    {
+        quality.insert(
+            check.field.clone(),
+            json!({"value": check.received, "quality": "invalid", "at": e.occurred_at}),
+        );
     }
-    let changed = traits != current.0;
     sqlx::query(
-        "UPDATE customers SET traits = $3, event_count = event_count + 1, version = version + 1,
-                first_seen_at = LEAST(first_seen_at, $4), last_seen_at = GREATEST(last_seen_at, $4),
+        "UPDATE customers SET traits = $3, trait_sources = $4, quality = $5,
+                event_count = event_count + 1, version = version + 1,
+                first_seen_at = LEAST(first_seen_at, $6), last_seen_at = GREATEST(last_seen_at, $6),
                 updated_at = now()
          WHERE tenant_id = $1 AND id = $2",
     )
     .bind(tenant.as_str())
     .bind(customer_id)
-    .bind(sqlx::types::Json(&traits))
+    .bind(sqlx::types::Json(&traits.values))
+    .bind(sqlx::types::Json(&traits.sources))
+    .bind(sqlx::types::Json(&quality))
     .bind(e.occurred_at)
     .execute(&mut *tx)
     .await?;

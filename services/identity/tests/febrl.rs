@@ -2,6 +2,8 @@
 //! 0.995 and F1 above the published `recordlinkage` baseline, with nothing taken from the
 //! record ids (they are only used to score the answer against the true pairs).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::fs::File;
 use std::path::PathBuf;
 

@@ -1,0 +1,188 @@
+//! The identity graph against real PostgreSQL, Redis and the broker: merges when an event links
+//! two customers (alias reads, no stale cache, `profile.merged` published), and the guards that
+//! keep different people apart.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use crm_tests::{eventually, test_consumer, Suite};
+use rdkafka::message::Message;
+use serde_json::{json, Value};
+
+fn id_of(profile: &Value) -> String {
+    profile["id"].as_str().unwrap().to_owned()
+}
+
+fn has(profile: &Value, kind: &str, value: &str) -> bool {
+    profile["identifiers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["kind"] == kind && i["value"] == value)
+}
+
+#[tokio::test]
+async fn an_event_linking_two_customers_merges_them() {
+    let suite = Suite::start().await;
+    let merges = test_consumer(&suite.topic("crm.profiles.v1"));
+
+    suite
+        .ingest(
+            &json!({"id": "m1", "kind": "identify", "occurred_at": "2026-01-01T00:00:00Z",
+            "identity": {"anonymous_id": "device-1"}, "traits": {"plan": "free", "city": "Porto"}}),
+        )
+        .await;
+    let older = eventually("anonymous customer", || {
+        suite.customer_by("anonymous_id", "device-1")
+    })
+    .await;
+    suite
+        .ingest(
+            &json!({"id": "m2", "kind": "identify", "occurred_at": "2026-01-02T00:00:00Z",
+            "identity": {"user_id": "ana", "email": "Ana@Example.com"}, "traits": {"plan": "pro"}}),
+        )
+        .await;
+    let newer = suite.wait_for_customer("ana", |_| true).await;
+    assert_ne!(id_of(&older), id_of(&newer));
+    // Warm the cache for the customer about to be merged away.
+    let path = format!("/v1/customers/{}", id_of(&newer));
+    let warm = suite.get(Some(&suite.key), &path).await;
+    assert_eq!(warm.status(), 200);
+    let warm = suite.get(Some(&suite.key), &path).await;
+    assert_eq!(warm.headers()["x-cache"], "hit");
+
+    // One event carries the device and the email: the two are one person.
+    suite
+        .ingest(&json!({"id": "m3", "kind": "track", "name": "page_viewed", "occurred_at": "2026-01-03T00:00:00Z",
+            "identity": {"anonymous_id": "device-1", "email": "ana@example.com"}}))
+        .await;
+    let merged = suite
+        .wait_for_customer("ana", |p| has(p, "anonymous_id", "device-1"))
+        .await;
+    // The older customer survives, with every identifier and the combined traits (most recent
+    // plan wins; the city only the older one had stays).
+    assert_eq!(id_of(&merged), id_of(&older));
+    assert!(has(&merged, "user_id", "ana") && has(&merged, "email", "ana@example.com"));
+    assert_eq!(merged["traits"]["plan"], "pro");
+    assert_eq!(merged["traits"]["city"], "Porto");
+    assert_eq!(merged["event_count"], 3);
+
+    // The merged id is an alias: reading it answers the survivor, never the stale cached copy.
+    let alias = suite.get(Some(&suite.key), &path).await;
+    assert_eq!(alias.status(), 200);
+    assert_eq!(alias.headers()["x-cache"], "miss");
+    let alias: Value = alias.json().await.unwrap();
+    assert_eq!(id_of(&alias), id_of(&older));
+    let again = suite.get(Some(&suite.key), &path).await;
+    assert_eq!(
+        again.headers()["x-cache"],
+        "miss",
+        "an alias is never cached"
+    );
+
+    // profile.merged names both, with the evidence.
+    let event = eventually("profile.merged", || async {
+        let m = tokio::time::timeout(Duration::from_secs(5), merges.recv())
+            .await
+            .ok()?
+            .ok()?;
+        let v: Value = serde_json::from_slice(m.payload()?).ok()?;
+        (v["kind"] == "profile.merged").then_some(v)
+    })
+    .await;
+    assert_eq!(event["properties"]["survivor_id"], id_of(&older));
+    assert_eq!(event["properties"]["merged_id"], id_of(&newer));
+    assert_eq!(event["properties"]["evidence"]["event_id"], "m3");
+
+    let pool = suite.identity_pool().await;
+    let (kind, evidence): (String, Value) = sqlx::query_as(
+        "SELECT kind, evidence FROM merges WHERE tenant_id = 'acme' AND merged_id = $1::uuid",
+    )
+    .bind(id_of(&newer))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(kind, "deterministic");
+    assert_eq!(evidence["linked_by"]["kind"], "email");
+    suite.stop().await;
+}
+
+#[tokio::test]
+async fn guards_keep_different_people_apart() {
+    let suite = Suite::start().await;
+    // Two signed-in users.
+    suite
+        .ingest(&json!({"id": "g1", "kind": "identify", "identity": {"user_id": "u1", "anonymous_id": "shared-tablet"}}))
+        .await;
+    suite
+        .ingest(&json!({"id": "g2", "kind": "identify", "identity": {"user_id": "u2", "email": "bob@example.com"}}))
+        .await;
+    let u1 = suite.wait_for_customer("u1", |_| true).await;
+    let u2 = suite.wait_for_customer("u2", |_| true).await;
+
+    // An event that links them: different user_ids never merge automatically; it goes to review.
+    suite
+        .ingest(&json!({"id": "g3", "kind": "track", "name": "x",
+            "identity": {"anonymous_id": "shared-tablet", "email": "bob@example.com"}}))
+        .await;
+    let pool = suite.identity_pool().await;
+    let reason: String = eventually("review", || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT reason FROM match_reviews WHERE tenant_id = 'acme' AND status = 'pending'",
+        )
+        .fetch_optional(&pool)
+        .await
+        .unwrap()
+    })
+    .await;
+    assert_eq!(reason, "different_user_id");
+    let u1_now = suite
+        .wait_for_customer("u1", |p| p["event_count"] == 2)
+        .await;
+    assert_eq!(id_of(&u1_now), id_of(&u1));
+    assert!(!has(&u1_now, "email", "bob@example.com"));
+    assert_eq!(
+        id_of(&suite.customer_by_user("u2").await.unwrap()),
+        id_of(&u2)
+    );
+
+    // A new user on a device another user holds starts a customer of their own.
+    suite
+        .ingest(&json!({"id": "g4", "kind": "identify", "identity": {"user_id": "u3", "anonymous_id": "shared-tablet"}}))
+        .await;
+    let u3 = suite.wait_for_customer("u3", |_| true).await;
+    assert_ne!(id_of(&u3), id_of(&u1));
+
+    // Junk identifiers identify no one: two strangers typing test@test.com stay two.
+    suite
+        .ingest(&json!({"id": "g5", "kind": "identify", "identity": {"user_id": "s1", "email": "test@test.com"}}))
+        .await;
+    suite
+        .ingest(&json!({"id": "g6", "kind": "identify", "identity": {"user_id": "s2", "email": "TEST@test.com"}}))
+        .await;
+    let s1 = suite.wait_for_customer("s1", |_| true).await;
+    let s2 = suite.wait_for_customer("s2", |_| true).await;
+    assert_ne!(id_of(&s1), id_of(&s2));
+    assert!(!has(&s1, "email", "test@test.com"));
+
+    // An invalid email is kept with its flag and counted in the data-quality report.
+    suite
+        .ingest(
+            &json!({"id": "g7", "kind": "identify", "identity": {"user_id": "q1", "email": "q1@"}}),
+        )
+        .await;
+    suite.wait_for_customer("q1", |_| true).await;
+    let (flag, invalid): (Value, i64) = sqlx::query_as(
+        "SELECT c.quality, q.invalid FROM customers c, data_quality q
+         WHERE c.tenant_id = 'acme' AND q.tenant_id = 'acme' AND q.field = 'email'
+           AND c.id = (SELECT customer_id FROM identifiers WHERE tenant_id = 'acme' AND kind = 'user_id' AND value = 'q1')",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(flag["email"]["value"], "q1@");
+    assert_eq!(flag["email"]["quality"], "invalid");
+    assert_eq!(invalid, 1);
+    suite.stop().await;
+}
