@@ -11,11 +11,18 @@ use crm_identity::dedupe::{read_records, read_true_pairs};
 use crm_identity::matching::quality::{pair_quality, PairQuality};
 use crm_identity::matching::{deduplicate, person, MatchOptions};
 
+/// A reference file: from `CRM_REFERENCE_DATA`, else `../shared/data` beside the repository.
 fn data(name: &str) -> PathBuf {
-    std::env::var_os("CRM_REFERENCE_DATA")
+    let path = std::env::var_os("CRM_REFERENCE_DATA")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
-        .join(name)
+        .join(name);
+    assert!(
+        path.exists(),
+        "reference data {} not found: check out the repository beside shared/ or set CRM_REFERENCE_DATA",
+        path.display()
+    );
+    path
 }
 
 fn run(file: &str) -> PairQuality {
