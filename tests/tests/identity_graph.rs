@@ -186,3 +186,112 @@ async fn guards_keep_different_people_apart() {
     assert_eq!(invalid, 1);
     suite.stop().await;
 }
+
+#[tokio::test]
+async fn reviews_and_the_quality_report_through_the_gateway() {
+    let suite = Suite::start().await;
+    suite
+        .ingest(&json!({"id": "r1", "kind": "identify", "identity": {"user_id": "w1", "anonymous_id": "kiosk"}}))
+        .await;
+    suite
+        .ingest(&json!({"id": "r2", "kind": "identify", "identity": {"user_id": "w2", "email": "Eve@Example.com"}}))
+        .await;
+    let w1 = suite.wait_for_customer("w1", |_| true).await;
+    let w2 = suite.wait_for_customer("w2", |_| true).await;
+    suite
+        .ingest(&json!({"id": "r3", "kind": "track", "name": "x", "identity": {"anonymous_id": "kiosk", "email": "eve@example.com"}}))
+        .await;
+    let reviews: Value = eventually("a pending review", || async {
+        let r: Value = suite
+            .get(Some(&suite.key), "/v1/reviews")
+            .await
+            .json()
+            .await
+            .unwrap();
+        (!r["items"].as_array().unwrap().is_empty()).then_some(r)
+    })
+    .await;
+    let review = &reviews["items"][0];
+    assert_eq!(review["reason"], "different_user_id");
+    assert_eq!(review["evidence"]["event_id"], "r3");
+    let review_id = review["id"].as_str().unwrap().to_owned();
+
+    // Bad input gets a problem with a stable code.
+    let bad = suite
+        .get(Some(&suite.key), "/v1/reviews?status=maybe")
+        .await;
+    assert_eq!(bad.status(), 400);
+    assert_eq!(bad.headers()["content-type"], "application/problem+json");
+    let bad: Value = bad.json().await.unwrap();
+    assert_eq!(bad["code"], "invalid_status");
+
+    // A read-only key cannot decide.
+    let reader = suite.key_with("acme", &[crm_gateway::Scope::Read]).await;
+    let url = format!("{}/v1/reviews/{review_id}/accept", suite.gateway);
+    let denied = suite
+        .http
+        .post(&url)
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), 403);
+
+    // Accepting merges them (manual), the older surviving; the other id becomes an alias.
+    let accepted: Value = suite
+        .http
+        .post(&url)
+        .bearer_auth(&suite.key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(accepted["status"], "accepted");
+    assert_eq!(accepted["survivor_id"], id_of(&w1));
+    assert_eq!(accepted["merged_id"], id_of(&w2));
+    let alias: Value = suite
+        .get(Some(&suite.key), &format!("/v1/customers/{}", id_of(&w2)))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(id_of(&alias), id_of(&w1));
+    assert!(has(&alias, "user_id", "w2") && has(&alias, "email", "eve@example.com"));
+    // Decided once: a second decision finds no pending review.
+    let again = suite
+        .http
+        .post(&url)
+        .bearer_auth(&suite.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 404);
+    let pool = suite.identity_pool().await;
+    let kind: String = sqlx::query_scalar("SELECT kind FROM merges WHERE tenant_id = 'acme'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(kind, "manual");
+
+    // The data-quality report counts the two emails, one of them rewritten.
+    let report: Value = suite
+        .get(Some(&suite.key), "/v1/data-quality")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let email = report["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["field"] == "email")
+        .cloned()
+        .unwrap();
+    assert_eq!(email["present"], 2);
+    assert_eq!(email["valid"], 2);
+    assert_eq!(email["standardised"], 1);
+    assert_eq!(email["invalid"], 0);
+    suite.stop().await;
+}

@@ -5,12 +5,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use crm_service::Problem;
 use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::auth::{Caller, Scope};
+use crate::proxy::{passthrough, upstream};
 use crate::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -24,15 +25,6 @@ fn not_found() -> Problem {
         StatusCode::NOT_FOUND,
         "customer_not_found",
         "no customer with this id for your tenant",
-    )
-}
-
-fn upstream(e: &anyhow::Error) -> Problem {
-    tracing::error!(error = %format!("{e:#}"), "identity unreachable");
-    Problem::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "identity_unavailable",
-        "the profile store is unreachable; retry shortly",
     )
 }
 
@@ -137,19 +129,8 @@ pub(crate) async fn find_customers(
     }
     let (status, body) = app
         .identity
-        .find(&caller.tenant, &query)
+        .call(reqwest::Method::GET, &caller.tenant, "customers", &query)
         .await
         .map_err(|e| upstream(&e))?;
-    let status = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    if status.is_success() {
-        Ok((status, Json(body)).into_response())
-    } else {
-        // Identity answers problem+json for bad lookups; pass it on as it is.
-        let mut response = (status, Json(body)).into_response();
-        response.headers_mut().insert(
-            axum::http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        Ok(response)
-    }
+    Ok(passthrough(status, body))
 }

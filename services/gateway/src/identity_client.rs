@@ -33,14 +33,21 @@ impl IdentityClient {
         }
     }
 
-    /// Customers holding an exact identifier, as identity's JSON (`{"items": [...]}`).
-    pub async fn find(
+    /// Calls identity's `/internal/v1/tenants/{tenant}/{path}` and returns its status and JSON
+    /// body as they are (identity answers problem+json on errors).
+    pub async fn call(
         &self,
+        method: reqwest::Method,
         tenant: &TenantId,
+        path: &str,
         query: &[(&str, &str)],
     ) -> anyhow::Result<(StatusCode, serde_json::Value)> {
-        let url = format!("{}/internal/v1/tenants/{tenant}/customers", self.base);
-        let response = self.get(&url, query).await?;
+        let url = format!("{}/internal/v1/tenants/{tenant}/{path}", self.base);
+        let mut request = self.http.request(method, url).query(query);
+        for (k, v) in crm_telemetry::propagation::current_context_headers() {
+            request = request.header(k, v);
+        }
+        let response = request.send().await?;
         let status = response.status();
         Ok((status, response.json().await?))
     }

@@ -10,6 +10,8 @@ mod events;
 mod identity_client;
 mod keys;
 mod openapi;
+mod proxy;
+mod reviews;
 pub mod tenants;
 
 use std::sync::Arc;
@@ -91,6 +93,7 @@ fn router(state: AppState) -> Router {
         .merge(events::routes())
         .merge(customers::routes())
         .merge(keys::routes())
+        .merge(reviews::routes())
         .merge(openapi::routes())
         .with_state(state)
 }

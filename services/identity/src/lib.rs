@@ -12,6 +12,7 @@
 mod api;
 pub mod dedupe;
 mod graph;
+mod hot;
 mod identifiers;
 pub mod matching;
 mod profile;
@@ -61,7 +62,11 @@ pub type Application = ConsumerApp<IngestHandler>;
 pub async fn build(config: Config) -> anyhow::Result<Application> {
     let base = Base::connect(PART, config.common, &MIGRATOR).await?;
     let handler = IngestHandler::new(&base);
-    let api = api::routes(base.pool.clone());
+    let api = api::routes(api::ApiState {
+        pool: base.pool.clone(),
+        hot: hot::HotProfiles::new(std::sync::Arc::clone(&base.cache)),
+        relay: base.relay.waker(),
+    });
     let server = PartServer::bind(base, api).await?;
     Ok(ConsumerApp::new(server, subscription(), handler))
 }

@@ -1,7 +1,7 @@
 //! Loading the customer profile (`crm_envelope::Profile`) that identity serves and caches.
 
 use chrono::{DateTime, Utc};
-use crm_envelope::{Profile, ProfileIdentifier, TenantId};
+use crm_envelope::{Envelope, Profile, ProfileIdentifier, TenantId};
 use serde_json::{Map, Value};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -97,4 +97,22 @@ pub(crate) async fn find_by_identifier(
     .bind(value)
     .fetch_optional(conn)
     .await
+}
+
+/// A `profile.created` / `profile.updated` event carrying the current traits and the first
+/// identifier of each core kind.
+pub(crate) fn change_event(tenant: &TenantId, kind: &str, p: &Profile) -> Envelope {
+    let mut e = Envelope::domain(tenant.clone(), kind, p.id, "identity");
+    e.traits = p.traits.clone();
+    let first = |kind: &str| {
+        p.identifiers
+            .iter()
+            .find(|i| i.kind == kind)
+            .map(|i| i.value.clone())
+    };
+    e.identity.user_id = first("user_id");
+    e.identity.anonymous_id = first("anonymous_id");
+    e.identity.email = first("email");
+    e.identity.phone = first("phone");
+    e
 }

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use crm_cache::ProfileCache;
 use crm_envelope::{Envelope, TenantId, Topic};
 use crm_kafka::{dedupe, outbox, HandleError, Handler, MessageMeta};
 use crm_service::Base;
@@ -15,6 +14,7 @@ use crm_envelope::Profile;
 use serde_json::json;
 
 use crate::graph;
+use crate::hot::HotProfiles;
 use crate::identifiers::{identifiers_of, Extracted, IdentifierKey};
 use crate::profile;
 use crate::settings::{self, Settings};
@@ -27,7 +27,7 @@ use crate::survivorship::{self, Traits};
 #[derive(Clone)]
 pub struct IngestHandler {
     pool: PgPool,
-    cache: Arc<ProfileCache>,
+    hot: HotProfiles,
     relay: Arc<Notify>,
 }
 
@@ -39,7 +39,7 @@ impl IngestHandler {
     pub fn new(base: &Base) -> Self {
         Self {
             pool: base.pool.clone(),
-            cache: Arc::clone(&base.cache),
+            hot: HotProfiles::new(Arc::clone(&base.cache)),
             relay: base.relay.waker(),
         }
     }
@@ -57,32 +57,10 @@ impl Handler for IngestHandler {
         self.relay.notify_one();
         let tenant = &envelope.tenant_id;
         for merged in &applied.merged {
-            self.evict(tenant, *merged).await;
+            self.hot.evict(tenant, *merged).await;
         }
-        self.refresh_cache(tenant, &applied.profile).await;
+        self.hot.refresh(tenant, &applied.profile).await;
         Ok(())
-    }
-}
-
-impl IngestHandler {
-    /// Writes the committed profile to Redis. Redis is a cache: on failure, evict so that no
-    /// stale copy is served, and go on.
-    async fn refresh_cache(&self, tenant: &TenantId, profile: &Profile) {
-        let key = self.cache.key(tenant, profile.id);
-        let Ok(json) = serde_json::to_string(profile) else {
-            return;
-        };
-        if let Err(e) = self.cache.put(&key, &json).await {
-            tracing::warn!(error = %e, "profile cache write failed; evicting");
-            let _ = self.cache.evict(&key).await;
-        }
-    }
-
-    /// Removes a customer's cached profile (an id merged away or erased).
-    async fn evict(&self, tenant: &TenantId, id: Uuid) {
-        if let Err(e) = self.cache.evict(&self.cache.key(tenant, id)).await {
-            tracing::warn!(error = %e, "profile cache eviction failed");
-        }
     }
 }
 
@@ -199,7 +177,12 @@ async fn apply(tx: &mut PgConnection, envelope: &Envelope) -> Result<Applied, Ha
         } else {
             "profile.updated"
         };
-        outbox::enqueue(tx, Topic::Profiles, &profile_event(tenant, kind, &profile)).await?;
+        outbox::enqueue(
+            tx,
+            Topic::Profiles,
+            &profile::change_event(tenant, kind, &profile),
+        )
+        .await?;
     }
     Ok(Applied { profile, merged })
 }
@@ -393,22 +376,4 @@ async fn update_customer(
     .execute(&mut *tx)
     .await?;
     Ok(changed)
-}
-
-/// A `profile.created` / `profile.updated` event carrying the current traits and the first
-/// identifier of each core kind.
-fn profile_event(tenant: &TenantId, kind: &str, p: &Profile) -> Envelope {
-    let mut e = Envelope::domain(tenant.clone(), kind, p.id, "identity");
-    e.traits = p.traits.clone();
-    let first = |kind: &str| {
-        p.identifiers
-            .iter()
-            .find(|i| i.kind == kind)
-            .map(|i| i.value.clone())
-    };
-    e.identity.user_id = first("user_id");
-    e.identity.anonymous_id = first("anonymous_id");
-    e.identity.email = first("email");
-    e.identity.phone = first("phone");
-    e
 }

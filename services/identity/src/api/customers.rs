@@ -1,5 +1,4 @@
-//! Identity's internal HTTP API, reached only through the gateway (which authenticates the
-//! caller and passes the tenant in the path).
+//! Reading customers: by id (aliases answer their survivor) and by exact identifier.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -9,15 +8,15 @@ use crm_envelope::Profile;
 use crm_service::{tenant_from_path, Problem};
 use serde::Deserialize;
 use serde_json::json;
-use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::ApiState;
 use crate::profile;
 use crate::settings;
 use crate::standardise::{email, email_key};
 use crm_envelope::TenantId;
 
-pub(crate) fn routes(pool: PgPool) -> Router {
+pub(crate) fn routes() -> Router<ApiState> {
     Router::new()
         .route(
             "/internal/v1/tenants/{tenant}/customers/{id}",
@@ -27,7 +26,6 @@ pub(crate) fn routes(pool: PgPool) -> Router {
             "/internal/v1/tenants/{tenant}/customers",
             get(find_customers),
         )
-        .with_state(pool)
 }
 
 fn not_found() -> Problem {
@@ -39,7 +37,7 @@ fn not_found() -> Problem {
 }
 
 async fn get_customer(
-    State(pool): State<PgPool>,
+    State(ApiState { pool, .. }): State<ApiState>,
     Path((raw_tenant, raw_id)): Path<(String, String)>,
 ) -> Result<Json<Profile>, Problem> {
     let tenant = tenant_from_path(&raw_tenant)?;
@@ -60,7 +58,7 @@ struct Lookup {
 
 /// Customers holding an exact identifier (0 or 1 in this slice).
 async fn find_customers(
-    State(pool): State<PgPool>,
+    State(ApiState { pool, .. }): State<ApiState>,
     Path(raw_tenant): Path<String>,
     Query(q): Query<Lookup>,
 ) -> Result<Json<serde_json::Value>, Problem> {

@@ -1,0 +1,30 @@
+//! Answers relayed from identity's internal API: its status and JSON as they are (problem+json
+//! on errors), and one problem for identity being unreachable.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use crm_service::Problem;
+
+/// The 503 when identity cannot be reached (the cause goes to the log, not to the client).
+pub(crate) fn upstream(e: &anyhow::Error) -> Problem {
+    tracing::error!(error = %format!("{e:#}"), "identity unreachable");
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "identity_unavailable",
+        "the profile store is unreachable; retry shortly",
+    )
+}
+
+/// Identity's answer, relayed: success as JSON, errors as the problem+json identity wrote.
+pub(crate) fn passthrough(status: reqwest::StatusCode, body: serde_json::Value) -> Response {
+    let status = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut response = (status, Json(body)).into_response();
+    if !status.is_success() {
+        response.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+    }
+    response
+}

@@ -1,0 +1,145 @@
+//! Identity's review queue and data-quality report, relayed: `GET /v1/reviews`,
+//! `POST /v1/reviews/{id}/accept|reject`, `GET /v1/data-quality`.
+
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use crm_service::Problem;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::auth::{Caller, Scope};
+use crate::proxy::{passthrough, upstream};
+use crate::AppState;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/reviews", get(list_reviews))
+        .route("/v1/reviews/{id}/accept", post(accept_review))
+        .route("/v1/reviews/{id}/reject", post(reject_review))
+        .route("/v1/data-quality", get(data_quality))
+}
+
+/// Which reviews to list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub(crate) struct ReviewQuery {
+    /// `pending` (default), `accepted` or `rejected`.
+    status: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    limit: Option<u32>,
+    /// `next_after` of the previous page.
+    after: Option<Uuid>,
+}
+
+/// Pairs of customers that may be one person but were not merged automatically.
+#[utoipa::path(
+    get, path = "/v1/reviews", tag = "identity", params(ReviewQuery),
+    responses(
+        (status = 200, description = "{\"items\": [review], \"next_after\": id or null}; a review has customer_a, customer_b, reason (different_user_id, identifier_cap, probabilistic), probability, evidence, status"),
+        (status = 400, description = "Bad status or limit", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn list_reviews(
+    State(app): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ReviewQuery>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Read)?;
+    let limit = q.limit.map(|l| l.to_string());
+    let after = q.after.map(|a| a.to_string());
+    let mut query = Vec::new();
+    if let Some(s) = &q.status {
+        query.push(("status", s.as_str()));
+    }
+    if let Some(l) = &limit {
+        query.push(("limit", l.as_str()));
+    }
+    if let Some(a) = &after {
+        query.push(("after", a.as_str()));
+    }
+    relay(&app, &caller, reqwest::Method::GET, "reviews", &query).await
+}
+
+/// Accept a review: the two customers merge (kind `manual`), the older surviving.
+#[utoipa::path(
+    post, path = "/v1/reviews/{id}/accept", tag = "identity",
+    params(("id" = Uuid, Path, description = "Review id")),
+    responses(
+        (status = 200, description = "{\"id\", \"status\": \"accepted\", \"merge_id\", \"survivor_id\", \"merged_id\"}"),
+        (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No pending review with this id", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn accept_review(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<Response, Problem> {
+    decide(&app, &caller, id, "accept").await
+}
+
+/// Reject a review: the two customers stay apart.
+#[utoipa::path(
+    post, path = "/v1/reviews/{id}/reject", tag = "identity",
+    params(("id" = Uuid, Path, description = "Review id")),
+    responses(
+        (status = 200, description = "{\"id\", \"status\": \"rejected\"}"),
+        (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No pending review with this id", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn reject_review(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<Response, Problem> {
+    decide(&app, &caller, id, "reject").await
+}
+
+/// Per identifier field: values present, valid, invalid (kept with a flag) and standardised.
+#[utoipa::path(
+    get, path = "/v1/data-quality", tag = "identity",
+    responses(
+        (status = 200, description = "{\"fields\": [{\"field\", \"present\", \"valid\", \"invalid\", \"standardised\"}]}"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn data_quality(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Read)?;
+    relay(&app, &caller, reqwest::Method::GET, "data-quality", &[]).await
+}
+
+async fn decide(
+    app: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    decision: &str,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Admin)?;
+    let path = format!("reviews/{id}/{decision}");
+    relay(app, caller, reqwest::Method::POST, &path, &[]).await
+}
+
+async fn relay(
+    app: &AppState,
+    caller: &Caller,
+    method: reqwest::Method,
+    path: &str,
+    query: &[(&str, &str)],
+) -> Result<Response, Problem> {
+    let (status, body) = app
+        .identity
+        .call(method, &caller.tenant, path, query)
+        .await
+        .map_err(|e| upstream(&e))?;
+    Ok(passthrough(status, body))
+}

@@ -1,0 +1,180 @@
+//! The review queue: pairs of customers that may be one person but were not merged
+//! automatically. Accepting merges them (kind `manual`, the reviewer's decision overriding the
+//! guards); rejecting closes the review and keeps them apart.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use crm_envelope::{TenantId, Topic};
+use crm_kafka::outbox;
+use crm_service::{tenant_from_path, Problem};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::ApiState;
+use crate::{graph, profile, settings};
+
+pub(crate) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/internal/v1/tenants/{tenant}/reviews", get(list))
+        .route(
+            "/internal/v1/tenants/{tenant}/reviews/{id}/{decision}",
+            post(decide),
+        )
+}
+
+/// One review.
+#[derive(Debug, Serialize, sqlx::FromRow)]
+struct Review {
+    id: Uuid,
+    customer_a: Uuid,
+    customer_b: Uuid,
+    reason: String,
+    probability: Option<f64>,
+    evidence: sqlx::types::Json<Value>,
+    status: String,
+    created_at: DateTime<Utc>,
+    decided_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    /// `pending` (default), `accepted` or `rejected`.
+    status: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    limit: Option<i64>,
+    /// The last id of the previous page.
+    after: Option<Uuid>,
+}
+
+fn bad_request(code: &'static str, detail: &str) -> Problem {
+    Problem::new(StatusCode::BAD_REQUEST, code, detail)
+}
+
+async fn list(
+    State(ApiState { pool, .. }): State<ApiState>,
+    Path(raw_tenant): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, Problem> {
+    let tenant = tenant_from_path(&raw_tenant)?;
+    let status = q.status.as_deref().unwrap_or("pending");
+    if !["pending", "accepted", "rejected"].contains(&status) {
+        return Err(bad_request(
+            "invalid_status",
+            "status is one of pending, accepted, rejected",
+        ));
+    }
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(bad_request("invalid_limit", "limit is between 1 and 200"));
+    }
+    let items: Vec<Review> = sqlx::query_as(
+        "SELECT id, customer_a, customer_b, reason, probability, evidence, status, created_at, decided_at
+         FROM match_reviews
+         WHERE tenant_id = $1 AND status = $2 AND ($3::uuid IS NULL OR id > $3)
+         ORDER BY id LIMIT $4",
+    )
+    .bind(tenant.as_str())
+    .bind(status)
+    .bind(q.after)
+    .bind(limit)
+    .fetch_all(&pool)
+    .await?;
+    let next = (items.len() as i64 == limit)
+        .then(|| items.last().map(|r| r.id))
+        .flatten();
+    Ok(Json(json!({ "items": items, "next_after": next })))
+}
+
+async fn decide(
+    State(state): State<ApiState>,
+    Path((raw_tenant, raw_id, decision)): Path<(String, String, String)>,
+) -> Result<Json<Value>, Problem> {
+    let tenant = tenant_from_path(&raw_tenant)?;
+    let not_found = || {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "review_not_found",
+            "no pending review with this id for this tenant",
+        )
+    };
+    let id = Uuid::parse_str(&raw_id).map_err(|_| not_found())?;
+    let accept = match decision.as_str() {
+        "accept" => true,
+        "reject" => false,
+        _ => {
+            return Err(Problem::new(
+                StatusCode::NOT_FOUND,
+                "unknown_decision",
+                "decide a review with /accept or /reject",
+            ))
+        }
+    };
+    let mut tx = state.pool.begin().await?;
+    let pair: Option<(Uuid, Uuid, sqlx::types::Json<Value>)> = sqlx::query_as(
+        "SELECT customer_a, customer_b, evidence FROM match_reviews
+         WHERE tenant_id = $1 AND id = $2 AND status = 'pending' FOR UPDATE",
+    )
+    .bind(tenant.as_str())
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (a, b, evidence) = pair.ok_or_else(not_found)?;
+    sqlx::query(
+        "UPDATE match_reviews SET status = $3, decided_at = now() WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant.as_str())
+    .bind(id)
+    .bind(if accept { "accepted" } else { "rejected" })
+    .execute(&mut *tx)
+    .await?;
+    if !accept {
+        tx.commit().await?;
+        return Ok(Json(json!({ "id": id, "status": "rejected" })));
+    }
+    let merged = merge_reviewed(&mut tx, &tenant, (a, b), id, evidence.0).await?;
+    let survivor = match &merged {
+        Some(m) => profile::load(&mut tx, &tenant, m.survivor).await?,
+        None => None,
+    };
+    tx.commit().await?;
+    state.relay.notify_one();
+    if let Some(m) = &merged {
+        state.hot.evict(&tenant, m.merged).await;
+    }
+    if let Some(p) = &survivor {
+        state.hot.refresh(&tenant, p).await;
+    }
+    Ok(Json(json!({
+        "id": id,
+        "status": "accepted",
+        "merge_id": merged.as_ref().map(|m| m.merge_id),
+        "survivor_id": merged.as_ref().map(|m| m.survivor),
+        "merged_id": merged.as_ref().map(|m| m.merged),
+    })))
+}
+
+/// Merges an accepted pair; `None` when one of them was merged or erased meanwhile.
+async fn merge_reviewed(
+    tx: &mut sqlx::PgConnection,
+    tenant: &TenantId,
+    pair: (Uuid, Uuid),
+    review: Uuid,
+    evidence: Value,
+) -> Result<Option<graph::Merged>, Problem> {
+    let settings = settings::load(tx, tenant).await?;
+    let evidence =
+        json!({ "review_id": review, "rule": "accepted in review", "review_evidence": evidence });
+    let merged = graph::merge(tx, tenant, &settings, pair, "manual", evidence).await?;
+    if let Some(m) = &merged {
+        let profile = profile::load(tx, tenant, m.survivor).await?;
+        if let Some(p) = profile {
+            let event = profile::change_event(tenant, "profile.updated", &p);
+            outbox::enqueue(tx, Topic::Profiles, &event).await?;
+        }
+    }
+    Ok(merged)
+}
