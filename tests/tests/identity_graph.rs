@@ -295,3 +295,137 @@ async fn reviews_and_the_quality_report_through_the_gateway() {
     assert_eq!(email["invalid"], 0);
     suite.stop().await;
 }
+
+#[tokio::test]
+async fn an_unmerge_splits_the_customers_again_and_no_stale_profile_is_served() {
+    let suite = Suite::start().await;
+    let profiles = test_consumer(&suite.topic("crm.profiles.v1"));
+    suite
+        .ingest(
+            &json!({"id": "u1", "kind": "identify", "occurred_at": "2026-02-01T00:00:00Z",
+            "identity": {"anonymous_id": "laptop"}, "traits": {"colour": "red", "city": "Faro"}}),
+        )
+        .await;
+    let first = eventually("first", || suite.customer_by("anonymous_id", "laptop")).await;
+    suite
+        .ingest(&json!({"id": "u2", "kind": "identify", "occurred_at": "2026-02-02T00:00:00Z",
+            "identity": {"user_id": "zoe", "email": "zoe@example.com"}, "traits": {"colour": "blue"}}))
+        .await;
+    let second = suite.wait_for_customer("zoe", |_| true).await;
+    suite
+        .ingest(
+            &json!({"id": "u3", "kind": "track", "name": "x", "occurred_at": "2026-02-03T00:00:00Z",
+            "identity": {"anonymous_id": "laptop", "email": "zoe@example.com"}}),
+        )
+        .await;
+    let merged = suite
+        .wait_for_customer("zoe", |p| has(p, "anonymous_id", "laptop"))
+        .await;
+    assert_eq!(id_of(&merged), id_of(&first));
+    assert_eq!(merged["traits"]["colour"], "blue");
+
+    // Warm the survivor's cache with the merged profile.
+    let survivor_path = format!("/v1/customers/{}", id_of(&first));
+    suite.get(Some(&suite.key), &survivor_path).await;
+    let merges: Value = suite
+        .get(
+            Some(&suite.key),
+            &format!("/v1/customers/{}/merges", id_of(&second)),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let merge_id = merges["items"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(merges["items"][0]["kind"], "deterministic");
+    assert!(
+        merges["items"][0].get("snapshot").is_none(),
+        "the snapshot holds personal data"
+    );
+
+    let url = format!("{}/v1/merges/{merge_id}/unmerge", suite.gateway);
+    let undone = suite
+        .http
+        .post(&url)
+        .bearer_auth(&suite.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(undone.status(), 200);
+    let undone: Value = undone.json().await.unwrap();
+    assert_eq!(undone["status"], "undone");
+
+    // The survivor gives back what came from the other: its identifiers and the colour it set.
+    let survivor = suite.get(Some(&suite.key), &survivor_path).await;
+    assert_eq!(survivor.headers()["x-cache"], "hit");
+    let survivor: Value = survivor.json().await.unwrap();
+    assert!(has(&survivor, "anonymous_id", "laptop"));
+    assert!(!has(&survivor, "user_id", "zoe") && !has(&survivor, "email", "zoe@example.com"));
+    assert_eq!(survivor["traits"]["colour"], "red");
+    assert_eq!(survivor["traits"]["city"], "Faro");
+    // The restored customer answers for itself again, with what it held.
+    let restored: Value = suite
+        .get(
+            Some(&suite.key),
+            &format!("/v1/customers/{}", id_of(&second)),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(id_of(&restored), id_of(&second));
+    assert!(has(&restored, "user_id", "zoe") && has(&restored, "email", "zoe@example.com"));
+    assert_eq!(restored["traits"]["colour"], "blue");
+    assert_eq!(
+        id_of(&suite.customer_by_user("zoe").await.unwrap()),
+        id_of(&second)
+    );
+
+    // profile.unmerged is published.
+    let event = eventually("profile.unmerged", || async {
+        let m = tokio::time::timeout(Duration::from_secs(5), profiles.recv())
+            .await
+            .ok()?
+            .ok()?;
+        let v: Value = serde_json::from_slice(m.payload()?).ok()?;
+        (v["kind"] == "profile.unmerged").then_some(v)
+    })
+    .await;
+    assert_eq!(event["properties"]["restored_id"], id_of(&second));
+
+    // Undone once; and the same link again opens a review instead of merging them again.
+    let again = suite
+        .http
+        .post(&url)
+        .bearer_auth(&suite.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 404);
+    suite
+        .ingest(&json!({"id": "u4", "kind": "track", "name": "x",
+            "identity": {"anonymous_id": "laptop", "email": "zoe@example.com"}}))
+        .await;
+    let pool = suite.identity_pool().await;
+    let reason: String = eventually("review after unmerge", || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT reason FROM match_reviews WHERE tenant_id = 'acme' AND status = 'pending'",
+        )
+        .fetch_optional(&pool)
+        .await
+        .unwrap()
+    })
+    .await;
+    assert_eq!(reason, "rejected_before");
+    let still: Value = suite
+        .get(
+            Some(&suite.key),
+            &format!("/v1/customers/{}", id_of(&second)),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(id_of(&still), id_of(&second));
+    suite.stop().await;
+}

@@ -9,6 +9,7 @@ mod customers;
 mod events;
 mod identity_client;
 mod keys;
+mod merges;
 mod openapi;
 mod proxy;
 mod reviews;
@@ -94,6 +95,7 @@ fn router(state: AppState) -> Router {
         .merge(customers::routes())
         .merge(keys::routes())
         .merge(reviews::routes())
+        .merge(merges::routes())
         .merge(openapi::routes())
         .with_state(state)
 }

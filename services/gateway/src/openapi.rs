@@ -19,6 +19,8 @@ use crate::AppState;
         crate::reviews::accept_review,
         crate::reviews::reject_review,
         crate::reviews::data_quality,
+        crate::merges::customer_merges,
+        crate::merges::unmerge,
     ),
     components(schemas(crm_envelope::Envelope, crm_envelope::EventError, crm_service::Problem)),
     modifiers(&Security),

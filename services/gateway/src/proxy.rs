@@ -6,6 +6,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use crm_service::Problem;
 
+use crate::auth::Caller;
+use crate::AppState;
+
 /// The 503 when identity cannot be reached (the cause goes to the log, not to the client).
 pub(crate) fn upstream(e: &anyhow::Error) -> Problem {
     tracing::error!(error = %format!("{e:#}"), "identity unreachable");
@@ -27,4 +30,20 @@ pub(crate) fn passthrough(status: reqwest::StatusCode, body: serde_json::Value) 
         );
     }
     response
+}
+
+/// Relays a call to identity's internal API for the caller's tenant.
+pub(crate) async fn relay(
+    app: &AppState,
+    caller: &Caller,
+    method: reqwest::Method,
+    path: &str,
+    query: &[(&str, &str)],
+) -> Result<Response, Problem> {
+    let (status, body) = app
+        .identity
+        .call(method, &caller.tenant, path, query)
+        .await
+        .map_err(|e| upstream(&e))?;
+    Ok(passthrough(status, body))
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::auth::{Caller, Scope};
-use crate::proxy::{passthrough, upstream};
+use crate::proxy::relay;
 use crate::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -127,19 +127,4 @@ async fn decide(
     caller.require(Scope::Admin)?;
     let path = format!("reviews/{id}/{decision}");
     relay(app, caller, reqwest::Method::POST, &path, &[]).await
-}
-
-async fn relay(
-    app: &AppState,
-    caller: &Caller,
-    method: reqwest::Method,
-    path: &str,
-    query: &[(&str, &str)],
-) -> Result<Response, Problem> {
-    let (status, body) = app
-        .identity
-        .call(method, &caller.tenant, path, query)
-        .await
-        .map_err(|e| upstream(&e))?;
-    Ok(passthrough(status, body))
 }

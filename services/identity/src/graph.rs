@@ -95,6 +95,11 @@ pub async fn merge(
         "event_count": merged.event_count,
         "first_seen_at": merged.first_seen_at,
         "last_seen_at": merged.last_seen_at,
+        // What the survivor held before, so an unmerge can give back values the merge replaced.
+        "survivor_before": {
+            "traits": survivor.traits.0,
+            "trait_sources": survivor.trait_sources.0,
+        },
     });
 
     let mut traits = Traits {

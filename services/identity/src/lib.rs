@@ -20,6 +20,7 @@ mod resolve;
 pub mod settings;
 pub mod standardise;
 pub mod survivorship;
+mod unmerge;
 
 use crm_config::{ConfigError, Env};
 use crm_kafka::consumer::Subscription;

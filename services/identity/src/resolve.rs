@@ -187,8 +187,9 @@ async fn apply(tx: &mut PgConnection, envelope: &Envelope) -> Result<Applied, Ha
     Ok(Applied { profile, merged })
 }
 
-/// Why `a` and `b` must not merge automatically, if they must not: they hold different
-/// user_ids, or together they would hold more identifiers of a kind than the tenant allows.
+/// Why `a` and `b` must not merge automatically, if they must not: a person decided they are
+/// two (a rejected review or an unmerge), they hold different user_ids, or together they would
+/// hold more identifiers of a kind than the tenant allows.
 async fn merge_blocker(
     tx: &mut PgConnection,
     tenant: &TenantId,
@@ -196,6 +197,19 @@ async fn merge_blocker(
     a: Uuid,
     b: Uuid,
 ) -> Result<Option<&'static str>, sqlx::Error> {
+    let (x, y) = if a <= b { (a, b) } else { (b, a) };
+    let rejected: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM match_reviews WHERE tenant_id = $1 AND customer_a = $2
+                        AND customer_b = $3 AND status = 'rejected')",
+    )
+    .bind(tenant.as_str())
+    .bind(x)
+    .bind(y)
+    .fetch_one(&mut *tx)
+    .await?;
+    if rejected {
+        return Ok(Some("rejected_before"));
+    }
     let counts: Vec<(String, i64, i64)> = sqlx::query_as(
         "SELECT kind, count(DISTINCT value), count(DISTINCT customer_id)
          FROM identifiers WHERE tenant_id = $1 AND customer_id IN ($2, $3) GROUP BY kind",

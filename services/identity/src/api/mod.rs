@@ -2,6 +2,7 @@
 //! caller and passes the tenant in the path).
 
 mod customers;
+mod merges;
 mod quality;
 mod reviews;
 
@@ -25,6 +26,7 @@ pub(crate) struct ApiState {
 pub(crate) fn routes(state: ApiState) -> Router {
     customers::routes()
         .merge(reviews::routes())
+        .merge(merges::routes())
         .merge(quality::routes())
         .with_state(state)
 }

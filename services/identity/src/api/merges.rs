@@ -1,0 +1,112 @@
+//! Merges and their evidence, and unmerge.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use crm_service::{tenant_from_path, Problem};
+use serde::Serialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::ApiState;
+use crate::profile;
+use crate::unmerge::{unmerge, UnmergeError};
+
+pub(crate) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route(
+            "/internal/v1/tenants/{tenant}/customers/{id}/merges",
+            get(list),
+        )
+        .route(
+            "/internal/v1/tenants/{tenant}/merges/{id}/unmerge",
+            post(split),
+        )
+}
+
+/// A merge as the API shows it (the snapshot, which holds personal data, stays inside).
+#[derive(Debug, Serialize, sqlx::FromRow)]
+struct Merge {
+    id: Uuid,
+    survivor_id: Uuid,
+    merged_id: Uuid,
+    kind: String,
+    evidence: sqlx::types::Json<Value>,
+    created_at: DateTime<Utc>,
+    undone_at: Option<DateTime<Utc>>,
+}
+
+/// The merges a customer took part in, newest first.
+async fn list(
+    State(ApiState { pool, .. }): State<ApiState>,
+    Path((raw_tenant, raw_id)): Path<(String, String)>,
+) -> Result<Json<Value>, Problem> {
+    let tenant = tenant_from_path(&raw_tenant)?;
+    let not_found = || {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "customer_not_found",
+            "no customer with this id for this tenant",
+        )
+    };
+    let id = Uuid::parse_str(&raw_id).map_err(|_| not_found())?;
+    let items: Vec<Merge> = sqlx::query_as(
+        "SELECT id, survivor_id, merged_id, kind, evidence, created_at, undone_at FROM merges
+         WHERE tenant_id = $1 AND (survivor_id = $2 OR merged_id = $2)
+         ORDER BY created_at DESC, id DESC",
+    )
+    .bind(tenant.as_str())
+    .bind(id)
+    .fetch_all(&pool)
+    .await?;
+    if items.is_empty() {
+        let mut conn = pool.acquire().await?;
+        profile::load_following_alias(&mut conn, &tenant, id)
+            .await?
+            .ok_or_else(not_found)?;
+    }
+    Ok(Json(json!({ "items": items })))
+}
+
+async fn split(
+    State(state): State<ApiState>,
+    Path((raw_tenant, raw_id)): Path<(String, String)>,
+) -> Result<Json<Value>, Problem> {
+    let tenant = tenant_from_path(&raw_tenant)?;
+    let not_found = || {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "merge_not_found",
+            "no merge with this id for this tenant that is still in force",
+        )
+    };
+    let id = Uuid::parse_str(&raw_id).map_err(|_| not_found())?;
+    let mut tx = state.pool.begin().await?;
+    let done = match unmerge(&mut tx, &tenant, id).await {
+        Ok(done) => done,
+        Err(UnmergeError::NotFound) => return Err(not_found()),
+        Err(UnmergeError::SurvivorGone) => {
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "survivor_merged_again",
+                "the survivor of this merge was merged or erased since; undo that first",
+            ))
+        }
+        Err(UnmergeError::Database(e)) => return Err(e.into()),
+    };
+    let survivor = profile::load(&mut tx, &tenant, done.survivor).await?;
+    let restored = profile::load(&mut tx, &tenant, done.restored).await?;
+    tx.commit().await?;
+    state.relay.notify_one();
+    for p in survivor.iter().chain(restored.iter()) {
+        state.hot.refresh(&tenant, p).await;
+    }
+    Ok(Json(json!({
+        "merge_id": id,
+        "status": "undone",
+        "survivor": survivor,
+        "restored": restored,
+    })))
+}

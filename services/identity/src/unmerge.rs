@@ -1,0 +1,245 @@
+//! Unmerge: splits a merge again from the snapshot the merge stored.
+//!
+//! The merged customer comes back with its own id, traits, identifiers and counts as they were
+//! at the merge. The survivor gives back what came from it: identifiers from the snapshot,
+//! trait values that still carry the merged customer's provenance (the survivor's earlier value
+//! returns, if it had one), and the merged customer's event count. What happened after the
+//! merge stays with the survivor: events cannot be split without a per-event owner. Customers
+//! merged into the merged one earlier become its aliases again. The pair is recorded as a
+//! rejected review, so the next event linking them opens a review instead of merging again.
+
+use crm_envelope::{Envelope, TenantId, Topic};
+use crm_kafka::outbox;
+use serde_json::{json, Map, Value};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::profile;
+
+/// The merge's stored row.
+#[derive(Debug, sqlx::FromRow)]
+struct MergeRow {
+    survivor_id: Uuid,
+    merged_id: Uuid,
+    snapshot: sqlx::types::Json<Value>,
+}
+
+/// The survivor's current state.
+#[derive(Debug, sqlx::FromRow)]
+struct SurvivorRow {
+    traits: sqlx::types::Json<Map<String, Value>>,
+    trait_sources: sqlx::types::Json<Map<String, Value>>,
+    event_count: i64,
+}
+
+/// What an unmerge did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unmerged {
+    /// The customer that had survived (now without the merged customer's part).
+    pub survivor: Uuid,
+    /// The customer restored.
+    pub restored: Uuid,
+}
+
+/// Why an unmerge could not be done.
+#[derive(Debug)]
+pub enum UnmergeError {
+    /// No merge with this id for this tenant, or it was undone already.
+    NotFound,
+    /// The survivor was itself merged or erased since; undo that first.
+    SurvivorGone,
+    /// The database failed.
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for UnmergeError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Database(e)
+    }
+}
+
+/// Splits merge `merge_id`, inside the caller's transaction; enqueues `profile.unmerged` and
+/// `profile.updated` for both customers.
+pub async fn unmerge(
+    tx: &mut PgConnection,
+    tenant: &TenantId,
+    merge_id: Uuid,
+) -> Result<Unmerged, UnmergeError> {
+    let row: Option<MergeRow> = sqlx::query_as(
+        "SELECT survivor_id, merged_id, snapshot FROM merges
+         WHERE tenant_id = $1 AND id = $2 AND undone_at IS NULL FOR UPDATE",
+    )
+    .bind(tenant.as_str())
+    .bind(merge_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let row = row.ok_or(UnmergeError::NotFound)?;
+    let (survivor, restored) = (row.survivor_id, row.merged_id);
+    let snapshot = &row.snapshot.0;
+
+    let current: Option<SurvivorRow> = sqlx::query_as(
+        "SELECT traits, trait_sources, event_count FROM customers
+         WHERE tenant_id = $1 AND id = $2 AND status = 'active' FOR UPDATE",
+    )
+    .bind(tenant.as_str())
+    .bind(survivor)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let current = current.ok_or(UnmergeError::SurvivorGone)?;
+    let (mut traits, mut sources, survivor_events) = (
+        current.traits.0,
+        current.trait_sources.0,
+        current.event_count,
+    );
+
+    // Trait values that still carry the restored customer's provenance go back to it.
+    let object = |v: &Value, key: &str| {
+        v.get(key)
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (their_traits, their_sources) = (
+        object(snapshot, "traits"),
+        object(snapshot, "trait_sources"),
+    );
+    let before = snapshot
+        .get("survivor_before")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let (before_traits, before_sources) =
+        (object(&before, "traits"), object(&before, "trait_sources"));
+    for (key, value) in &their_traits {
+        let still_theirs =
+            traits.get(key) == Some(value) && sources.get(key) == their_sources.get(key);
+        if !still_theirs {
+            continue;
+        }
+        match before_traits.get(key) {
+            Some(old) => {
+                traits.insert(key.clone(), old.clone());
+                match before_sources.get(key) {
+                    Some(p) => sources.insert(key.clone(), p.clone()),
+                    None => sources.remove(key),
+                };
+            }
+            None => {
+                traits.remove(key);
+                sources.remove(key);
+            }
+        }
+    }
+    let their_events = snapshot
+        .get("event_count")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    sqlx::query(
+        "UPDATE customers SET traits = $3, trait_sources = $4, event_count = $5,
+                version = version + 1, updated_at = now()
+         WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant.as_str())
+    .bind(survivor)
+    .bind(sqlx::types::Json(&traits))
+    .bind(sqlx::types::Json(&sources))
+    .bind((survivor_events - their_events).max(0))
+    .execute(&mut *tx)
+    .await?;
+
+    sqlx::query(
+        "UPDATE customers SET status = 'active', merged_into = NULL, traits = $3,
+                trait_sources = $4, event_count = $5, first_seen_at = COALESCE($6, first_seen_at),
+                last_seen_at = COALESCE($7, last_seen_at),
+                version = version + 1, updated_at = now()
+         WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant.as_str())
+    .bind(restored)
+    .bind(sqlx::types::Json(&their_traits))
+    .bind(sqlx::types::Json(&their_sources))
+    .bind(their_events)
+    .bind(
+        snapshot
+            .get("first_seen_at")
+            .and_then(|v| serde_json::from_value::<chrono::DateTime<chrono::Utc>>(v.clone()).ok()),
+    )
+    .bind(
+        snapshot
+            .get("last_seen_at")
+            .and_then(|v| serde_json::from_value::<chrono::DateTime<chrono::Utc>>(v.clone()).ok()),
+    )
+    .execute(&mut *tx)
+    .await?;
+
+    // Identifiers the survivor still holds from the snapshot go back.
+    for identifier in snapshot
+        .get("identifiers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let (Some(kind), Some(value)) = (
+            identifier.get("kind").and_then(Value::as_str),
+            identifier.get("value").and_then(Value::as_str),
+        ) else {
+            continue;
+        };
+        sqlx::query(
+            "UPDATE identifiers SET customer_id = $5
+             WHERE tenant_id = $1 AND kind = $2 AND value = $3 AND customer_id = $4",
+        )
+        .bind(tenant.as_str())
+        .bind(kind)
+        .bind(value)
+        .bind(survivor)
+        .bind(restored)
+        .execute(&mut *tx)
+        .await?;
+    }
+    // Its own earlier aliases point at it again.
+    sqlx::query(
+        "UPDATE customers SET merged_into = $2
+         WHERE tenant_id = $1 AND id IN (SELECT merged_id FROM merges
+             WHERE tenant_id = $1 AND survivor_id = $2 AND undone_at IS NULL)",
+    )
+    .bind(tenant.as_str())
+    .bind(restored)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE merges SET undone_at = now() WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant.as_str())
+        .bind(merge_id)
+        .execute(&mut *tx)
+        .await?;
+    let (a, b) = if survivor <= restored {
+        (survivor, restored)
+    } else {
+        (restored, survivor)
+    };
+    sqlx::query(
+        "INSERT INTO match_reviews (tenant_id, id, customer_a, customer_b, reason, evidence, status, decided_at)
+         VALUES ($1, $2, $3, $4, 'unmerged', $5, 'rejected', now())",
+    )
+    .bind(tenant.as_str())
+    .bind(Uuid::now_v7())
+    .bind(a)
+    .bind(b)
+    .bind(sqlx::types::Json(json!({ "merge_id": merge_id })))
+    .execute(&mut *tx)
+    .await?;
+
+    let mut event = Envelope::domain(tenant.clone(), "profile.unmerged", survivor, "identity");
+    event.properties =
+        json!({ "merge_id": merge_id, "survivor_id": survivor, "restored_id": restored })
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+    outbox::enqueue(tx, Topic::Profiles, &event).await?;
+    for id in [survivor, restored] {
+        if let Some(p) = profile::load(tx, tenant, id).await? {
+            let changed = profile::change_event(tenant, "profile.updated", &p);
+            outbox::enqueue(tx, Topic::Profiles, &changed).await?;
+        }
+    }
+    Ok(Unmerged { survivor, restored })
+}
