@@ -129,7 +129,13 @@ pub(crate) async fn find_customers(
     }
     let (status, body) = app
         .identity
-        .call(reqwest::Method::GET, &caller.tenant, "customers", &query)
+        .call(
+            reqwest::Method::GET,
+            &caller.tenant,
+            "customers",
+            &query,
+            None,
+        )
         .await
         .map_err(|e| upstream(&e))?;
     Ok(passthrough(status, body))

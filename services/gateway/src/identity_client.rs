@@ -33,17 +33,21 @@ impl IdentityClient {
         }
     }
 
-    /// Calls identity's `/internal/v1/tenants/{tenant}/{path}` and returns its status and JSON
-    /// body as they are (identity answers problem+json on errors).
+    /// Calls identity's `/internal/v1/tenants/{tenant}/{path}` (with `body` as JSON, if any) and
+    /// returns its status and JSON body as they are (identity answers problem+json on errors).
     pub async fn call(
         &self,
         method: reqwest::Method,
         tenant: &TenantId,
         path: &str,
         query: &[(&str, &str)],
+        body: Option<&serde_json::Value>,
     ) -> anyhow::Result<(StatusCode, serde_json::Value)> {
         let url = format!("{}/internal/v1/tenants/{tenant}/{path}", self.base);
         let mut request = self.http.request(method, url).query(query);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
         for (k, v) in crm_telemetry::propagation::current_context_headers() {
             request = request.header(k, v);
         }

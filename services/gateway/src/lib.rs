@@ -11,6 +11,7 @@ mod identity_client;
 mod keys;
 mod merges;
 mod openapi;
+mod privacy;
 mod proxy;
 mod reviews;
 pub mod tenants;
@@ -96,6 +97,7 @@ fn router(state: AppState) -> Router {
         .merge(keys::routes())
         .merge(reviews::routes())
         .merge(merges::routes())
+        .merge(privacy::routes())
         .merge(openapi::routes())
         .with_state(state)
 }

@@ -36,7 +36,7 @@ pub(crate) async fn customer_merges(
 ) -> Result<Response, Problem> {
     caller.require(Scope::Read)?;
     let path = format!("customers/{id}/merges");
-    relay(&app, &caller, reqwest::Method::GET, &path, &[]).await
+    relay(&app, &caller, reqwest::Method::GET, &path, &[], None).await
 }
 
 /// Split a merge again: the merged customer comes back with what it held at the merge; both
@@ -60,5 +60,5 @@ pub(crate) async fn unmerge(
 ) -> Result<Response, Problem> {
     caller.require(Scope::Admin)?;
     let path = format!("merges/{id}/unmerge");
-    relay(&app, &caller, reqwest::Method::POST, &path, &[]).await
+    relay(&app, &caller, reqwest::Method::POST, &path, &[], None).await
 }

@@ -32,17 +32,19 @@ pub(crate) fn passthrough(status: reqwest::StatusCode, body: serde_json::Value) 
     response
 }
 
-/// Relays a call to identity's internal API for the caller's tenant.
+/// Relays a call (with an optional JSON body) to identity's internal API for the caller's
+/// tenant.
 pub(crate) async fn relay(
     app: &AppState,
     caller: &Caller,
     method: reqwest::Method,
     path: &str,
     query: &[(&str, &str)],
+    body: Option<&serde_json::Value>,
 ) -> Result<Response, Problem> {
     let (status, body) = app
         .identity
-        .call(method, &caller.tenant, path, query)
+        .call(method, &caller.tenant, path, query, body)
         .await
         .map_err(|e| upstream(&e))?;
     Ok(passthrough(status, body))

@@ -60,7 +60,7 @@ pub(crate) async fn list_reviews(
     if let Some(a) = &after {
         query.push(("after", a.as_str()));
     }
-    relay(&app, &caller, reqwest::Method::GET, "reviews", &query).await
+    relay(&app, &caller, reqwest::Method::GET, "reviews", &query, None).await
 }
 
 /// Accept a review: the two customers merge (kind `manual`), the older surviving.
@@ -115,7 +115,15 @@ pub(crate) async fn data_quality(
     caller: Caller,
 ) -> Result<Response, Problem> {
     caller.require(Scope::Read)?;
-    relay(&app, &caller, reqwest::Method::GET, "data-quality", &[]).await
+    relay(
+        &app,
+        &caller,
+        reqwest::Method::GET,
+        "data-quality",
+        &[],
+        None,
+    )
+    .await
 }
 
 async fn decide(
@@ -126,5 +134,5 @@ async fn decide(
 ) -> Result<Response, Problem> {
     caller.require(Scope::Admin)?;
     let path = format!("reviews/{id}/{decision}");
-    relay(app, caller, reqwest::Method::POST, &path, &[]).await
+    relay(app, caller, reqwest::Method::POST, &path, &[], None).await
 }

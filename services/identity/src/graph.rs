@@ -41,6 +41,43 @@ async fn lock(
     .await
 }
 
+/// A stored merge as the API and exports show it (the snapshot, which holds personal data,
+/// stays inside).
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct MergeRecord {
+    /// Merge id.
+    pub id: Uuid,
+    /// The customer that stayed.
+    pub survivor_id: Uuid,
+    /// The customer that became its alias.
+    pub merged_id: Uuid,
+    /// `deterministic`, `probabilistic` or `manual`.
+    pub kind: String,
+    /// Why: the event, the identifier kind or field weights, the rule.
+    pub evidence: sqlx::types::Json<Value>,
+    /// When.
+    pub created_at: DateTime<Utc>,
+    /// When it was undone, if it was.
+    pub undone_at: Option<DateTime<Utc>>,
+}
+
+/// The merges customer `id` took part in, newest first.
+pub async fn merges_of(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    id: Uuid,
+) -> Result<Vec<MergeRecord>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, survivor_id, merged_id, kind, evidence, created_at, undone_at FROM merges
+         WHERE tenant_id = $1 AND (survivor_id = $2 OR merged_id = $2)
+         ORDER BY created_at DESC, id DESC",
+    )
+    .bind(tenant.as_str())
+    .bind(id)
+    .fetch_all(conn)
+    .await
+}
+
 /// What a merge did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Merged {

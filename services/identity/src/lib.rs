@@ -15,6 +15,7 @@ mod graph;
 mod hot;
 mod identifiers;
 pub mod matching;
+pub mod privacy;
 mod profile;
 mod resolve;
 pub mod settings;

@@ -16,6 +16,7 @@ use serde_json::json;
 use crate::graph;
 use crate::hot::HotProfiles;
 use crate::identifiers::{identifiers_of, Extracted, IdentifierKey};
+use crate::privacy;
 use crate::profile;
 use crate::settings::{self, Settings};
 use crate::standardise::Quality;
@@ -87,6 +88,11 @@ async fn apply(tx: &mut PgConnection, envelope: &Envelope) -> Result<Applied, Ha
     let tenant = &envelope.tenant_id;
     let settings = settings::load(tx, tenant).await?;
     let extracted = identifiers_of(envelope, &settings);
+    // The `consent` trait is recorded as consent, not kept as a trait.
+    let consent = envelope
+        .traits
+        .get("consent")
+        .map_or(Ok(Vec::new()), privacy::parse_consent);
     let keys = &extracted.keys;
     record_quality(tx, tenant, &extracted).await?;
 
@@ -164,6 +170,17 @@ async fn apply(tx: &mut PgConnection, envelope: &Envelope) -> Result<Applied, Ha
     }
     let traits_changed =
         update_customer(tx, tenant, &settings, customer, envelope, &extracted).await?;
+    if let Ok(changes) = &consent {
+        privacy::record_consent(
+            tx,
+            tenant,
+            customer,
+            changes,
+            &envelope.source,
+            envelope.occurred_at,
+        )
+        .await?;
+    }
     let profile = profile::load(tx, tenant, customer)
         .await?
         .ok_or_else(|| HandleError::Transient(anyhow::anyhow!("customer vanished")))?;
@@ -356,7 +373,9 @@ async fn update_customer(
         values: values.0,
         sources: sources.0,
     };
-    let incoming = survivorship::from_event(&e.traits, &e.source, e.occurred_at);
+    let mut values = e.traits.clone();
+    let consent = values.remove("consent");
+    let incoming = survivorship::from_event(&values, &e.source, e.occurred_at);
     let changed = survivorship::combine(
         settings.survivorship,
         &settings.source_trust,
@@ -364,6 +383,13 @@ async fn update_customer(
         &incoming,
     );
     let mut quality = quality.0;
+    if let Some(raw) = consent.filter(|v| privacy::parse_consent(v).is_err()) {
+        // Malformed consent is kept as received, flagged, and not applied.
+        quality.insert(
+            "consent".into(),
+            json!({"value": raw, "quality": "invalid", "at": e.occurred_at}),
+        );
+    }
     for check in extracted
         .checks
         .iter()

@@ -4,15 +4,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
 use crm_service::{tenant_from_path, Problem};
-use serde::Serialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::ApiState;
-use crate::profile;
 use crate::unmerge::{unmerge, UnmergeError};
+use crate::{graph, profile};
 
 pub(crate) fn routes() -> Router<ApiState> {
     Router::new()
@@ -24,18 +22,6 @@ pub(crate) fn routes() -> Router<ApiState> {
             "/internal/v1/tenants/{tenant}/merges/{id}/unmerge",
             post(split),
         )
-}
-
-/// A merge as the API shows it (the snapshot, which holds personal data, stays inside).
-#[derive(Debug, Serialize, sqlx::FromRow)]
-struct Merge {
-    id: Uuid,
-    survivor_id: Uuid,
-    merged_id: Uuid,
-    kind: String,
-    evidence: sqlx::types::Json<Value>,
-    created_at: DateTime<Utc>,
-    undone_at: Option<DateTime<Utc>>,
 }
 
 /// The merges a customer took part in, newest first.
@@ -52,17 +38,9 @@ async fn list(
         )
     };
     let id = Uuid::parse_str(&raw_id).map_err(|_| not_found())?;
-    let items: Vec<Merge> = sqlx::query_as(
-        "SELECT id, survivor_id, merged_id, kind, evidence, created_at, undone_at FROM merges
-         WHERE tenant_id = $1 AND (survivor_id = $2 OR merged_id = $2)
-         ORDER BY created_at DESC, id DESC",
-    )
-    .bind(tenant.as_str())
-    .bind(id)
-    .fetch_all(&pool)
-    .await?;
+    let mut conn = pool.acquire().await?;
+    let items = graph::merges_of(&mut conn, &tenant, id).await?;
     if items.is_empty() {
-        let mut conn = pool.acquire().await?;
         profile::load_following_alias(&mut conn, &tenant, id)
             .await?
             .ok_or_else(not_found)?;

@@ -3,6 +3,7 @@
 
 mod customers;
 mod merges;
+mod privacy;
 mod quality;
 mod reviews;
 
@@ -27,6 +28,7 @@ pub(crate) fn routes(state: ApiState) -> Router {
     customers::routes()
         .merge(reviews::routes())
         .merge(merges::routes())
+        .merge(privacy::routes())
         .merge(quality::routes())
         .with_state(state)
 }

@@ -1,0 +1,165 @@
+//! Consent, export and erasure of a customer, relayed to identity:
+//! `GET|POST /v1/customers/{id}/consent`, `GET /v1/customers/{id}/export`,
+//! `POST /v1/customers/{id}/erase`.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use crm_service::Problem;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::auth::{Caller, Scope};
+use crate::proxy::relay;
+use crate::AppState;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/customers/{id}/consent",
+            get(read_consent).post(record_consent),
+        )
+        .route("/v1/customers/{id}/export", get(export))
+        .route("/v1/customers/{id}/erase", post(erase))
+}
+
+/// The customer's current consent: the latest entry per purpose and channel.
+#[utoipa::path(
+    get, path = "/v1/customers/{id}/consent", tag = "privacy",
+    params(("id" = Uuid, Path, description = "Customer id (a merged id works too)")),
+    responses(
+        (status = 200, description = "{\"customer_id\", \"items\": [{\"purpose\", \"channel\", \"granted\", \"source\", \"at\"}]}"),
+        (status = 404, description = "No such customer", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn read_consent(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Read)?;
+    let path = format!("customers/{id}/consent");
+    relay(&app, &caller, reqwest::Method::GET, &path, &[], None).await
+}
+
+/// A consent given or withdrawn.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConsentRequest {
+    /// What the data is used for (`marketing`, `analytics`, ...): 1 to 64 of a-z, 0-9, _ and -.
+    purpose: String,
+    /// Where (`email`, `sms`, `phone`, `push`, `post`, `any`).
+    channel: String,
+    /// Given (true) or withdrawn (false).
+    granted: bool,
+    /// When the customer gave or withdrew it (default: now).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Who collected it (default `api`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<String>,
+}
+
+/// Record a consent given or withdrawn: `{"purpose", "channel", "granted", "at"?, "source"?}`.
+/// Identify events record consent too, from a `consent` trait of the same shape (or a list).
+#[utoipa::path(
+    post, path = "/v1/customers/{id}/consent", tag = "privacy",
+    params(("id" = Uuid, Path, description = "Customer id")),
+    request_body = ConsentRequest,
+    responses(
+        (status = 200, description = "The current consent, as GET answers it"),
+        (status = 400, description = "Malformed consent (code invalid_consent)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such customer", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn record_consent(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    body: Result<Json<ConsentRequest>, JsonRejection>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Admin)?;
+    let Json(request) = body.map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_consent",
+            format!(
+                "expected {{purpose, channel, granted, at?, source?}}: {}",
+                e.body_text()
+            ),
+        )
+    })?;
+    let body = serde_json::to_value(&request).map_err(|_| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_consent",
+            "unreadable consent",
+        )
+    })?;
+    let path = format!("customers/{id}/consent");
+    relay(
+        &app,
+        &caller,
+        reqwest::Method::POST,
+        &path,
+        &[],
+        Some(&body),
+    )
+    .await
+}
+
+/// Everything identity holds on the customer, as JSON (profile, trait provenance, quality
+/// flags, aliases, consent history, merges with their evidence).
+#[utoipa::path(
+    get, path = "/v1/customers/{id}/export", tag = "privacy",
+    params(("id" = Uuid, Path, description = "Customer id (a merged id works too)")),
+    responses(
+        (status = 200, description = "The export document"),
+        (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such customer", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn export(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Admin)?;
+    let path = format!("customers/{id}/export");
+    relay(&app, &caller, reqwest::Method::GET, &path, &[], None).await
+}
+
+/// Erase the customer and its aliases: personal data deleted, a tombstone kept, hot profiles
+/// evicted, `profile.erased` published (docs/events.md says what every part does with it).
+#[utoipa::path(
+    post, path = "/v1/customers/{id}/erase", tag = "privacy",
+    params(("id" = Uuid, Path, description = "Customer id (a merged id erases its survivor)")),
+    responses(
+        (status = 200, description = "{\"status\": \"erased\", \"erased_ids\": [...]}"),
+        (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such customer (or erased already)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn erase(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Admin)?;
+    let path = format!("customers/{id}/erase");
+    let response = relay(&app, &caller, reqwest::Method::POST, &path, &[], None).await?;
+    // Identity evicted the hot profiles; evict here too, so a fill that raced the erasure
+    // cannot leave a copy behind.
+    if response.status().is_success() {
+        let _ = app.cache.evict(&app.cache.key(&caller.tenant, id)).await;
+    }
+    Ok(response)
+}

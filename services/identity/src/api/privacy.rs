@@ -1,0 +1,155 @@
+//! Consent (read, record), export and erasure of a customer.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use crm_envelope::{Envelope, TenantId, Topic};
+use crm_kafka::outbox;
+use crm_service::{tenant_from_path, Problem};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::ApiState;
+use crate::privacy::{self, ConsentChange};
+
+pub(crate) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route(
+            "/internal/v1/tenants/{tenant}/customers/{id}/consent",
+            get(read_consent).post(record_consent),
+        )
+        .route(
+            "/internal/v1/tenants/{tenant}/customers/{id}/export",
+            get(export),
+        )
+        .route(
+            "/internal/v1/tenants/{tenant}/customers/{id}/erase",
+            post(erase),
+        )
+}
+
+fn not_found() -> Problem {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "customer_not_found",
+        "no customer with this id for this tenant",
+    )
+}
+
+fn ids(raw_tenant: &str, raw_id: &str) -> Result<(TenantId, Uuid), Problem> {
+    let tenant = tenant_from_path(raw_tenant)?;
+    let id = Uuid::parse_str(raw_id).map_err(|_| not_found())?;
+    Ok((tenant, id))
+}
+
+async fn read_consent(
+    State(ApiState { pool, .. }): State<ApiState>,
+    Path((raw_tenant, raw_id)): Path<(String, String)>,
+) -> Result<Json<Value>, Problem> {
+    let (tenant, id) = ids(&raw_tenant, &raw_id)?;
+    let mut conn = pool.acquire().await?;
+    let customer = privacy::canonical_id(&mut conn, &tenant, id)
+        .await?
+        .ok_or_else(not_found)?;
+    let items = privacy::current_consent(&mut conn, &tenant, customer).await?;
+    Ok(Json(json!({ "customer_id": customer, "items": items })))
+}
+
+/// A consent change through the API.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsentBody {
+    purpose: String,
+    channel: String,
+    granted: bool,
+    /// When the customer gave or withdrew it (default: now).
+    at: Option<DateTime<Utc>>,
+    /// Who collected it (default `api`).
+    source: Option<String>,
+}
+
+async fn record_consent(
+    State(state): State<ApiState>,
+    Path((raw_tenant, raw_id)): Path<(String, String)>,
+    body: Result<Json<ConsentBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, Problem> {
+    let (tenant, id) = ids(&raw_tenant, &raw_id)?;
+    let Json(body) = body.map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_consent",
+            format!(
+                "expected {{purpose, channel, granted, at?, source?}}: {}",
+                e.body_text()
+            ),
+        )
+    })?;
+    let change = ConsentChange {
+        purpose: body.purpose,
+        channel: body.channel,
+        granted: body.granted,
+    };
+    change
+        .validate()
+        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_consent", &e))?;
+    let mut tx = state.pool.begin().await?;
+    let customer = privacy::canonical_id(&mut tx, &tenant, id)
+        .await?
+        .ok_or_else(not_found)?;
+    let source = body.source.unwrap_or_else(|| "api".to_owned());
+    let at = body.at.unwrap_or_else(Utc::now);
+    privacy::record_consent(
+        &mut tx,
+        &tenant,
+        customer,
+        std::slice::from_ref(&change),
+        &source,
+        at,
+    )
+    .await?;
+    let mut event = Envelope::domain(tenant.clone(), "consent.changed", customer, "identity");
+    event.properties = json!({
+        "purpose": change.purpose, "channel": change.channel, "granted": change.granted,
+        "source": source, "at": at,
+    })
+    .as_object()
+    .cloned()
+    .unwrap_or_default();
+    outbox::enqueue(&mut tx, Topic::Profiles, &event).await?;
+    let items = privacy::current_consent(&mut tx, &tenant, customer).await?;
+    tx.commit().await?;
+    state.relay.notify_one();
+    Ok(Json(json!({ "customer_id": customer, "items": items })))
+}
+
+async fn export(
+    State(ApiState { pool, .. }): State<ApiState>,
+    Path((raw_tenant, raw_id)): Path<(String, String)>,
+) -> Result<Json<Value>, Problem> {
+    let (tenant, id) = ids(&raw_tenant, &raw_id)?;
+    let mut conn = pool.acquire().await?;
+    privacy::export(&mut conn, &tenant, id)
+        .await?
+        .map(Json)
+        .ok_or_else(not_found)
+}
+
+async fn erase(
+    State(state): State<ApiState>,
+    Path((raw_tenant, raw_id)): Path<(String, String)>,
+) -> Result<Json<Value>, Problem> {
+    let (tenant, id) = ids(&raw_tenant, &raw_id)?;
+    let mut tx = state.pool.begin().await?;
+    let erased = privacy::erase(&mut tx, &tenant, id)
+        .await?
+        .ok_or_else(not_found)?;
+    tx.commit().await?;
+    state.relay.notify_one();
+    for id in &erased {
+        state.hot.evict(&tenant, *id).await;
+    }
+    Ok(Json(json!({ "status": "erased", "erased_ids": erased })))
+}

@@ -1,0 +1,275 @@
+//! Consent, export and erasure: what a customer agreed to, everything identity holds on them,
+//! and deleting it.
+
+use chrono::{DateTime, Utc};
+use crm_envelope::{Envelope, TenantId, Topic};
+use crm_kafka::outbox;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::{graph, profile};
+
+/// A consent given or withdrawn, for one purpose on one channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentChange {
+    /// What the data is used for: `marketing`, `analytics`, `profiling`, ...
+    pub purpose: String,
+    /// Where: `email`, `sms`, `phone`, `push`, `post`, or `any`.
+    pub channel: String,
+    /// Given (true) or withdrawn (false).
+    pub granted: bool,
+}
+
+fn valid_name(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+impl ConsentChange {
+    /// Checks purpose and channel: 1 to 64 of `a-z 0-9 _ -`.
+    pub fn validate(&self) -> Result<(), String> {
+        for (what, value) in [("purpose", &self.purpose), ("channel", &self.channel)] {
+            if !valid_name(value) {
+                return Err(format!(
+                    "consent {what} {value:?} must be 1 to 64 of a-z, 0-9, '_' and '-'"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads the `consent` trait of an identify event: one change or a list of them.
+pub fn parse_consent(value: &Value) -> Result<Vec<ConsentChange>, String> {
+    let changes: Vec<ConsentChange> = match value {
+        Value::Array(_) => serde_json::from_value(value.clone()),
+        _ => serde_json::from_value(value.clone()).map(|c| vec![c]),
+    }
+    .map_err(|e| format!("consent: {e}"))?;
+    for change in &changes {
+        change.validate()?;
+    }
+    Ok(changes)
+}
+
+/// Records consent changes of a customer.
+pub async fn record_consent(
+    tx: &mut PgConnection,
+    tenant: &TenantId,
+    customer: Uuid,
+    changes: &[ConsentChange],
+    source: &str,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    for c in changes {
+        sqlx::query(
+            "INSERT INTO consent_events (tenant_id, customer_id, purpose, channel, granted, source, at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(tenant.as_str())
+        .bind(customer)
+        .bind(&c.purpose)
+        .bind(&c.channel)
+        .bind(c.granted)
+        .bind(source)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// One consent state or history entry.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct ConsentState {
+    /// Purpose.
+    pub purpose: String,
+    /// Channel.
+    pub channel: String,
+    /// Given or withdrawn.
+    pub granted: bool,
+    /// Who recorded it.
+    pub source: String,
+    /// When the customer gave or withdrew it.
+    pub at: DateTime<Utc>,
+}
+
+/// The current consent of a customer: the latest entry per purpose and channel.
+pub async fn current_consent(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    customer: Uuid,
+) -> Result<Vec<ConsentState>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT DISTINCT ON (purpose, channel) purpose, channel, granted, source, at
+         FROM consent_events WHERE tenant_id = $1 AND customer_id = $2
+         ORDER BY purpose, channel, at DESC, recorded_at DESC",
+    )
+    .bind(tenant.as_str())
+    .bind(customer)
+    .fetch_all(conn)
+    .await
+}
+
+async fn consent_history(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    customer: Uuid,
+) -> Result<Vec<ConsentState>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT purpose, channel, granted, source, at FROM consent_events
+         WHERE tenant_id = $1 AND customer_id = $2 ORDER BY at, recorded_at",
+    )
+    .bind(tenant.as_str())
+    .bind(customer)
+    .fetch_all(conn)
+    .await
+}
+
+/// The id `id` answers to (itself or its survivor), if it is an active or merged customer.
+pub async fn canonical_id(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    id: Uuid,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT COALESCE(merged_into, id) FROM customers
+         WHERE tenant_id = $1 AND id = $2 AND status IN ('active', 'merged')",
+    )
+    .bind(tenant.as_str())
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Everything identity holds on the customer `id` answers to: profile, trait provenance,
+/// quality flags, consent history, aliases and merges. `None` when there is no such customer.
+pub async fn export(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    id: Uuid,
+) -> Result<Option<Value>, sqlx::Error> {
+    let Some(target) = canonical_id(conn, tenant, id).await? else {
+        return Ok(None);
+    };
+    let Some(profile) = profile::load(conn, tenant, target).await? else {
+        return Ok(None);
+    };
+    let (sources, quality): (sqlx::types::Json<Value>, sqlx::types::Json<Value>) = sqlx::query_as(
+        "SELECT trait_sources, quality FROM customers WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant.as_str())
+    .bind(target)
+    .fetch_one(&mut *conn)
+    .await?;
+    let aliases: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM customers WHERE tenant_id = $1 AND merged_into = $2 ORDER BY id",
+    )
+    .bind(tenant.as_str())
+    .bind(target)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut merges = graph::merges_of(conn, tenant, target).await?;
+    merges.reverse();
+    let consent = consent_history(conn, tenant, target).await?;
+    Ok(Some(json!({
+        "exported_at": Utc::now(),
+        "profile": profile,
+        "trait_sources": sources.0,
+        "quality_flags": quality.0,
+        "aliases": aliases,
+        "consent": consent,
+        "merges": merges,
+    })))
+}
+
+/// Erases the customer `id` answers to, with its aliases: identifiers, traits, provenance,
+/// quality flags and consent are deleted, merge snapshots emptied; tombstones (status
+/// `erased`, `erased_at`, no personal data) stay so the ids are never reused. Enqueues
+/// `profile.erased`. Returns the erased ids (to evict from the cache), `None` when there is no
+/// such customer.
+pub async fn erase(
+    tx: &mut PgConnection,
+    tenant: &TenantId,
+    id: Uuid,
+) -> Result<Option<Vec<Uuid>>, sqlx::Error> {
+    let Some(target) = canonical_id(tx, tenant, id).await? else {
+        return Ok(None);
+    };
+    let ids: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM customers WHERE tenant_id = $1 AND (id = $2 OR merged_into = $2)
+         ORDER BY id FOR UPDATE",
+    )
+    .bind(tenant.as_str())
+    .bind(target)
+    .fetch_all(&mut *tx)
+    .await?;
+    let t = tenant.as_str();
+    sqlx::query("DELETE FROM identifiers WHERE tenant_id = $1 AND customer_id = ANY($2)")
+        .bind(t)
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM consent_events WHERE tenant_id = $1 AND customer_id = ANY($2)")
+        .bind(t)
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "UPDATE merges SET snapshot = '{}'::jsonb
+         WHERE tenant_id = $1 AND (survivor_id = ANY($2) OR merged_id = ANY($2))",
+    )
+    .bind(t)
+    .bind(&ids)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE customers SET status = 'erased', traits = '{}'::jsonb, trait_sources = '{}'::jsonb,
+                quality = '{}'::jsonb, erased_at = now(), version = version + 1, updated_at = now()
+         WHERE tenant_id = $1 AND id = ANY($2)",
+    )
+    .bind(t)
+    .bind(&ids)
+    .execute(&mut *tx)
+    .await?;
+    let mut event = Envelope::domain(tenant.clone(), "profile.erased", target, "identity");
+    event.properties = json!({ "erased_ids": ids })
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    outbox::enqueue(tx, Topic::Profiles, &event).await?;
+    Ok(Some(ids))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consent_traits() {
+        let one =
+            parse_consent(&json!({"purpose": "marketing", "channel": "email", "granted": true}))
+                .unwrap();
+        assert_eq!(one.len(), 1);
+        let many = parse_consent(&json!([
+            {"purpose": "marketing", "channel": "sms", "granted": false},
+            {"purpose": "analytics", "channel": "any", "granted": true}
+        ]))
+        .unwrap();
+        assert_eq!(many[1].purpose, "analytics");
+        assert!(parse_consent(&json!({"purpose": "marketing", "granted": true})).is_err());
+        assert!(parse_consent(
+            &json!({"purpose": "Marketing!", "channel": "email", "granted": true})
+        )
+        .unwrap_err()
+        .contains("purpose"));
+        assert!(
+            parse_consent(&json!({"purpose": "m", "channel": "email", "granted": "yes"})).is_err()
+        );
+        assert!(parse_consent(&json!(true)).is_err());
+    }
+}
