@@ -15,6 +15,7 @@ mod privacy;
 mod proxy;
 mod reviews;
 pub mod tenants;
+mod timeline;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -98,6 +99,7 @@ fn router(state: AppState) -> Router {
         .merge(reviews::routes())
         .merge(merges::routes())
         .merge(privacy::routes())
+        .merge(timeline::routes())
         .merge(openapi::routes())
         .with_state(state)
 }

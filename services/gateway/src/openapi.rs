@@ -25,6 +25,7 @@ use crate::AppState;
         crate::privacy::record_consent,
         crate::privacy::export,
         crate::privacy::erase,
+        crate::timeline::timeline,
     ),
     components(schemas(crm_envelope::Envelope, crm_envelope::EventError, crm_service::Problem)),
     modifiers(&Security),

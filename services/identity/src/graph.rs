@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::settings::Settings;
 use crate::survivorship::{combine, Traits};
+use crate::timeline;
 
 /// A customer row, locked for a change.
 #[derive(Debug, sqlx::FromRow)]
@@ -195,6 +196,8 @@ pub async fn merge(
         .bind(survivor.id)
         .execute(&mut *tx)
         .await?;
+
+    timeline::follow_merge(tx, tenant, survivor.id, merged.id).await?;
 
     let merge_id = Uuid::now_v7();
     sqlx::query(

@@ -21,6 +21,7 @@ mod resolve;
 pub mod settings;
 pub mod standardise;
 pub mod survivorship;
+pub mod timeline;
 mod unmerge;
 
 use crm_config::{ConfigError, Env};
@@ -69,8 +70,31 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
         hot: hot::HotProfiles::new(std::sync::Arc::clone(&base.cache)),
         relay: base.relay.waker(),
     });
+    spawn_timeline_purge(base.pool.clone());
     let server = PartServer::bind(base, api).await?;
     Ok(ConsumerApp::new(server, subscription(), handler))
+}
+
+/// Purges timeline entries past each tenant's retention, a minute after start and then hourly,
+/// until the pool is closed.
+fn spawn_timeline_purge(pool: sqlx::PgPool) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval_at(
+            tokio::time::Instant::now() + std::time::Duration::from_secs(60),
+            std::time::Duration::from_secs(3600),
+        );
+        loop {
+            tick.tick().await;
+            if pool.is_closed() {
+                return;
+            }
+            let default_days = settings::Settings::default().timeline_retention_days;
+            match timeline::purge(&pool, default_days).await {
+                Ok(n) => tracing::info!(deleted = n, "timeline purged past retention"),
+                Err(e) => tracing::warn!(error = %e, "timeline purge failed; retrying next hour"),
+            }
+        }
+    });
 }
 
 /// What identity consumes.

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::{graph, profile};
+use crate::{graph, profile, timeline};
 
 /// A consent given or withdrawn, for one purpose on one channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,7 +147,7 @@ pub async fn canonical_id(
 }
 
 /// Everything identity holds on the customer `id` answers to: profile, trait provenance,
-/// quality flags, consent history, aliases and merges. `None` when there is no such customer.
+/// quality flags, consent history, aliases, merges and timeline. `None` when there is no such customer.
 pub async fn export(
     conn: &mut PgConnection,
     tenant: &TenantId,
@@ -176,6 +176,7 @@ pub async fn export(
     let mut merges = graph::merges_of(conn, tenant, target).await?;
     merges.reverse();
     let consent = consent_history(conn, tenant, target).await?;
+    let events = timeline::all(conn, tenant, target).await?;
     Ok(Some(json!({
         "exported_at": Utc::now(),
         "profile": profile,
@@ -183,6 +184,7 @@ pub async fn export(
         "quality_flags": quality.0,
         "aliases": aliases,
         "consent": consent,
+        "timeline": events,
         "merges": merges,
     })))
 }
@@ -214,6 +216,7 @@ pub async fn erase(
         .bind(&ids)
         .execute(&mut *tx)
         .await?;
+    timeline::erase(tx, tenant, &ids).await?;
     sqlx::query("DELETE FROM consent_events WHERE tenant_id = $1 AND customer_id = ANY($2)")
         .bind(t)
         .bind(&ids)

@@ -21,6 +21,7 @@ use crate::profile;
 use crate::settings::{self, Settings};
 use crate::standardise::Quality;
 use crate::survivorship::{self, Traits};
+use crate::timeline;
 
 /// Applies each ingested event in one transaction: dedupe by message id, find or create the
 /// customer, link new identifiers, merge traits, and enqueue the resolved event (and a profile
@@ -170,6 +171,7 @@ async fn apply(tx: &mut PgConnection, envelope: &Envelope) -> Result<Applied, Ha
     }
     let traits_changed =
         update_customer(tx, tenant, &settings, customer, envelope, &extracted).await?;
+    timeline::record(tx, customer, envelope).await?;
     if let Ok(changes) = &consent {
         privacy::record_consent(
             tx,

@@ -36,6 +36,8 @@ pub struct Settings {
     /// Most identifiers of one kind a customer may hold; a link beyond it is not made and the
     /// customers go to review instead of merging.
     pub max_identifiers_per_kind: u32,
+    /// Days a customer's events stay on the timeline (default 730).
+    pub timeline_retention_days: u32,
 }
 
 impl Default for Settings {
@@ -47,6 +49,7 @@ impl Default for Settings {
             phone_region: None,
             blocklist: Vec::new(),
             max_identifiers_per_kind: 10,
+            timeline_retention_days: 730,
         }
     }
 }
@@ -63,6 +66,9 @@ impl Settings {
         }
         if !(1..=1000).contains(&self.max_identifiers_per_kind) {
             return Err("max_identifiers_per_kind must be between 1 and 1000".into());
+        }
+        if !(1..=36_500).contains(&self.timeline_retention_days) {
+            return Err("timeline_retention_days must be between 1 and 36500".into());
         }
         Ok(())
     }

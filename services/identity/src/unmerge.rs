@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::profile;
+use crate::{profile, timeline};
 
 /// The merge's stored row.
 #[derive(Debug, sqlx::FromRow)]
@@ -206,6 +206,7 @@ pub async fn unmerge(
     .bind(restored)
     .execute(&mut *tx)
     .await?;
+    timeline::follow_unmerge(tx, tenant, survivor, restored).await?;
     sqlx::query("UPDATE merges SET undone_at = now() WHERE tenant_id = $1 AND id = $2")
         .bind(tenant.as_str())
         .bind(merge_id)

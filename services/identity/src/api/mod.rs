@@ -6,6 +6,7 @@ mod merges;
 mod privacy;
 mod quality;
 mod reviews;
+mod timeline;
 
 use std::sync::Arc;
 
@@ -30,5 +31,6 @@ pub(crate) fn routes(state: ApiState) -> Router {
         .merge(merges::routes())
         .merge(privacy::routes())
         .merge(quality::routes())
+        .merge(timeline::routes())
         .with_state(state)
 }

@@ -1,0 +1,56 @@
+//! A customer's timeline, relayed to identity: `GET /v1/customers/{id}/timeline`.
+
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use crm_service::Problem;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::auth::{Caller, Scope};
+use crate::proxy::relay;
+use crate::AppState;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/v1/customers/{id}/timeline", get(timeline))
+}
+
+/// Which page.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub(crate) struct TimelineQuery {
+    /// Page size, 1 to 200 (default 50).
+    limit: Option<u32>,
+    /// `next` of the previous page.
+    cursor: Option<String>,
+}
+
+/// Every event of the customer (its aliases' included), newest first, kept for the tenant's
+/// retention.
+#[utoipa::path(
+    get, path = "/v1/customers/{id}/timeline", tag = "customers", params(("id" = Uuid, Path, description = "Customer id (a merged id works too)"), TimelineQuery),
+    responses(
+        (status = 200, description = "{\"customer_id\", \"items\": [{\"event_id\", \"kind\", \"name\", \"source\", \"occurred_at\", \"properties\"}], \"next\": cursor or null}"),
+        (status = 400, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such customer", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn timeline(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    Query(q): Query<TimelineQuery>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Read)?;
+    let limit = q.limit.map(|l| l.to_string());
+    let mut query = Vec::new();
+    if let Some(l) = &limit {
+        query.push(("limit", l.as_str()));
+    }
+    if let Some(c) = &q.cursor {
+        query.push(("cursor", c.as_str()));
+    }
+    let path = format!("customers/{id}/timeline");
+    relay(&app, &caller, reqwest::Method::GET, &path, &query, None).await
+}

@@ -1,0 +1,76 @@
+//! A customer's timeline, newest first, with cursor paging.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use crm_service::{tenant_from_path, Problem};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::ApiState;
+use crate::{privacy, settings, timeline};
+
+pub(crate) fn routes() -> Router<ApiState> {
+    Router::new().route(
+        "/internal/v1/tenants/{tenant}/customers/{id}/timeline",
+        get(page),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+struct PageQuery {
+    /// 1 to 200 (default 50).
+    limit: Option<i64>,
+    /// `next` of the previous page.
+    cursor: Option<String>,
+}
+
+async fn page(
+    State(ApiState { pool, .. }): State<ApiState>,
+    Path((raw_tenant, raw_id)): Path<(String, String)>,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<Value>, Problem> {
+    let tenant = tenant_from_path(&raw_tenant)?;
+    let not_found = || {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "customer_not_found",
+            "no customer with this id for this tenant",
+        )
+    };
+    let id = Uuid::parse_str(&raw_id).map_err(|_| not_found())?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_limit",
+            "limit is between 1 and 200",
+        ));
+    }
+    let before = match q.cursor.as_deref() {
+        None => None,
+        Some(c) => Some(timeline::parse_cursor(c).ok_or_else(|| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_cursor",
+                "cursor is not one this API gave; pass the previous page's next as it is",
+            )
+        })?),
+    };
+    let mut conn = pool.acquire().await?;
+    let customer = privacy::canonical_id(&mut conn, &tenant, id)
+        .await?
+        .ok_or_else(not_found)?;
+    let retention = settings::load(&mut conn, &tenant)
+        .await?
+        .timeline_retention_days;
+    let items = timeline::page(&mut conn, &tenant, customer, before, limit, retention).await?;
+    let next = (items.len() as i64 == limit)
+        .then(|| items.last().map(timeline::cursor_of))
+        .flatten();
+    Ok(Json(
+        json!({ "customer_id": customer, "items": items, "next": next }),
+    ))
+}
