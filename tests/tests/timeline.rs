@@ -34,10 +34,14 @@ async fn timeline_pages_follows_merges_and_keeps_retention() {
         .await;
     eventually("visitor", || suite.customer_by("anonymous_id", "visitor-9")).await;
     suite
-        .ingest(&json!({"id": "t4", "kind": "track", "name": "signed-in", "occurred_at": day(2),
-            "identity": {"user_id": "tim", "anonymous_id": "visitor-9"}}))
+        .ingest(
+            &json!({"id": "t4", "kind": "track", "name": "signed-in", "occurred_at": day(2),
+            "identity": {"user_id": "tim", "anonymous_id": "visitor-9"}}),
+        )
         .await;
-    let tim = suite.wait_for_customer("tim", |p| p["event_count"] == 6).await;
+    let tim = suite
+        .wait_for_customer("tim", |p| p["event_count"] == 6)
+        .await;
     let id = tim["id"].as_str().unwrap().to_owned();
 
     // Newest first, two per page; the 90-day-old event is past retention.
@@ -49,7 +53,12 @@ async fn timeline_pages_follows_merges_and_keeps_retention() {
         if let Some(c) = &cursor {
             path.push_str(&format!("&cursor={c}"));
         }
-        let page: Value = suite.get(Some(&suite.key), &path).await.json().await.unwrap();
+        let page: Value = suite
+            .get(Some(&suite.key), &path)
+            .await
+            .json()
+            .await
+            .unwrap();
         pages += 1;
         for item in page["items"].as_array().unwrap() {
             names.push(item["name"].as_str().unwrap().to_owned());
@@ -60,9 +69,17 @@ async fn timeline_pages_follows_merges_and_keeps_retention() {
         }
         assert!(pages < 10, "paging does not end");
     }
-    assert_eq!(names, ["signed-in", "step-3", "step-2", "step-1", "landing"]);
+    assert_eq!(
+        names,
+        ["signed-in", "step-3", "step-2", "step-1", "landing"]
+    );
 
-    let bad = suite.get(Some(&suite.key), &format!("/v1/customers/{id}/timeline?cursor=nothex")).await;
+    let bad = suite
+        .get(
+            Some(&suite.key),
+            &format!("/v1/customers/{id}/timeline?cursor=nothex"),
+        )
+        .await;
     assert_eq!(bad.status(), 400);
     assert_eq!(bad.json::<Value>().await.unwrap()["code"], "invalid_cursor");
 

@@ -14,6 +14,7 @@ mod openapi;
 mod privacy;
 mod proxy;
 mod reviews;
+mod settings;
 pub mod tenants;
 mod timeline;
 
@@ -100,6 +101,7 @@ fn router(state: AppState) -> Router {
         .merge(merges::routes())
         .merge(privacy::routes())
         .merge(timeline::routes())
+        .merge(settings::routes())
         .merge(openapi::routes())
         .with_state(state)
 }

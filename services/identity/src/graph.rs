@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::settings::Settings;
 use crate::survivorship::{combine, Traits};
-use crate::timeline;
+use crate::{search, timeline};
 
 /// A customer row, locked for a change.
 #[derive(Debug, sqlx::FromRow)]
@@ -182,7 +182,8 @@ pub async fn merge(
     // aliases of it now point at the survivor, so every alias is one hop from its survivor.
     sqlx::query(
         "UPDATE customers SET status = 'merged', merged_into = $3, traits = '{}'::jsonb,
-                trait_sources = '{}'::jsonb, version = version + 1, updated_at = now()
+                trait_sources = '{}'::jsonb, search_text = '', version = version + 1,
+                updated_at = now()
          WHERE tenant_id = $1 AND id = $2",
     )
     .bind(tenant.as_str())
@@ -198,6 +199,7 @@ pub async fn merge(
         .await?;
 
     timeline::follow_merge(tx, tenant, survivor.id, merged.id).await?;
+    search::refresh(tx, tenant, survivor.id).await?;
 
     let merge_id = Uuid::now_v7();
     sqlx::query(

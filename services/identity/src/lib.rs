@@ -18,6 +18,7 @@ pub mod matching;
 pub mod privacy;
 mod profile;
 mod resolve;
+pub mod search;
 pub mod settings;
 pub mod standardise;
 pub mod survivorship;

@@ -232,7 +232,7 @@ pub async fn erase(
     .await?;
     sqlx::query(
         "UPDATE customers SET status = 'erased', traits = '{}'::jsonb, trait_sources = '{}'::jsonb,
-                quality = '{}'::jsonb, erased_at = now(), version = version + 1, updated_at = now()
+                quality = '{}'::jsonb, search_text = '', erased_at = now(), version = version + 1, updated_at = now()
          WHERE tenant_id = $1 AND id = ANY($2)",
     )
     .bind(t)

@@ -18,6 +18,7 @@ use crate::hot::HotProfiles;
 use crate::identifiers::{identifiers_of, Extracted, IdentifierKey};
 use crate::privacy;
 use crate::profile;
+use crate::search;
 use crate::settings::{self, Settings};
 use crate::standardise::Quality;
 use crate::survivorship::{self, Traits};
@@ -172,6 +173,9 @@ async fn apply(tx: &mut PgConnection, envelope: &Envelope) -> Result<Applied, Ha
     let traits_changed =
         update_customer(tx, tenant, &settings, customer, envelope, &extracted).await?;
     timeline::record(tx, customer, envelope).await?;
+    if created || traits_changed || linked > 0 || !merged.is_empty() {
+        search::refresh(tx, tenant, customer).await?;
+    }
     if let Ok(changes) = &consent {
         privacy::record_consent(
             tx,

@@ -6,6 +6,7 @@ mod merges;
 mod privacy;
 mod quality;
 mod reviews;
+mod search;
 mod timeline;
 
 use std::sync::Arc;
@@ -32,5 +33,6 @@ pub(crate) fn routes(state: ApiState) -> Router {
         .merge(privacy::routes())
         .merge(quality::routes())
         .merge(timeline::routes())
+        .merge(search::routes())
         .with_state(state)
 }

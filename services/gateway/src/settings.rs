@@ -1,0 +1,121 @@
+//! Per-tenant identity settings and customer search, relayed to identity:
+//! `GET|PUT /v1/identity/settings`, `GET /v1/customers/search`.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Json, Router};
+use crm_service::Problem;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::auth::{Caller, Scope};
+use crate::proxy::relay;
+use crate::AppState;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/identity/settings",
+            get(read_settings).put(write_settings),
+        )
+        .route("/v1/customers/search", get(search_customers))
+}
+
+/// The tenant's identity settings: `survivorship` (`most_recent`, `most_trusted_source`,
+/// `most_complete`), `source_trust`, `email_provider_rules` (`off`, `on`), `phone_region`,
+/// `blocklist` ([{kind, value}]), `max_identifiers_per_kind`, `timeline_retention_days`.
+#[utoipa::path(
+    get, path = "/v1/identity/settings", tag = "identity",
+    responses(
+        (status = 200, description = "The settings (defaults when never set)"),
+        (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn read_settings(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Admin)?;
+    relay(&app, &caller, reqwest::Method::GET, "settings", &[], None).await
+}
+
+/// Replace the tenant's identity settings (fields as GET shows them; missing ones take their
+/// defaults; unknown ones are refused).
+#[utoipa::path(
+    put, path = "/v1/identity/settings", tag = "identity",
+    responses(
+        (status = 200, description = "The settings stored"),
+        (status = 400, description = "Unknown field or bad value (code invalid_settings)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn write_settings(
+    State(app): State<AppState>,
+    caller: Caller,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Admin)?;
+    let Json(body) =
+        body.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_settings", e.body_text()))?;
+    relay(
+        &app,
+        &caller,
+        reqwest::Method::PUT,
+        "settings",
+        &[],
+        Some(&body),
+    )
+    .await
+}
+
+/// What to search for.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub(crate) struct SearchQuery {
+    /// An identifier (user id, email, E.164 phone, ...), or words of a name or email
+    /// (accents and case ignored): 2 to 200 characters.
+    q: String,
+    /// Page size, 1 to 100 (default 20).
+    limit: Option<u32>,
+    /// `next_after` of the previous page.
+    after: Option<Uuid>,
+}
+
+/// Search customers by identifier, name or email.
+#[utoipa::path(
+    get, path = "/v1/customers/search", tag = "customers", params(SearchQuery),
+    responses(
+        (status = 200, description = "{\"items\": [profile], \"next_after\": id or null}"),
+        (status = 400, description = "Bad query or limit", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn search_customers(
+    State(app): State<AppState>,
+    caller: Caller,
+    Query(q): Query<SearchQuery>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Read)?;
+    let limit = q.limit.map(|l| l.to_string());
+    let after = q.after.map(|a| a.to_string());
+    let mut query = vec![("q", q.q.as_str())];
+    if let Some(l) = &limit {
+        query.push(("limit", l.as_str()));
+    }
+    if let Some(a) = &after {
+        query.push(("after", a.as_str()));
+    }
+    relay(
+        &app,
+        &caller,
+        reqwest::Method::GET,
+        "search/customers",
+        &query,
+        None,
+    )
+    .await
+}

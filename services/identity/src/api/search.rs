@@ -1,0 +1,91 @@
+//! Customer search and per-tenant identity settings.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use crm_service::{tenant_from_path, Problem};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::ApiState;
+use crate::settings::{self, Settings};
+use crate::{profile, search};
+
+pub(crate) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/internal/v1/tenants/{tenant}/search/customers", get(find))
+        .route(
+            "/internal/v1/tenants/{tenant}/settings",
+            get(read_settings).put(write_settings),
+        )
+}
+
+#[derive(Debug, Deserialize)]
+struct SearchQuery {
+    q: Option<String>,
+    limit: Option<i64>,
+    after: Option<Uuid>,
+}
+
+async fn find(
+    State(ApiState { pool, .. }): State<ApiState>,
+    Path(raw_tenant): Path<String>,
+    Query(q): Query<SearchQuery>,
+) -> Result<Json<Value>, Problem> {
+    let tenant = tenant_from_path(&raw_tenant)?;
+    let text = q.q.unwrap_or_default();
+    if text.trim().chars().count() < 2 || text.len() > 200 {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "q is 2 to 200 characters: an identifier, or words of a name or email",
+        ));
+    }
+    let limit = q.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_limit",
+            "limit is between 1 and 100",
+        ));
+    }
+    let mut conn = pool.acquire().await?;
+    let ids = search::search(&mut conn, &tenant, &text, q.after, limit).await?;
+    let mut items = Vec::with_capacity(ids.len());
+    for id in &ids {
+        if let Some(p) = profile::load(&mut conn, &tenant, *id).await? {
+            items.push(p);
+        }
+    }
+    let next = (ids.len() as i64 == limit)
+        .then(|| ids.last().copied())
+        .flatten();
+    Ok(Json(json!({ "items": items, "next_after": next })))
+}
+
+async fn read_settings(
+    State(ApiState { pool, .. }): State<ApiState>,
+    Path(raw_tenant): Path<String>,
+) -> Result<Json<Settings>, Problem> {
+    let tenant = tenant_from_path(&raw_tenant)?;
+    let mut conn = pool.acquire().await?;
+    Ok(Json(settings::load(&mut conn, &tenant).await?))
+}
+
+async fn write_settings(
+    State(ApiState { pool, .. }): State<ApiState>,
+    Path(raw_tenant): Path<String>,
+    body: Result<Json<Settings>, JsonRejection>,
+) -> Result<Json<Settings>, Problem> {
+    let tenant = tenant_from_path(&raw_tenant)?;
+    let Json(new) =
+        body.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_settings", e.body_text()))?;
+    new.validate()
+        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_settings", e))?;
+    let mut conn = pool.acquire().await?;
+    settings::save(&mut conn, &tenant, &new).await?;
+    Ok(Json(new))
+}
