@@ -56,6 +56,25 @@ impl IdentityClient {
         Ok((status, response.json().await?))
     }
 
+    /// Posts a file (`body`, as it came) to identity's `/internal/v1/tenants/{tenant}/{path}`
+    /// and returns its status and JSON body as they are.
+    pub async fn post_file(
+        &self,
+        tenant: &TenantId,
+        path: &str,
+        query: &[(&str, &str)],
+        body: axum::body::Bytes,
+    ) -> anyhow::Result<(StatusCode, serde_json::Value)> {
+        let url = format!("{}/internal/v1/tenants/{tenant}/{path}", self.base);
+        let mut request = self.http.post(url).query(query).body(body);
+        for (k, v) in crm_telemetry::propagation::current_context_headers() {
+            request = request.header(k, v);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        Ok((status, response.json().await?))
+    }
+
     async fn get(&self, url: &str, query: &[(&str, &str)]) -> reqwest::Result<reqwest::Response> {
         let mut request = self.http.get(url).query(query);
         for (k, v) in crm_telemetry::propagation::current_context_headers() {

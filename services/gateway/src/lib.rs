@@ -8,6 +8,7 @@ mod auth;
 mod customers;
 mod events;
 mod identity_client;
+mod imports;
 mod keys;
 mod merges;
 mod openapi;
@@ -102,6 +103,7 @@ fn router(state: AppState) -> Router {
         .merge(privacy::routes())
         .merge(timeline::routes())
         .merge(settings::routes())
+        .merge(imports::routes())
         .merge(openapi::routes())
         .with_state(state)
 }

@@ -261,3 +261,46 @@ pub async fn open_review(
     .await?;
     Ok(())
 }
+
+/// Why `a` and `b` must not merge automatically, if they must not: a person decided they are
+/// two (a rejected review or an unmerge), they hold different user_ids, or together they would
+/// hold more identifiers of a kind than the tenant allows.
+pub async fn merge_blocker(
+    tx: &mut PgConnection,
+    tenant: &TenantId,
+    settings: &Settings,
+    a: Uuid,
+    b: Uuid,
+) -> Result<Option<&'static str>, sqlx::Error> {
+    let (x, y) = if a <= b { (a, b) } else { (b, a) };
+    let rejected: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM match_reviews WHERE tenant_id = $1 AND customer_a = $2
+                        AND customer_b = $3 AND status = 'rejected')",
+    )
+    .bind(tenant.as_str())
+    .bind(x)
+    .bind(y)
+    .fetch_one(&mut *tx)
+    .await?;
+    if rejected {
+        return Ok(Some("rejected_before"));
+    }
+    let counts: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT kind, count(DISTINCT value), count(DISTINCT customer_id)
+         FROM identifiers WHERE tenant_id = $1 AND customer_id IN ($2, $3) GROUP BY kind",
+    )
+    .bind(tenant.as_str())
+    .bind(a)
+    .bind(b)
+    .fetch_all(&mut *tx)
+    .await?;
+    for (kind, values, holders) in counts {
+        if kind == "user_id" && holders > 1 {
+            return Ok(Some("different_user_id"));
+        }
+        if values > i64::from(settings.max_identifiers_per_kind) {
+            return Ok(Some("identifier_cap"));
+        }
+    }
+    Ok(None)
+}

@@ -10,10 +10,12 @@
 #![forbid(unsafe_code)]
 
 mod api;
+pub mod cleanup;
 pub mod dedupe;
-mod graph;
-mod hot;
+pub mod graph;
+pub mod hot;
 mod identifiers;
+pub mod import;
 pub mod matching;
 pub mod privacy;
 mod profile;
@@ -30,7 +32,7 @@ use crm_kafka::consumer::Subscription;
 use crm_service::{Base, CommonConfig, ConsumerApp, PartConfig, PartServer};
 
 pub use identifiers::{identifiers_of, Extracted, FieldCheck, IdentifierKey};
-pub use resolve::IngestHandler;
+pub use resolve::{IngestHandler, Resolver};
 
 /// The part's name: database `crm_identity`, group `crm-identity`, `CRM_IDENTITY__*`.
 pub const PART: &str = "identity";
@@ -70,6 +72,7 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
         pool: base.pool.clone(),
         hot: hot::HotProfiles::new(std::sync::Arc::clone(&base.cache)),
         relay: base.relay.waker(),
+        resolver: Resolver::new(&base),
     });
     spawn_timeline_purge(base.pool.clone());
     let server = PartServer::bind(base, api).await?;

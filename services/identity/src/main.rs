@@ -1,18 +1,26 @@
-//! `crm-identity`: `serve` (default), `migrate`, `dedupe`.
+//! `crm-identity`: `serve` (default), `migrate`, `dedupe`, `import`, `cleanup`.
 
 use std::fs::File;
 use std::io::BufWriter;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use crm_config::Env;
+use crm_envelope::TenantId;
+use crm_identity::cleanup;
 use crm_identity::dedupe::{parse_mapping, read_records, read_true_pairs, write_clusters};
+use crm_identity::hot::HotProfiles;
+use crm_identity::import::rows::Format;
 use crm_identity::matching::quality::pair_quality;
 use crm_identity::matching::{deduplicate, person, MatchOptions};
+use crm_identity::Resolver;
 use crm_service::cli::{run_command, PartCommand};
 use crm_service::PartConfig;
+use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
+use tokio::sync::Notify;
 
 #[derive(Parser)]
 #[command(
@@ -51,6 +59,29 @@ enum Command {
         #[arg(long)]
         truth: Option<PathBuf>,
     },
+    /// Import customers from a CSV (header row) or NDJSON file into a tenant: each row is
+    /// resolved like an identify event (importing the same file again creates nothing new),
+    /// then the tenant's base is cleaned with the probabilistic matcher. Uses the part's
+    /// database and Redis (CRM_IDENTITY__*, CRM_REDIS__*); the part publishes the resulting
+    /// events when it runs.
+    Import {
+        /// Tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// The file.
+        #[arg(long)]
+        file: PathBuf,
+        /// csv or ndjson (default: from the file's extension, else csv).
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Clean a tenant's base with the probabilistic matcher (merges above the threshold,
+    /// reviews between the thresholds) and print what it did.
+    Cleanup {
+        /// Tenant id.
+        #[arg(long)]
+        tenant: String,
+    },
 }
 
 #[tokio::main]
@@ -77,7 +108,65 @@ async fn main() -> anyhow::Result<()> {
             merge_at,
             truth,
         } => dedupe(input, output, mappings, merge_at, truth),
+        Command::Import {
+            tenant,
+            file,
+            format,
+        } => import(&tenant, &file, format.as_deref()).await,
+        Command::Cleanup { tenant } => {
+            let (pool, hot, _) = connect().await?;
+            let tenant = TenantId::parse(&tenant)?;
+            let done = cleanup::clean_tenant(&pool, &hot, &tenant).await?;
+            println!("{}", serde_json::to_string_pretty(&done)?);
+            Ok(())
+        }
     }
+}
+
+/// The part's database (migrated) and cache, and a relay waker nobody listens to (the part's
+/// relay publishes the outbox when it runs).
+async fn connect() -> anyhow::Result<(sqlx::PgPool, HotProfiles, Arc<Notify>)> {
+    let _telemetry = crm_telemetry::init("crm-identity")?;
+    let config = crm_identity::Config::from_env(&Env::from_process())?;
+    crm_service::Base::migrate_only(&config.common, &crm_identity::MIGRATOR).await?;
+    let pool = crm_service::db::connect(&config.common.database_url, 4).await?;
+    let cache = crm_cache::ProfileCache::new(config.common.redis.clone())?;
+    Ok((
+        pool,
+        HotProfiles::new(Arc::new(cache)),
+        Arc::new(Notify::new()),
+    ))
+}
+
+async fn import(tenant: &str, file: &Path, format: Option<&str>) -> anyhow::Result<()> {
+    let tenant = TenantId::parse(tenant)?;
+    let by_extension = file
+        .extension()
+        .and_then(|e| e.to_str())
+        .filter(|e| e.eq_ignore_ascii_case("ndjson") || e.eq_ignore_ascii_case("jsonl"))
+        .map_or("csv", |_| "ndjson");
+    let format = Format::parse(format.unwrap_or(by_extension))
+        .ok_or_else(|| anyhow::anyhow!("--format takes csv or ndjson"))?;
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("reading {} (it must be UTF-8)", file.display()))?;
+    let (pool, hot, relay) = connect().await?;
+    let resolver = Resolver::from_parts(pool.clone(), hot, relay);
+    let job = crm_identity::import::create_job(&pool, &tenant, format).await?;
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} rows  {per_sec}  eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let summary =
+        crm_identity::import::run(&resolver, &tenant, job, format, &text, |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        })
+        .await?;
+    bar.finish();
+    let mut report = serde_json::to_value(&summary)?;
+    report["job_id"] = json!(job);
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
 }
 
 fn dedupe(

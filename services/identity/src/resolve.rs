@@ -24,36 +24,49 @@ use crate::standardise::Quality;
 use crate::survivorship::{self, Traits};
 use crate::timeline;
 
-/// Applies each ingested event in one transaction: dedupe by message id, find or create the
-/// customer, link new identifiers, merge traits, and enqueue the resolved event (and a profile
-/// change, when the profile changed) in the outbox. After commit, the profile goes to Redis.
+/// Resolves events to customers, each in one transaction: dedupe by event id, find or create
+/// the customer, link new identifiers, merge customers an event links, combine traits, and
+/// enqueue the resolved event (and profile changes) in the outbox. After commit, the profile
+/// goes to Redis. Used by the consumer of `crm.ingest.v1` and by imports.
 #[derive(Clone)]
-pub struct IngestHandler {
+pub struct Resolver {
     pool: PgPool,
     hot: HotProfiles,
     relay: Arc<Notify>,
 }
 
-/// The dedupe record's consumer name.
-const CONSUMER: &str = "identity:crm.ingest.v1";
-
-impl IngestHandler {
-    /// A handler over the part's database, cache and outbox relay.
+impl Resolver {
+    /// A resolver over the part's database, cache and outbox relay.
     pub fn new(base: &Base) -> Self {
-        Self {
-            pool: base.pool.clone(),
-            hot: HotProfiles::new(Arc::clone(&base.cache)),
-            relay: base.relay.waker(),
-        }
+        Self::from_parts(
+            base.pool.clone(),
+            HotProfiles::new(Arc::clone(&base.cache)),
+            base.relay.waker(),
+        )
     }
-}
 
-impl Handler for IngestHandler {
-    async fn handle(&self, envelope: &Envelope, _meta: &MessageMeta) -> Result<(), HandleError> {
+    /// A resolver over explicit parts (the import command, which runs without a relay,
+    /// passes one nobody listens to: the part's relay publishes the rows when it runs).
+    pub fn from_parts(pool: PgPool, hot: HotProfiles, relay: Arc<Notify>) -> Self {
+        Self { pool, hot, relay }
+    }
+
+    /// The part's database.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The hot-profile cache.
+    pub fn hot(&self) -> &HotProfiles {
+        &self.hot
+    }
+
+    /// Applies `envelope` once: `false` when `consumer` had applied it already.
+    pub async fn resolve(&self, consumer: &str, envelope: &Envelope) -> Result<bool, HandleError> {
         let mut tx = self.pool.begin().await?;
-        if !dedupe::first_delivery(&mut tx, CONSUMER, &envelope.tenant_id, &envelope.id).await? {
+        if !dedupe::first_delivery(&mut tx, consumer, &envelope.tenant_id, &envelope.id).await? {
             tracing::debug!("message already applied; skipped");
-            return Ok(());
+            return Ok(false);
         }
         let applied = apply(&mut tx, envelope).await?;
         tx.commit().await?;
@@ -63,7 +76,31 @@ impl Handler for IngestHandler {
             self.hot.evict(tenant, *merged).await;
         }
         self.hot.refresh(tenant, &applied.profile).await;
-        Ok(())
+        Ok(true)
+    }
+}
+
+/// The consumer of `crm.ingest.v1`.
+#[derive(Clone)]
+pub struct IngestHandler {
+    resolver: Resolver,
+}
+
+/// The dedupe record's consumer name.
+const CONSUMER: &str = "identity:crm.ingest.v1";
+
+impl IngestHandler {
+    /// A handler over the part's database, cache and outbox relay.
+    pub fn new(base: &Base) -> Self {
+        Self {
+            resolver: Resolver::new(base),
+        }
+    }
+}
+
+impl Handler for IngestHandler {
+    async fn handle(&self, envelope: &Envelope, _meta: &MessageMeta) -> Result<(), HandleError> {
+        self.resolver.resolve(CONSUMER, envelope).await.map(|_| ())
     }
 }
 
@@ -144,7 +181,7 @@ async fn apply(tx: &mut PgConnection, envelope: &Envelope) -> Result<Applied, Ha
             "linked_by": {"kind": keys[n].kind},
             "rule": "shared identifier",
         });
-        if let Some(reason) = merge_blocker(tx, tenant, &settings, customer, other).await? {
+        if let Some(reason) = graph::merge_blocker(tx, tenant, &settings, customer, other).await? {
             graph::open_review(tx, tenant, (customer, other), reason, None, evidence).await?;
             continue;
         }
@@ -208,49 +245,6 @@ async fn apply(tx: &mut PgConnection, envelope: &Envelope) -> Result<Applied, Ha
         .await?;
     }
     Ok(Applied { profile, merged })
-}
-
-/// Why `a` and `b` must not merge automatically, if they must not: a person decided they are
-/// two (a rejected review or an unmerge), they hold different user_ids, or together they would
-/// hold more identifiers of a kind than the tenant allows.
-async fn merge_blocker(
-    tx: &mut PgConnection,
-    tenant: &TenantId,
-    settings: &Settings,
-    a: Uuid,
-    b: Uuid,
-) -> Result<Option<&'static str>, sqlx::Error> {
-    let (x, y) = if a <= b { (a, b) } else { (b, a) };
-    let rejected: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM match_reviews WHERE tenant_id = $1 AND customer_a = $2
-                        AND customer_b = $3 AND status = 'rejected')",
-    )
-    .bind(tenant.as_str())
-    .bind(x)
-    .bind(y)
-    .fetch_one(&mut *tx)
-    .await?;
-    if rejected {
-        return Ok(Some("rejected_before"));
-    }
-    let counts: Vec<(String, i64, i64)> = sqlx::query_as(
-        "SELECT kind, count(DISTINCT value), count(DISTINCT customer_id)
-         FROM identifiers WHERE tenant_id = $1 AND customer_id IN ($2, $3) GROUP BY kind",
-    )
-    .bind(tenant.as_str())
-    .bind(a)
-    .bind(b)
-    .fetch_all(&mut *tx)
-    .await?;
-    for (kind, values, holders) in counts {
-        if kind == "user_id" && holders > 1 {
-            return Ok(Some("different_user_id"));
-        }
-        if values > i64::from(settings.max_identifiers_per_kind) {
-            return Ok(Some("identifier_cap"));
-        }
-    }
-    Ok(None)
 }
 
 /// Whether `customer` holds a user_id other than `user_id`.

@@ -2,6 +2,7 @@
 //! caller and passes the tenant in the path).
 
 mod customers;
+mod imports;
 mod merges;
 mod privacy;
 mod quality;
@@ -16,6 +17,7 @@ use sqlx::PgPool;
 use tokio::sync::Notify;
 
 use crate::hot::HotProfiles;
+use crate::resolve::Resolver;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -24,6 +26,8 @@ pub(crate) struct ApiState {
     pub(crate) hot: HotProfiles,
     /// Wakes the outbox relay after a commit that enqueued events.
     pub(crate) relay: Arc<Notify>,
+    /// Resolves imported rows like ingested events.
+    pub(crate) resolver: Resolver,
 }
 
 pub(crate) fn routes(state: ApiState) -> Router {
@@ -34,5 +38,6 @@ pub(crate) fn routes(state: ApiState) -> Router {
         .merge(quality::routes())
         .merge(timeline::routes())
         .merge(search::routes())
+        .merge(imports::routes())
         .with_state(state)
 }

@@ -1,0 +1,108 @@
+//! Import jobs and the clean-up of a tenant's base, relayed to identity:
+//! `POST /v1/imports`, `GET /v1/imports/{id}`, `POST /v1/cleanup`.
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use crm_service::Problem;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::auth::{Caller, Scope};
+use crate::proxy::{passthrough, relay, upstream};
+use crate::AppState;
+
+/// Largest import file (64 MiB; larger files go through `crm-identity import`).
+const MAX_IMPORT_BYTES: usize = 64 * 1024 * 1024;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/imports",
+            post(start_import).layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
+        )
+        .route("/v1/imports/{id}", get(import_status))
+        .route("/v1/cleanup", post(cleanup))
+}
+
+/// The file's format.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub(crate) struct ImportQuery {
+    /// `csv` (default; header row first) or `ndjson` (one JSON object a line).
+    format: Option<String>,
+}
+
+/// Import customers: the body is the file. Columns `user_id`, `anonymous_id`, `email`,
+/// `phone`, `handle_<network>` identify; `occurred_at` dates the row; the rest are traits.
+/// Each row is resolved like an identify event, so the same file twice creates nothing new;
+/// the job ends with a clean-up of the tenant's base.
+#[utoipa::path(
+    post, path = "/v1/imports", tag = "identity", params(ImportQuery),
+    request_body(content = String, content_type = "text/csv", description = "The file (CSV or NDJSON, UTF-8, at most 64 MiB)"),
+    responses(
+        (status = 202, description = "{\"id\", \"status\": \"running\"}: follow it at /v1/imports/{id}"),
+        (status = 400, description = "Unknown format or not UTF-8", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Larger than 64 MiB", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn start_import(
+    State(app): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ImportQuery>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Admin)?;
+    let mut query = Vec::new();
+    if let Some(f) = &q.format {
+        query.push(("format", f.as_str()));
+    }
+    let (status, answer) = app
+        .identity
+        .post_file(&caller.tenant, "imports", &query, body)
+        .await
+        .map_err(|e| upstream(&e))?;
+    Ok(passthrough(status, answer))
+}
+
+/// An import job: status (`running`, `deduplicating`, `done`, `failed`), counts, the per-row
+/// error report (first 1,000) and the clean-up's result.
+#[utoipa::path(
+    get, path = "/v1/imports/{id}", tag = "identity",
+    params(("id" = Uuid, Path, description = "Import job id")),
+    responses(
+        (status = 200, description = "{\"id\", \"status\", \"total_rows\", \"processed\", \"imported\", \"unchanged\", \"failed\", \"errors\": [{\"row\", \"code\", \"detail\"}], \"cleanup\", \"failure\"}"),
+        (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn import_status(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Read)?;
+    let path = format!("imports/{id}");
+    relay(&app, &caller, reqwest::Method::GET, &path, &[], None).await
+}
+
+/// Clean the tenant's base with the probabilistic matcher: merges above the threshold, reviews
+/// between the thresholds.
+#[utoipa::path(
+    post, path = "/v1/cleanup", tag = "identity",
+    responses(
+        (status = 200, description = "{\"customers\", \"candidate_pairs\", \"merged\", \"reviews\", \"too_few_pairs\"}"),
+        (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn cleanup(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Admin)?;
+    relay(&app, &caller, reqwest::Method::POST, "cleanup", &[], None).await
+}

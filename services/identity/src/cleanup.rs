@@ -1,0 +1,203 @@
+//! Cleaning a tenant's whole base with the probabilistic matcher: customers whose person traits
+//! (names, address, date of birth, national id) match above the merge threshold merge (kind
+//! `probabilistic`, with each field's weight as evidence); pairs between the thresholds, and
+//! pairs the guards stop, go to review. Runs after every import and on demand.
+
+use std::collections::HashMap;
+
+use crm_envelope::TenantId;
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::graph;
+use crate::hot::HotProfiles;
+use crate::matching::person::{self, FIELDS};
+use crate::matching::schema::Record;
+use crate::matching::{deduplicate, MatchOptions, ScoredPair};
+use crate::profile;
+use crate::settings;
+
+/// Trait names read as each person field, first found wins.
+const TRAIT_NAMES: [&[&str]; 10] = [
+    &["given_name", "first_name", "firstname"],
+    &["surname", "last_name", "lastname", "family_name"],
+    &["street_number", "house_number"],
+    &["address_1", "address", "street", "address_line_1"],
+    &["address_2", "address_line_2"],
+    &["suburb", "city", "town", "locality"],
+    &["postcode", "postal_code", "zip", "zip_code"],
+    &["state", "region", "province"],
+    &["date_of_birth", "birthday", "birth_date", "dob"],
+    &["soc_sec_id", "national_id", "tax_id"],
+];
+
+/// Fewer candidate pairs than this are too few to estimate m and u: every likely pair goes to
+/// review instead of merging.
+pub const MIN_PAIRS_TO_MERGE: usize = 20;
+
+/// What a clean-up did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Cleanup {
+    /// Active customers with at least two person fields (the ones compared).
+    pub customers: usize,
+    /// Candidate pairs compared.
+    pub candidate_pairs: usize,
+    /// Merges made.
+    pub merged: usize,
+    /// Reviews opened.
+    pub reviews: usize,
+    /// Whether there were too few pairs to merge automatically.
+    pub too_few_pairs: bool,
+}
+
+/// The person record of a customer's traits, if it has at least two person fields.
+pub fn person_of(traits: &Map<String, Value>) -> Option<Record> {
+    let text = |names: &[&str]| {
+        names.iter().find_map(|n| match traits.get(*n) {
+            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
+            Some(Value::Number(x)) => Some(x.to_string()),
+            _ => None,
+        })
+    };
+    let values: Vec<Option<String>> = TRAIT_NAMES.iter().map(|names| text(names)).collect();
+    if values.iter().filter(|v| v.is_some()).count() < 2 {
+        return None;
+    }
+    let mut raw: [Option<&str>; 10] = [None; 10];
+    for (slot, value) in raw.iter_mut().zip(&values) {
+        *slot = value.as_deref();
+    }
+    debug_assert_eq!(raw.len(), FIELDS.len());
+    Some(person::record(&raw))
+}
+
+/// Cleans `tenant`'s base.
+pub async fn clean_tenant(
+    pool: &PgPool,
+    hot: &HotProfiles,
+    tenant: &TenantId,
+) -> anyhow::Result<Cleanup> {
+    let rows: Vec<(Uuid, sqlx::types::Json<Map<String, Value>>)> = sqlx::query_as(
+        "SELECT id, traits FROM customers WHERE tenant_id = $1 AND status = 'active' ORDER BY id",
+    )
+    .bind(tenant.as_str())
+    .fetch_all(pool)
+    .await?;
+    let (ids, records): (Vec<Uuid>, Vec<Record>) = rows
+        .into_iter()
+        .filter_map(|(id, traits)| person_of(&traits.0).map(|r| (id, r)))
+        .unzip();
+    let mut done = Cleanup {
+        customers: ids.len(),
+        ..Cleanup::default()
+    };
+    if ids.len() < 2 {
+        return Ok(done);
+    }
+    let options = MatchOptions::default();
+    let outcome = deduplicate(&person::schema(), &records, &options).map_err(anyhow::Error::msg)?;
+    done.candidate_pairs = outcome.stats.candidate_pairs;
+    done.too_few_pairs = outcome.stats.candidate_pairs < MIN_PAIRS_TO_MERGE;
+
+    let mut likely: Vec<(ScoredPair, bool)> = outcome
+        .matches
+        .iter()
+        .map(|p| (*p, !done.too_few_pairs))
+        .chain(outcome.review.iter().map(|p| (*p, false)))
+        .collect();
+    likely.sort_by(|x, y| y.0.probability.total_cmp(&x.0.probability));
+    // Where a customer went, as merges happen along the list.
+    let mut moved: HashMap<Uuid, Uuid> = HashMap::new();
+    let follow = |moved: &HashMap<Uuid, Uuid>, mut id: Uuid| {
+        while let Some(next) = moved.get(&id) {
+            id = *next;
+        }
+        id
+    };
+    for (pair, merge) in likely {
+        let a = follow(&moved, ids[pair.a as usize]);
+        let b = follow(&moved, ids[pair.b as usize]);
+        if a == b {
+            continue;
+        }
+        let evidence = json!({
+            "rule": "fellegi_sunter",
+            "probability": pair.probability,
+            "weight": pair.weight,
+            "fields": outcome.model.explain(outcome.patterns.get(pair.pattern as usize)),
+        });
+        let mut tx = pool.begin().await?;
+        let settings = settings::load(&mut tx, tenant).await?;
+        let blocker = graph::merge_blocker(&mut tx, tenant, &settings, a, b).await?;
+        match (merge, blocker) {
+            (true, None) => {
+                let merged = graph::merge(
+                    &mut tx,
+                    tenant,
+                    &settings,
+                    (a, b),
+                    "probabilistic",
+                    evidence,
+                )
+                .await?;
+                let survivor = match &merged {
+                    Some(m) => profile::load(&mut tx, tenant, m.survivor).await?,
+                    None => None,
+                };
+                if let Some(p) = &survivor {
+                    let event = profile::change_event(tenant, "profile.updated", p);
+                    crm_kafka::outbox::enqueue(&mut tx, crm_envelope::Topic::Profiles, &event)
+                        .await?;
+                }
+                tx.commit().await?;
+                if let Some(m) = merged {
+                    moved.insert(m.merged, m.survivor);
+                    hot.evict(tenant, m.merged).await;
+                    done.merged += 1;
+                }
+                if let Some(p) = &survivor {
+                    hot.refresh(tenant, p).await;
+                }
+            }
+            (_, blocker) => {
+                let reason = blocker.unwrap_or("probabilistic");
+                if reason != "rejected_before" {
+                    graph::open_review(
+                        &mut tx,
+                        tenant,
+                        (a, b),
+                        reason,
+                        Some(pair.probability),
+                        evidence,
+                    )
+                    .await?;
+                    done.reviews += 1;
+                }
+                tx.commit().await?;
+            }
+        }
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn person_records_from_traits() {
+        let traits = json!({"first_name": "Ana", "last_name": "Lima", "zip": 4000, "plan": "pro"});
+        let record = person_of(traits.as_object().unwrap()).unwrap();
+        let present: Vec<&str> = FIELDS
+            .iter()
+            .zip(&record.values)
+            .filter(|(_, v)| v.is_some())
+            .map(|(f, _)| *f)
+            .collect();
+        assert_eq!(present, ["given_name", "surname", "postcode"]);
+        assert!(person_of(json!({"first_name": "Ana"}).as_object().unwrap()).is_none());
+    }
+}
