@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 
 use crm_tests::{eventually, Suite};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn febrl1() -> String {
     let path = std::env::var_os("CRM_REFERENCE_DATA")
@@ -77,6 +77,32 @@ async fn importing_febrl_merges_the_true_pairs_and_a_second_import_changes_nothi
     assert_eq!(evidence["fields"].as_array().unwrap().len(), 10);
     assert!(evidence["probability"].as_f64().unwrap() >= 0.99);
 
+    // Online: the clean-up fitted the tenant's model; a new customer typed with small
+    // differences from an imported one merges into it as it arrives.
+    let imported = eventually("imported record", || {
+        suite.customer_by("anonymous_id", "rc1dc2796a95f")
+    })
+    .await;
+    suite
+        .ingest(
+            &json!({"id": "online-1", "kind": "identify", "identity": {"user_id": "isabella-i"},
+            "traits": {"first_name": "Isabella", "last_name": "Imgraben", "street_number": "16",
+                       "address": "Wade St", "city": "Salisbury East", "postcode": "2161",
+                       "state": "QLD", "birthday": "1986-08-10", "national_id": "7528902"}}),
+        )
+        .await;
+    let merged = suite.wait_for_customer("isabella-i", |_| true).await;
+    assert_eq!(merged["id"], imported["id"]);
+    let online: Value = sqlx::query_scalar(
+        "SELECT evidence FROM merges WHERE tenant_id = 'acme' AND survivor_id = $1::uuid
+         AND evidence->>'rule' = 'fellegi_sunter_online'",
+    )
+    .bind(imported["id"].as_str().unwrap())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(online["probability"].as_f64().unwrap() >= 0.99, "{online}");
+
     // The same file again: nothing new.
     let again = import(&suite, febrl1(), "csv").await;
     assert_eq!(again["imported"], 0);
@@ -87,7 +113,7 @@ async fn importing_febrl_merges_the_true_pairs_and_a_second_import_changes_nothi
             .fetch_one(&pool)
             .await
             .unwrap();
-    assert_eq!(customers, 1000);
+    assert_eq!(customers, 1001);
     suite.stop().await;
 }
 

@@ -11,13 +11,13 @@ use serde_json::{json, Map, Value};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::graph;
 use crate::hot::HotProfiles;
 use crate::matching::person::{self, FIELDS};
 use crate::matching::schema::Record;
 use crate::matching::{deduplicate, MatchOptions, ScoredPair};
 use crate::profile;
 use crate::settings;
+use crate::{graph, online};
 
 /// Trait names read as each person field, first found wins.
 const TRAIT_NAMES: [&[&str]; 10] = [
@@ -100,6 +100,11 @@ pub async fn clean_tenant(
     let outcome = deduplicate(&person::schema(), &records, &options).map_err(anyhow::Error::msg)?;
     done.candidate_pairs = outcome.stats.candidate_pairs;
     done.too_few_pairs = outcome.stats.candidate_pairs < MIN_PAIRS_TO_MERGE;
+    if !done.too_few_pairs {
+        // The model online matching scores new customers with.
+        let mut conn = pool.acquire().await?;
+        online::save_model(&mut conn, tenant, &outcome.model, done.candidate_pairs).await?;
+    }
 
     let mut likely: Vec<(ScoredPair, bool)> = outcome
         .matches

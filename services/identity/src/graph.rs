@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::settings::Settings;
 use crate::survivorship::{combine, Traits};
-use crate::{search, timeline};
+use crate::{online, search, timeline};
 
 /// A customer row, locked for a change.
 #[derive(Debug, sqlx::FromRow)]
@@ -200,6 +200,20 @@ pub async fn merge(
 
     timeline::follow_merge(tx, tenant, survivor.id, merged.id).await?;
     search::refresh(tx, tenant, survivor.id).await?;
+    sqlx::query(
+        "UPDATE consent_events SET customer_id = $3 WHERE tenant_id = $1 AND customer_id = $2",
+    )
+    .bind(tenant.as_str())
+    .bind(merged.id)
+    .bind(survivor.id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM match_keys WHERE tenant_id = $1 AND customer_id = $2")
+        .bind(tenant.as_str())
+        .bind(merged.id)
+        .execute(&mut *tx)
+        .await?;
+    online::refresh_keys(tx, tenant, survivor.id, &traits.values).await?;
 
     let merge_id = Uuid::now_v7();
     sqlx::query(

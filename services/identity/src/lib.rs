@@ -17,6 +17,7 @@ pub mod hot;
 mod identifiers;
 pub mod import;
 pub mod matching;
+pub mod online;
 pub mod privacy;
 mod profile;
 mod resolve;

@@ -217,6 +217,11 @@ pub async fn erase(
         .execute(&mut *tx)
         .await?;
     timeline::erase(tx, tenant, &ids).await?;
+    sqlx::query("DELETE FROM match_keys WHERE tenant_id = $1 AND customer_id = ANY($2)")
+        .bind(t)
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("DELETE FROM consent_events WHERE tenant_id = $1 AND customer_id = ANY($2)")
         .bind(t)
         .bind(&ids)

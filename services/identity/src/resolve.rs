@@ -16,6 +16,7 @@ use serde_json::json;
 use crate::graph;
 use crate::hot::HotProfiles;
 use crate::identifiers::{identifiers_of, Extracted, IdentifierKey};
+use crate::online;
 use crate::privacy;
 use crate::profile;
 use crate::search;
@@ -210,9 +211,6 @@ async fn apply(tx: &mut PgConnection, envelope: &Envelope) -> Result<Applied, Ha
     let traits_changed =
         update_customer(tx, tenant, &settings, customer, envelope, &extracted).await?;
     timeline::record(tx, customer, envelope).await?;
-    if created || traits_changed || linked > 0 || !merged.is_empty() {
-        search::refresh(tx, tenant, customer).await?;
-    }
     if let Ok(changes) = &consent {
         privacy::record_consent(
             tx,
@@ -223,6 +221,22 @@ async fn apply(tx: &mut PgConnection, envelope: &Envelope) -> Result<Applied, Ha
             envelope.occurred_at,
         )
         .await?;
+    }
+    if traits_changed {
+        // Person traits may now match another customer (Fellegi–Sunter, online).
+        let traits: JsonMap =
+            sqlx::query_scalar("SELECT traits FROM customers WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.as_str())
+                .bind(customer)
+                .fetch_one(&mut *tx)
+                .await?;
+        if let Some(m) = online::match_customer(tx, tenant, &settings, customer, &traits.0).await? {
+            merged.push(m.merged);
+            customer = m.survivor;
+        }
+    }
+    if created || traits_changed || linked > 0 || !merged.is_empty() {
+        search::refresh(tx, tenant, customer).await?;
     }
     let profile = profile::load(tx, tenant, customer)
         .await?

@@ -1,0 +1,198 @@
+//! Online probabilistic matching: a customer whose person traits changed is compared with the
+//! customers sharing one of its blocking keys, scored with the tenant's model (fitted by the
+//! last clean-up), and merged or sent to review like in the batch clean-up.
+
+use crm_envelope::TenantId;
+use serde_json::{json, Map, Value};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::cleanup::person_of;
+use crate::graph::{self, Merged};
+use crate::matching::fellegi_sunter::Model;
+use crate::matching::person;
+use crate::matching::schema::{Record, Schema};
+use crate::matching::MatchOptions;
+use crate::settings::Settings;
+
+/// Most candidates compared for one customer (a key shared by more says little).
+pub const MAX_CANDIDATES: i64 = 200;
+
+/// The blocking keys of a person record, each tagged with its key's position so two keys with
+/// the same text do not collide.
+pub fn keys_of(schema: &Schema, record: &Record) -> Vec<String> {
+    schema
+        .blocking
+        .iter()
+        .enumerate()
+        .filter_map(|(n, key)| {
+            let indices: Option<Vec<usize>> =
+                key.parts.iter().map(|p| schema.index(&p.field)).collect();
+            key.key_of(record, &indices?).map(|k| format!("{n}:{k}"))
+        })
+        .collect()
+}
+
+/// Rewrites a customer's blocking keys from its traits; returns its person record, if it has
+/// one.
+pub async fn refresh_keys(
+    tx: &mut PgConnection,
+    tenant: &TenantId,
+    customer: Uuid,
+    traits: &Map<String, Value>,
+) -> Result<Option<Record>, sqlx::Error> {
+    sqlx::query("DELETE FROM match_keys WHERE tenant_id = $1 AND customer_id = $2")
+        .bind(tenant.as_str())
+        .bind(customer)
+        .execute(&mut *tx)
+        .await?;
+    let Some(record) = person_of(traits) else {
+        return Ok(None);
+    };
+    let keys = keys_of(&person::schema(), &record);
+    sqlx::query(
+        "INSERT INTO match_keys (tenant_id, key, customer_id)
+         SELECT $1, k, $3 FROM unnest($2::text[]) AS k ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant.as_str())
+    .bind(&keys)
+    .bind(customer)
+    .execute(&mut *tx)
+    .await?;
+    Ok(Some(record))
+}
+
+/// The tenant's fitted model, if a clean-up fitted one.
+pub async fn model(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+) -> Result<Option<Model>, sqlx::Error> {
+    let stored: Option<sqlx::types::Json<Model>> =
+        sqlx::query_scalar("SELECT model FROM match_models WHERE tenant_id = $1")
+            .bind(tenant.as_str())
+            .fetch_optional(conn)
+            .await?;
+    Ok(stored.map(|m| m.0))
+}
+
+/// Stores the tenant's model.
+pub async fn save_model(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    model: &Model,
+    candidate_pairs: usize,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO match_models (tenant_id, model, candidate_pairs) VALUES ($1, $2, $3)
+         ON CONFLICT (tenant_id) DO UPDATE SET model = EXCLUDED.model,
+             candidate_pairs = EXCLUDED.candidate_pairs, fitted_at = now()",
+    )
+    .bind(tenant.as_str())
+    .bind(sqlx::types::Json(model))
+    .bind(i64::try_from(candidate_pairs).unwrap_or(i64::MAX))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The best-scoring candidate of `record`.
+#[derive(Debug, Clone)]
+pub struct Best {
+    /// The candidate customer.
+    pub customer: Uuid,
+    /// Match probability.
+    pub probability: f64,
+    /// The evidence: probability, weight, each field's weight.
+    pub evidence: Value,
+}
+
+/// Compares `record` with the customers sharing one of its keys and returns the best.
+pub async fn best_candidate(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    model: &Model,
+    customer: Uuid,
+    record: &Record,
+) -> Result<Option<Best>, sqlx::Error> {
+    let schema = person::schema();
+    let keys = keys_of(&schema, record);
+    let candidates: Vec<(Uuid, sqlx::types::Json<Map<String, Value>>)> = sqlx::query_as(
+        "SELECT c.id, c.traits FROM customers c
+         WHERE c.tenant_id = $1 AND c.status = 'active' AND c.id <> $3
+           AND c.id IN (SELECT customer_id FROM match_keys WHERE tenant_id = $1 AND key = ANY($2))
+         LIMIT $4",
+    )
+    .bind(tenant.as_str())
+    .bind(&keys)
+    .bind(customer)
+    .bind(MAX_CANDIDATES)
+    .fetch_all(conn)
+    .await?;
+    let comparer = schema.comparer();
+    let mut pattern = vec![0u8; schema.fields.len()];
+    let mut best: Option<(Uuid, f64, Vec<u8>)> = None;
+    for (id, traits) in candidates {
+        let Some(other) = person_of(&traits.0) else {
+            continue;
+        };
+        comparer.compare(record, &other, &mut pattern);
+        let p = model.probability(&pattern);
+        if best.as_ref().is_none_or(|(_, bp, _)| p > *bp) {
+            best = Some((id, p, pattern.clone()));
+        }
+    }
+    Ok(best.map(|(id, probability, pattern)| Best {
+        customer: id,
+        probability,
+        evidence: json!({
+            "rule": "fellegi_sunter_online",
+            "probability": probability,
+            "weight": model.weight(&pattern),
+            "fields": model.explain(&pattern),
+        }),
+    }))
+}
+
+/// Online matching of `customer` (whose traits are `traits`), inside the caller's transaction:
+/// refreshes its keys, and when the tenant has a model, merges it with its best candidate at or
+/// above the merge threshold (unless a guard says review) or opens a review above the review
+/// threshold.
+pub async fn match_customer(
+    tx: &mut PgConnection,
+    tenant: &TenantId,
+    settings: &Settings,
+    customer: Uuid,
+    traits: &Map<String, Value>,
+) -> Result<Option<Merged>, sqlx::Error> {
+    let Some(record) = refresh_keys(tx, tenant, customer, traits).await? else {
+        return Ok(None);
+    };
+    let Some(model) = model(tx, tenant).await? else {
+        return Ok(None);
+    };
+    let Some(best) = best_candidate(tx, tenant, &model, customer, &record).await? else {
+        return Ok(None);
+    };
+    let options = MatchOptions::default();
+    if best.probability < options.review_at {
+        return Ok(None);
+    }
+    let pair = (customer, best.customer);
+    let blocker = graph::merge_blocker(tx, tenant, settings, customer, best.customer).await?;
+    if best.probability >= options.merge_at && blocker.is_none() {
+        return graph::merge(tx, tenant, settings, pair, "probabilistic", best.evidence).await;
+    }
+    let reason = blocker.unwrap_or("probabilistic");
+    if reason != "rejected_before" {
+        graph::open_review(
+            tx,
+            tenant,
+            pair,
+            reason,
+            Some(best.probability),
+            best.evidence,
+        )
+        .await?;
+    }
+    Ok(None)
+}
