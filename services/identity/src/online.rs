@@ -116,11 +116,15 @@ pub async fn best_candidate(
 ) -> Result<Option<Best>, sqlx::Error> {
     let schema = person::schema();
     let keys = keys_of(&schema, record);
+    // The customers sharing the most keys first: when a key is common, the likeliest
+    // candidates are still compared.
     let candidates: Vec<(Uuid, sqlx::types::Json<Map<String, Value>>)> = sqlx::query_as(
-        "SELECT c.id, c.traits FROM customers c
-         WHERE c.tenant_id = $1 AND c.status = 'active' AND c.id <> $3
-           AND c.id IN (SELECT customer_id FROM match_keys WHERE tenant_id = $1 AND key = ANY($2))
-         LIMIT $4",
+        "SELECT c.id, c.traits
+         FROM (SELECT customer_id, count(*) AS shared FROM match_keys
+               WHERE tenant_id = $1 AND key = ANY($2) AND customer_id <> $3
+               GROUP BY customer_id ORDER BY shared DESC, customer_id LIMIT $4) k
+         JOIN customers c ON c.tenant_id = $1 AND c.id = k.customer_id AND c.status = 'active'
+         ORDER BY k.shared DESC",
     )
     .bind(tenant.as_str())
     .bind(&keys)

@@ -26,8 +26,9 @@ pub const FIELDS: [&str; 10] = [
 /// Names and address lines are compared by Jaro-Winkler in bands (0.92, 0.8), codes and numbers
 /// by edit distance (one typing error is a level of its own), dates by [`Comparator::Date`].
 /// Blocking keys cover each strong field on its own, so that one mistyped field does not hide
-/// a duplicate: surname, date of birth, national id, address line, postcode with street number,
-/// postcode with birth year, and the Soundex codes of both names in either order.
+/// a duplicate: surname, date of birth, national id, address line with postcode, postcode with
+/// street number, postcode with birth year, and the Soundex codes of both names in either
+/// order. (A street name alone is too common a key in a large base.)
 pub fn schema() -> Schema {
     let names = Comparator::JaroWinkler {
         bands: vec![0.92, 0.8],
@@ -52,7 +53,7 @@ pub fn schema() -> Schema {
             key(&[KeyPart::whole("surname")]),
             key(&[KeyPart::whole("date_of_birth")]),
             key(&[KeyPart::whole("soc_sec_id")]),
-            key(&[KeyPart::whole("address_1")]),
+            key(&[KeyPart::whole("address_1"), KeyPart::whole("postcode")]),
             key(&[KeyPart::whole("postcode"), KeyPart::whole("street_number")]),
             key(&[
                 KeyPart::whole("postcode"),
