@@ -326,3 +326,86 @@ async fn shutdown_drains_and_a_restart_resumes_where_it_stopped() {
         .unwrap();
     assert_eq!(unsent, 0);
 }
+
+#[tokio::test]
+async fn a_backlog_is_applied_in_batches_exactly_once_and_a_bad_message_in_it_is_dead_lettered() {
+    crm_telemetry::init_for_tests();
+    let id = unique_id();
+    let config = part_config(&id, "identity", &redis_url());
+    let base = Base::connect("identity", config.clone(), &crm_identity::MIGRATOR)
+        .await
+        .unwrap();
+    let tenant = crm_envelope::TenantId::parse("acme").unwrap();
+    // 300 events of 100 customers waiting on the topic, one unreadable message among them.
+    for i in 0..300 {
+        let mut event = Envelope::domain(tenant.clone(), "identify", uuid::Uuid::nil(), "test");
+        event.id = format!("burst-{i}");
+        event.customer_id = None;
+        event.identity.user_id = Some(format!("burst-user-{}", i % 100));
+        event.traits.insert("n".into(), json!(i));
+        base.producer
+            .send_envelope(Topic::Ingest, &event)
+            .await
+            .unwrap();
+        if i == 150 {
+            base.producer
+                .send_raw(
+                    &format!("t{id}.crm.ingest.v1"),
+                    "acme:burst-user-50",
+                    b"{not json",
+                    &HashMap::new(),
+                )
+                .await
+                .unwrap();
+        }
+    }
+
+    let stop = CancellationToken::new();
+    let task =
+        spawn_identity_consumer(&base, crm_identity::IngestHandler::new(&base), stop.clone());
+    let pool = &base.pool;
+    eventually("the backlog applied", || async {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM processed_messages")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        (n == 300).then_some(())
+    })
+    .await;
+    eventually("the bad message dead-lettered", || async {
+        let dead = base
+            .metrics
+            .dead_lettered
+            .with_label_values(&["crm.ingest.v1"])
+            .get();
+        (dead == 1).then_some(())
+    })
+    .await;
+    stop.cancel();
+    task.await.unwrap().unwrap();
+
+    let (customers, events): (i64, i64) =
+        sqlx::query_as("SELECT count(*), sum(event_count)::bigint FROM customers")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    let resolved: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE topic = 'crm.events.v1'")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!((customers, events, resolved), (100, 300, 300));
+    // Each customer's last event (n = 200..299) is the trait that stays: order kept in batches.
+    let last: Vec<i64> =
+        sqlx::query_scalar("SELECT (traits->>'n')::bigint FROM customers ORDER BY 1")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    assert_eq!(last, (200..300).collect::<Vec<i64>>());
+    let batched = base
+        .metrics
+        .batched
+        .with_label_values(&["crm.ingest.v1"])
+        .get();
+    assert!(batched > 0, "the backlog went through the batch path");
+}

@@ -3,11 +3,12 @@
 use std::sync::Arc;
 
 use crm_envelope::{Envelope, TenantId, Topic};
-use crm_kafka::{dedupe, outbox, HandleError, Handler, MessageMeta};
+use crm_kafka::{dedupe, outbox, BatchItem, HandleError, Handler, MessageMeta};
 use crm_service::Base;
 use serde_json::{Map, Value};
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::Notify;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crm_envelope::Profile;
@@ -81,6 +82,54 @@ impl Resolver {
     }
 }
 
+impl Resolver {
+    /// Applies a poll's events in one transaction, in order, each once (all or nothing); each
+    /// under a span continuing its own trace, so the outbox rows carry the right context.
+    pub async fn resolve_batch(
+        &self,
+        consumer: &str,
+        batch: &[BatchItem],
+    ) -> Result<(), HandleError> {
+        let mut tx = self.pool.begin().await?;
+        // The latest profile of each customer the batch changed, and the ids it merged away.
+        let mut touched: Vec<(TenantId, Profile)> = Vec::new();
+        let mut gone: Vec<(TenantId, Uuid)> = Vec::new();
+        for item in batch {
+            let envelope = &item.envelope;
+            let span = tracing::info_span!("identity.resolve", message_id = %envelope.id);
+            crm_telemetry::propagation::set_remote_parent(&span, &item.headers);
+            let applied = async {
+                if !dedupe::first_delivery(&mut tx, consumer, &envelope.tenant_id, &envelope.id)
+                    .await?
+                {
+                    return Ok::<_, HandleError>(None);
+                }
+                apply(&mut tx, envelope).await.map(Some)
+            }
+            .instrument(span)
+            .await?;
+            if let Some(applied) = applied {
+                let tenant = &envelope.tenant_id;
+                gone.extend(applied.merged.iter().map(|id| (tenant.clone(), *id)));
+                touched.retain(|(t, p)| !(t == tenant && p.id == applied.profile.id));
+                touched.push((tenant.clone(), applied.profile));
+            }
+        }
+        tx.commit().await?;
+        self.relay.notify_one();
+        for (tenant, id) in &gone {
+            self.hot.evict(tenant, *id).await;
+        }
+        for (tenant, profile) in &touched {
+            // A customer merged away later in the batch is not written back.
+            if !gone.iter().any(|(t, id)| t == tenant && *id == profile.id) {
+                self.hot.refresh(tenant, profile).await;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The consumer of `crm.ingest.v1`.
 #[derive(Clone)]
 pub struct IngestHandler {
@@ -102,6 +151,11 @@ impl IngestHandler {
 impl Handler for IngestHandler {
     async fn handle(&self, envelope: &Envelope, _meta: &MessageMeta) -> Result<(), HandleError> {
         self.resolver.resolve(CONSUMER, envelope).await.map(|_| ())
+    }
+
+    async fn handle_batch(&self, batch: &[BatchItem]) -> Result<bool, HandleError> {
+        self.resolver.resolve_batch(CONSUMER, batch).await?;
+        Ok(true)
     }
 }
 

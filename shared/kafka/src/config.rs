@@ -25,6 +25,9 @@ pub struct KafkaConfig {
     /// (`CRM_KAFKA__FETCH_WAIT_MS`, default 10). It bounds the added latency of a quiet topic;
     /// librdkafka's own default (500 ms) would add up to half a second per hop.
     pub fetch_wait: Duration,
+    /// Most messages of one poll applied together by a handler that batches
+    /// (`CRM_KAFKA__MAX_BATCH`, default 500; 1 turns batching off).
+    pub max_batch: usize,
 }
 
 impl KafkaConfig {
@@ -39,6 +42,7 @@ impl KafkaConfig {
             delivery_timeout: env.millis_or("CRM_KAFKA__DELIVERY_TIMEOUT_MS", 30_000)?,
             stats_interval: env.millis_or("CRM_KAFKA__STATS_INTERVAL_MS", 5_000)?,
             fetch_wait: env.millis_or("CRM_KAFKA__FETCH_WAIT_MS", 10)?,
+            max_batch: env.ranged_or("CRM_KAFKA__MAX_BATCH", 500, 1..=10_000)?,
         })
     }
 
@@ -53,6 +57,7 @@ impl KafkaConfig {
             delivery_timeout: Duration::from_secs(30),
             stats_interval: Duration::from_secs(1),
             fetch_wait: Duration::from_millis(10),
+            max_batch: 500,
         }
     }
 }

@@ -105,7 +105,34 @@ pub trait Handler: Send + Sync + 'static {
         envelope: &Envelope,
         meta: &MessageMeta,
     ) -> impl Future<Output = Result<(), HandleError>> + Send;
+
+    /// Applies several messages of one poll at once, all or nothing (normally one
+    /// transaction), in order. `Ok(true)` when done; `Ok(false)` (the default) when the handler
+    /// does not batch. On `Ok(false)` or an error, the loop applies the messages one at a time
+    /// with [`Handler::handle`], so retries and dead letters work as for single messages.
+    fn handle_batch(
+        &self,
+        batch: &[BatchItem],
+    ) -> impl Future<Output = Result<bool, HandleError>> + Send {
+        let _ = batch;
+        async { Ok(false) }
+    }
 }
+
+/// One message of a batch.
+#[derive(Debug, Clone)]
+pub struct BatchItem {
+    /// The parsed envelope.
+    pub envelope: Envelope,
+    /// Where it came from.
+    pub meta: MessageMeta,
+    /// Its Kafka headers (the W3C trace context among them).
+    pub headers: HashMap<String, String>,
+}
+
+/// Most messages handed to [`Handler::handle_batch`] at once: those already fetched when the
+/// first arrives, up to this many (`CRM_KAFKA__MAX_BATCH` overrides it per part).
+pub const DEFAULT_MAX_BATCH: usize = 500;
 
 /// What a part consumes.
 #[derive(Debug, Clone)]
@@ -219,7 +246,7 @@ pub async fn run<H: Handler>(
         group,
         shutdown: shutdown.clone(),
     };
-    loop {
+    'poll: loop {
         let message = tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
@@ -233,9 +260,25 @@ pub async fn run<H: Handler>(
                 continue;
             }
         };
-        match worker.process(&message).await {
-            Disposition::Done => consumer.store_offset_from_message(&message)?,
-            Disposition::Stopped => break,
+        // The messages already fetched join the first one (a zero timeout polls once).
+        let mut batch = vec![message];
+        while batch.len() < config.max_batch {
+            match tokio::time::timeout(Duration::ZERO, consumer.recv()).await {
+                Ok(Ok(m)) => batch.push(m),
+                _ => break,
+            }
+        }
+        if batch.len() > 1 && worker.process_batch(&batch).await {
+            for message in &batch {
+                consumer.store_offset_from_message(message)?;
+            }
+            continue;
+        }
+        for message in &batch {
+            match worker.process(message).await {
+                Disposition::Done => consumer.store_offset_from_message(message)?,
+                Disposition::Stopped => break 'poll,
+            }
         }
     }
     commit_stored(&consumer);
@@ -260,6 +303,47 @@ struct Worker<H> {
 }
 
 impl<H: Handler> Worker<H> {
+    /// Tries the batch path: every message parses and the handler applies them all at once.
+    /// `false` leaves them to the one-at-a-time path.
+    async fn process_batch(&self, batch: &[BorrowedMessage<'_>]) -> bool {
+        let mut items = Vec::with_capacity(batch.len());
+        for message in batch {
+            let Some(topic) = self.topics.logical(message.topic()) else {
+                return false;
+            };
+            let Ok(envelope) = parse(topic, message.payload().unwrap_or_default()) else {
+                return false;
+            };
+            items.push(BatchItem {
+                envelope,
+                meta: MessageMeta {
+                    topic,
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    group: self.group.clone(),
+                },
+                headers: from_kafka(message.headers()),
+            });
+        }
+        let span =
+            tracing::info_span!("kafka.consume_batch", size = items.len(), group = %self.group);
+        match self.handler.handle_batch(&items).instrument(span).await {
+            Ok(true) => {
+                for item in &items {
+                    let topic = [item.meta.topic.name()];
+                    self.metrics.consumed.with_label_values(&topic).inc();
+                    self.metrics.batched.with_label_values(&topic).inc();
+                }
+                true
+            }
+            Ok(false) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, size = items.len(), "batch failed; applying its messages one at a time");
+                false
+            }
+        }
+    }
+
     async fn process(&self, message: &BorrowedMessage<'_>) -> Disposition {
         let Some(topic) = self.topics.logical(message.topic()) else {
             tracing::warn!(

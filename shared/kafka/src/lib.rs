@@ -18,7 +18,7 @@ mod producer;
 mod topics;
 
 pub use config::KafkaConfig;
-pub use consumer::{require_customer, HandleError, Handler, MessageMeta};
+pub use consumer::{require_customer, BatchItem, HandleError, Handler, MessageMeta};
 pub use producer::{ProduceError, Producer};
 pub use topics::{ensure_topics, Topics};
 

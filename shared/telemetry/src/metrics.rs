@@ -23,6 +23,8 @@ pub struct Metrics {
     pub failed: IntCounterVec,
     /// Messages sent to a dead-letter topic, by source topic.
     pub dead_lettered: IntCounterVec,
+    /// Kafka messages applied as part of a batch (one transaction for a poll), by topic.
+    pub batched: IntCounterVec,
     /// Consumer lag by topic and partition, as reported by librdkafka's statistics.
     pub consumer_lag: IntGaugeVec,
     /// Outbox rows committed but not yet published.
@@ -73,6 +75,13 @@ impl Metrics {
             ),
             &["topic"],
         )?;
+        let batched = IntCounterVec::new(
+            Opts::new(
+                "kafka_messages_batched_total",
+                "Kafka messages applied in a batch of one poll",
+            ),
+            &["topic"],
+        )?;
         let consumer_lag = IntGaugeVec::new(
             Opts::new(
                 "kafka_consumer_lag",
@@ -87,6 +96,7 @@ impl Metrics {
         registry.register(Box::new(produced.clone()))?;
         registry.register(Box::new(failed.clone()))?;
         registry.register(Box::new(dead_lettered.clone()))?;
+        registry.register(Box::new(batched.clone()))?;
         registry.register(Box::new(consumer_lag.clone()))?;
         registry.register(Box::new(outbox_backlog.clone()))?;
         Ok(Self {
@@ -97,6 +107,7 @@ impl Metrics {
             produced,
             failed,
             dead_lettered,
+            batched,
             consumer_lag,
             outbox_backlog,
         })
