@@ -70,7 +70,8 @@ impl Resolver {
             tracing::debug!("message already applied; skipped");
             return Ok(false);
         }
-        let applied = apply(&mut tx, envelope).await?;
+        let settings = settings::load(&mut tx, &envelope.tenant_id).await?;
+        let applied = apply(&mut tx, envelope, &settings).await?;
         tx.commit().await?;
         self.relay.notify_one();
         let tenant = &envelope.tenant_id;
@@ -94,6 +95,7 @@ impl Resolver {
         // The latest profile of each customer the batch changed, and the ids it merged away.
         let mut touched: Vec<(TenantId, Profile)> = Vec::new();
         let mut gone: Vec<(TenantId, Uuid)> = Vec::new();
+        let mut tenant_settings: Vec<(TenantId, Settings)> = Vec::new();
         for item in batch {
             let envelope = &item.envelope;
             let span = tracing::info_span!("identity.resolve", message_id = %envelope.id);
@@ -104,7 +106,18 @@ impl Resolver {
                 {
                     return Ok::<_, HandleError>(None);
                 }
-                apply(&mut tx, envelope).await.map(Some)
+                let settings = match tenant_settings
+                    .iter()
+                    .find(|(t, _)| *t == envelope.tenant_id)
+                {
+                    Some((_, s)) => s.clone(),
+                    None => {
+                        let s = settings::load(&mut tx, &envelope.tenant_id).await?;
+                        tenant_settings.push((envelope.tenant_id.clone(), s.clone()));
+                        s
+                    }
+                };
+                apply(&mut tx, envelope, &settings).await.map(Some)
             }
             .instrument(span)
             .await?;
@@ -178,10 +191,13 @@ struct Applied {
 /// the cap of identifiers of a kind: then the pair goes to review and the event stays with the
 /// first customer. An event whose user_id is new while its other identifiers lead to a customer
 /// with another user_id starts a new customer (a shared device, not the same person).
-async fn apply(tx: &mut PgConnection, envelope: &Envelope) -> Result<Applied, HandleError> {
+async fn apply(
+    tx: &mut PgConnection,
+    envelope: &Envelope,
+    settings: &Settings,
+) -> Result<Applied, HandleError> {
     let tenant = &envelope.tenant_id;
-    let settings = settings::load(tx, tenant).await?;
-    let extracted = identifiers_of(envelope, &settings);
+    let extracted = identifiers_of(envelope, settings);
     // The `consent` trait is recorded as consent, not kept as a trait.
     let consent = envelope
         .traits
@@ -191,8 +207,11 @@ async fn apply(tx: &mut PgConnection, envelope: &Envelope) -> Result<Applied, Ha
     record_quality(tx, tenant, &extracted).await?;
 
     let mut owners: Vec<(usize, Uuid)> = Vec::new();
+    // Identifiers someone holds already: never linked again (a merge moves them, if any).
+    let mut held = vec![false; keys.len()];
     for (n, key) in keys.iter().enumerate() {
         if let Some(id) = profile::find_by_identifier(tx, tenant, &key.kind, &key.value).await? {
+            held[n] = true;
             if !owners.iter().any(|(_, o)| *o == id) {
                 owners.push((n, id));
             }
@@ -236,14 +255,14 @@ async fn apply(tx: &mut PgConnection, envelope: &Envelope) -> Result<Applied, Ha
             "linked_by": {"kind": keys[n].kind},
             "rule": "shared identifier",
         });
-        if let Some(reason) = graph::merge_blocker(tx, tenant, &settings, customer, other).await? {
+        if let Some(reason) = graph::merge_blocker(tx, tenant, settings, customer, other).await? {
             graph::open_review(tx, tenant, (customer, other), reason, None, evidence).await?;
             continue;
         }
         if let Some(m) = graph::merge(
             tx,
             tenant,
-            &settings,
+            settings,
             (customer, other),
             "deterministic",
             evidence,
@@ -255,7 +274,13 @@ async fn apply(tx: &mut PgConnection, envelope: &Envelope) -> Result<Applied, Ha
         }
     }
 
-    let linked = link_identifiers(tx, tenant, &settings, customer, keys).await?;
+    let unheld: Vec<IdentifierKey> = keys
+        .iter()
+        .zip(&held)
+        .filter(|(_, h)| !**h)
+        .map(|(k, _)| k.clone())
+        .collect();
+    let linked = link_identifiers(tx, tenant, settings, customer, &unheld).await?;
     if created && linked == 0 && !keys.is_empty() {
         // Another replica created a customer for the same identifier meanwhile; retrying finds it.
         return Err(HandleError::Transient(anyhow::anyhow!(
@@ -263,7 +288,7 @@ async fn apply(tx: &mut PgConnection, envelope: &Envelope) -> Result<Applied, Ha
         )));
     }
     let traits_changed =
-        update_customer(tx, tenant, &settings, customer, envelope, &extracted).await?;
+        update_customer(tx, tenant, settings, customer, envelope, &extracted).await?;
     timeline::record(tx, customer, envelope).await?;
     if let Ok(changes) = &consent {
         privacy::record_consent(
@@ -284,7 +309,7 @@ async fn apply(tx: &mut PgConnection, envelope: &Envelope) -> Result<Applied, Ha
                 .bind(customer)
                 .fetch_one(&mut *tx)
                 .await?;
-        if let Some(m) = online::match_customer(tx, tenant, &settings, customer, &traits.0).await? {
+        if let Some(m) = online::match_customer(tx, tenant, settings, customer, &traits.0).await? {
             merged.push(m.merged);
             customer = m.survivor;
         }
@@ -429,6 +454,26 @@ async fn update_customer(
     e: &Envelope,
     extracted: &Extracted,
 ) -> Result<bool, sqlx::Error> {
+    if e.traits.is_empty()
+        && extracted
+            .checks
+            .iter()
+            .all(|c| c.quality != Quality::Invalid)
+    {
+        // Nothing to combine: count the event in one statement.
+        sqlx::query(
+            "UPDATE customers SET event_count = event_count + 1, version = version + 1,
+                    first_seen_at = LEAST(first_seen_at, $3),
+                    last_seen_at = GREATEST(last_seen_at, $3), updated_at = now()
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(customer_id)
+        .bind(e.occurred_at)
+        .execute(&mut *tx)
+        .await?;
+        return Ok(false);
+    }
     let (values, sources, quality): (JsonMap, JsonMap, JsonMap) = sqlx::query_as(
         "SELECT traits, trait_sources, quality FROM customers
          WHERE tenant_id = $1 AND id = $2 FOR UPDATE",

@@ -282,8 +282,36 @@ pub async fn run<H: Handler>(
         }
     }
     commit_stored(&consumer);
+    close(consumer).await;
     tracing::info!(group = %worker.group, "consumer stopped");
     Ok(())
+}
+
+/// Longest shutdown waits for the consumer to leave its group.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Closes the consumer (leaves the group) on a thread of its own, waiting at most
+/// [`CLOSE_TIMEOUT`]. Closing serves the rebalance events still queued, and when a rebalance
+/// is in flight librdkafka can block there indefinitely (seen in tests that stop right after
+/// starting): a shutdown must never hang on it, and offsets were committed already.
+async fn close<C: Send + 'static>(consumer: C) {
+    let (done, closed) = tokio::sync::oneshot::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name("kafka-close".into())
+        .spawn(move || {
+            drop(consumer);
+            let _ = done.send(());
+        });
+    if spawned.is_err() {
+        tracing::warn!("could not start a thread to close the consumer; leaving it open");
+        return;
+    }
+    if tokio::time::timeout(CLOSE_TIMEOUT, closed).await.is_err() {
+        tracing::warn!(
+            timeout_s = CLOSE_TIMEOUT.as_secs(),
+            "consumer did not leave its group in time; abandoning the close (offsets are committed)"
+        );
+    }
 }
 
 enum Disposition {
