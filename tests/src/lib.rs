@@ -184,6 +184,18 @@ impl Suite {
         }
     }
 
+    /// POSTs to the gateway's `path` with `key` (and a JSON body, if any).
+    pub async fn post(&self, key: &str, path: &str, body: Option<&Value>) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.gateway))
+            .bearer_auth(key);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.unwrap()
+    }
+
     /// Another tenant with its own admin key.
     pub async fn new_tenant(&self, tenant: &str) -> String {
         crm_gateway::tenants::create_tenant(
@@ -326,6 +338,20 @@ where
 }
 
 /// A consumer of physical `topic` from the beginning, in a group of its own.
+/// The next message on `consumer` whose envelope `kind` is `kind` (others are skipped), within
+/// 60 s.
+pub async fn next_of_kind(consumer: &StreamConsumer, kind: &str) -> Value {
+    eventually(kind, || async {
+        let m = tokio::time::timeout(Duration::from_secs(5), consumer.recv())
+            .await
+            .ok()?
+            .ok()?;
+        let v: Value = serde_json::from_slice(m.payload()?).ok()?;
+        (v["kind"] == kind).then_some(v)
+    })
+    .await
+}
+
 pub fn test_consumer(topic: &str) -> StreamConsumer {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers())

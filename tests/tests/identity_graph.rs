@@ -4,10 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::time::Duration;
-
-use crm_tests::{eventually, test_consumer, Suite};
-use rdkafka::message::Message;
+use crm_tests::{eventually, next_of_kind, test_consumer, Suite};
 use serde_json::{json, Value};
 
 fn id_of(profile: &Value) -> String {
@@ -82,15 +79,7 @@ async fn an_event_linking_two_customers_merges_them() {
     );
 
     // profile.merged names both, with the evidence.
-    let event = eventually("profile.merged", || async {
-        let m = tokio::time::timeout(Duration::from_secs(5), merges.recv())
-            .await
-            .ok()?
-            .ok()?;
-        let v: Value = serde_json::from_slice(m.payload()?).ok()?;
-        (v["kind"] == "profile.merged").then_some(v)
-    })
-    .await;
+    let event = next_of_kind(&merges, "profile.merged").await;
     assert_eq!(event["properties"]["survivor_id"], id_of(&older));
     assert_eq!(event["properties"]["merged_id"], id_of(&newer));
     assert_eq!(event["properties"]["evidence"]["event_id"], "m3");
@@ -227,24 +216,14 @@ async fn reviews_and_the_quality_report_through_the_gateway() {
 
     // A read-only key cannot decide.
     let reader = suite.key_with("acme", &[crm_gateway::Scope::Read]).await;
-    let url = format!("{}/v1/reviews/{review_id}/accept", suite.gateway);
-    let denied = suite
-        .http
-        .post(&url)
-        .bearer_auth(&reader)
-        .send()
-        .await
-        .unwrap();
+    let url = format!("/v1/reviews/{review_id}/accept");
+    let denied = suite.post(&reader, &url, None).await;
     assert_eq!(denied.status(), 403);
 
     // Accepting merges them (manual), the older surviving; the other id becomes an alias.
     let accepted: Value = suite
-        .http
-        .post(&url)
-        .bearer_auth(&suite.key)
-        .send()
+        .post(&suite.key, &url, None)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -260,13 +239,7 @@ async fn reviews_and_the_quality_report_through_the_gateway() {
     assert_eq!(id_of(&alias), id_of(&w1));
     assert!(has(&alias, "user_id", "w2") && has(&alias, "email", "eve@example.com"));
     // Decided once: a second decision finds no pending review.
-    let again = suite
-        .http
-        .post(&url)
-        .bearer_auth(&suite.key)
-        .send()
-        .await
-        .unwrap();
+    let again = suite.post(&suite.key, &url, None).await;
     assert_eq!(again.status(), 404);
     let pool = suite.identity_pool().await;
     let kind: String = sqlx::query_scalar("SELECT kind FROM merges WHERE tenant_id = 'acme'")
@@ -343,14 +316,8 @@ async fn an_unmerge_splits_the_customers_again_and_no_stale_profile_is_served() 
         "the snapshot holds personal data"
     );
 
-    let url = format!("{}/v1/merges/{merge_id}/unmerge", suite.gateway);
-    let undone = suite
-        .http
-        .post(&url)
-        .bearer_auth(&suite.key)
-        .send()
-        .await
-        .unwrap();
+    let url = format!("/v1/merges/{merge_id}/unmerge");
+    let undone = suite.post(&suite.key, &url, None).await;
     assert_eq!(undone.status(), 200);
     let undone: Value = undone.json().await.unwrap();
     assert_eq!(undone["status"], "undone");
@@ -382,25 +349,11 @@ async fn an_unmerge_splits_the_customers_again_and_no_stale_profile_is_served() 
     );
 
     // profile.unmerged is published.
-    let event = eventually("profile.unmerged", || async {
-        let m = tokio::time::timeout(Duration::from_secs(5), profiles.recv())
-            .await
-            .ok()?
-            .ok()?;
-        let v: Value = serde_json::from_slice(m.payload()?).ok()?;
-        (v["kind"] == "profile.unmerged").then_some(v)
-    })
-    .await;
+    let event = next_of_kind(&profiles, "profile.unmerged").await;
     assert_eq!(event["properties"]["restored_id"], id_of(&second));
 
     // Undone once; and the same link again opens a review instead of merging them again.
-    let again = suite
-        .http
-        .post(&url)
-        .bearer_auth(&suite.key)
-        .send()
-        .await
-        .unwrap();
+    let again = suite.post(&suite.key, &url, None).await;
     assert_eq!(again.status(), 404);
     suite
         .ingest(&json!({"id": "u4", "kind": "track", "name": "x",

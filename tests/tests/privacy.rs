@@ -4,10 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::time::Duration;
-
-use crm_tests::{eventually, test_consumer, Suite};
-use rdkafka::message::Message;
+use crm_tests::{next_of_kind, test_consumer, Suite};
 use serde_json::{json, Value};
 
 #[tokio::test]
@@ -37,20 +34,17 @@ async fn consent_export_and_erasure() {
     assert_eq!(consent["items"][0]["at"], "2026-03-01T10:00:00Z");
 
     // Withdrawn through the API; bad input gets a stable code.
-    let url = format!("{}/v1/customers/{id}/consent", suite.gateway);
-    let withdrawn: Value = suite.http.post(&url).bearer_auth(&suite.key)
-        .json(&json!({"purpose": "marketing", "channel": "email", "granted": false, "source": "call-centre"}))
-        .send().await.unwrap().json().await.unwrap();
+    let url = format!("/v1/customers/{id}/consent");
+    let withdrawn: Value = suite.post(&suite.key, &url, Some(&json!({"purpose": "marketing", "channel": "email", "granted": false, "source": "call-centre"}))).await.json().await.unwrap();
     assert_eq!(withdrawn["items"][0]["granted"], false);
     assert_eq!(withdrawn["items"][0]["source"], "call-centre");
     let bad = suite
-        .http
-        .post(&url)
-        .bearer_auth(&suite.key)
-        .json(&json!({"purpose": "Marketing!", "channel": "email", "granted": true}))
-        .send()
-        .await
-        .unwrap();
+        .post(
+            &suite.key,
+            &url,
+            Some(&json!({"purpose": "Marketing!", "channel": "email", "granted": true})),
+        )
+        .await;
     assert_eq!(bad.status(), 400);
     assert_eq!(
         bad.json::<Value>().await.unwrap()["code"],
@@ -89,26 +83,12 @@ async fn consent_export_and_erasure() {
         suite.get(Some(&suite.key), &path).await.headers()["x-cache"],
         "hit"
     );
-    let erase_url = format!("{}/v1/customers/{id}/erase", suite.gateway);
+    let erase_url = format!("/v1/customers/{id}/erase");
     let reader = suite.key_with("acme", &[crm_gateway::Scope::Read]).await;
-    assert_eq!(
-        suite
-            .http
-            .post(&erase_url)
-            .bearer_auth(&reader)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        403
-    );
+    assert_eq!(suite.post(&reader, &erase_url, None).await.status(), 403);
     let erased: Value = suite
-        .http
-        .post(&erase_url)
-        .bearer_auth(&suite.key)
-        .send()
+        .post(&suite.key, &erase_url, None)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -125,17 +105,7 @@ async fn consent_export_and_erasure() {
         404
     );
     assert!(suite.customer_by_user("pat").await.is_none());
-    assert_eq!(
-        suite
-            .http
-            .post(&erase_url)
-            .bearer_auth(&suite.key)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
+    assert_eq!(suite.post(&suite.key, &erase_url, None).await.status(), 404);
 
     // A tombstone without personal data stays.
     let pool = suite.identity_pool().await;
@@ -161,15 +131,7 @@ async fn consent_export_and_erasure() {
     assert_eq!(left, 0);
 
     // profile.erased is published for the other parts.
-    let event = eventually("profile.erased", || async {
-        let m = tokio::time::timeout(Duration::from_secs(5), profiles.recv())
-            .await
-            .ok()?
-            .ok()?;
-        let v: Value = serde_json::from_slice(m.payload()?).ok()?;
-        (v["kind"] == "profile.erased").then_some(v)
-    })
-    .await;
+    let event = next_of_kind(&profiles, "profile.erased").await;
     assert_eq!(event["customer_id"], id);
     assert_eq!(event["properties"]["erased_ids"][0], id);
 

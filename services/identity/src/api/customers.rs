@@ -8,9 +8,8 @@ use crm_envelope::Profile;
 use crm_service::{tenant_from_path, Problem};
 use serde::Deserialize;
 use serde_json::json;
-use uuid::Uuid;
 
-use super::ApiState;
+use super::{customer_not_found, customer_path, ApiState};
 use crate::profile;
 use crate::settings;
 use crate::standardise::{email, email_key};
@@ -28,25 +27,16 @@ pub(crate) fn routes() -> Router<ApiState> {
         )
 }
 
-fn not_found() -> Problem {
-    Problem::new(
-        StatusCode::NOT_FOUND,
-        "customer_not_found",
-        "no customer with this id for this tenant",
-    )
-}
-
 async fn get_customer(
     State(ApiState { pool, .. }): State<ApiState>,
     Path((raw_tenant, raw_id)): Path<(String, String)>,
 ) -> Result<Json<Profile>, Problem> {
-    let tenant = tenant_from_path(&raw_tenant)?;
-    let id = Uuid::parse_str(&raw_id).map_err(|_| not_found())?;
+    let (tenant, id) = customer_path(&raw_tenant, &raw_id)?;
     let mut conn = pool.acquire().await?;
     profile::load_following_alias(&mut conn, &tenant, id)
         .await?
         .map(Json)
-        .ok_or_else(not_found)
+        .ok_or_else(customer_not_found)
 }
 
 #[derive(Deserialize)]

@@ -8,7 +8,7 @@ use crm_service::{tenant_from_path, Problem};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::ApiState;
+use super::{customer_not_found, customer_path, ApiState};
 use crate::unmerge::{unmerge, UnmergeError};
 use crate::{graph, profile};
 
@@ -29,21 +29,13 @@ async fn list(
     State(ApiState { pool, .. }): State<ApiState>,
     Path((raw_tenant, raw_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, Problem> {
-    let tenant = tenant_from_path(&raw_tenant)?;
-    let not_found = || {
-        Problem::new(
-            StatusCode::NOT_FOUND,
-            "customer_not_found",
-            "no customer with this id for this tenant",
-        )
-    };
-    let id = Uuid::parse_str(&raw_id).map_err(|_| not_found())?;
+    let (tenant, id) = customer_path(&raw_tenant, &raw_id)?;
     let mut conn = pool.acquire().await?;
     let items = graph::merges_of(&mut conn, &tenant, id).await?;
     if items.is_empty() {
         profile::load_following_alias(&mut conn, &tenant, id)
             .await?
-            .ok_or_else(not_found)?;
+            .ok_or_else(customer_not_found)?;
     }
     Ok(Json(json!({ "items": items })))
 }

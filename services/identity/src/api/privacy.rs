@@ -5,14 +5,13 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use crm_envelope::{Envelope, TenantId, Topic};
+use crm_envelope::{Envelope, Topic};
 use crm_kafka::outbox;
-use crm_service::{tenant_from_path, Problem};
+use crm_service::Problem;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use uuid::Uuid;
 
-use super::ApiState;
+use super::{customer_not_found, customer_path, ApiState};
 use crate::privacy::{self, ConsentChange};
 
 pub(crate) fn routes() -> Router<ApiState> {
@@ -31,29 +30,15 @@ pub(crate) fn routes() -> Router<ApiState> {
         )
 }
 
-fn not_found() -> Problem {
-    Problem::new(
-        StatusCode::NOT_FOUND,
-        "customer_not_found",
-        "no customer with this id for this tenant",
-    )
-}
-
-fn ids(raw_tenant: &str, raw_id: &str) -> Result<(TenantId, Uuid), Problem> {
-    let tenant = tenant_from_path(raw_tenant)?;
-    let id = Uuid::parse_str(raw_id).map_err(|_| not_found())?;
-    Ok((tenant, id))
-}
-
 async fn read_consent(
     State(ApiState { pool, .. }): State<ApiState>,
     Path((raw_tenant, raw_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, Problem> {
-    let (tenant, id) = ids(&raw_tenant, &raw_id)?;
+    let (tenant, id) = customer_path(&raw_tenant, &raw_id)?;
     let mut conn = pool.acquire().await?;
     let customer = privacy::canonical_id(&mut conn, &tenant, id)
         .await?
-        .ok_or_else(not_found)?;
+        .ok_or_else(customer_not_found)?;
     let items = privacy::current_consent(&mut conn, &tenant, customer).await?;
     Ok(Json(json!({ "customer_id": customer, "items": items })))
 }
@@ -76,7 +61,7 @@ async fn record_consent(
     Path((raw_tenant, raw_id)): Path<(String, String)>,
     body: Result<Json<ConsentBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, Problem> {
-    let (tenant, id) = ids(&raw_tenant, &raw_id)?;
+    let (tenant, id) = customer_path(&raw_tenant, &raw_id)?;
     let Json(body) = body.map_err(|e| {
         Problem::new(
             StatusCode::BAD_REQUEST,
@@ -98,7 +83,7 @@ async fn record_consent(
     let mut tx = state.pool.begin().await?;
     let customer = privacy::canonical_id(&mut tx, &tenant, id)
         .await?
-        .ok_or_else(not_found)?;
+        .ok_or_else(customer_not_found)?;
     let source = body.source.unwrap_or_else(|| "api".to_owned());
     let at = body.at.unwrap_or_else(Utc::now);
     privacy::record_consent(
@@ -129,23 +114,23 @@ async fn export(
     State(ApiState { pool, .. }): State<ApiState>,
     Path((raw_tenant, raw_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, Problem> {
-    let (tenant, id) = ids(&raw_tenant, &raw_id)?;
+    let (tenant, id) = customer_path(&raw_tenant, &raw_id)?;
     let mut conn = pool.acquire().await?;
     privacy::export(&mut conn, &tenant, id)
         .await?
         .map(Json)
-        .ok_or_else(not_found)
+        .ok_or_else(customer_not_found)
 }
 
 async fn erase(
     State(state): State<ApiState>,
     Path((raw_tenant, raw_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, Problem> {
-    let (tenant, id) = ids(&raw_tenant, &raw_id)?;
+    let (tenant, id) = customer_path(&raw_tenant, &raw_id)?;
     let mut tx = state.pool.begin().await?;
     let erased = privacy::erase(&mut tx, &tenant, id)
         .await?
-        .ok_or_else(not_found)?;
+        .ok_or_else(customer_not_found)?;
     tx.commit().await?;
     state.relay.notify_one();
     for id in &erased {

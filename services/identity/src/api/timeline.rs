@@ -4,12 +4,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use crm_service::{tenant_from_path, Problem};
+use crm_service::Problem;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use uuid::Uuid;
 
-use super::ApiState;
+use super::{customer_not_found, customer_path, ApiState};
 use crate::{privacy, settings, timeline};
 
 pub(crate) fn routes() -> Router<ApiState> {
@@ -32,15 +31,7 @@ async fn page(
     Path((raw_tenant, raw_id)): Path<(String, String)>,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<Value>, Problem> {
-    let tenant = tenant_from_path(&raw_tenant)?;
-    let not_found = || {
-        Problem::new(
-            StatusCode::NOT_FOUND,
-            "customer_not_found",
-            "no customer with this id for this tenant",
-        )
-    };
-    let id = Uuid::parse_str(&raw_id).map_err(|_| not_found())?;
+    let (tenant, id) = customer_path(&raw_tenant, &raw_id)?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(Problem::new(
@@ -62,7 +53,7 @@ async fn page(
     let mut conn = pool.acquire().await?;
     let customer = privacy::canonical_id(&mut conn, &tenant, id)
         .await?
-        .ok_or_else(not_found)?;
+        .ok_or_else(customer_not_found)?;
     let retention = settings::load(&mut conn, &tenant)
         .await?
         .timeline_retention_days;
