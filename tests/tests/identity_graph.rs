@@ -158,10 +158,15 @@ async fn guards_keep_different_people_apart() {
     // An invalid email is kept with its flag and counted in the data-quality report.
     suite
         .ingest(
-            &json!({"id": "g7", "kind": "identify", "identity": {"user_id": "q1", "email": "q1@"}}),
+            &json!({"id": "g7", "kind": "identify", "identity": {"user_id": "q1", "email": "q1@"},
+                "traits": {"first_name": "  MARÍA ", "birthday": "19860810", "dob": "31/31/1990"}}),
         )
         .await;
-    suite.wait_for_customer("q1", |_| true).await;
+    let q1 = suite.wait_for_customer("q1", |_| true).await;
+    // Traits in standard form; the invalid date kept as received.
+    assert_eq!(q1["traits"]["first_name"], "María");
+    assert_eq!(q1["traits"]["birthday"], "1986-08-10");
+    assert_eq!(q1["traits"]["dob"], "31/31/1990");
     let (flag, invalid): (Value, i64) = sqlx::query_as(
         "SELECT c.quality, q.invalid FROM customers c, data_quality q
          WHERE c.tenant_id = 'acme' AND q.tenant_id = 'acme' AND q.field = 'email'
@@ -172,7 +177,23 @@ async fn guards_keep_different_people_apart() {
     .unwrap();
     assert_eq!(flag["email"]["value"], "q1@");
     assert_eq!(flag["email"]["quality"], "invalid");
+    assert_eq!(flag["dob"]["value"], "31/31/1990");
     assert_eq!(invalid, 1);
+    let counts: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT field, present, valid, invalid, standardised FROM data_quality
+         WHERE tenant_id = 'acme' AND field IN ('first_name', 'birthday', 'dob') ORDER BY field",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        counts,
+        vec![
+            ("birthday".into(), 1, 1, 0, 1),
+            ("dob".into(), 1, 0, 1, 0),
+            ("first_name".into(), 1, 1, 0, 1),
+        ]
+    );
     suite.stop().await;
 }
 

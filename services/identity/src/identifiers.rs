@@ -52,7 +52,8 @@ impl Extracted {
         }
     }
 
-    fn check(&mut self, field: &str, received: &str, checked: &Checked) {
+    /// Records the standardisation of one field (an identifier or a trait).
+    pub fn check(&mut self, field: &str, received: &str, checked: &Checked) {
         self.checks.push(FieldCheck {
             field: field.to_owned(),
             received: received.to_owned(),

@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 use tracing::Instrument;
 use uuid::Uuid;
 
+use chrono::Utc;
 use crm_envelope::Profile;
 use serde_json::json;
 
@@ -22,7 +23,7 @@ use crate::privacy;
 use crate::profile;
 use crate::search;
 use crate::settings::{self, Settings};
-use crate::standardise::Quality;
+use crate::standardise::{standardise_traits, Quality};
 use crate::survivorship::{self, Traits};
 use crate::timeline;
 
@@ -197,7 +198,14 @@ async fn apply(
     settings: &Settings,
 ) -> Result<Applied, HandleError> {
     let tenant = &envelope.tenant_id;
-    let extracted = identifiers_of(envelope, settings);
+    let mut extracted = identifiers_of(envelope, settings);
+    // Names and dates of birth in standard form; invalid ones stay as received, flagged.
+    let mut incoming_traits = envelope.traits.clone();
+    for (field, received, checked) in
+        standardise_traits(&mut incoming_traits, Utc::now().date_naive())
+    {
+        extracted.check(&field, &received, &checked);
+    }
     // The `consent` trait is recorded as consent, not kept as a trait.
     let consent = envelope
         .traits
@@ -287,8 +295,15 @@ async fn apply(
             "identifier claimed concurrently"
         )));
     }
-    let traits_changed =
-        update_customer(tx, tenant, settings, customer, envelope, &extracted).await?;
+    let traits_changed = update_customer(
+        tx,
+        settings,
+        customer,
+        envelope,
+        &incoming_traits,
+        &extracted,
+    )
+    .await?;
     timeline::record(tx, customer, envelope).await?;
     if let Ok(changes) = &consent {
         privacy::record_consent(
@@ -444,17 +459,18 @@ async fn link_identifiers(
     Ok(linked)
 }
 
-/// Combines the event's traits by the tenant's survivorship rule, keeps invalid identifier
+/// Combines the event's (standardised) traits by the tenant's survivorship rule, keeps invalid
 /// values with their quality flag, and records the event; returns whether traits changed.
 async fn update_customer(
     tx: &mut PgConnection,
-    tenant: &TenantId,
     settings: &Settings,
     customer_id: Uuid,
     e: &Envelope,
+    incoming_traits: &Map<String, Value>,
     extracted: &Extracted,
 ) -> Result<bool, sqlx::Error> {
-    if e.traits.is_empty()
+    let tenant = &e.tenant_id;
+    if incoming_traits.is_empty()
         && extracted
             .checks
             .iter()
@@ -486,7 +502,7 @@ async fn update_customer(
         values: values.0,
         sources: sources.0,
     };
-    let mut values = e.traits.clone();
+    let mut values = incoming_traits.clone();
     let consent = values.remove("consent");
     let incoming = survivorship::from_event(&values, &e.source, e.occurred_at);
     let changed = survivorship::combine(

@@ -10,12 +10,14 @@ mod date;
 mod email;
 mod name;
 mod phone;
+mod traits;
 
 pub use address::{address_key, STREET_TYPES};
 pub use date::birth_date;
 pub use email::{email, email_key, ProviderRules};
 pub use name::{fold, name_display, name_key};
 pub use phone::{phone, region};
+pub use traits::{standardise_traits, BIRTH_DATE_TRAITS, NAME_TRAITS};
 
 use serde::Serialize;
 
