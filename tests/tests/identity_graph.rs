@@ -65,6 +65,25 @@ async fn an_event_linking_two_customers_merges_them() {
     assert_eq!(merged["traits"]["city"], "Porto");
     assert_eq!(merged["event_count"], 3);
 
+    // Its identifiers, through the merged id too.
+    let identifiers: Value = suite
+        .get(
+            Some(&suite.key),
+            &format!("/v1/customers/{}/identifiers", id_of(&newer)),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(identifiers["customer_id"], id_of(&older));
+    let kinds: Vec<&str> = identifiers["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["anonymous_id", "email", "user_id"]);
+
     // The merged id is an alias: reading it answers the survivor, never the stale cached copy.
     let alias = suite.get(Some(&suite.key), &path).await;
     assert_eq!(alias.status(), 200);

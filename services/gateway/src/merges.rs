@@ -1,5 +1,6 @@
-//! Merges and their evidence, and unmerge, relayed to identity:
-//! `GET /v1/customers/{id}/merges`, `POST /v1/merges/{id}/unmerge`.
+//! A customer's identifiers, merges and their evidence, and unmerge, relayed to identity:
+//! `GET /v1/customers/{id}/identifiers`, `GET /v1/customers/{id}/merges`,
+//! `POST /v1/merges/{id}/unmerge`.
 
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -15,6 +16,7 @@ use crate::AppState;
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/customers/{id}/merges", get(customer_merges))
+        .route("/v1/customers/{id}/identifiers", get(customer_identifiers))
         .route("/v1/merges/{id}/unmerge", post(unmerge))
 }
 
@@ -36,6 +38,27 @@ pub(crate) async fn customer_merges(
 ) -> Result<Response, Problem> {
     caller.require(Scope::Read)?;
     let path = format!("customers/{id}/merges");
+    relay(&app, &caller, reqwest::Method::GET, &path, &[], None).await
+}
+
+/// The customer's identifiers (user ids, anonymous ids, emails, phones, handles, external
+/// ids), with when each was first seen.
+#[utoipa::path(
+    get, path = "/v1/customers/{id}/identifiers", tag = "identity",
+    params(("id" = Uuid, Path, description = "Customer id (a merged id works too)")),
+    responses(
+        (status = 200, description = "{\"customer_id\", \"items\": [{\"kind\", \"value\", \"first_seen_at\"}]}"),
+        (status = 404, description = "No such customer", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn customer_identifiers(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Read)?;
+    let path = format!("customers/{id}/identifiers");
     relay(&app, &caller, reqwest::Method::GET, &path, &[], None).await
 }
 

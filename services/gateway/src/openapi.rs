@@ -20,6 +20,7 @@ use crate::AppState;
         crate::reviews::reject_review,
         crate::reviews::data_quality,
         crate::merges::customer_merges,
+        crate::merges::customer_identifiers,
         crate::merges::unmerge,
         crate::privacy::read_consent,
         crate::privacy::record_consent,

@@ -25,6 +25,39 @@ pub(crate) fn routes() -> Router<ApiState> {
             "/internal/v1/tenants/{tenant}/customers",
             get(find_customers),
         )
+        .route(
+            "/internal/v1/tenants/{tenant}/customers/{id}/identifiers",
+            get(identifiers),
+        )
+}
+
+/// One identifier with when it was first seen.
+#[derive(Debug, serde::Serialize, sqlx::FromRow)]
+struct Identifier {
+    kind: String,
+    value: String,
+    first_seen_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The identifiers of the customer `id` answers to (itself or its survivor), by kind.
+async fn identifiers(
+    State(ApiState { pool, .. }): State<ApiState>,
+    Path((raw_tenant, raw_id)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let (tenant, id) = customer_path(&raw_tenant, &raw_id)?;
+    let mut conn = pool.acquire().await?;
+    let customer = crate::privacy::canonical_id(&mut conn, &tenant, id)
+        .await?
+        .ok_or_else(customer_not_found)?;
+    let items: Vec<Identifier> = sqlx::query_as(
+        "SELECT kind, value, first_seen_at FROM identifiers
+         WHERE tenant_id = $1 AND customer_id = $2 ORDER BY kind, first_seen_at, value",
+    )
+    .bind(tenant.as_str())
+    .bind(customer)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(Json(json!({ "customer_id": customer, "items": items })))
 }
 
 async fn get_customer(
