@@ -336,8 +336,9 @@ async fn a_backlog_is_applied_in_batches_exactly_once_and_a_bad_message_in_it_is
         .await
         .unwrap();
     let tenant = crm_envelope::TenantId::parse("acme").unwrap();
-    // 300 events of 100 customers waiting on the topic, one unreadable message among them.
-    for i in 0..300 {
+    // 300 events of 100 customers waiting on the topic, one unreadable message among them,
+    // and event 7 sent twice (the copy must change nothing).
+    for i in (0..300).chain([7]) {
         let mut event = Envelope::domain(tenant.clone(), "identify", uuid::Uuid::nil(), "test");
         event.id = format!("burst-{i}");
         event.customer_id = None;

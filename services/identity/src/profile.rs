@@ -17,6 +17,7 @@ struct CustomerRow {
     last_seen_at: DateTime<Utc>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    identifiers: sqlx::types::Json<Vec<(String, String)>>,
 }
 
 /// Loads a profile; `None` when the tenant has no such customer.
@@ -25,10 +26,16 @@ pub(crate) async fn load(
     tenant: &TenantId,
     id: Uuid,
 ) -> Result<Option<Profile>, sqlx::Error> {
+    // One round trip: the row and its identifiers (in first-seen order) together.
     let row: Option<CustomerRow> = sqlx::query_as(
-        "SELECT id, tenant_id, traits, event_count, version, first_seen_at, last_seen_at,
-                created_at, updated_at
-         FROM customers WHERE tenant_id = $1 AND id = $2",
+        "SELECT c.id, c.tenant_id, c.traits, c.event_count, c.version, c.first_seen_at,
+                c.last_seen_at, c.created_at, c.updated_at,
+                COALESCE((SELECT jsonb_agg(jsonb_build_array(i.kind, i.value)
+                                           ORDER BY i.first_seen_at, i.kind, i.value)
+                          FROM identifiers i
+                          WHERE i.tenant_id = c.tenant_id AND i.customer_id = c.id),
+                         '[]'::jsonb) AS identifiers
+         FROM customers c WHERE c.tenant_id = $1 AND c.id = $2",
     )
     .bind(tenant.as_str())
     .bind(id)
@@ -37,14 +44,7 @@ pub(crate) async fn load(
     let Some(row) = row else {
         return Ok(None);
     };
-    let identifiers: Vec<(String, String)> = sqlx::query_as(
-        "SELECT kind, value FROM identifiers WHERE tenant_id = $1 AND customer_id = $2
-         ORDER BY first_seen_at, kind, value",
-    )
-    .bind(tenant.as_str())
-    .bind(id)
-    .fetch_all(&mut *conn)
-    .await?;
+    let identifiers = row.identifiers.0;
     Ok(Some(Profile {
         id: row.id,
         tenant_id: row.tenant_id,

@@ -97,37 +97,35 @@ impl Resolver {
         let mut touched: Vec<(TenantId, Profile)> = Vec::new();
         let mut gone: Vec<(TenantId, Uuid)> = Vec::new();
         let mut tenant_settings: Vec<(TenantId, Settings)> = Vec::new();
-        for item in batch {
+        let messages: Vec<(&TenantId, &str)> = batch
+            .iter()
+            .map(|i| (&i.envelope.tenant_id, i.envelope.id.as_str()))
+            .collect();
+        let fresh = dedupe::first_deliveries(&mut tx, consumer, &messages).await?;
+        for (item, first) in batch.iter().zip(fresh) {
+            if !first {
+                tracing::debug!("message already applied; skipped");
+                continue;
+            }
             let envelope = &item.envelope;
             let span = tracing::info_span!("identity.resolve", message_id = %envelope.id);
             crm_telemetry::propagation::set_remote_parent(&span, &item.headers);
-            let applied = async {
-                if !dedupe::first_delivery(&mut tx, consumer, &envelope.tenant_id, &envelope.id)
-                    .await?
-                {
-                    return Ok::<_, HandleError>(None);
+            let settings = match tenant_settings
+                .iter()
+                .find(|(t, _)| *t == envelope.tenant_id)
+            {
+                Some((_, s)) => s.clone(),
+                None => {
+                    let s = settings::load(&mut tx, &envelope.tenant_id).await?;
+                    tenant_settings.push((envelope.tenant_id.clone(), s.clone()));
+                    s
                 }
-                let settings = match tenant_settings
-                    .iter()
-                    .find(|(t, _)| *t == envelope.tenant_id)
-                {
-                    Some((_, s)) => s.clone(),
-                    None => {
-                        let s = settings::load(&mut tx, &envelope.tenant_id).await?;
-                        tenant_settings.push((envelope.tenant_id.clone(), s.clone()));
-                        s
-                    }
-                };
-                apply(&mut tx, envelope, &settings).await.map(Some)
-            }
-            .instrument(span)
-            .await?;
-            if let Some(applied) = applied {
-                let tenant = &envelope.tenant_id;
-                gone.extend(applied.merged.iter().map(|id| (tenant.clone(), *id)));
-                touched.retain(|(t, p)| !(t == tenant && p.id == applied.profile.id));
-                touched.push((tenant.clone(), applied.profile));
-            }
+            };
+            let applied = apply(&mut tx, envelope, &settings).instrument(span).await?;
+            let tenant = &envelope.tenant_id;
+            gone.extend(applied.merged.iter().map(|id| (tenant.clone(), *id)));
+            touched.retain(|(t, p)| !(t == tenant && p.id == applied.profile.id));
+            touched.push((tenant.clone(), applied.profile));
         }
         tx.commit().await?;
         self.relay.notify_one();
