@@ -24,8 +24,11 @@ impl IdentityClient {
 
     /// A customer's profile JSON, or `None` when identity has no such customer.
     pub async fn customer(&self, tenant: &TenantId, id: Uuid) -> anyhow::Result<Option<String>> {
-        let url = format!("{}/internal/v1/tenants/{tenant}/customers/{id}", self.base);
-        let response = self.get(&url, &[]).await?;
+        let path = format!("customers/{id}");
+        let response = self
+            .request(reqwest::Method::GET, tenant, &path)
+            .send()
+            .await?;
         match response.status() {
             StatusCode::OK => Ok(Some(response.text().await?)),
             StatusCode::NOT_FOUND => Ok(None),
@@ -43,17 +46,11 @@ impl IdentityClient {
         query: &[(&str, &str)],
         body: Option<&serde_json::Value>,
     ) -> anyhow::Result<(StatusCode, serde_json::Value)> {
-        let url = format!("{}/internal/v1/tenants/{tenant}/{path}", self.base);
-        let mut request = self.http.request(method, url).query(query);
+        let mut request = self.request(method, tenant, path).query(query);
         if let Some(body) = body {
             request = request.json(body);
         }
-        for (k, v) in crm_telemetry::propagation::current_context_headers() {
-            request = request.header(k, v);
-        }
-        let response = request.send().await?;
-        let status = response.status();
-        Ok((status, response.json().await?))
+        Self::json_answer(request).await
     }
 
     /// Posts a file (`body`, as it came) to identity's `/internal/v1/tenants/{tenant}/{path}`
@@ -65,21 +62,33 @@ impl IdentityClient {
         query: &[(&str, &str)],
         body: axum::body::Bytes,
     ) -> anyhow::Result<(StatusCode, serde_json::Value)> {
+        let request = self
+            .request(reqwest::Method::POST, tenant, path)
+            .query(query)
+            .body(body);
+        Self::json_answer(request).await
+    }
+
+    /// A request to `/internal/v1/tenants/{tenant}/{path}` carrying the current trace context.
+    fn request(
+        &self,
+        method: reqwest::Method,
+        tenant: &TenantId,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
         let url = format!("{}/internal/v1/tenants/{tenant}/{path}", self.base);
-        let mut request = self.http.post(url).query(query).body(body);
+        let mut request = self.http.request(method, url);
         for (k, v) in crm_telemetry::propagation::current_context_headers() {
             request = request.header(k, v);
         }
+        request
+    }
+
+    async fn json_answer(
+        request: reqwest::RequestBuilder,
+    ) -> anyhow::Result<(StatusCode, serde_json::Value)> {
         let response = request.send().await?;
         let status = response.status();
         Ok((status, response.json().await?))
-    }
-
-    async fn get(&self, url: &str, query: &[(&str, &str)]) -> reqwest::Result<reqwest::Response> {
-        let mut request = self.http.get(url).query(query);
-        for (k, v) in crm_telemetry::propagation::current_context_headers() {
-            request = request.header(k, v);
-        }
-        request.send().await
     }
 }

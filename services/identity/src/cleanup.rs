@@ -12,10 +12,9 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::hot::HotProfiles;
-use crate::matching::person::{self, FIELDS};
+use crate::matching::person;
 use crate::matching::schema::Record;
 use crate::matching::{deduplicate, MatchOptions, ScoredPair};
-use crate::profile;
 use crate::settings;
 use crate::{graph, online};
 
@@ -69,7 +68,6 @@ pub fn person_of(traits: &Map<String, Value>) -> Option<Record> {
     for (slot, value) in raw.iter_mut().zip(&values) {
         *slot = value.as_deref();
     }
-    debug_assert_eq!(raw.len(), FIELDS.len());
     Some(person::record(&raw))
 }
 
@@ -97,7 +95,7 @@ pub async fn clean_tenant(
         return Ok(done);
     }
     let options = MatchOptions::default();
-    let outcome = deduplicate(&person::schema(), &records, &options).map_err(anyhow::Error::msg)?;
+    let outcome = deduplicate(person::shared(), &records, &options).map_err(anyhow::Error::msg)?;
     done.candidate_pairs = outcome.stats.candidate_pairs;
     done.too_few_pairs = outcome.stats.candidate_pairs < MIN_PAIRS_TO_MERGE;
     if !done.too_few_pairs {
@@ -138,7 +136,7 @@ pub async fn clean_tenant(
         let blocker = graph::merge_blocker(&mut tx, tenant, &settings, a, b).await?;
         match (merge, blocker) {
             (true, None) => {
-                let merged = graph::merge(
+                let merged = graph::merge_announced(
                     &mut tx,
                     tenant,
                     &settings,
@@ -147,23 +145,12 @@ pub async fn clean_tenant(
                     evidence,
                 )
                 .await?;
-                let survivor = match &merged {
-                    Some(m) => profile::load(&mut tx, tenant, m.survivor).await?,
-                    None => None,
-                };
-                if let Some(p) = &survivor {
-                    let event = profile::change_event(tenant, "profile.updated", p);
-                    crm_kafka::outbox::enqueue(&mut tx, crm_envelope::Topic::Profiles, &event)
-                        .await?;
-                }
                 tx.commit().await?;
-                if let Some(m) = merged {
+                if let Some((m, survivor)) = merged {
                     moved.insert(m.merged, m.survivor);
                     hot.evict(tenant, m.merged).await;
+                    hot.refresh(tenant, &survivor).await;
                     done.merged += 1;
-                }
-                if let Some(p) = &survivor {
-                    hot.refresh(tenant, p).await;
                 }
             }
             (_, blocker) => {
@@ -190,6 +177,7 @@ pub async fn clean_tenant(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::matching::person::FIELDS;
     use serde_json::json;
 
     #[test]

@@ -3,12 +3,13 @@
 //! automatically. Every function runs inside the caller's transaction.
 
 use chrono::{DateTime, Utc};
-use crm_envelope::{Envelope, TenantId, Topic};
+use crm_envelope::{Envelope, Profile, TenantId, Topic};
 use crm_kafka::outbox;
 use serde_json::{json, Map, Value};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::profile;
 use crate::settings::Settings;
 use crate::survivorship::{combine, Traits};
 use crate::{online, search, timeline};
@@ -247,6 +248,27 @@ pub async fn merge(
         survivor: survivor.id,
         merged: merged.id,
     }))
+}
+
+/// [`merge`] for merges made outside event resolution (a review, the clean-up): also enqueues
+/// the survivor's `profile.updated` and returns its profile, for the cache after commit.
+pub async fn merge_announced(
+    tx: &mut PgConnection,
+    tenant: &TenantId,
+    settings: &Settings,
+    pair: (Uuid, Uuid),
+    kind: &str,
+    evidence: Value,
+) -> Result<Option<(Merged, Profile)>, sqlx::Error> {
+    let Some(merged) = merge(tx, tenant, settings, pair, kind, evidence).await? else {
+        return Ok(None);
+    };
+    let Some(survivor) = profile::load(tx, tenant, merged.survivor).await? else {
+        return Ok(None);
+    };
+    let event = profile::change_event(tenant, "profile.updated", &survivor);
+    outbox::enqueue(tx, Topic::Profiles, &event).await?;
+    Ok(Some((merged, survivor)))
 }
 
 /// Opens a review of customers `a` and `b` (once per pair while pending).

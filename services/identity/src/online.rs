@@ -49,7 +49,7 @@ pub async fn refresh_keys(
     let Some(record) = person_of(traits) else {
         return Ok(None);
     };
-    let keys = keys_of(&person::schema(), &record);
+    let keys = keys_of(person::shared(), &record);
     sqlx::query(
         "INSERT INTO match_keys (tenant_id, key, customer_id)
          SELECT $1, k, $3 FROM unnest($2::text[]) AS k ON CONFLICT DO NOTHING",
@@ -114,8 +114,8 @@ pub async fn best_candidate(
     customer: Uuid,
     record: &Record,
 ) -> Result<Option<Best>, sqlx::Error> {
-    let schema = person::schema();
-    let keys = keys_of(&schema, record);
+    let schema = person::shared();
+    let keys = keys_of(schema, record);
     // The customers sharing the most keys first: when a key is common, the likeliest
     // candidates are still compared.
     let candidates: Vec<(Uuid, sqlx::types::Json<Map<String, Value>>)> = sqlx::query_as(

@@ -130,22 +130,6 @@ async fn consent_history(
     .await
 }
 
-/// The id `id` answers to (itself or its survivor), if it is an active or merged customer.
-pub async fn canonical_id(
-    conn: &mut PgConnection,
-    tenant: &TenantId,
-    id: Uuid,
-) -> Result<Option<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT COALESCE(merged_into, id) FROM customers
-         WHERE tenant_id = $1 AND id = $2 AND status IN ('active', 'merged')",
-    )
-    .bind(tenant.as_str())
-    .bind(id)
-    .fetch_optional(conn)
-    .await
-}
-
 /// Everything identity holds on the customer `id` answers to: profile, trait provenance,
 /// quality flags, consent history, aliases, merges and timeline. `None` when there is no such customer.
 pub async fn export(
@@ -153,7 +137,7 @@ pub async fn export(
     tenant: &TenantId,
     id: Uuid,
 ) -> Result<Option<Value>, sqlx::Error> {
-    let Some(target) = canonical_id(conn, tenant, id).await? else {
+    let Some(target) = profile::canonical_id(conn, tenant, id).await? else {
         return Ok(None);
     };
     let Some(profile) = profile::load(conn, tenant, target).await? else {
@@ -199,7 +183,7 @@ pub async fn erase(
     tenant: &TenantId,
     id: Uuid,
 ) -> Result<Option<Vec<Uuid>>, sqlx::Error> {
-    let Some(target) = canonical_id(tx, tenant, id).await? else {
+    let Some(target) = profile::canonical_id(tx, tenant, id).await? else {
         return Ok(None);
     };
     let ids: Vec<Uuid> = sqlx::query_scalar(

@@ -62,21 +62,30 @@ pub(crate) async fn load(
     }))
 }
 
+/// The id `id` answers to (itself, or its survivor when it was merged), if it is an active or
+/// merged customer of the tenant.
+pub(crate) async fn canonical_id(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    id: Uuid,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT COALESCE(merged_into, id) FROM customers
+         WHERE tenant_id = $1 AND id = $2 AND status IN ('active', 'merged')",
+    )
+    .bind(tenant.as_str())
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
 /// Loads the profile `id` answers to: itself, or its survivor when it was merged.
 pub(crate) async fn load_following_alias(
     conn: &mut PgConnection,
     tenant: &TenantId,
     id: Uuid,
 ) -> Result<Option<Profile>, sqlx::Error> {
-    let target: Option<Uuid> = sqlx::query_scalar(
-        "SELECT COALESCE(merged_into, id) FROM customers
-         WHERE tenant_id = $1 AND id = $2 AND status IN ('active', 'merged')",
-    )
-    .bind(tenant.as_str())
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    match target {
+    match canonical_id(conn, tenant, id).await? {
         Some(target) => load(conn, tenant, target).await,
         None => Ok(None),
     }

@@ -110,18 +110,19 @@ impl Resolver {
             let envelope = &item.envelope;
             let span = tracing::info_span!("identity.resolve", message_id = %envelope.id);
             crm_telemetry::propagation::set_remote_parent(&span, &item.headers);
-            let settings = match tenant_settings
+            let loaded = tenant_settings
                 .iter()
-                .find(|(t, _)| *t == envelope.tenant_id)
-            {
-                Some((_, s)) => s.clone(),
+                .position(|(t, _)| *t == envelope.tenant_id);
+            let at = match loaded {
+                Some(at) => at,
                 None => {
                     let s = settings::load(&mut tx, &envelope.tenant_id).await?;
-                    tenant_settings.push((envelope.tenant_id.clone(), s.clone()));
-                    s
+                    tenant_settings.push((envelope.tenant_id.clone(), s));
+                    tenant_settings.len() - 1
                 }
             };
-            let applied = apply(&mut tx, envelope, &settings).instrument(span).await?;
+            let settings = &tenant_settings[at].1;
+            let applied = apply(&mut tx, envelope, settings).instrument(span).await?;
             let tenant = &envelope.tenant_id;
             gone.extend(applied.merged.iter().map(|id| (tenant.clone(), *id)));
             touched.retain(|(t, p)| !(t == tenant && p.id == applied.profile.id));
@@ -293,7 +294,7 @@ async fn apply(
             "identifier claimed concurrently"
         )));
     }
-    let traits_changed = update_customer(
+    let new_traits = update_customer(
         tx,
         settings,
         customer,
@@ -302,6 +303,7 @@ async fn apply(
         &extracted,
     )
     .await?;
+    let traits_changed = new_traits.is_some();
     timeline::record(tx, customer, envelope).await?;
     if let Ok(changes) = &consent {
         privacy::record_consent(
@@ -314,15 +316,9 @@ async fn apply(
         )
         .await?;
     }
-    if traits_changed {
+    if let Some(traits) = &new_traits {
         // Person traits may now match another customer (Fellegi–Sunter, online).
-        let traits: JsonMap =
-            sqlx::query_scalar("SELECT traits FROM customers WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant.as_str())
-                .bind(customer)
-                .fetch_one(&mut *tx)
-                .await?;
-        if let Some(m) = online::match_customer(tx, tenant, settings, customer, &traits.0).await? {
+        if let Some(m) = online::match_customer(tx, tenant, settings, customer, traits).await? {
             merged.push(m.merged);
             customer = m.survivor;
         }
@@ -458,7 +454,8 @@ async fn link_identifiers(
 }
 
 /// Combines the event's (standardised) traits by the tenant's survivorship rule, keeps invalid
-/// values with their quality flag, and records the event; returns whether traits changed.
+/// values with their quality flag, and records the event; returns the customer's traits when
+/// they changed.
 async fn update_customer(
     tx: &mut PgConnection,
     settings: &Settings,
@@ -466,7 +463,7 @@ async fn update_customer(
     e: &Envelope,
     incoming_traits: &Map<String, Value>,
     extracted: &Extracted,
-) -> Result<bool, sqlx::Error> {
+) -> Result<Option<Map<String, Value>>, sqlx::Error> {
     let tenant = &e.tenant_id;
     if incoming_traits.is_empty()
         && extracted
@@ -486,7 +483,7 @@ async fn update_customer(
         .bind(e.occurred_at)
         .execute(&mut *tx)
         .await?;
-        return Ok(false);
+        return Ok(None);
     }
     let (values, sources, quality): (JsonMap, JsonMap, JsonMap) = sqlx::query_as(
         "SELECT traits, trait_sources, quality FROM customers
@@ -542,5 +539,5 @@ async fn update_customer(
     .bind(e.occurred_at)
     .execute(&mut *tx)
     .await?;
-    Ok(changed)
+    Ok(changed.then_some(traits.values))
 }

@@ -331,6 +331,15 @@ struct Worker<H> {
 }
 
 impl<H: Handler> Worker<H> {
+    fn meta_of(&self, message: &BorrowedMessage<'_>, topic: Topic) -> MessageMeta {
+        MessageMeta {
+            topic,
+            partition: message.partition(),
+            offset: message.offset(),
+            group: self.group.clone(),
+        }
+    }
+
     /// Tries the batch path: every message parses and the handler applies them all at once.
     /// `false` leaves them to the one-at-a-time path.
     async fn process_batch(&self, batch: &[BorrowedMessage<'_>]) -> bool {
@@ -344,12 +353,7 @@ impl<H: Handler> Worker<H> {
             };
             items.push(BatchItem {
                 envelope,
-                meta: MessageMeta {
-                    topic,
-                    partition: message.partition(),
-                    offset: message.offset(),
-                    group: self.group.clone(),
-                },
+                meta: self.meta_of(message, topic),
                 headers: from_kafka(message.headers()),
             });
         }
@@ -385,12 +389,7 @@ impl<H: Handler> Worker<H> {
             .with_label_values(&[topic.name()])
             .inc();
         let headers = from_kafka(message.headers());
-        let meta = MessageMeta {
-            topic,
-            partition: message.partition(),
-            offset: message.offset(),
-            group: self.group.clone(),
-        };
+        let meta = self.meta_of(message, topic);
         let span = tracing::info_span!(
             "kafka.consume",
             topic = topic.name(),

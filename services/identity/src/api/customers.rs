@@ -46,7 +46,7 @@ async fn identifiers(
 ) -> Result<Json<serde_json::Value>, Problem> {
     let (tenant, id) = customer_path(&raw_tenant, &raw_id)?;
     let mut conn = pool.acquire().await?;
-    let customer = crate::privacy::canonical_id(&mut conn, &tenant, id)
+    let customer = crate::profile::canonical_id(&mut conn, &tenant, id)
         .await?
         .ok_or_else(customer_not_found)?;
     let items: Vec<Identifier> = sqlx::query_as(

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use super::{customer_not_found, customer_path, ApiState};
 use crate::privacy::{self, ConsentChange};
+use crate::profile;
 
 pub(crate) fn routes() -> Router<ApiState> {
     Router::new()
@@ -36,7 +37,7 @@ async fn read_consent(
 ) -> Result<Json<Value>, Problem> {
     let (tenant, id) = customer_path(&raw_tenant, &raw_id)?;
     let mut conn = pool.acquire().await?;
-    let customer = privacy::canonical_id(&mut conn, &tenant, id)
+    let customer = profile::canonical_id(&mut conn, &tenant, id)
         .await?
         .ok_or_else(customer_not_found)?;
     let items = privacy::current_consent(&mut conn, &tenant, customer).await?;
@@ -81,7 +82,7 @@ async fn record_consent(
         .validate()
         .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_consent", &e))?;
     let mut tx = state.pool.begin().await?;
-    let customer = privacy::canonical_id(&mut tx, &tenant, id)
+    let customer = profile::canonical_id(&mut tx, &tenant, id)
         .await?
         .ok_or_else(customer_not_found)?;
     let source = body.source.unwrap_or_else(|| "api".to_owned());

@@ -7,15 +7,13 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use crm_envelope::{TenantId, Topic};
-use crm_kafka::outbox;
 use crm_service::{tenant_from_path, Problem};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::ApiState;
-use crate::{graph, profile, settings};
+use crate::{graph, settings};
 
 pub(crate) fn routes() -> Router<ApiState> {
     Router::new()
@@ -135,19 +133,22 @@ async fn decide(
         tx.commit().await?;
         return Ok(Json(json!({ "id": id, "status": "rejected" })));
     }
-    let merged = merge_reviewed(&mut tx, &tenant, (a, b), id, evidence.0).await?;
-    let survivor = match &merged {
-        Some(m) => profile::load(&mut tx, &tenant, m.survivor).await?,
-        None => None,
-    };
+    let settings = settings::load(&mut tx, &tenant).await?;
+    let evidence = json!({
+        "review_id": id,
+        "rule": "accepted in review",
+        "review_evidence": evidence.0,
+    });
+    // `None` when one of the two was merged or erased meanwhile.
+    let merged =
+        graph::merge_announced(&mut tx, &tenant, &settings, (a, b), "manual", evidence).await?;
     tx.commit().await?;
     state.relay.notify_one();
-    if let Some(m) = &merged {
+    if let Some((m, survivor)) = &merged {
         state.hot.evict(&tenant, m.merged).await;
+        state.hot.refresh(&tenant, survivor).await;
     }
-    if let Some(p) = &survivor {
-        state.hot.refresh(&tenant, p).await;
-    }
+    let merged = merged.map(|(m, _)| m);
     Ok(Json(json!({
         "id": id,
         "status": "accepted",
@@ -155,26 +156,4 @@ async fn decide(
         "survivor_id": merged.as_ref().map(|m| m.survivor),
         "merged_id": merged.as_ref().map(|m| m.merged),
     })))
-}
-
-/// Merges an accepted pair; `None` when one of them was merged or erased meanwhile.
-async fn merge_reviewed(
-    tx: &mut sqlx::PgConnection,
-    tenant: &TenantId,
-    pair: (Uuid, Uuid),
-    review: Uuid,
-    evidence: Value,
-) -> Result<Option<graph::Merged>, Problem> {
-    let settings = settings::load(tx, tenant).await?;
-    let evidence =
-        json!({ "review_id": review, "rule": "accepted in review", "review_evidence": evidence });
-    let merged = graph::merge(tx, tenant, &settings, pair, "manual", evidence).await?;
-    if let Some(m) = &merged {
-        let profile = profile::load(tx, tenant, m.survivor).await?;
-        if let Some(p) = profile {
-            let event = profile::change_event(tenant, "profile.updated", &p);
-            outbox::enqueue(tx, Topic::Profiles, &event).await?;
-        }
-    }
-    Ok(merged)
 }

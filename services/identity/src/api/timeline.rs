@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{customer_not_found, customer_path, ApiState};
-use crate::{privacy, settings, timeline};
+use crate::{profile, settings, timeline};
 
 pub(crate) fn routes() -> Router<ApiState> {
     Router::new().route(
@@ -51,7 +51,7 @@ async fn page(
         })?),
     };
     let mut conn = pool.acquire().await?;
-    let customer = privacy::canonical_id(&mut conn, &tenant, id)
+    let customer = profile::canonical_id(&mut conn, &tenant, id)
         .await?
         .ok_or_else(customer_not_found)?;
     let retention = settings::load(&mut conn, &tenant)

@@ -2,6 +2,8 @@
 //! records and the Febrl reference data carry them. Values are standardised
 //! ([`crate::standardise`]) before they are compared.
 
+use std::sync::LazyLock;
+
 use super::blocking::{BlockingKey, KeyPart, Transform};
 use super::compare::{Comparator, Value};
 use super::schema::{Field, Record, Schema};
@@ -68,6 +70,12 @@ pub fn schema() -> Schema {
             },
         ],
     }
+}
+
+/// The default person schema, built once (online matching uses it on every trait change).
+pub fn shared() -> &'static Schema {
+    static SCHEMA: LazyLock<Schema> = LazyLock::new(schema);
+    &SCHEMA
 }
 
 fn key(parts: &[KeyPart]) -> BlockingKey {
