@@ -92,6 +92,7 @@ pub async fn clean_tenant(
         ..Cleanup::default()
     };
     if ids.len() < 2 {
+        done.too_few_pairs = true;
         return Ok(done);
     }
     let options = MatchOptions::default();
