@@ -321,8 +321,12 @@ async fn an_unmerge_splits_the_customers_again_and_no_stale_profile_is_served() 
         .await;
     let first = eventually("first", || suite.customer_by("anonymous_id", "laptop")).await;
     suite
-        .ingest(&json!({"id": "u2", "kind": "identify", "occurred_at": "2026-02-02T00:00:00Z",
-            "identity": {"user_id": "zoe", "email": "zoe@example.com"}, "traits": {"colour": "blue"}}))
+        .ingest(
+            &json!({"id": "u2", "kind": "identify", "occurred_at": "2026-02-02T00:00:00Z",
+            "identity": {"user_id": "zoe", "email": "zoe@example.com"},
+            "traits": {"colour": "blue",
+                       "consent": {"purpose": "marketing", "channel": "email", "granted": true}}}),
+        )
         .await;
     let second = suite.wait_for_customer("zoe", |_| true).await;
     suite
@@ -336,6 +340,20 @@ async fn an_unmerge_splits_the_customers_again_and_no_stale_profile_is_served() 
         .await;
     assert_eq!(id_of(&merged), id_of(&first));
     assert_eq!(merged["traits"]["colour"], "blue");
+    let consent_of = |id: String| {
+        let suite = &suite;
+        async move {
+            let consent: Value = suite
+                .get(Some(&suite.key), &format!("/v1/customers/{id}/consent"))
+                .await
+                .json()
+                .await
+                .unwrap();
+            consent["items"].as_array().unwrap().clone()
+        }
+    };
+    // The merged customer's consent went with it to the survivor.
+    assert_eq!(consent_of(id_of(&first)).await.len(), 1);
 
     // Warm the survivor's cache with the merged profile.
     let survivor_path = format!("/v1/customers/{}", id_of(&first));
@@ -383,6 +401,11 @@ async fn an_unmerge_splits_the_customers_again_and_no_stale_profile_is_served() 
     assert_eq!(id_of(&restored), id_of(&second));
     assert!(has(&restored, "user_id", "zoe") && has(&restored, "email", "zoe@example.com"));
     assert_eq!(restored["traits"]["colour"], "blue");
+    // And its consent comes back with it.
+    let restored_consent = consent_of(id_of(&second)).await;
+    assert_eq!(restored_consent.len(), 1);
+    assert_eq!(restored_consent[0]["purpose"], "marketing");
+    assert!(consent_of(id_of(&first)).await.is_empty());
     assert_eq!(
         id_of(&suite.customer_by_user("zoe").await.unwrap()),
         id_of(&second)

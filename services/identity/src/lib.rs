@@ -18,6 +18,8 @@ mod identifiers;
 pub mod import;
 pub mod matching;
 pub mod online;
+mod owners;
+mod pending;
 pub mod privacy;
 mod profile;
 mod resolve;

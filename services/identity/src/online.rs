@@ -13,6 +13,7 @@ use crate::matching::fellegi_sunter::Model;
 use crate::matching::person;
 use crate::matching::schema::{Record, Schema};
 use crate::matching::MatchOptions;
+use crate::pending::Pending;
 use crate::settings::Settings;
 
 /// Most candidates compared for one customer (a key shared by more says little).
@@ -41,17 +42,16 @@ pub async fn refresh_keys(
     customer: Uuid,
     traits: &Map<String, Value>,
 ) -> Result<Option<Record>, sqlx::Error> {
-    sqlx::query("DELETE FROM match_keys WHERE tenant_id = $1 AND customer_id = $2")
-        .bind(tenant.as_str())
-        .bind(customer)
-        .execute(&mut *tx)
-        .await?;
-    let Some(record) = person_of(traits) else {
-        return Ok(None);
-    };
-    let keys = keys_of(person::shared(), &record);
+    let record = person_of(traits);
+    let keys = record
+        .as_ref()
+        .map(|r| keys_of(person::shared(), r))
+        .unwrap_or_default();
+    // One statement: the keys no longer derived go, the new ones come.
     sqlx::query(
-        "INSERT INTO match_keys (tenant_id, key, customer_id)
+        "WITH gone AS (DELETE FROM match_keys WHERE tenant_id = $1 AND customer_id = $3
+                                             AND NOT key = ANY($2::text[]))
+         INSERT INTO match_keys (tenant_id, key, customer_id)
          SELECT $1, k, $3 FROM unnest($2::text[]) AS k ON CONFLICT DO NOTHING",
     )
     .bind(tenant.as_str())
@@ -59,7 +59,7 @@ pub async fn refresh_keys(
     .bind(customer)
     .execute(&mut *tx)
     .await?;
-    Ok(Some(record))
+    Ok(record)
 }
 
 /// The tenant's fitted model, if a clean-up fitted one.
@@ -158,23 +158,25 @@ pub async fn best_candidate(
 }
 
 /// Online matching of `customer` (whose traits are `traits`), inside the caller's transaction:
-/// refreshes its keys, and when the tenant has a model, merges it with its best candidate at or
-/// above the merge threshold (unless a guard says review) or opens a review above the review
-/// threshold.
-pub async fn match_customer(
+/// refreshes its keys, and when the tenant has a `model`, merges it with its best candidate at
+/// or above the merge threshold (unless a guard says review) or opens a review above the review
+/// threshold. `pending` is written before a merge, which moves the customer's rows.
+pub(crate) async fn match_customer(
     tx: &mut PgConnection,
     tenant: &TenantId,
     settings: &Settings,
+    model: Option<&Model>,
     customer: Uuid,
     traits: &Map<String, Value>,
+    pending: &mut Pending,
 ) -> Result<Option<Merged>, sqlx::Error> {
     let Some(record) = refresh_keys(tx, tenant, customer, traits).await? else {
         return Ok(None);
     };
-    let Some(model) = model(tx, tenant).await? else {
+    let Some(model) = model else {
         return Ok(None);
     };
-    let Some(best) = best_candidate(tx, tenant, &model, customer, &record).await? else {
+    let Some(best) = best_candidate(tx, tenant, model, customer, &record).await? else {
         return Ok(None);
     };
     let options = MatchOptions::default();
@@ -184,6 +186,7 @@ pub async fn match_customer(
     let pair = (customer, best.customer);
     let blocker = graph::merge_blocker(tx, tenant, settings, customer, best.customer).await?;
     if best.probability >= options.merge_at && blocker.is_none() {
+        pending.flush(tx).await?;
         return graph::merge(tx, tenant, settings, pair, "probabilistic", best.evidence).await;
     }
     let reason = blocker.unwrap_or("probabilistic");

@@ -67,8 +67,9 @@ pub async fn record_consent(
 ) -> Result<(), sqlx::Error> {
     for c in changes {
         sqlx::query(
-            "INSERT INTO consent_events (tenant_id, customer_id, purpose, channel, granted, source, at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO consent_events (tenant_id, customer_id, owner_id, purpose, channel,
+                                         granted, source, at)
+             VALUES ($1, $2, $2, $3, $4, $5, $6, $7)",
         )
         .bind(tenant.as_str())
         .bind(customer)
@@ -206,7 +207,7 @@ pub async fn erase(
         .bind(&ids)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("DELETE FROM consent_events WHERE tenant_id = $1 AND customer_id = ANY($2)")
+    sqlx::query("DELETE FROM consent_events WHERE tenant_id = $1 AND (customer_id = ANY($2) OR owner_id = ANY($2))")
         .bind(t)
         .bind(&ids)
         .execute(&mut *tx)
@@ -235,6 +236,28 @@ pub async fn erase(
         .unwrap_or_default();
     outbox::enqueue(tx, Topic::Profiles, &event).await?;
     Ok(Some(ids))
+}
+
+/// Gives `restored` back the consent rows it (or an alias of it) recorded (an unmerge, after
+/// its aliases point at it again).
+pub(crate) async fn follow_unmerge(
+    tx: &mut PgConnection,
+    tenant: &TenantId,
+    survivor: Uuid,
+    restored: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE consent_events SET customer_id = $3
+         WHERE tenant_id = $1 AND customer_id = $2
+           AND (owner_id = $3 OR owner_id IN (SELECT id FROM customers
+                                             WHERE tenant_id = $1 AND merged_into = $3))",
+    )
+    .bind(tenant.as_str())
+    .bind(survivor)
+    .bind(restored)
+    .execute(tx)
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -20,46 +20,65 @@ struct CustomerRow {
     identifiers: sqlx::types::Json<Vec<(String, String)>>,
 }
 
+/// The customer columns of a profile and its identifiers (in first-seen order), in one round
+/// trip; `{filter}` selects the customers.
+const PROFILE_SELECT: &str = "SELECT c.id, c.tenant_id, c.traits, c.event_count, c.version,
+        c.first_seen_at, c.last_seen_at, c.created_at, c.updated_at,
+        COALESCE((SELECT jsonb_agg(jsonb_build_array(i.kind, i.value)
+                                   ORDER BY i.first_seen_at, i.kind, i.value)
+                  FROM identifiers i
+                  WHERE i.tenant_id = c.tenant_id AND i.customer_id = c.id),
+                 '[]'::jsonb) AS identifiers
+ FROM customers c WHERE c.tenant_id = $1 AND ";
+
+impl From<CustomerRow> for Profile {
+    fn from(row: CustomerRow) -> Self {
+        Profile {
+            id: row.id,
+            tenant_id: row.tenant_id,
+            traits: row.traits.0,
+            identifiers: row
+                .identifiers
+                .0
+                .into_iter()
+                .map(|(kind, value)| ProfileIdentifier { kind, value })
+                .collect(),
+            event_count: row.event_count,
+            version: row.version,
+            first_seen_at: row.first_seen_at,
+            last_seen_at: row.last_seen_at,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
 /// Loads a profile; `None` when the tenant has no such customer.
 pub(crate) async fn load(
     conn: &mut PgConnection,
     tenant: &TenantId,
     id: Uuid,
 ) -> Result<Option<Profile>, sqlx::Error> {
-    // One round trip: the row and its identifiers (in first-seen order) together.
-    let row: Option<CustomerRow> = sqlx::query_as(
-        "SELECT c.id, c.tenant_id, c.traits, c.event_count, c.version, c.first_seen_at,
-                c.last_seen_at, c.created_at, c.updated_at,
-                COALESCE((SELECT jsonb_agg(jsonb_build_array(i.kind, i.value)
-                                           ORDER BY i.first_seen_at, i.kind, i.value)
-                          FROM identifiers i
-                          WHERE i.tenant_id = c.tenant_id AND i.customer_id = c.id),
-                         '[]'::jsonb) AS identifiers
-         FROM customers c WHERE c.tenant_id = $1 AND c.id = $2",
-    )
-    .bind(tenant.as_str())
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let identifiers = row.identifiers.0;
-    Ok(Some(Profile {
-        id: row.id,
-        tenant_id: row.tenant_id,
-        traits: row.traits.0,
-        identifiers: identifiers
-            .into_iter()
-            .map(|(kind, value)| ProfileIdentifier { kind, value })
-            .collect(),
-        event_count: row.event_count,
-        version: row.version,
-        first_seen_at: row.first_seen_at,
-        last_seen_at: row.last_seen_at,
-        created_at: row.created_at,
-        updated_at: row.updated_at,
-    }))
+    let row: Option<CustomerRow> = sqlx::query_as(&format!("{PROFILE_SELECT} c.id = $2"))
+        .bind(tenant.as_str())
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.map(Profile::from))
+}
+
+/// Loads the profiles of `ids` that the tenant has, in one query.
+pub(crate) async fn load_many(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    ids: &[Uuid],
+) -> Result<Vec<Profile>, sqlx::Error> {
+    let rows: Vec<CustomerRow> = sqlx::query_as(&format!("{PROFILE_SELECT} c.id = ANY($2)"))
+        .bind(tenant.as_str())
+        .bind(ids)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(rows.into_iter().map(Profile::from).collect())
 }
 
 /// The id `id` answers to (itself, or its survivor when it was merged), if it is an active or

@@ -1,31 +1,32 @@
 //! Deterministic resolution of ingested events (the consumer of `crm.ingest.v1`).
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use crm_envelope::{Envelope, TenantId, Topic};
-use crm_kafka::{dedupe, outbox, BatchItem, HandleError, Handler, MessageMeta};
+use chrono::Utc;
+use crm_envelope::{Envelope, Profile, TenantId, Topic};
+use crm_kafka::outbox::Outgoing;
+use crm_kafka::{dedupe, BatchItem, HandleError, Handler, MessageMeta};
 use crm_service::Base;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::Notify;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use chrono::Utc;
-use crm_envelope::Profile;
-use serde_json::json;
-
 use crate::graph;
 use crate::hot::HotProfiles;
 use crate::identifiers::{identifiers_of, Extracted, IdentifierKey};
+use crate::matching::fellegi_sunter::Model;
 use crate::online;
+use crate::owners::Owners;
+use crate::pending::Pending;
 use crate::privacy;
 use crate::profile;
 use crate::search;
 use crate::settings::{self, Settings};
 use crate::standardise::{standardise_traits, Quality};
 use crate::survivorship::{self, Traits};
-use crate::timeline;
 
 /// Resolves events to customers, each in one transaction: dedupe by event id, find or create
 /// the customer, link new identifiers, merge customers an event links, combine traits, and
@@ -71,20 +72,12 @@ impl Resolver {
             tracing::debug!("message already applied; skipped");
             return Ok(false);
         }
-        let settings = settings::load(&mut tx, &envelope.tenant_id).await?;
-        let applied = apply(&mut tx, envelope, &settings).await?;
+        let outcome = apply_all(&mut tx, vec![(envelope, tracing::Span::current())]).await?;
         tx.commit().await?;
-        self.relay.notify_one();
-        let tenant = &envelope.tenant_id;
-        for merged in &applied.merged {
-            self.hot.evict(tenant, *merged).await;
-        }
-        self.hot.refresh(tenant, &applied.profile).await;
+        self.after_commit(outcome).await;
         Ok(true)
     }
-}
 
-impl Resolver {
     /// Applies a poll's events in one transaction, in order, each once (all or nothing); each
     /// under a span continuing its own trace, so the outbox rows carry the right context.
     pub async fn resolve_batch(
@@ -93,54 +86,157 @@ impl Resolver {
         batch: &[BatchItem],
     ) -> Result<(), HandleError> {
         let mut tx = self.pool.begin().await?;
-        // The latest profile of each customer the batch changed, and the ids it merged away.
-        let mut touched: Vec<(TenantId, Profile)> = Vec::new();
-        let mut gone: Vec<(TenantId, Uuid)> = Vec::new();
-        let mut tenant_settings: Vec<(TenantId, Settings)> = Vec::new();
         let messages: Vec<(&TenantId, &str)> = batch
             .iter()
             .map(|i| (&i.envelope.tenant_id, i.envelope.id.as_str()))
             .collect();
         let fresh = dedupe::first_deliveries(&mut tx, consumer, &messages).await?;
-        for (item, first) in batch.iter().zip(fresh) {
-            if !first {
-                tracing::debug!("message already applied; skipped");
-                continue;
-            }
-            let envelope = &item.envelope;
-            let span = tracing::info_span!("identity.resolve", message_id = %envelope.id);
-            crm_telemetry::propagation::set_remote_parent(&span, &item.headers);
-            let loaded = tenant_settings
-                .iter()
-                .position(|(t, _)| *t == envelope.tenant_id);
-            let at = match loaded {
-                Some(at) => at,
-                None => {
-                    let s = settings::load(&mut tx, &envelope.tenant_id).await?;
-                    tenant_settings.push((envelope.tenant_id.clone(), s));
-                    tenant_settings.len() - 1
-                }
-            };
-            let settings = &tenant_settings[at].1;
-            let applied = apply(&mut tx, envelope, settings).instrument(span).await?;
-            let tenant = &envelope.tenant_id;
-            gone.extend(applied.merged.iter().map(|id| (tenant.clone(), *id)));
-            touched.retain(|(t, p)| !(t == tenant && p.id == applied.profile.id));
-            touched.push((tenant.clone(), applied.profile));
+        let events: Vec<(&Envelope, tracing::Span)> = batch
+            .iter()
+            .zip(fresh)
+            .filter(|(_, first)| *first)
+            .map(|(item, _)| {
+                let span = tracing::info_span!("identity.resolve", message_id = %item.envelope.id);
+                crm_telemetry::propagation::set_remote_parent(&span, &item.headers);
+                (&item.envelope, span)
+            })
+            .collect();
+        let skipped = batch.len() - events.len();
+        if skipped > 0 {
+            tracing::debug!(skipped, "messages already applied; skipped");
         }
+        let outcome = apply_all(&mut tx, events).await?;
         tx.commit().await?;
-        self.relay.notify_one();
-        for (tenant, id) in &gone {
-            self.hot.evict(tenant, *id).await;
-        }
-        for (tenant, profile) in &touched {
-            // A customer merged away later in the batch is not written back.
-            if !gone.iter().any(|(t, id)| t == tenant && *id == profile.id) {
-                self.hot.refresh(tenant, profile).await;
-            }
-        }
+        self.after_commit(outcome).await;
         Ok(())
     }
+
+    /// Wakes the relay and brings Redis up to date: customers merged away are evicted, the
+    /// others written back.
+    async fn after_commit(&self, outcome: Outcome) {
+        self.relay.notify_one();
+        for (tenant, id) in &outcome.gone {
+            self.hot.evict(tenant, *id).await;
+        }
+        for (tenant, profile) in &outcome.profiles {
+            self.hot.refresh(tenant, profile).await;
+        }
+    }
+}
+
+/// What a batch did, for the cache.
+struct Outcome {
+    /// The latest profile of each customer the batch resolved events to.
+    profiles: Vec<(TenantId, Profile)>,
+    /// Customers merged away.
+    gone: Vec<(TenantId, Uuid)>,
+}
+
+/// A tenant's settings and fitted matching model, loaded once per batch.
+struct TenantContext {
+    settings: Settings,
+    model: Option<Model>,
+}
+
+/// Applies `events` in order inside `tx`.
+///
+/// Identifier owners are looked up for the whole batch in one query. An event whose
+/// identifiers all belong to one customer and that brings no traits (most events: a known
+/// customer's tracks and pages) changes nothing but the customer's counters, so it takes no
+/// statement of its own: its counters, timeline row and outbox message join the batch's
+/// [`Pending`] writes. Any other event is resolved on its own ([`apply`]).
+async fn apply_all(
+    tx: &mut PgConnection,
+    events: Vec<(&Envelope, tracing::Span)>,
+) -> Result<Outcome, HandleError> {
+    let mut contexts: HashMap<TenantId, TenantContext> = HashMap::new();
+    let mut extracted = Vec::with_capacity(events.len());
+    for (envelope, _) in &events {
+        let tenant = &envelope.tenant_id;
+        if !contexts.contains_key(tenant) {
+            let settings = settings::load(tx, tenant).await?;
+            let model = online::model(tx, tenant).await?;
+            contexts.insert(tenant.clone(), TenantContext { settings, model });
+        }
+        if let Some(context) = contexts.get(tenant) {
+            extracted.push(identifiers_of(envelope, &context.settings));
+        }
+    }
+    let mut owners = Owners::default();
+    for tenant in contexts.keys() {
+        let keys = events
+            .iter()
+            .zip(&extracted)
+            .filter(|((e, _), _)| e.tenant_id == *tenant)
+            .flat_map(|(_, x)| &x.keys);
+        owners.fill(tx, tenant, keys).await?;
+    }
+
+    let mut pending = Pending::default();
+    let mut touched: BTreeSet<(TenantId, Uuid)> = BTreeSet::new();
+    let mut gone: Vec<(TenantId, Uuid)> = Vec::new();
+    for ((envelope, span), extracted) in events.into_iter().zip(extracted) {
+        let tenant = &envelope.tenant_id;
+        let Some(context) = contexts.get(tenant) else {
+            continue;
+        };
+        if !owners.knows_all(tenant, &extracted.keys) {
+            owners.fill(tx, tenant, &extracted.keys).await?;
+        }
+        let only_seen = envelope.traits.is_empty()
+            && extracted
+                .checks
+                .iter()
+                .all(|c| c.quality != Quality::Invalid);
+        let customer = match owners.sole_owner(tenant, &extracted.keys) {
+            Some(customer) if only_seen => {
+                pending.quality(tenant, &extracted);
+                pending.seen(tenant, customer, envelope.occurred_at);
+                pending.timeline(customer, envelope);
+                let mut resolved = envelope.clone();
+                resolved.customer_id = Some(customer);
+                let message = span.in_scope(|| Outgoing::new(Topic::Events, &resolved));
+                pending.publish(message.map_err(|e| HandleError::Transient(e.into()))?);
+                customer
+            }
+            _ => {
+                // The event's own statements see the counters of the events before it.
+                pending.flush_counts(tx).await?;
+                let applied = apply(tx, envelope, context, extracted, &owners, &mut pending)
+                    .instrument(span)
+                    .await?;
+                if applied.merged.is_empty() {
+                    for key in applied.linked {
+                        owners.linked(tenant, key, applied.customer);
+                    }
+                } else {
+                    owners.clear();
+                }
+                for merged in applied.merged {
+                    touched.remove(&(tenant.clone(), merged));
+                    gone.push((tenant.clone(), merged));
+                }
+                applied.customer
+            }
+        };
+        touched.insert((tenant.clone(), customer));
+    }
+    pending.flush(tx).await?;
+
+    let mut profiles = Vec::with_capacity(touched.len());
+    for tenant in contexts.keys() {
+        let ids: Vec<Uuid> = touched
+            .iter()
+            .filter(|(t, _)| t == tenant)
+            .map(|(_, id)| *id)
+            .collect();
+        if !ids.is_empty() {
+            for profile in profile::load_many(tx, tenant, &ids).await? {
+                profiles.push((tenant.clone(), profile));
+            }
+        }
+    }
+    Ok(Outcome { profiles, gone })
 }
 
 /// The consumer of `crm.ingest.v1`.
@@ -177,27 +273,33 @@ type JsonMap = sqlx::types::Json<Map<String, Value>>;
 
 /// What one event did.
 struct Applied {
-    /// The profile the event resolved to, after the event.
-    profile: Profile,
+    /// The customer the event resolved to.
+    customer: Uuid,
     /// Customers merged into it by this event.
     merged: Vec<Uuid>,
+    /// Identifiers the event linked to it.
+    linked: Vec<IdentifierKey>,
 }
 
-/// The effect of one event, inside the caller's transaction.
+/// The effect of one event, inside the caller's transaction; `owners` knows the owner of each
+/// of the event's identifiers.
 ///
-/// Resolution: the event's identifiers (standardised, junk left out) are looked up; the owner
-/// of the most authoritative one is the customer. When other identifiers belong to other
-/// customers, those merge with it, unless both hold different user_ids or the merge would pass
-/// the cap of identifiers of a kind: then the pair goes to review and the event stays with the
-/// first customer. An event whose user_id is new while its other identifiers lead to a customer
-/// with another user_id starts a new customer (a shared device, not the same person).
+/// Resolution: the owner of the most authoritative identifier is the customer. When other
+/// identifiers belong to other customers, those merge with it, unless both hold different
+/// user_ids or the merge would pass the cap of identifiers of a kind: then the pair goes to
+/// review and the event stays with the first customer. An event whose user_id is new while its
+/// other identifiers lead to a customer with another user_id starts a new customer (a shared
+/// device, not the same person).
 async fn apply(
     tx: &mut PgConnection,
     envelope: &Envelope,
-    settings: &Settings,
+    context: &TenantContext,
+    mut extracted: Extracted,
+    owned: &Owners,
+    pending: &mut Pending,
 ) -> Result<Applied, HandleError> {
     let tenant = &envelope.tenant_id;
-    let mut extracted = identifiers_of(envelope, settings);
+    let settings = &context.settings;
     // Names and dates of birth in standard form; invalid ones stay as received, flagged.
     let mut incoming_traits = envelope.traits.clone();
     for (field, received, checked) in
@@ -211,13 +313,13 @@ async fn apply(
         .get("consent")
         .map_or(Ok(Vec::new()), privacy::parse_consent);
     let keys = &extracted.keys;
-    record_quality(tx, tenant, &extracted).await?;
+    pending.quality(tenant, &extracted);
 
     let mut owners: Vec<(usize, Uuid)> = Vec::new();
     // Identifiers someone holds already: never linked again (a merge moves them, if any).
     let mut held = vec![false; keys.len()];
     for (n, key) in keys.iter().enumerate() {
-        if let Some(id) = profile::find_by_identifier(tx, tenant, &key.kind, &key.value).await? {
+        if let Some(id) = owned.get(tenant, key) {
             held[n] = true;
             if !owners.iter().any(|(_, o)| *o == id) {
                 owners.push((n, id));
@@ -266,6 +368,8 @@ async fn apply(
             graph::open_review(tx, tenant, (customer, other), reason, None, evidence).await?;
             continue;
         }
+        // A merge moves timeline rows and publishes: what is pending goes first.
+        pending.flush(tx).await?;
         if let Some(m) = graph::merge(
             tx,
             tenant,
@@ -281,14 +385,14 @@ async fn apply(
         }
     }
 
-    let unheld: Vec<IdentifierKey> = keys
+    let unheld: Vec<&IdentifierKey> = keys
         .iter()
         .zip(&held)
         .filter(|(_, h)| !**h)
-        .map(|(k, _)| k.clone())
+        .map(|(k, _)| k)
         .collect();
-    let linked = link_identifiers(tx, tenant, settings, customer, &unheld).await?;
-    if created && linked == 0 && !keys.is_empty() {
+    let linked = link_identifiers(tx, tenant, settings, customer, created, &unheld).await?;
+    if created && linked.is_empty() && !keys.is_empty() {
         // Another replica created a customer for the same identifier meanwhile; retrying finds it.
         return Err(HandleError::Transient(anyhow::anyhow!(
             "identifier claimed concurrently"
@@ -298,13 +402,14 @@ async fn apply(
         tx,
         settings,
         customer,
+        created,
         envelope,
         &incoming_traits,
         &extracted,
     )
     .await?;
     let traits_changed = new_traits.is_some();
-    timeline::record(tx, customer, envelope).await?;
+    pending.timeline(customer, envelope);
     if let Ok(changes) = &consent {
         privacy::record_consent(
             tx,
@@ -318,35 +423,51 @@ async fn apply(
     }
     if let Some(traits) = &new_traits {
         // Person traits may now match another customer (Fellegi–Sunter, online).
-        if let Some(m) = online::match_customer(tx, tenant, settings, customer, traits).await? {
+        let model = context.model.as_ref();
+        let matched =
+            online::match_customer(tx, tenant, settings, model, customer, traits, pending).await?;
+        if let Some(m) = matched {
             merged.push(m.merged);
             customer = m.survivor;
         }
     }
-    if created || traits_changed || linked > 0 || !merged.is_empty() {
-        search::refresh(tx, tenant, customer).await?;
-    }
-    let profile = profile::load(tx, tenant, customer)
-        .await?
-        .ok_or_else(|| HandleError::Transient(anyhow::anyhow!("customer vanished")))?;
 
     let mut resolved = envelope.clone();
     resolved.customer_id = Some(customer);
-    outbox::enqueue(tx, Topic::Events, &resolved).await?;
-    if created || traits_changed || linked > 0 || !merged.is_empty() {
+    pending.publish(outgoing(Topic::Events, &resolved)?);
+    if created || traits_changed || !linked.is_empty() || !merged.is_empty() {
+        let profile = profile::load(tx, tenant, customer)
+            .await?
+            .ok_or_else(|| HandleError::Transient(anyhow::anyhow!("customer vanished")))?;
+        let emails: Vec<String> = profile
+            .identifiers
+            .iter()
+            .filter(|i| i.kind == "email")
+            .map(|i| i.value.clone())
+            .collect();
+        pending.search_text(
+            tenant,
+            customer,
+            search::search_text(&profile.traits, &emails),
+        );
         let kind = if created {
             "profile.created"
         } else {
             "profile.updated"
         };
-        outbox::enqueue(
-            tx,
-            Topic::Profiles,
-            &profile::change_event(tenant, kind, &profile),
-        )
-        .await?;
+        let change = profile::change_event(tenant, kind, &profile);
+        pending.publish(outgoing(Topic::Profiles, &change)?);
     }
-    Ok(Applied { profile, merged })
+    Ok(Applied {
+        customer,
+        merged,
+        linked,
+    })
+}
+
+/// `envelope` for the outbox, with the current trace context.
+fn outgoing(topic: Topic, envelope: &Envelope) -> Result<Outgoing, HandleError> {
+    Outgoing::new(topic, envelope).map_err(|e| HandleError::Transient(e.into()))
 }
 
 /// Whether `customer` holds a user_id other than `user_id`.
@@ -367,36 +488,6 @@ async fn has_other_user_id(
     .await
 }
 
-/// Counts each identifier field of the event in the tenant's data-quality report.
-async fn record_quality(
-    tx: &mut PgConnection,
-    tenant: &TenantId,
-    extracted: &Extracted,
-) -> Result<(), sqlx::Error> {
-    for check in &extracted.checks {
-        let (valid, invalid, standardised) = match check.quality {
-            Quality::Valid => (1i64, 0i64, 0i64),
-            Quality::Standardised => (1, 0, 1),
-            Quality::Invalid => (0, 1, 0),
-        };
-        sqlx::query(
-            "INSERT INTO data_quality (tenant_id, field, present, valid, invalid, standardised)
-             VALUES ($1, $2, 1, $3, $4, $5)
-             ON CONFLICT (tenant_id, field) DO UPDATE SET present = data_quality.present + 1,
-                 valid = data_quality.valid + $3, invalid = data_quality.invalid + $4,
-                 standardised = data_quality.standardised + $5",
-        )
-        .bind(tenant.as_str())
-        .bind(&check.field)
-        .bind(valid)
-        .bind(invalid)
-        .bind(standardised)
-        .execute(&mut *tx)
-        .await?;
-    }
-    Ok(())
-}
-
 async fn create_customer(tx: &mut PgConnection, e: &Envelope) -> Result<Uuid, sqlx::Error> {
     let id = Uuid::now_v7();
     sqlx::query(
@@ -412,45 +503,63 @@ async fn create_customer(tx: &mut PgConnection, e: &Envelope) -> Result<Uuid, sq
 
 /// Links the identifiers no customer has yet, within the tenant's cap per kind and never a
 /// second user_id; identifiers of other customers stay where they are (a merge moved them
-/// already, or a review holds the pair). Returns how many were linked.
+/// already, or a review holds the pair). Returns those linked.
 async fn link_identifiers(
     tx: &mut PgConnection,
     tenant: &TenantId,
     settings: &Settings,
     customer_id: Uuid,
-    keys: &[IdentifierKey],
-) -> Result<u64, sqlx::Error> {
-    let mut linked = 0;
-    for key in keys {
-        let held: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM identifiers WHERE tenant_id = $1 AND customer_id = $2 AND kind = $3",
+    created: bool,
+    keys: &[&IdentifierKey],
+) -> Result<Vec<IdentifierKey>, sqlx::Error> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    // A customer created by this event holds nothing yet.
+    let mut held: HashMap<String, i64> = if created {
+        HashMap::new()
+    } else {
+        sqlx::query_as(
+            "SELECT kind, count(*) FROM identifiers WHERE tenant_id = $1 AND customer_id = $2
+             GROUP BY kind",
         )
         .bind(tenant.as_str())
         .bind(customer_id)
-        .bind(&key.kind)
-        .fetch_one(&mut *tx)
-        .await?;
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect()
+    };
+    let mut kinds = Vec::new();
+    let mut values = Vec::new();
+    for key in keys {
         let cap = if key.kind == "user_id" {
             1
         } else {
             i64::from(settings.max_identifiers_per_kind)
         };
-        if held >= cap {
-            continue;
+        let count = held.entry(key.kind.clone()).or_insert(0);
+        if *count < cap {
+            *count += 1;
+            kinds.push(key.kind.as_str());
+            values.push(key.value.as_str());
         }
-        linked += sqlx::query(
-            "INSERT INTO identifiers (tenant_id, kind, value, customer_id) VALUES ($1, $2, $3, $4)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(tenant.as_str())
-        .bind(&key.kind)
-        .bind(&key.value)
-        .bind(customer_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
     }
-    Ok(linked)
+    let linked: Vec<(String, String)> = sqlx::query_as(
+        "INSERT INTO identifiers (tenant_id, kind, value, customer_id)
+         SELECT $1, k, v, $4 FROM unnest($2::text[], $3::text[]) AS u(k, v)
+         ON CONFLICT DO NOTHING RETURNING kind, value",
+    )
+    .bind(tenant.as_str())
+    .bind(&kinds)
+    .bind(&values)
+    .bind(customer_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(linked
+        .into_iter()
+        .map(|(kind, value)| IdentifierKey { kind, value })
+        .collect())
 }
 
 /// Combines the event's (standardised) traits by the tenant's survivorship rule, keeps invalid
@@ -460,6 +569,7 @@ async fn update_customer(
     tx: &mut PgConnection,
     settings: &Settings,
     customer_id: Uuid,
+    created: bool,
     e: &Envelope,
     incoming_traits: &Map<String, Value>,
     extracted: &Extracted,
@@ -485,14 +595,19 @@ async fn update_customer(
         .await?;
         return Ok(None);
     }
-    let (values, sources, quality): (JsonMap, JsonMap, JsonMap) = sqlx::query_as(
-        "SELECT traits, trait_sources, quality FROM customers
-         WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
-    )
-    .bind(tenant.as_str())
-    .bind(customer_id)
-    .fetch_one(&mut *tx)
-    .await?;
+    // A customer created by this event has nothing yet.
+    let (values, sources, quality): (JsonMap, JsonMap, JsonMap) = if created {
+        Default::default()
+    } else {
+        sqlx::query_as(
+            "SELECT traits, trait_sources, quality FROM customers
+             WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+        )
+        .bind(tenant.as_str())
+        .bind(customer_id)
+        .fetch_one(&mut *tx)
+        .await?
+    };
     let mut traits = Traits {
         values: values.0,
         sources: sources.0,

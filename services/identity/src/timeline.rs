@@ -8,25 +8,65 @@ use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-/// Records `event` on `customer`'s timeline (once per event id).
-pub async fn record(
-    tx: &mut PgConnection,
+/// A timeline row to be written ([`record_all`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Row {
+    tenant: String,
     customer: Uuid,
-    event: &Envelope,
-) -> Result<(), sqlx::Error> {
+    event_id: String,
+    kind: String,
+    name: Option<String>,
+    source: String,
+    occurred_at: DateTime<Utc>,
+    properties: Value,
+}
+
+impl Row {
+    /// `event` on `customer`'s timeline.
+    pub(crate) fn of(customer: Uuid, event: &Envelope) -> Self {
+        Self {
+            tenant: event.tenant_id.as_str().to_owned(),
+            customer,
+            event_id: event.id.clone(),
+            kind: event.kind.clone(),
+            name: event.name.clone(),
+            source: event.source.clone(),
+            occurred_at: event.occurred_at,
+            properties: Value::Object(event.properties.clone()),
+        }
+    }
+}
+
+/// Records events on their customers' timelines (once per event id), in one statement; each
+/// row's first owner is the customer it was recorded on.
+pub(crate) async fn record_all(tx: &mut PgConnection, rows: &[Row]) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let column = |f: fn(&Row) -> &str| rows.iter().map(f).collect::<Vec<&str>>();
+    let customers: Vec<Uuid> = rows.iter().map(|r| r.customer).collect();
+    let names: Vec<Option<&str>> = rows.iter().map(|r| r.name.as_deref()).collect();
+    let times: Vec<DateTime<Utc>> = rows.iter().map(|r| r.occurred_at).collect();
+    let properties: Vec<sqlx::types::Json<&Value>> = rows
+        .iter()
+        .map(|r| sqlx::types::Json(&r.properties))
+        .collect();
     sqlx::query(
         "INSERT INTO timeline (tenant_id, customer_id, owner_id, event_id, kind, name, source,
                                occurred_at, properties)
-         VALUES ($1, $2, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+         SELECT t, c, c, e, k, n, s, o, p
+         FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::timestamptz[], $8::jsonb[]) AS r(t, c, e, k, n, s, o, p)
+         ON CONFLICT DO NOTHING",
     )
-    .bind(event.tenant_id.as_str())
-    .bind(customer)
-    .bind(&event.id)
-    .bind(&event.kind)
-    .bind(&event.name)
-    .bind(&event.source)
-    .bind(event.occurred_at)
-    .bind(sqlx::types::Json(&event.properties))
+    .bind(column(|r| &r.tenant))
+    .bind(&customers)
+    .bind(column(|r| &r.event_id))
+    .bind(column(|r| &r.kind))
+    .bind(&names)
+    .bind(column(|r| &r.source))
+    .bind(&times)
+    .bind(&properties)
     .execute(tx)
     .await?;
     Ok(())

@@ -6,6 +6,7 @@
 
 mod api;
 mod handler;
+pub mod value;
 
 use crm_config::{ConfigError, Env};
 use crm_envelope::Topic;

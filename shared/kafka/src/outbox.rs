@@ -44,6 +44,60 @@ pub async fn enqueue(
     Ok(())
 }
 
+/// One message waiting to be added to the outbox: built with the trace context current when it
+/// was created, so a batch of events can enqueue all their messages in one statement
+/// ([`enqueue_all`]) and each still carries its own event's trace.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    topic: Topic,
+    key: String,
+    payload: serde_json::Value,
+    headers: HashMap<String, String>,
+}
+
+impl Outgoing {
+    /// `envelope` for `topic`, with the current span's trace context.
+    pub fn new(topic: Topic, envelope: &Envelope) -> Result<Self, serde_json::Error> {
+        Ok(Self {
+            topic,
+            key: envelope.partition_key(),
+            payload: serde_json::to_value(envelope)?,
+            headers: crm_telemetry::propagation::current_context_headers(),
+        })
+    }
+}
+
+/// Adds `messages` to the outbox in their order, in one statement, inside the caller's
+/// transaction.
+pub async fn enqueue_all(
+    conn: &mut PgConnection,
+    messages: &[Outgoing],
+) -> Result<(), sqlx::Error> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let topics: Vec<&str> = messages.iter().map(|m| m.topic.name()).collect();
+    let keys: Vec<&str> = messages.iter().map(|m| m.key.as_str()).collect();
+    let payloads: Vec<Json<&serde_json::Value>> =
+        messages.iter().map(|m| Json(&m.payload)).collect();
+    let headers: Vec<Json<&HashMap<String, String>>> =
+        messages.iter().map(|m| Json(&m.headers)).collect();
+    // Ordered by position, so ids (the relay's publishing order) follow the events' order.
+    sqlx::query(
+        "INSERT INTO outbox (topic, message_key, payload, headers)
+         SELECT t, k, p, h FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::jsonb[])
+              WITH ORDINALITY AS m(t, k, p, h, n)
+         ORDER BY n",
+    )
+    .bind(&topics)
+    .bind(&keys)
+    .bind(&payloads)
+    .bind(&headers)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Publishes the outbox of one part's database.
 #[derive(Clone)]
 pub struct Relay {
