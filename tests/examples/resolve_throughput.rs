@@ -132,6 +132,7 @@ async fn main() {
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(identity.run(shutdown.clone()));
     let started = Instant::now();
+    let mut last_report = Instant::now();
     loop {
         let done: i64 = sqlx::query_scalar("SELECT count(*) FROM processed_messages")
             .fetch_one(&pool)
@@ -144,6 +145,13 @@ async fn main() {
             started.elapsed() < Duration::from_secs(1800),
             "stuck at {done}"
         );
+        if last_report.elapsed() >= Duration::from_secs(2) {
+            last_report = Instant::now();
+            println!(
+                "  {:>5.1} s: {done} resolved",
+                started.elapsed().as_secs_f64()
+            );
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let seconds = started.elapsed().as_secs_f64();

@@ -37,4 +37,25 @@ impl HotProfiles {
             tracing::warn!(error = %e, "profile cache eviction failed");
         }
     }
+
+    /// Evicts `gone` and writes `profiles` (all committed), each in one round trip; a failed
+    /// write evicts the profiles it was writing.
+    pub async fn update_many(&self, gone: &[(TenantId, Uuid)], profiles: &[(TenantId, Profile)]) {
+        let evicted: Vec<_> = gone.iter().map(|(t, id)| self.cache.key(t, *id)).collect();
+        if let Err(e) = self.cache.evict_many(&evicted).await {
+            tracing::warn!(error = %e, "profile cache eviction failed");
+        }
+        let entries: Vec<_> = profiles
+            .iter()
+            .filter_map(|(t, p)| {
+                let json = serde_json::to_string(p).ok()?;
+                Some((self.cache.key(t, p.id), json))
+            })
+            .collect();
+        if let Err(e) = self.cache.put_many(&entries).await {
+            tracing::warn!(error = %e, "profile cache write failed; evicting");
+            let keys: Vec<_> = entries.into_iter().map(|(k, _)| k).collect();
+            let _ = self.cache.evict_many(&keys).await;
+        }
+    }
 }

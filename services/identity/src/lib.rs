@@ -17,6 +17,7 @@ pub mod hot;
 mod identifiers;
 pub mod import;
 pub mod matching;
+mod newcomer;
 pub mod online;
 mod owners;
 mod pending;

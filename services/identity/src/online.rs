@@ -15,6 +15,7 @@ use crate::matching::schema::{Record, Schema};
 use crate::matching::MatchOptions;
 use crate::pending::Pending;
 use crate::settings::Settings;
+use crm_kafka::HandleError;
 
 /// Most candidates compared for one customer (a key shared by more says little).
 pub const MAX_CANDIDATES: i64 = 200;
@@ -169,7 +170,7 @@ pub(crate) async fn match_customer(
     customer: Uuid,
     traits: &Map<String, Value>,
     pending: &mut Pending,
-) -> Result<Option<Merged>, sqlx::Error> {
+) -> Result<Option<Merged>, HandleError> {
     let Some(record) = refresh_keys(tx, tenant, customer, traits).await? else {
         return Ok(None);
     };
@@ -187,7 +188,8 @@ pub(crate) async fn match_customer(
     let blocker = graph::merge_blocker(tx, tenant, settings, customer, best.customer).await?;
     if best.probability >= options.merge_at && blocker.is_none() {
         pending.flush(tx).await?;
-        return graph::merge(tx, tenant, settings, pair, "probabilistic", best.evidence).await;
+        let merged = graph::merge(tx, tenant, settings, pair, "probabilistic", best.evidence);
+        return Ok(merged.await?);
     }
     let reason = blocker.unwrap_or("probabilistic");
     if reason != "rejected_before" {

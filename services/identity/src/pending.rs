@@ -5,7 +5,8 @@
 //! Everything here is commutative with the per-event statements of resolution (counters add,
 //! rows append) except where order shows: a merge moves timeline rows and enqueues
 //! `profile.merged`, and a published profile carries the counters, so the resolver flushes
-//! before those ([`Pending::flush`], [`Pending::flush_counts`]). The flush sorts rows by key,
+//! before those ([`Pending::flush`], [`Pending::flush_customers`]). Customers created in memory
+//! ([`crate::newcomer`]) are inserted before anything else. The flush sorts rows by key,
 //! so concurrent replicas lock customers in the same order.
 
 use std::collections::BTreeMap;
@@ -13,10 +14,12 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use crm_envelope::{Envelope, TenantId};
 use crm_kafka::outbox::{self, Outgoing};
+use crm_kafka::HandleError;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::identifiers::Extracted;
+use crate::newcomer::{self, NewCustomer};
 use crate::standardise::Quality;
 use crate::timeline;
 
@@ -39,6 +42,7 @@ pub(crate) struct Pending {
     outbox: Vec<Outgoing>,
     quality: BTreeMap<(TenantId, String), Counts>,
     search: BTreeMap<(TenantId, Uuid), String>,
+    created: Vec<NewCustomer>,
 }
 
 impl Pending {
@@ -56,6 +60,11 @@ impl Pending {
                 first: at,
                 last: at,
             });
+    }
+
+    /// Adds a customer created in memory.
+    pub(crate) fn create(&mut self, customer: NewCustomer) {
+        self.created.push(customer);
     }
 
     /// Records `event` on `customer`'s timeline.
@@ -91,8 +100,12 @@ impl Pending {
         self.search.insert((tenant.clone(), customer), text);
     }
 
-    /// Writes the pending counters of touched customers.
-    pub(crate) async fn flush_counts(&mut self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+    /// Writes the pending customers: those created, then the counters of those touched.
+    pub(crate) async fn flush_customers(
+        &mut self,
+        tx: &mut PgConnection,
+    ) -> Result<(), HandleError> {
+        newcomer::insert_all(tx, &std::mem::take(&mut self.created)).await?;
         if self.seen.is_empty() {
             return Ok(());
         }
@@ -125,8 +138,8 @@ impl Pending {
     }
 
     /// Writes everything pending, in the order the events made it.
-    pub(crate) async fn flush(&mut self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
-        self.flush_counts(tx).await?;
+    pub(crate) async fn flush(&mut self, tx: &mut PgConnection) -> Result<(), HandleError> {
+        self.flush_customers(tx).await?;
         timeline::record_all(tx, &std::mem::take(&mut self.timeline)).await?;
         self.flush_search(tx).await?;
         self.flush_quality(tx).await?;

@@ -18,6 +18,7 @@ use crate::graph;
 use crate::hot::HotProfiles;
 use crate::identifiers::{identifiers_of, Extracted, IdentifierKey};
 use crate::matching::fellegi_sunter::Model;
+use crate::newcomer;
 use crate::online;
 use crate::owners::Owners;
 use crate::pending::Pending;
@@ -105,9 +106,17 @@ impl Resolver {
         if skipped > 0 {
             tracing::debug!(skipped, "messages already applied; skipped");
         }
+        let t0 = std::time::Instant::now();
+        let n = events.len();
         let outcome = apply_all(&mut tx, events).await?;
+        let t1 = t0.elapsed();
         tx.commit().await?;
+        let t2 = t0.elapsed();
         self.after_commit(outcome).await;
+        eprintln!(
+            "DEBUG batch {n}: apply {t1:?} commit {t2:?} cache {:?}",
+            t0.elapsed()
+        );
         Ok(())
     }
 
@@ -115,12 +124,7 @@ impl Resolver {
     /// others written back.
     async fn after_commit(&self, outcome: Outcome) {
         self.relay.notify_one();
-        for (tenant, id) in &outcome.gone {
-            self.hot.evict(tenant, *id).await;
-        }
-        for (tenant, profile) in &outcome.profiles {
-            self.hot.refresh(tenant, profile).await;
-        }
+        self.hot.update_many(&outcome.gone, &outcome.profiles).await;
     }
 }
 
@@ -172,6 +176,7 @@ async fn apply_all(
         owners.fill(tx, tenant, keys).await?;
     }
 
+    let now = Utc::now();
     let mut pending = Pending::default();
     let mut touched: BTreeSet<(TenantId, Uuid)> = BTreeSet::new();
     let mut gone: Vec<(TenantId, Uuid)> = Vec::new();
@@ -188,6 +193,35 @@ async fn apply_all(
                 .checks
                 .iter()
                 .all(|c| c.quality != Quality::Invalid);
+        let nobody = !extracted.keys.is_empty()
+            && extracted
+                .keys
+                .iter()
+                .all(|k| owners.get(tenant, k).is_none());
+        if nobody {
+            let mut checked = extracted.clone();
+            let traits = standardised_traits(envelope, &mut checked);
+            if newcomer::eligible(envelope, &traits, context.model.is_some()) {
+                let (customer, profile) =
+                    newcomer::create(&context.settings, envelope, &traits, &checked, now);
+                pending.quality(tenant, &checked);
+                for key in customer.identifiers() {
+                    owners.linked(tenant, key.clone(), profile.id);
+                }
+                pending.create(customer);
+                pending.timeline(profile.id, envelope);
+                let mut resolved = envelope.clone();
+                resolved.customer_id = Some(profile.id);
+                let change = profile::change_event(tenant, "profile.created", &profile);
+                span.in_scope(|| -> Result<(), HandleError> {
+                    pending.publish(outgoing(Topic::Events, &resolved)?);
+                    pending.publish(outgoing(Topic::Profiles, &change)?);
+                    Ok(())
+                })?;
+                touched.insert((tenant.clone(), profile.id));
+                continue;
+            }
+        }
         let customer = match owners.sole_owner(tenant, &extracted.keys) {
             Some(customer) if only_seen => {
                 pending.quality(tenant, &extracted);
@@ -201,7 +235,7 @@ async fn apply_all(
             }
             _ => {
                 // The event's own statements see the counters of the events before it.
-                pending.flush_counts(tx).await?;
+                pending.flush_customers(tx).await?;
                 let applied = apply(tx, envelope, context, extracted, &owners, &mut pending)
                     .instrument(span)
                     .await?;
@@ -300,13 +334,7 @@ async fn apply(
 ) -> Result<Applied, HandleError> {
     let tenant = &envelope.tenant_id;
     let settings = &context.settings;
-    // Names and dates of birth in standard form; invalid ones stay as received, flagged.
-    let mut incoming_traits = envelope.traits.clone();
-    for (field, received, checked) in
-        standardise_traits(&mut incoming_traits, Utc::now().date_naive())
-    {
-        extracted.check(&field, &received, &checked);
-    }
+    let incoming_traits = standardised_traits(envelope, &mut extracted);
     // The `consent` trait is recorded as consent, not kept as a trait.
     let consent = envelope
         .traits
@@ -530,21 +558,9 @@ async fn link_identifiers(
         .into_iter()
         .collect()
     };
-    let mut kinds = Vec::new();
-    let mut values = Vec::new();
-    for key in keys {
-        let cap = if key.kind == "user_id" {
-            1
-        } else {
-            i64::from(settings.max_identifiers_per_kind)
-        };
-        let count = held.entry(key.kind.clone()).or_insert(0);
-        if *count < cap {
-            *count += 1;
-            kinds.push(key.kind.as_str());
-            values.push(key.value.as_str());
-        }
-    }
+    let allowed = within_caps(settings, &mut held, keys.iter().copied());
+    let kinds: Vec<&str> = allowed.iter().map(|k| k.kind.as_str()).collect();
+    let values: Vec<&str> = allowed.iter().map(|k| k.value.as_str()).collect();
     let linked: Vec<(String, String)> = sqlx::query_as(
         "INSERT INTO identifiers (tenant_id, kind, value, customer_id)
          SELECT $1, k, v, $4 FROM unnest($2::text[], $3::text[]) AS u(k, v)
@@ -612,33 +628,15 @@ async fn update_customer(
         values: values.0,
         sources: sources.0,
     };
-    let mut values = incoming_traits.clone();
-    let consent = values.remove("consent");
-    let incoming = survivorship::from_event(&values, &e.source, e.occurred_at);
-    let changed = survivorship::combine(
-        settings.survivorship,
-        &settings.source_trust,
-        &mut traits,
-        &incoming,
-    );
     let mut quality = quality.0;
-    if let Some(raw) = consent.filter(|v| privacy::parse_consent(v).is_err()) {
-        // Malformed consent is kept as received, flagged, and not applied.
-        quality.insert(
-            "consent".into(),
-            json!({"value": raw, "quality": "invalid", "at": e.occurred_at}),
-        );
-    }
-    for check in extracted
-        .checks
-        .iter()
-        .filter(|c| c.quality == Quality::Invalid)
-    {
-        quality.insert(
-            check.field.clone(),
-            json!({"value": check.received, "quality": "invalid", "at": e.occurred_at}),
-        );
-    }
+    let changed = combine_event(
+        settings,
+        &mut traits,
+        &mut quality,
+        e,
+        incoming_traits,
+        extracted,
+    );
     sqlx::query(
         "UPDATE customers SET traits = $3, trait_sources = $4, quality = $5,
                 event_count = event_count + 1, version = version + 1,
@@ -655,4 +653,80 @@ async fn update_customer(
     .execute(&mut *tx)
     .await?;
     Ok(changed.then_some(traits.values))
+}
+
+/// The event's traits with names and dates of birth in standard form; invalid ones stay as
+/// received, and every check is recorded in `extracted`.
+pub(crate) fn standardised_traits(
+    envelope: &Envelope,
+    extracted: &mut Extracted,
+) -> Map<String, Value> {
+    let mut traits = envelope.traits.clone();
+    for (field, received, checked) in standardise_traits(&mut traits, Utc::now().date_naive()) {
+        extracted.check(&field, &received, &checked);
+    }
+    traits
+}
+
+/// Combines an event's standardised traits into `traits` by the tenant's survivorship rule,
+/// and flags in `quality` its invalid values and a malformed `consent` (kept as received, not
+/// applied); whether the trait values changed.
+pub(crate) fn combine_event(
+    settings: &Settings,
+    traits: &mut Traits,
+    quality: &mut Map<String, Value>,
+    e: &Envelope,
+    incoming_traits: &Map<String, Value>,
+    extracted: &Extracted,
+) -> bool {
+    let mut values = incoming_traits.clone();
+    let consent = values.remove("consent");
+    let incoming = survivorship::from_event(&values, &e.source, e.occurred_at);
+    let changed = survivorship::combine(
+        settings.survivorship,
+        &settings.source_trust,
+        traits,
+        &incoming,
+    );
+    if let Some(raw) = consent.filter(|v| privacy::parse_consent(v).is_err()) {
+        quality.insert(
+            "consent".into(),
+            json!({"value": raw, "quality": "invalid", "at": e.occurred_at}),
+        );
+    }
+    for check in extracted
+        .checks
+        .iter()
+        .filter(|c| c.quality == Quality::Invalid)
+    {
+        quality.insert(
+            check.field.clone(),
+            json!({"value": check.received, "quality": "invalid", "at": e.occurred_at}),
+        );
+    }
+    changed
+}
+
+/// The identifiers of `keys` a customer holding `held` (count per kind) may link: at most one
+/// user_id, and up to the tenant's cap of any other kind; `held` counts them in.
+pub(crate) fn within_caps<'k>(
+    settings: &Settings,
+    held: &mut HashMap<String, i64>,
+    keys: impl IntoIterator<Item = &'k IdentifierKey>,
+) -> Vec<&'k IdentifierKey> {
+    keys.into_iter()
+        .filter(|key| {
+            let cap = if key.kind == "user_id" {
+                1
+            } else {
+                i64::from(settings.max_identifiers_per_kind)
+            };
+            let count = held.entry(key.kind.clone()).or_insert(0);
+            let fits = *count < cap;
+            if fits {
+                *count += 1;
+            }
+            fits
+        })
+        .collect()
 }

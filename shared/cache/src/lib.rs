@@ -125,6 +125,40 @@ impl ProfileCache {
         self.run::<i64>(cmd).await.map(|_| ())
     }
 
+    /// Writes several profiles in one round trip (a pipeline of `SET … PX`).
+    pub async fn put_many(&self, entries: &[(ProfileKey, String)]) -> Result<(), CacheError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for (key, json) in entries {
+            pipe.cmd("SET")
+                .arg(key.as_str())
+                .arg(json)
+                .arg("PX")
+                .arg(self.ttl_ms())
+                .ignore();
+        }
+        let mut conn = self.connection().await?;
+        match tokio::time::timeout(self.config.timeout, pipe.query_async::<()>(&mut conn)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(CacheError::Timeout),
+        }
+    }
+
+    /// Removes several profiles in one command.
+    pub async fn evict_many(&self, keys: &[ProfileKey]) -> Result<(), CacheError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut cmd = redis::cmd("DEL");
+        for key in keys {
+            cmd.arg(key.as_str());
+        }
+        self.run::<i64>(cmd).await.map(|_| ())
+    }
+
     /// Whether Redis answers `PING`.
     pub async fn ping(&self) -> bool {
         self.run::<String>(redis::cmd("PING")).await.is_ok()
