@@ -33,7 +33,8 @@ fn pgbench_tps() -> Option<f64> {
     };
     admin("DROP DATABASE IF EXISTS crm_bench_pgbench")?;
     admin("CREATE DATABASE crm_bench_pgbench")?;
-    let db = format!("{server}/crm_bench_pgbench");
+    // Without TLS, like the parts' own connections.
+    let db = format!("{server}/crm_bench_pgbench?sslmode=disable");
     Command::new("pgbench")
         .args(["-i", "-q", "-s", "10", &db])
         .output()

@@ -106,17 +106,9 @@ impl Resolver {
         if skipped > 0 {
             tracing::debug!(skipped, "messages already applied; skipped");
         }
-        let t0 = std::time::Instant::now();
-        let n = events.len();
         let outcome = apply_all(&mut tx, events).await?;
-        let t1 = t0.elapsed();
         tx.commit().await?;
-        let t2 = t0.elapsed();
         self.after_commit(outcome).await;
-        eprintln!(
-            "DEBUG batch {n}: apply {t1:?} commit {t2:?} cache {:?}",
-            t0.elapsed()
-        );
         Ok(())
     }
 
@@ -148,7 +140,8 @@ struct TenantContext {
 /// identifiers all belong to one customer and that brings no traits (most events: a known
 /// customer's tracks and pages) changes nothing but the customer's counters, so it takes no
 /// statement of its own: its counters, timeline row and outbox message join the batch's
-/// [`Pending`] writes. Any other event is resolved on its own ([`apply`]).
+/// [`Pending`] writes. So does an event that creates a customer whose whole state is known in
+/// memory ([`newcomer`]). Any other event is resolved with its own statements ([`apply`]).
 async fn apply_all(
     tx: &mut PgConnection,
     events: Vec<(&Envelope, tracing::Span)>,
@@ -202,23 +195,16 @@ async fn apply_all(
             let mut checked = extracted.clone();
             let traits = standardised_traits(envelope, &mut checked);
             if newcomer::eligible(envelope, &traits, context.model.is_some()) {
-                let (customer, profile) =
-                    newcomer::create(&context.settings, envelope, &traits, &checked, now);
-                pending.quality(tenant, &checked);
-                for key in customer.identifiers() {
-                    owners.linked(tenant, key.clone(), profile.id);
-                }
-                pending.create(customer);
-                pending.timeline(profile.id, envelope);
-                let mut resolved = envelope.clone();
-                resolved.customer_id = Some(profile.id);
-                let change = profile::change_event(tenant, "profile.created", &profile);
-                span.in_scope(|| -> Result<(), HandleError> {
-                    pending.publish(outgoing(Topic::Events, &resolved)?);
-                    pending.publish(outgoing(Topic::Profiles, &change)?);
-                    Ok(())
-                })?;
-                touched.insert((tenant.clone(), profile.id));
+                let created = create_in_memory(
+                    (envelope, &span),
+                    &context.settings,
+                    &traits,
+                    &checked,
+                    now,
+                    &mut owners,
+                    &mut pending,
+                )?;
+                touched.insert((tenant.clone(), created));
                 continue;
             }
         }
@@ -229,8 +215,8 @@ async fn apply_all(
                 pending.timeline(customer, envelope);
                 let mut resolved = envelope.clone();
                 resolved.customer_id = Some(customer);
-                let message = span.in_scope(|| Outgoing::new(Topic::Events, &resolved));
-                pending.publish(message.map_err(|e| HandleError::Transient(e.into()))?);
+                let message = span.in_scope(|| outgoing(Topic::Events, &resolved))?;
+                pending.publish(message);
                 customer
             }
             _ => {
@@ -304,6 +290,37 @@ impl Handler for IngestHandler {
 
 /// A JSON object column.
 type JsonMap = sqlx::types::Json<Map<String, Value>>;
+
+/// Creates the customer of an event none of whose identifiers is held, in memory
+/// ([`newcomer`]): its rows, timeline entry, resolved event and `profile.created` join the
+/// batch's pending writes. Returns the new customer's id.
+fn create_in_memory(
+    (envelope, span): (&Envelope, &tracing::Span),
+    settings: &Settings,
+    traits: &Map<String, Value>,
+    checked: &Extracted,
+    now: chrono::DateTime<Utc>,
+    owners: &mut Owners,
+    pending: &mut Pending,
+) -> Result<Uuid, HandleError> {
+    let tenant = &envelope.tenant_id;
+    let (customer, profile) = newcomer::create(settings, envelope, traits, checked, now);
+    pending.quality(tenant, checked);
+    for key in customer.identifiers() {
+        owners.linked(tenant, key.clone(), profile.id);
+    }
+    pending.create(customer);
+    pending.timeline(profile.id, envelope);
+    let mut resolved = envelope.clone();
+    resolved.customer_id = Some(profile.id);
+    let change = profile::change_event(tenant, "profile.created", &profile);
+    span.in_scope(|| -> Result<(), HandleError> {
+        pending.publish(outgoing(Topic::Events, &resolved)?);
+        pending.publish(outgoing(Topic::Profiles, &change)?);
+        Ok(())
+    })?;
+    Ok(profile.id)
+}
 
 /// What one event did.
 struct Applied {

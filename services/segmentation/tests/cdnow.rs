@@ -54,3 +54,43 @@ fn cdnow_fit_matches_the_published_parameters() {
     within_one_percent("q", g.q, 3.74);
     within_one_percent("v", g.v, 15.44);
 }
+
+#[test]
+fn the_fit_command_prints_the_parameters_as_json() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crm-segmentation"))
+        .args(["fit", "--transactions"])
+        .arg(data("cdnow_sample.csv"))
+        .args(["--calibration-end", "1997-09-30"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fitted: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (name, published) in [
+        ("r", 0.243),
+        ("alpha", 4.414),
+        ("a", 0.793),
+        ("b", 2.426),
+        ("p", 6.25),
+        ("q", 3.74),
+        ("v", 15.44),
+    ] {
+        within_one_percent(name, fitted[name].as_f64().unwrap(), published);
+    }
+
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_crm-segmentation"))
+        .args([
+            "fit",
+            "--transactions",
+            "/nonexistent.csv",
+            "--calibration-end",
+            "1997-09-30",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("cannot open"));
+}
