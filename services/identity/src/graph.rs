@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::profile;
 use crate::settings::Settings;
 use crate::survivorship::{combine, Traits};
-use crate::{online, search, timeline};
+use crate::{online, owned, search};
 
 /// A customer row, locked for a change.
 #[derive(Debug, sqlx::FromRow)]
@@ -199,16 +199,8 @@ pub async fn merge(
         .execute(&mut *tx)
         .await?;
 
-    timeline::follow_merge(tx, tenant, survivor.id, merged.id).await?;
+    owned::follow_merge(tx, tenant, survivor.id, merged.id).await?;
     search::refresh(tx, tenant, survivor.id).await?;
-    sqlx::query(
-        "UPDATE consent_events SET customer_id = $3 WHERE tenant_id = $1 AND customer_id = $2",
-    )
-    .bind(tenant.as_str())
-    .bind(merged.id)
-    .bind(survivor.id)
-    .execute(&mut *tx)
-    .await?;
     sqlx::query("DELETE FROM match_keys WHERE tenant_id = $1 AND customer_id = $2")
         .bind(tenant.as_str())
         .bind(merged.id)

@@ -19,6 +19,7 @@ pub mod import;
 pub mod matching;
 mod newcomer;
 pub mod online;
+mod owned;
 mod owners;
 mod pending;
 pub mod privacy;

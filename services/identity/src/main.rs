@@ -16,7 +16,7 @@ use crm_identity::import::rows::Format;
 use crm_identity::matching::quality::pair_quality;
 use crm_identity::matching::{deduplicate, person, MatchOptions};
 use crm_identity::Resolver;
-use crm_service::cli::{run_command, PartCommand};
+use crm_service::cli::{run_part_command, PartCommand};
 use crm_service::PartConfig;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -89,13 +89,11 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Part(PartCommand::Serve)) {
         Command::Part(command) => {
-            let _telemetry = crm_telemetry::init("crm-identity")?;
-            let config = crm_identity::Config::from_env(&Env::from_process())?;
-            run_command(
+            run_part_command(
+                "crm-identity",
                 command,
-                config,
                 &crm_identity::MIGRATOR,
-                |config, shutdown| async move {
+                |config: crm_identity::Config, shutdown| async move {
                     crm_identity::build(config).await?.run(shutdown).await
                 },
             )

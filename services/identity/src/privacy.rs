@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::{graph, profile, timeline};
+use crate::{graph, owned, profile, timeline};
 
 /// A consent given or withdrawn, for one purpose on one channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -201,13 +201,8 @@ pub async fn erase(
         .bind(&ids)
         .execute(&mut *tx)
         .await?;
-    timeline::erase(tx, tenant, &ids).await?;
+    owned::erase(tx, tenant, &ids).await?;
     sqlx::query("DELETE FROM match_keys WHERE tenant_id = $1 AND customer_id = ANY($2)")
-        .bind(t)
-        .bind(&ids)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("DELETE FROM consent_events WHERE tenant_id = $1 AND (customer_id = ANY($2) OR owner_id = ANY($2))")
         .bind(t)
         .bind(&ids)
         .execute(&mut *tx)
@@ -236,28 +231,6 @@ pub async fn erase(
         .unwrap_or_default();
     outbox::enqueue(tx, Topic::Profiles, &event).await?;
     Ok(Some(ids))
-}
-
-/// Gives `restored` back the consent rows it (or an alias of it) recorded (an unmerge, after
-/// its aliases point at it again).
-pub(crate) async fn follow_unmerge(
-    tx: &mut PgConnection,
-    tenant: &TenantId,
-    survivor: Uuid,
-    restored: Uuid,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE consent_events SET customer_id = $3
-         WHERE tenant_id = $1 AND customer_id = $2
-           AND (owner_id = $3 OR owner_id IN (SELECT id FROM customers
-                                             WHERE tenant_id = $1 AND merged_into = $3))",
-    )
-    .bind(tenant.as_str())
-    .bind(survivor)
-    .bind(restored)
-    .execute(tx)
-    .await?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -151,58 +151,6 @@ pub fn parse_cursor(cursor: &str) -> Option<(DateTime<Utc>, String)> {
     Some((at, id.to_owned()))
 }
 
-/// Moves `merged`'s timeline to `survivor` (a merge).
-pub async fn follow_merge(
-    tx: &mut PgConnection,
-    tenant: &TenantId,
-    survivor: Uuid,
-    merged: Uuid,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE timeline SET customer_id = $3 WHERE tenant_id = $1 AND customer_id = $2")
-        .bind(tenant.as_str())
-        .bind(merged)
-        .bind(survivor)
-        .execute(tx)
-        .await?;
-    Ok(())
-}
-
-/// Gives `restored` back the events it (or an alias of it) owned (an unmerge, after its
-/// aliases point at it again).
-pub async fn follow_unmerge(
-    tx: &mut PgConnection,
-    tenant: &TenantId,
-    survivor: Uuid,
-    restored: Uuid,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE timeline SET customer_id = $3
-         WHERE tenant_id = $1 AND customer_id = $2
-           AND (owner_id = $3 OR owner_id IN (SELECT id FROM customers
-                                             WHERE tenant_id = $1 AND merged_into = $3))",
-    )
-    .bind(tenant.as_str())
-    .bind(survivor)
-    .bind(restored)
-    .execute(tx)
-    .await?;
-    Ok(())
-}
-
-/// Deletes the timelines of erased customers.
-pub async fn erase(
-    tx: &mut PgConnection,
-    tenant: &TenantId,
-    ids: &[Uuid],
-) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM timeline WHERE tenant_id = $1 AND (customer_id = ANY($2) OR owner_id = ANY($2))")
-        .bind(tenant.as_str())
-        .bind(ids)
-        .execute(tx)
-        .await?;
-    Ok(())
-}
-
 /// Deletes entries older than each tenant's retention (tenants without settings keep the
 /// default); returns how many were deleted. Run periodically by the part.
 pub async fn purge(pool: &PgPool, default_days: u32) -> Result<u64, sqlx::Error> {

@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::{online, privacy, profile, search, timeline};
+use crate::{online, owned, profile, search};
 
 /// The merge's stored row.
 #[derive(Debug, sqlx::FromRow)]
@@ -206,8 +206,7 @@ pub async fn unmerge(
     .bind(restored)
     .execute(&mut *tx)
     .await?;
-    timeline::follow_unmerge(tx, tenant, survivor, restored).await?;
-    privacy::follow_unmerge(tx, tenant, survivor, restored).await?;
+    owned::follow_unmerge(tx, tenant, survivor, restored).await?;
     search::refresh(tx, tenant, survivor).await?;
     search::refresh(tx, tenant, restored).await?;
     online::refresh_keys(tx, tenant, survivor, &traits).await?;

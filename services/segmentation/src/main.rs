@@ -6,10 +6,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
-use crm_config::Env;
 use crm_segmentation::value::{read_transactions, summarise, ValueModel};
-use crm_service::cli::{run_command, PartCommand};
-use crm_service::PartConfig;
+use crm_service::cli::{run_part_command, PartCommand};
 use serde_json::json;
 
 #[derive(Parser)]
@@ -48,13 +46,11 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Part(PartCommand::Serve)) {
         Command::Part(command) => {
-            let _telemetry = crm_telemetry::init("crm-segmentation")?;
-            let config = crm_segmentation::Config::from_env(&Env::from_process())?;
-            run_command(
+            run_part_command(
+                "crm-segmentation",
                 command,
-                config,
                 &crm_segmentation::MIGRATOR,
-                |config, shutdown| async move {
+                |config: crm_segmentation::Config, shutdown| async move {
                     crm_segmentation::build(config).await?.run(shutdown).await
                 },
             )

@@ -31,17 +31,8 @@ pub async fn enqueue(
     topic: Topic,
     envelope: &Envelope,
 ) -> Result<(), sqlx::Error> {
-    let headers = crm_telemetry::propagation::current_context_headers();
-    sqlx::query(
-        "INSERT INTO outbox (topic, message_key, payload, headers) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(topic.name())
-    .bind(envelope.partition_key())
-    .bind(Json(envelope))
-    .bind(Json(headers))
-    .execute(conn)
-    .await?;
-    Ok(())
+    let message = Outgoing::new(topic, envelope).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    enqueue_all(conn, &[message]).await
 }
 
 /// One message waiting to be added to the outbox: built with the trace context current when it

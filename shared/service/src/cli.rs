@@ -44,15 +44,31 @@ where
         .version(env!("CARGO_PKG_VERSION"))
         .get_matches();
     let cli = PartCli::from_arg_matches(&matches)?;
-    let _telemetry = crm_telemetry::init(name)?;
-    let config = C::from_env(&Env::from_process())?;
-    run_command(
+    run_part_command(
+        name,
         cli.command.unwrap_or(PartCommand::Serve),
-        config,
         migrator,
         serve,
     )
     .await
+}
+
+/// Runs one of the shared subcommands of the part `name` (for binaries that parse a command
+/// line of their own): initialises telemetry, reads the configuration, then migrates or serves.
+pub async fn run_part_command<C, F, Fut>(
+    name: &'static str,
+    command: PartCommand,
+    migrator: &Migrator,
+    serve: F,
+) -> anyhow::Result<()>
+where
+    C: PartConfig,
+    F: FnOnce(C, CancellationToken) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let _telemetry = crm_telemetry::init(name)?;
+    let config = C::from_env(&Env::from_process())?;
+    run_command(command, config, migrator, serve).await
 }
 
 /// Runs one of the shared subcommands with a configuration already read (for binaries that
