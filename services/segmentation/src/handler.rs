@@ -1,98 +1,142 @@
-//! Keeps per-customer activity aggregates from resolved events.
+//! The consumer: resolved events feed the aggregates and re-evaluate the segments they can
+//! change; profile changes bring traits, merges and erasures; loyalty brings tiers. Each
+//! message is applied once, in one transaction with its effects and its outgoing messages.
 
+use std::sync::Arc;
+
+use chrono::Utc;
 use crm_envelope::{Envelope, Topic};
+use crm_kafka::outbox::enqueue_all;
 use crm_kafka::{dedupe, require_customer, HandleError, Handler, MessageMeta};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
 
-/// Applies resolved events to `customer_activity`, once per message id.
+use crate::engine::apply::membership_message;
+use crate::engine::{evaluate_many, Catalog, Change};
+use crate::store::activity;
+
+/// Applies messages of the subscribed topics, once per message id.
 #[derive(Clone)]
 pub struct SegmentationHandler {
     pool: PgPool,
+    catalog: Arc<Catalog>,
 }
 
 impl SegmentationHandler {
-    /// A handler over the part's database.
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    /// A handler over the part's database and the shared catalog of compiled tenants.
+    pub fn new(pool: PgPool, catalog: Arc<Catalog>) -> Self {
+        Self { pool, catalog }
     }
 
-    pub(crate) fn pool(&self) -> PgPool {
-        self.pool.clone()
+    async fn evaluate(&self, conn: &mut PgConnection, e: &Envelope, customer: Uuid, change: Change, reason: &str) -> Result<(), HandleError> {
+        let model = self.catalog.get(conn, e.tenant_id.as_str()).await?;
+        evaluate_many(conn, &e.tenant_id, &model, &[customer], &change, Utc::now(), reason).await?;
+        Ok(())
     }
-}
 
-/// The revenue of an `Order Completed` event (Segment spec: `properties.revenue`), if any.
-pub(crate) fn order_revenue(e: &Envelope) -> Option<f64> {
-    if e.name.as_deref() != Some("Order Completed") {
-        return None;
+    async fn on_event(&self, conn: &mut PgConnection, e: &Envelope) -> Result<(), HandleError> {
+        let tenant = e.tenant_id.as_str();
+        let id = require_customer(e)?;
+        if activity::is_erased(conn, tenant, id).await? {
+            return Ok(());
+        }
+        let customer = activity::resolve_alias(conn, tenant, id).await?;
+        let recorded = activity::record_event(conn, customer, e).await?;
+        let change = Change::Event {
+            name: recorded.name,
+            is_order: recorded.is_order,
+        };
+        self.evaluate(conn, e, customer, change, "event").await
     }
-    Some(
-        e.properties
-            .get("revenue")
-            .and_then(serde_json::Value::as_f64)
-            .filter(|r| r.is_finite())
-            .unwrap_or(0.0),
-    )
+
+    async fn on_profile(&self, conn: &mut PgConnection, e: &Envelope) -> Result<(), HandleError> {
+        let tenant = e.tenant_id.as_str();
+        let uuid_of = |key: &str| {
+            e.properties
+                .get(key)
+                .and_then(serde_json::Value::as_str)
+                .and_then(|s| Uuid::parse_str(s).ok())
+                .ok_or_else(|| HandleError::permanent("missing_property", format!("{} without a valid properties.{key}", e.kind)))
+        };
+        match e.kind.as_str() {
+            "profile.created" | "profile.updated" => {
+                let id = require_customer(e)?;
+                if activity::is_erased(conn, tenant, id).await? {
+                    return Ok(());
+                }
+                activity::set_traits(conn, tenant, id, &e.traits).await?;
+                self.evaluate(conn, e, id, Change::Traits, "traits").await
+            }
+            "profile.merged" => {
+                let (survivor, merged) = (uuid_of("survivor_id")?, uuid_of("merged_id")?);
+                let left = activity::merge(conn, tenant, survivor, merged).await?;
+                let model = self.catalog.get(conn, tenant).await?;
+                let exits = left
+                    .iter()
+                    .map(|s| membership_message(&e.tenant_id, &model, merged, *s, false, "merged"))
+                    .collect::<Result<Vec<_>, _>>()?;
+                enqueue_all(conn, &exits).await?;
+                self.evaluate(conn, e, survivor, Change::All, "merge").await
+            }
+            "profile.erased" => {
+                let ids: Vec<Uuid> = e
+                    .properties
+                    .get("erased_ids")
+                    .and_then(serde_json::Value::as_array)
+                    .map(|a| a.iter().filter_map(|v| v.as_str()?.parse().ok()).collect())
+                    .unwrap_or_default();
+                let mut ids = ids;
+                ids.extend(e.customer_id);
+                activity::erase(conn, tenant, &ids).await?;
+                Ok(())
+            }
+            "profile.unmerged" => {
+                let restored = uuid_of("restored_id")?;
+                activity::unmerge(conn, tenant, restored).await?;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn on_loyalty(&self, conn: &mut PgConnection, e: &Envelope) -> Result<(), HandleError> {
+        if e.kind != "tier.changed" {
+            return Ok(());
+        }
+        let id = require_customer(e)?;
+        let tier = e
+            .properties
+            .get("tier")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| HandleError::permanent("missing_property", "tier.changed without properties.tier"))?;
+        let tenant = e.tenant_id.as_str();
+        if activity::is_erased(conn, tenant, id).await? {
+            return Ok(());
+        }
+        let customer = activity::resolve_alias(conn, tenant, id).await?;
+        activity::set_tier(conn, tenant, customer, tier).await?;
+        self.evaluate(conn, e, customer, Change::Tier, "tier").await
+    }
 }
 
 impl Handler for SegmentationHandler {
     async fn handle(&self, e: &Envelope, meta: &MessageMeta) -> Result<(), HandleError> {
-        // Profiles, loyalty and interactions feed segments in the next issue.
-        if meta.topic != Topic::Events {
-            return Ok(());
-        }
-        let customer_id = require_customer(e)?;
+        let consumer = match meta.topic {
+            Topic::Events => "segmentation:crm.events.v1",
+            Topic::Profiles => "segmentation:crm.profiles.v1",
+            Topic::Loyalty => "segmentation:crm.loyalty.v1",
+            _ => return Ok(()),
+        };
         let mut tx = self.pool.begin().await?;
-        if !dedupe::first_delivery(&mut tx, "segmentation:crm.events.v1", &e.tenant_id, &e.id)
-            .await?
-        {
+        if !dedupe::first_delivery(&mut tx, consumer, &e.tenant_id, &e.id).await? {
             return Ok(());
         }
-        let revenue = order_revenue(e);
-        sqlx::query(
-            "INSERT INTO customer_activity AS a
-                 (tenant_id, customer_id, events_total, orders_total, revenue_total, first_seen_at, last_seen_at)
-             VALUES ($1, $2, 1, $3, $4::float8::numeric, $5, $5)
-             ON CONFLICT (tenant_id, customer_id) DO UPDATE SET
-                 events_total = a.events_total + 1,
-                 orders_total = a.orders_total + EXCLUDED.orders_total,
-                 revenue_total = a.revenue_total + EXCLUDED.revenue_total,
-                 first_seen_at = LEAST(a.first_seen_at, EXCLUDED.first_seen_at),
-                 last_seen_at = GREATEST(a.last_seen_at, EXCLUDED.last_seen_at)",
-        )
-        .bind(e.tenant_id.as_str())
-        .bind(customer_id)
-        .bind(i64::from(revenue.is_some()))
-        .bind(revenue.unwrap_or(0.0))
-        .bind(e.occurred_at)
-        .execute(&mut *tx)
-        .await?;
+        match meta.topic {
+            Topic::Events => self.on_event(&mut tx, e).await?,
+            Topic::Profiles => self.on_profile(&mut tx, e).await?,
+            _ => self.on_loyalty(&mut tx, e).await?,
+        }
         tx.commit().await?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crm_envelope::TenantId;
-
-    #[test]
-    fn revenue_only_from_completed_orders() {
-        let mut e = Envelope::domain(
-            TenantId::parse("t").unwrap(),
-            "track",
-            uuid::Uuid::nil(),
-            "test",
-        );
-        e.name = Some("Order Completed".into());
-        e.properties
-            .insert("revenue".into(), serde_json::json!(12.5));
-        assert_eq!(order_revenue(&e), Some(12.5));
-        e.properties
-            .insert("revenue".into(), serde_json::json!("lots"));
-        assert_eq!(order_revenue(&e), Some(0.0));
-        e.name = Some("Product Viewed".into());
-        assert_eq!(order_revenue(&e), None);
     }
 }

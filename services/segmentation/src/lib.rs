@@ -1,11 +1,23 @@
-//! Segmentation: per-customer aggregates, and (next issues) segments, RFM, lifecycle stages,
-//! scores and predicted value. This first slice keeps per-customer activity aggregates from
-//! `crm.events.v1`.
+//! Segmentation: the Differentiate step. Per-customer aggregates from `crm.events.v1`, segments
+//! in a closed rule language with real-time membership on `crm.segments.v1`, RFM, lifecycle
+//! stages, lead scores and customer value (BG/NBD, Gamma-Gamma). docs/segmentation.md explains
+//! the design.
 
 #![forbid(unsafe_code)]
 
 mod api;
+pub mod engine;
+pub mod facts;
 mod handler;
+pub mod recompute;
+pub mod scheduler;
+pub mod scoring;
+pub mod lead;
+pub mod lifecycle;
+pub mod rfm;
+pub mod rules;
+pub mod settings;
+pub mod store;
 pub mod value;
 
 use crm_config::{ConfigError, Env};
@@ -27,13 +39,22 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct Config {
     /// Listen address, database, Kafka, Redis.
     pub common: CommonConfig,
+    /// How often customers due for time re-evaluation are looked for
+    /// (`CRM_SEGMENTATION__RECHECK_TICK_MS`, default 5000).
+    pub recheck_tick: std::time::Duration,
+    /// How often RFM and customer value are recomputed for every tenant
+    /// (`CRM_SEGMENTATION__SCORING_INTERVAL_MS`, default 86400000 = daily; 0 disables).
+    pub scoring_interval: Option<std::time::Duration>,
 }
 
 impl PartConfig for Config {
     /// Reads `CRM_SEGMENTATION__*`, `CRM_KAFKA__*`, `CRM_REDIS__*`.
     fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let scoring = env.millis_or("CRM_SEGMENTATION__SCORING_INTERVAL_MS", 86_400_000)?;
         Ok(Self {
             common: CommonConfig::from_env(env, PART, DEFAULT_PORT)?,
+            recheck_tick: env.millis_or("CRM_SEGMENTATION__RECHECK_TICK_MS", 5_000)?,
+            scoring_interval: (!scoring.is_zero()).then_some(scoring),
         })
     }
 
@@ -48,8 +69,17 @@ pub type Application = ConsumerApp<SegmentationHandler>;
 /// Connects, migrates (when configured), creates topics and binds the listener.
 pub async fn build(config: Config) -> anyhow::Result<Application> {
     let base = Base::connect(PART, config.common, &MIGRATOR).await?;
-    let handler = SegmentationHandler::new(base.pool.clone());
-    let server = PartServer::bind(base, api::routes(handler.pool())).await?;
+    let catalog = std::sync::Arc::new(engine::Catalog::default());
+    let handler = SegmentationHandler::new(base.pool.clone(), std::sync::Arc::clone(&catalog));
+    let background = tokio_util::sync::CancellationToken::new();
+    scheduler::spawn_recheck(base.pool.clone(), std::sync::Arc::clone(&catalog), config.recheck_tick, background.clone());
+    scheduler::spawn_scoring(base.pool.clone(), std::sync::Arc::clone(&catalog), config.scoring_interval, background);
+    let api = api::routes(api::ApiState {
+        pool: base.pool.clone(),
+        catalog,
+        relay: base.relay.waker(),
+    });
+    let server = PartServer::bind(base, api).await?;
     Ok(ConsumerApp::new(server, subscription(), handler))
 }
 

@@ -1,0 +1,110 @@
+//! A customer's view: aggregates, segments, stage, RFM, lead score with its explanation,
+//! value predictions.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use crm_service::{tenant_from_path, Problem};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::ApiState;
+use crate::lifecycle;
+use crate::rules::eval::{count_matching, Window};
+use crate::store::activity::resolve_alias;
+use crate::store::facts::load_many;
+
+pub(crate) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/internal/v1/tenants/{tenant}/customers/{id}/activity", get(activity))
+        .route("/internal/v1/tenants/{tenant}/customers/{id}/segments", get(segments))
+        .route("/internal/v1/tenants/{tenant}/customers/{id}/scores", get(scores))
+}
+
+fn not_found() -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, "customer_not_found", "segmentation has no activity or profile for this customer")
+}
+
+/// Aggregates: totals, orders, revenue, average order value, categories, last purchase, and
+/// counts per event name (all time, last 7 / 30 / 90 days).
+async fn activity(State(state): State<ApiState>, Path((tenant, id)): Path<(String, Uuid)>) -> Result<Json<Value>, Problem> {
+    let tenant = tenant_from_path(&tenant)?;
+    let mut conn = state.pool.acquire().await?;
+    let id = resolve_alias(&mut conn, tenant.as_str(), id).await?;
+    let model = state.catalog.get(&mut conn, tenant.as_str()).await?;
+    let mut model = (*model).clone();
+    let names: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT name FROM daily_activity WHERE tenant_id = $1 AND customer_id = $2")
+        .bind(tenant.as_str())
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?;
+    model.event_names.extend(names.into_iter().map(|(n,)| n));
+    let now = Utc::now();
+    let f = load_many(&mut conn, tenant.as_str(), &[id], &model, now, false).await?.pop().ok_or_else(not_found)?;
+    let by_name: serde_json::Map<String, Value> = f
+        .totals
+        .iter()
+        .map(|(name, t)| {
+            let window = |d: u32| count_matching(&f.events, name, &[], Window::of(Some(d), None, now), now);
+            (name.clone(), json!({"count": t.count, "sum": t.sum, "last_7_days": window(7), "last_30_days": window(30), "last_90_days": window(90)}))
+        })
+        .collect();
+    Ok(Json(json!({
+        "customer_id": f.customer_id,
+        "events_total": f.events_total(),
+        "first_seen_at": f.first_seen_at,
+        "last_seen_at": f.last_seen_at,
+        "orders": f.orders(),
+        "revenue": f.revenue(),
+        "average_order_value": f.average_order_value(),
+        "last_order_at": f.last_order_at,
+        "last_order_value": f.last_order_value,
+        "categories": f.categories,
+        "order_days": f.order_days.len(),
+        "events": by_name,
+    })))
+}
+
+async fn segments(State(state): State<ApiState>, Path((tenant, id)): Path<(String, Uuid)>) -> Result<Json<Value>, Problem> {
+    let tenant = tenant_from_path(&tenant)?;
+    let mut conn = state.pool.acquire().await?;
+    let id = resolve_alias(&mut conn, tenant.as_str(), id).await?;
+    let rows: Vec<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT m.segment_id, s.name, m.entered_at FROM memberships m
+         JOIN segments s ON s.tenant_id = m.tenant_id AND s.id = m.segment_id
+         WHERE m.tenant_id = $1 AND m.customer_id = $2 ORDER BY lower(s.name)",
+    )
+    .bind(tenant.as_str())
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let items: Vec<Value> = rows.iter().map(|(s, n, at)| json!({"segment_id": s, "name": n, "entered_at": at})).collect();
+    Ok(Json(json!({"customer_id": id, "segments": items})))
+}
+
+async fn scores(State(state): State<ApiState>, Path((tenant, id)): Path<(String, Uuid)>) -> Result<Json<Value>, Problem> {
+    let tenant = tenant_from_path(&tenant)?;
+    let mut conn = state.pool.acquire().await?;
+    let id = resolve_alias(&mut conn, tenant.as_str(), id).await?;
+    let model = state.catalog.get(&mut conn, tenant.as_str()).await?;
+    let now = Utc::now();
+    let f = load_many(&mut conn, tenant.as_str(), &[id], &model, now, false).await?.pop().ok_or_else(not_found)?;
+    let (since,): (Option<DateTime<Utc>>,) = sqlx::query_as("SELECT stage_since FROM customer_activity WHERE tenant_id = $1 AND customer_id = $2")
+        .bind(tenant.as_str())
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await?;
+    let settings = &model.settings;
+    let lead = settings.lead_scoring.score(&f, now);
+    Ok(Json(json!({
+        "customer_id": id,
+        "stage": lifecycle::stage(&f.order_days, now.date_naive(), &settings.lifecycle),
+        "stage_since": since,
+        "rfm": f.rfm,
+        "lead": {"score": lead.total, "qualified": lead.qualified, "qualified_at": settings.lead_scoring.qualified_at, "explanation": lead.explanation},
+        "value": f.value.map(|v| json!({"probability_alive": v.probability_alive, "expected_purchases": v.expected_purchases, "lifetime_value": v.lifetime_value, "horizon_weeks": settings.horizon_weeks})),
+        "loyalty_tier": f.loyalty_tier,
+    })))
+}

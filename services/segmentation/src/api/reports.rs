@@ -1,0 +1,158 @@
+//! Reports: RFM and lifecycle distributions, the acquisition / retention / win-back report,
+//! and scoring runs (on demand and their history).
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Duration, Utc};
+use crm_service::{tenant_from_path, Problem};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::ApiState;
+use crate::lifecycle::Stage;
+use crate::scoring;
+
+pub(crate) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/internal/v1/tenants/{tenant}/reports/rfm", get(rfm))
+        .route("/internal/v1/tenants/{tenant}/reports/lifecycle", get(lifecycle))
+        .route("/internal/v1/tenants/{tenant}/scoring/runs", get(runs).post(run_now))
+}
+
+/// Customers per RFM group and per (R, F) cell, from the last scoring run.
+async fn rfm(State(state): State<ApiState>, Path(tenant): Path<String>) -> Result<Json<Value>, Problem> {
+    let tenant = tenant_from_path(&tenant)?;
+    let groups: Vec<(String, i64, f64)> = sqlx::query_as(
+        "SELECT rfm_group, count(*), coalesce(sum(revenue_total), 0)::float8 FROM customer_activity
+         WHERE tenant_id = $1 AND rfm_group IS NOT NULL GROUP BY rfm_group ORDER BY 2 DESC",
+    )
+    .bind(tenant.as_str())
+    .fetch_all(&state.pool)
+    .await?;
+    let cells: Vec<(i16, i16, i64)> = sqlx::query_as(
+        "SELECT rfm_r, rfm_f, count(*) FROM customer_activity
+         WHERE tenant_id = $1 AND rfm_r IS NOT NULL GROUP BY 1, 2 ORDER BY 1 DESC, 2 DESC",
+    )
+    .bind(tenant.as_str())
+    .fetch_all(&state.pool)
+    .await?;
+    let last_run: Option<(i64, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT id, finished_at FROM scoring_runs WHERE tenant_id = $1 AND finished_at IS NOT NULL AND error IS NULL ORDER BY id DESC LIMIT 1",
+    )
+    .bind(tenant.as_str())
+    .fetch_optional(&state.pool)
+    .await?;
+    Ok(Json(json!({
+        "groups": groups.iter().map(|(g, n, revenue)| json!({"group": g, "customers": n, "revenue": revenue})).collect::<Vec<_>>(),
+        "cells": cells.iter().map(|(r, f, n)| json!({"r": r, "f": f, "customers": n})).collect::<Vec<_>>(),
+        "last_run": last_run.map(|(id, at)| json!({"run_id": id, "finished_at": at})),
+    })))
+}
+
+#[derive(Deserialize)]
+struct LifecycleQuery {
+    /// `day`, `week` (default) or `month`.
+    period: Option<String>,
+    /// Start (default: 12 periods ago).
+    from: Option<DateTime<Utc>>,
+    /// End (default: now).
+    to: Option<DateTime<Utc>>,
+}
+
+/// Customers per stage now, and transitions per period: acquisition (into `new`), retention
+/// (into `at_risk` and `lapsed`), win-back (into `reactivated`).
+async fn lifecycle(State(state): State<ApiState>, Path(tenant): Path<String>, Query(q): Query<LifecycleQuery>) -> Result<Json<Value>, Problem> {
+    let tenant = tenant_from_path(&tenant)?;
+    let (period, step) = match q.period.as_deref().unwrap_or("week") {
+        "day" => ("day", Duration::days(1)),
+        "week" => ("week", Duration::weeks(1)),
+        "month" => ("month", Duration::days(31)),
+        _ => return Err(Problem::new(StatusCode::BAD_REQUEST, "invalid_period", "period must be day, week or month")),
+    };
+    let to = q.to.unwrap_or_else(Utc::now);
+    let from = q.from.unwrap_or(to - step * 12);
+    if from >= to || to - from > Duration::days(3660) {
+        return Err(Problem::new(StatusCode::BAD_REQUEST, "invalid_range", "from must be before to, at most ten years apart"));
+    }
+    let stages: Vec<(Option<String>, i64)> = sqlx::query_as(
+        "SELECT stage, count(*) FROM customer_activity WHERE tenant_id = $1 GROUP BY stage",
+    )
+    .bind(tenant.as_str())
+    .fetch_all(&state.pool)
+    .await?;
+    let counts: serde_json::Map<String, Value> = Stage::ALL
+        .iter()
+        .map(|s| {
+            let n = stages.iter().filter(|(x, _)| x.as_deref() == Some(s.as_str())).map(|(_, n)| *n).sum::<i64>();
+            (s.as_str().to_owned(), json!(n))
+        })
+        .collect();
+    let transitions: Vec<(DateTime<Utc>, Option<String>, String, i64)> = sqlx::query_as(
+        "SELECT date_trunc($4, at), from_stage, to_stage, count(*) FROM stage_transitions
+         WHERE tenant_id = $1 AND at >= $2 AND at < $3 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+    )
+    .bind(tenant.as_str())
+    .bind(from)
+    .bind(to)
+    .bind(period)
+    .fetch_all(&state.pool)
+    .await?;
+    let mut periods: Vec<Value> = Vec::new();
+    let mut current: Option<(DateTime<Utc>, serde_json::Map<String, Value>, Vec<Value>)> = None;
+    for (start, from_stage, to_stage, n) in transitions {
+        if current.as_ref().is_none_or(|(s, _, _)| *s != start) {
+            if let Some((s, totals, list)) = current.take() {
+                periods.push(json!({"period_start": s, "into": totals, "transitions": list}));
+            }
+            current = Some((start, serde_json::Map::new(), Vec::new()));
+        }
+        if let Some((_, totals, list)) = current.as_mut() {
+            let t = totals.entry(to_stage.clone()).or_insert(json!(0));
+            *t = json!(t.as_i64().unwrap_or(0) + n);
+            list.push(json!({"from": from_stage, "to": to_stage, "customers": n}));
+        }
+    }
+    if let Some((s, totals, list)) = current {
+        periods.push(json!({"period_start": s, "into": totals, "transitions": list}));
+    }
+    Ok(Json(json!({
+        "stages": counts,
+        "period": period,
+        "from": from,
+        "to": to,
+        "periods": periods,
+        "reading": {"acquisition": "into new", "retention": "into at_risk and lapsed", "win_back": "into reactivated"},
+    })))
+}
+
+/// Runs RFM and customer value now for the tenant.
+async fn run_now(State(state): State<ApiState>, Path(tenant): Path<String>) -> Result<Json<Value>, Problem> {
+    let tenant = tenant_from_path(&tenant)?;
+    let summary = scoring::run(&state.pool, &state.catalog, &tenant, "api", Utc::now()).await?;
+    state.relay.notify_one();
+    Ok(Json(json!(summary)))
+}
+
+async fn runs(State(state): State<ApiState>, Path(tenant): Path<String>) -> Result<Json<Value>, Problem> {
+    let tenant = tenant_from_path(&tenant)?;
+    let rows: Vec<(i64, String, DateTime<Utc>, Option<DateTime<Utc>>, Option<i64>, Option<i64>, Option<String>)> = sqlx::query_as(
+        "SELECT id, trigger, started_at, finished_at, customers, changed, error FROM scoring_runs
+         WHERE tenant_id = $1 ORDER BY id DESC LIMIT 50",
+    )
+    .bind(tenant.as_str())
+    .fetch_all(&state.pool)
+    .await?;
+    let model: Option<(sqlx::types::Json<Value>, DateTime<Utc>)> =
+        sqlx::query_as("SELECT model, fitted_at FROM value_models WHERE tenant_id = $1")
+            .bind(tenant.as_str())
+            .fetch_optional(&state.pool)
+            .await?;
+    Ok(Json(json!({
+        "runs": rows.iter().map(|(id, trigger, started, finished, customers, changed, error)| json!({
+            "run_id": id, "trigger": trigger, "started_at": started, "finished_at": finished,
+            "customers": customers, "rfm_group_changes": changed, "error": error})).collect::<Vec<_>>(),
+        "value_model": model.map(|(m, at)| json!({"model": m.0, "fitted_at": at})),
+    })))
+}

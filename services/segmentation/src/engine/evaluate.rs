@@ -1,0 +1,146 @@
+//! Evaluating one customer after a change: the segments that can change (and those that refer
+//! to a segment whose membership changed), the lifecycle stage, the lead score and the next
+//! instant time alone may change something. Pure: the stream, the scheduler and a full
+//! recompute all call it, so they agree.
+
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+use super::catalog::{Change, TenantModel};
+use crate::facts::Facts;
+use crate::lead::LeadScore;
+use crate::lifecycle::{self, Stage};
+use crate::rules::{evaluate, Context};
+
+/// What an evaluation decided for one customer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The customer.
+    pub customer_id: Uuid,
+    /// Segments entered.
+    pub entered: Vec<Uuid>,
+    /// Segments exited.
+    pub exited: Vec<Uuid>,
+    /// The stage now, and the stored one when different.
+    pub stage: Stage,
+    /// The stored stage, when the stage changed.
+    pub stage_was: Option<Option<Stage>>,
+    /// The lead score, when lead scoring is configured.
+    pub lead: Option<LeadScore>,
+    /// When time alone may change something next.
+    pub recheck_at: Option<DateTime<Utc>>,
+}
+
+impl Outcome {
+    /// Whether anything must be written.
+    pub fn changes_anything(&self, facts_stored: &crate::facts::Stored) -> bool {
+        !self.entered.is_empty()
+            || !self.exited.is_empty()
+            || self.stage_was.is_some()
+            || self.recheck_at != facts_stored.recheck_at
+            || self
+                .lead
+                .as_ref()
+                .is_some_and(|l| l.total != facts_stored.lead_score || l.qualified != facts_stored.lead_qualified)
+    }
+}
+
+/// Evaluates `facts` after `change` at `now`; `facts.segments` ends up as the new memberships.
+/// A customer whose recheck time has passed gets every time-dependent segment evaluated too.
+pub fn evaluate_customer(model: &TenantModel, facts: &mut Facts, change: &Change, now: DateTime<Utc>) -> Outcome {
+    let settings = &model.settings;
+    let ctx = Context {
+        now,
+        thresholds: &settings.lifecycle,
+        lead: &settings.lead_scoring,
+    };
+    let due = facts.stored.recheck_at.is_some_and(|t| t <= now);
+    let mut changed: Vec<Uuid> = Vec::new();
+    let mut entered = Vec::new();
+    let mut exited = Vec::new();
+    for segment in &model.segments {
+        let selected = TenantModel::selects(segment, change)
+            || (due && TenantModel::selects(segment, &Change::Time))
+            || segment.deps.segments.iter().any(|s| changed.contains(s));
+        if !selected {
+            continue;
+        }
+        let member = evaluate(&segment.rule, facts, &ctx);
+        let was = facts.segments.contains(&segment.id);
+        if member != was {
+            changed.push(segment.id);
+            if member {
+                facts.segments.insert(segment.id);
+                entered.push(segment.id);
+            } else {
+                facts.segments.remove(&segment.id);
+                exited.push(segment.id);
+            }
+        }
+    }
+    let stage = lifecycle::stage(&facts.order_days, now.date_naive(), &settings.lifecycle);
+    let stage_was = (facts.stored.stage != Some(stage)).then_some(facts.stored.stage);
+    let lead = settings
+        .lead_scoring
+        .is_configured()
+        .then(|| settings.lead_scoring.score(facts, now));
+    let lead_recheck = Duration::minutes(i64::from(settings.lead_recheck_minutes));
+    let recheck_at = model
+        .windows
+        .next_change(facts, now, &settings.lifecycle, lead_recheck);
+    Outcome {
+        customer_id: facts.customer_id,
+        entered,
+        exited,
+        stage,
+        stage_was,
+        lead,
+        recheck_at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::catalog::Segment;
+    use crate::facts::{EventFact, NameTotals, ORDER_COMPLETED};
+    use crate::rules::{parse, Dependencies};
+    use crate::settings::Settings;
+
+    fn seg(id: u128, rule: &str) -> Segment {
+        let rule = parse(rule).unwrap();
+        Segment { id: Uuid::from_u128(id), name: format!("s{id}"), version: 1, deps: Dependencies::of(&rule), rule }
+    }
+
+    #[test]
+    fn an_order_moves_memberships_and_the_stage_and_referring_segments_follow() {
+        let buyers = seg(1, r#"{"aggregate": {"metric": "orders", "op": "gte", "value": 1}}"#);
+        let vip = seg(2, &format!(r#"{{"all": [{{"segment": {{"id": "{}"}}}}, {{"trait": {{"name": "vip", "op": "eq", "value": true}}}}]}}"#, Uuid::from_u128(1)));
+        let model = TenantModel::build(1, Settings::default(), vec![vip, buyers]);
+        let now = Utc::now();
+        let mut f = Facts { customer_id: Uuid::from_u128(9), ..Facts::default() };
+        f.traits.insert("vip".into(), serde_json::json!(true));
+        let first = evaluate_customer(&model, &mut f, &Change::All, now);
+        assert!(first.entered.is_empty());
+        assert_eq!(first.stage, Stage::Prospect);
+        assert_eq!(first.stage_was, Some(None));
+        f.stored.stage = Some(first.stage);
+
+        f.totals.insert(ORDER_COMPLETED.into(), NameTotals { count: 1, sum: 10.0 });
+        f.order_days.push(now.date_naive());
+        f.last_order_at = Some(now);
+        f.events.push(EventFact { name: ORDER_COMPLETED.into(), at: now, properties: Default::default() });
+        let order = Change::Event { name: ORDER_COMPLETED.into(), is_order: true };
+        let o = evaluate_customer(&model, &mut f, &order, now);
+        assert_eq!(o.entered, vec![Uuid::from_u128(1), Uuid::from_u128(2)]);
+        assert_eq!(o.stage, Stage::New);
+        assert_eq!(o.stage_was, Some(Some(Stage::Prospect)));
+        // New → active after 30 days: the recheck is announced.
+        assert!(o.recheck_at.is_some_and(|t| t > now && t <= now + Duration::days(32)));
+
+        // A page view changes neither segment: none is evaluated, nothing changes.
+        let view = Change::Event { name: "Page Viewed".into(), is_order: false };
+        let o = evaluate_customer(&model, &mut f, &view, now);
+        assert!(o.entered.is_empty() && o.exited.is_empty());
+    }
+}

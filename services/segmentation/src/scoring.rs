@@ -1,0 +1,198 @@
+//! Scoring runs per tenant, on a schedule or on demand: RFM quintiles and groups over every
+//! customer who ordered, and the customer-value models fitted by maximum likelihood with each
+//! customer's predictions. Segments that read RFM or value are then recomputed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use crm_envelope::TenantId;
+use crm_kafka::outbox::enqueue_all;
+use serde::Serialize;
+use serde_json::json;
+use sqlx::types::Json;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::engine::apply::message;
+use crate::engine::{Applied, Catalog};
+use crate::facts::ORDER_COMPLETED;
+use crate::recompute::recompute;
+use crate::rfm::{self, RfmInput};
+use crate::value::{summarise, Transaction, ValueModel};
+
+/// What a run did.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RunSummary {
+    /// The run's id.
+    pub run_id: i64,
+    /// Customers with at least one order, scored.
+    pub customers: u64,
+    /// Customers whose RFM group changed (each published as `rfm.changed`).
+    pub rfm_group_changes: u64,
+    /// The fitted models, when the tenant has enough repeat buyers.
+    #[schema(value_type = Option<Object>)]
+    pub value_model: Option<ValueModel>,
+    /// What the recompute of RFM and value segments changed.
+    #[schema(value_type = Object)]
+    pub recomputed: Applied,
+}
+
+/// One customer's order days, up to today.
+struct History {
+    id: Uuid,
+    days: BTreeMap<NaiveDate, f64>,
+}
+
+/// Scores every customer of `tenant` who ordered, at `now`.
+pub async fn run(pool: &PgPool, catalog: &Catalog, tenant: &TenantId, trigger: &str, now: DateTime<Utc>) -> Result<RunSummary, sqlx::Error> {
+    let (run_id,): (i64,) = sqlx::query_as(
+        "INSERT INTO scoring_runs (tenant_id, trigger, started_at) VALUES ($1, $2, $3) RETURNING id",
+    )
+    .bind(tenant.as_str())
+    .bind(trigger)
+    .bind(now)
+    .fetch_one(pool)
+    .await?;
+    let result = score(pool, catalog, tenant, run_id, now).await;
+    let (customers, changed, error) = match &result {
+        Ok(s) => (Some(s.customers as i64), Some(s.rfm_group_changes as i64), None),
+        Err(e) => (None, None, Some(e.to_string())),
+    };
+    sqlx::query("UPDATE scoring_runs SET finished_at = now(), customers = $2, changed = $3, error = $4 WHERE id = $1")
+        .bind(run_id)
+        .bind(customers)
+        .bind(changed)
+        .bind(error)
+        .execute(pool)
+        .await?;
+    result
+}
+
+async fn score(pool: &PgPool, catalog: &Catalog, tenant: &TenantId, run_id: i64, now: DateTime<Utc>) -> Result<RunSummary, sqlx::Error> {
+    let today = now.date_naive();
+    let rows: Vec<(Uuid, NaiveDate, f64)> = sqlx::query_as(
+        "SELECT customer_id, day, total FROM daily_activity
+         WHERE tenant_id = $1 AND name = $2 AND day <= $3 ORDER BY customer_id, day",
+    )
+    .bind(tenant.as_str())
+    .bind(ORDER_COMPLETED)
+    .bind(today)
+    .fetch_all(pool)
+    .await?;
+    let mut histories: Vec<History> = Vec::new();
+    for (id, day, total) in rows {
+        match histories.last_mut() {
+            Some(h) if h.id == id => *h.days.entry(day).or_default() += total,
+            _ => histories.push(History { id, days: BTreeMap::from([(day, total)]) }),
+        }
+    }
+    let inputs: Vec<RfmInput> = histories
+        .iter()
+        .map(|h| RfmInput {
+            recency_days: h.days.keys().next_back().map_or(0.0, |d| (today - *d).num_days() as f64),
+            frequency: h.days.len() as f64,
+            monetary: h.days.values().sum(),
+        })
+        .collect();
+    let scores = rfm::score(&inputs);
+
+    let mut conn = pool.acquire().await?;
+    let settings = crate::settings::load(&mut conn, tenant.as_str()).await?;
+    drop(conn);
+    let transactions: Vec<Transaction> = histories
+        .iter()
+        .flat_map(|h| {
+            h.days.iter().map(|(d, amount)| Transaction {
+                customer: h.id.to_string(),
+                date: *d,
+                quantity: 1.0,
+                amount: *amount,
+            })
+        })
+        .collect();
+    let summaries = summarise(&transactions, today);
+    let model = ValueModel::fit(&summaries);
+    let predictions: BTreeMap<Uuid, crate::value::Prediction> = match &model {
+        Some(m) => summaries
+            .iter()
+            .filter_map(|s| Some((s.customer.parse().ok()?, m.predict(s, settings.horizon_weeks))))
+            .collect(),
+        None => BTreeMap::new(),
+    };
+
+    let mut changes = 0u64;
+    for (chunk_h, chunk_s) in histories.chunks(10_000).zip(scores.chunks(10_000)) {
+        let ids: Vec<Uuid> = chunk_h.iter().map(|h| h.id).collect();
+        let pick = |f: fn(&rfm::RfmScore) -> i16| chunk_s.iter().map(f).collect::<Vec<i16>>();
+        let groups: Vec<&str> = chunk_s.iter().map(|s| s.group.as_str()).collect();
+        let p = |f: fn(&crate::value::Prediction) -> f64| {
+            ids.iter().map(|id| predictions.get(id).map(f)).collect::<Vec<Option<f64>>>()
+        };
+        let mut tx = pool.begin().await?;
+        let changed: Vec<(Uuid, i16, i16, i16, String)> = sqlx::query_as(
+            "WITH old AS (
+                 SELECT customer_id, rfm_group FROM customer_activity
+                 WHERE tenant_id = $1 AND customer_id = ANY($2) ORDER BY customer_id FOR UPDATE),
+             upd AS (
+                 UPDATE customer_activity a SET rfm_r = x.r, rfm_f = x.f, rfm_m = x.m, rfm_group = x.g,
+                     probability_alive = x.pa, expected_purchases = x.ep, lifetime_value = x.lv
+                 FROM unnest($2::uuid[], $3::int2[], $4::int2[], $5::int2[], $6::text[], $7::float8[], $8::float8[], $9::float8[])
+                      AS x(id, r, f, m, g, pa, ep, lv)
+                 WHERE a.tenant_id = $1 AND a.customer_id = x.id
+                 RETURNING a.customer_id, a.rfm_r, a.rfm_f, a.rfm_m, a.rfm_group)
+             SELECT upd.customer_id, upd.rfm_r, upd.rfm_f, upd.rfm_m, upd.rfm_group
+             FROM upd JOIN old USING (customer_id) WHERE old.rfm_group IS DISTINCT FROM upd.rfm_group",
+        )
+        .bind(tenant.as_str())
+        .bind(&ids)
+        .bind(pick(|s| i16::from(s.r)))
+        .bind(pick(|s| i16::from(s.f)))
+        .bind(pick(|s| i16::from(s.m)))
+        .bind(&groups)
+        .bind(p(|x| x.probability_alive))
+        .bind(p(|x| x.expected_purchases))
+        .bind(p(|x| x.lifetime_value))
+        .fetch_all(&mut *tx)
+        .await?;
+        changes += changed.len() as u64;
+        let messages = changed
+            .iter()
+            .map(|(id, r, f, m, g)| message(tenant, "rfm.changed", *id, json!({"r": r, "f": f, "m": m, "group": g, "run_id": run_id})))
+            .collect::<Result<Vec<_>, _>>()?;
+        enqueue_all(&mut tx, &messages).await?;
+        tx.commit().await?;
+    }
+    if let Some(m) = &model {
+        sqlx::query(
+            "INSERT INTO value_models (tenant_id, model, customers, fitted_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (tenant_id) DO UPDATE SET model = EXCLUDED.model, customers = EXCLUDED.customers, fitted_at = EXCLUDED.fitted_at",
+        )
+        .bind(tenant.as_str())
+        .bind(Json(m))
+        .bind(summaries.len() as i64)
+        .bind(now)
+        .execute(pool)
+        .await?;
+    }
+    let mut conn = pool.acquire().await?;
+    let tenant_model = catalog.get(&mut conn, tenant.as_str()).await?;
+    drop(conn);
+    let reading: BTreeSet<Uuid> = tenant_model
+        .segments
+        .iter()
+        .filter(|s| s.deps.rfm || s.deps.value)
+        .map(|s| s.id)
+        .collect();
+    let recomputed = if reading.is_empty() {
+        Applied::default()
+    } else {
+        recompute(pool, catalog, tenant, Some(reading), now).await?
+    };
+    Ok(RunSummary {
+        run_id,
+        customers: histories.len() as u64,
+        rfm_group_changes: changes,
+        value_model: model,
+        recomputed,
+    })
+}

@@ -1,0 +1,167 @@
+//! Loading customers' facts: five set-based queries for any number of customers, so one event
+//! and a million-customer recompute read the same way.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use sqlx::types::Json;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::engine::catalog::TenantModel;
+use crate::facts::{EventFact, Facts, NameTotals, Stored, ValueFacts, ORDER_COMPLETED};
+use crate::lifecycle::Stage;
+use crate::rfm::{RfmGroup, RfmScore};
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    customer_id: Uuid,
+    traits: Json<serde_json::Map<String, serde_json::Value>>,
+    loyalty_tier: Option<String>,
+    first_seen_at: Option<DateTime<Utc>>,
+    last_seen_at: Option<DateTime<Utc>>,
+    last_order_at: Option<DateTime<Utc>>,
+    last_order_value: f64,
+    categories: Vec<String>,
+    rfm_r: Option<i16>,
+    rfm_f: Option<i16>,
+    rfm_m: Option<i16>,
+    rfm_group: Option<String>,
+    probability_alive: Option<f64>,
+    expected_purchases: Option<f64>,
+    lifetime_value: Option<f64>,
+    stage: Option<String>,
+    lead_score: f64,
+    lead_qualified: bool,
+    recheck_at: Option<DateTime<Utc>>,
+}
+
+impl Row {
+    fn into_facts(self) -> Facts {
+        let score = |s: Option<i16>| s.and_then(|s| u8::try_from(s).ok());
+        let rfm = match (score(self.rfm_r), score(self.rfm_f), score(self.rfm_m), self.rfm_group.as_deref().and_then(RfmGroup::parse)) {
+            (Some(r), Some(f), Some(m), Some(group)) => Some(RfmScore { r, f, m, group }),
+            _ => None,
+        };
+        let value = match (self.probability_alive, self.expected_purchases, self.lifetime_value) {
+            (Some(p), Some(e), Some(l)) => Some(ValueFacts {
+                probability_alive: p,
+                expected_purchases: e,
+                lifetime_value: l,
+            }),
+            _ => None,
+        };
+        Facts {
+            customer_id: self.customer_id,
+            traits: self.traits.0,
+            loyalty_tier: self.loyalty_tier,
+            first_seen_at: self.first_seen_at,
+            last_seen_at: self.last_seen_at,
+            last_order_at: self.last_order_at,
+            last_order_value: self.last_order_value,
+            categories: self.categories.into_iter().collect(),
+            rfm,
+            value,
+            stored: Stored {
+                stage: self.stage.as_deref().and_then(Stage::parse),
+                lead_score: self.lead_score,
+                lead_qualified: self.lead_qualified,
+                recheck_at: self.recheck_at,
+            },
+            ..Facts::default()
+        }
+    }
+}
+
+/// The facts of those of `ids` the part knows, in id order. With `lock`, their rows stay
+/// locked until the caller's transaction ends, so two evaluators never interleave.
+pub async fn load_many(
+    conn: &mut PgConnection,
+    tenant: &str,
+    ids: &[Uuid],
+    model: &TenantModel,
+    now: DateTime<Utc>,
+    lock: bool,
+) -> Result<Vec<Facts>, sqlx::Error> {
+    let sql = format!(
+        "SELECT customer_id, traits, loyalty_tier, first_seen_at, last_seen_at, last_order_at,
+                last_order_value, categories, rfm_r, rfm_f, rfm_m, rfm_group, probability_alive,
+                expected_purchases, lifetime_value, stage, lead_score, lead_qualified, recheck_at
+         FROM customer_activity WHERE tenant_id = $1 AND customer_id = ANY($2)
+         ORDER BY customer_id {}",
+        if lock { "FOR UPDATE" } else { "" }
+    );
+    let rows: Vec<Row> = sqlx::query_as(&sql).bind(tenant).bind(ids).fetch_all(&mut *conn).await?;
+    let mut facts: Vec<Facts> = rows.into_iter().map(Row::into_facts).collect();
+    if facts.is_empty() {
+        return Ok(facts);
+    }
+    let index: HashMap<Uuid, usize> = facts.iter().enumerate().map(|(i, f)| (f.customer_id, i)).collect();
+    let ids: Vec<Uuid> = facts.iter().map(|f| f.customer_id).collect();
+
+    let totals: Vec<(Uuid, String, i64, f64)> = sqlx::query_as(
+        "SELECT customer_id, name, sum(events)::int8, sum(total)
+         FROM daily_activity WHERE tenant_id = $1 AND customer_id = ANY($2)
+         GROUP BY customer_id, name",
+    )
+    .bind(tenant)
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (id, name, count, sum) in totals {
+        if let Some(f) = index.get(&id).and_then(|i| facts.get_mut(*i)) {
+            f.totals.insert(name, NameTotals { count, sum });
+        }
+    }
+
+    let days: Vec<(Uuid, NaiveDate)> = sqlx::query_as(
+        "SELECT customer_id, day FROM daily_activity
+         WHERE tenant_id = $1 AND customer_id = ANY($2) AND name = $3 ORDER BY customer_id, day",
+    )
+    .bind(tenant)
+    .bind(&ids)
+    .bind(ORDER_COMPLETED)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (id, day) in days {
+        if let Some(f) = index.get(&id).and_then(|i| facts.get_mut(*i)) {
+            f.order_days.push(day);
+        }
+    }
+
+    if !model.event_names.is_empty() {
+        let names: Vec<&str> = model.event_names.iter().map(String::as_str).collect();
+        let since = now - Duration::days(i64::from(model.settings.retention_days));
+        let events: Vec<(Uuid, String, DateTime<Utc>, Json<serde_json::Map<String, serde_json::Value>>)> =
+            sqlx::query_as(
+                "SELECT customer_id, name, occurred_at, properties FROM customer_events
+                 WHERE tenant_id = $1 AND customer_id = ANY($2) AND name = ANY($3) AND occurred_at > $4
+                 ORDER BY customer_id, occurred_at, event_id",
+            )
+            .bind(tenant)
+            .bind(&ids)
+            .bind(&names)
+            .bind(since)
+            .fetch_all(&mut *conn)
+            .await?;
+        for (id, name, at, properties) in events {
+            if let Some(f) = index.get(&id).and_then(|i| facts.get_mut(*i)) {
+                f.events.push(EventFact { name, at, properties: properties.0 });
+            }
+        }
+    }
+
+    let members: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT customer_id, segment_id FROM memberships WHERE tenant_id = $1 AND customer_id = ANY($2)",
+    )
+    .bind(tenant)
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (id, segment) in members {
+        if let Some(f) = index.get(&id).and_then(|i| facts.get_mut(*i)) {
+            f.segments.insert(segment);
+        }
+    }
+    Ok(facts)
+}

@@ -1,0 +1,5 @@
+//! The part's tables: customers' activity and facts, segments.
+
+pub mod activity;
+pub mod facts;
+pub mod segments;
