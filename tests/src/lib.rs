@@ -119,9 +119,20 @@ impl Suite {
         let identity_url = url(identity.port());
         spawn(&mut tasks, identity.run(shutdown.clone()));
 
+        let segmentation = crm_segmentation::build(crm_segmentation::Config {
+            common: part_config(&id, "segmentation", &redis),
+            recheck_tick: Duration::from_millis(200),
+            scoring_interval: None,
+        })
+        .await
+        .expect("segmentation starts");
+        let segmentation_url = url(segmentation.port());
+        spawn(&mut tasks, segmentation.run(shutdown.clone()));
+
         let gateway_config = crm_gateway::Config {
             common: part_config(&id, "gateway", &redis),
             identity_url: identity_url.clone(),
+            segmentation_url: segmentation_url.clone(),
             upstream_timeout: Duration::from_secs(2),
         };
         let gateway_pool_url = gateway_config.common.database_url.clone();
@@ -130,14 +141,6 @@ impl Suite {
             .expect("gateway starts");
         let gateway_url = url(gateway.port());
         spawn(&mut tasks, gateway.run(shutdown.clone()));
-
-        let segmentation = crm_segmentation::build(crm_segmentation::Config {
-            common: part_config(&id, "segmentation", &redis),
-        })
-        .await
-        .expect("segmentation starts");
-        let segmentation_url = url(segmentation.port());
-        spawn(&mut tasks, segmentation.run(shutdown.clone()));
 
         let campaign = crm_campaign::build(crm_campaign::Config {
             common: part_config(&id, "campaign", &redis),

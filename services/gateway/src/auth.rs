@@ -63,6 +63,8 @@ pub(crate) fn hash_key(key: &str) -> String {
 pub(crate) struct Caller {
     pub tenant: TenantId,
     scopes: Vec<Scope>,
+    /// Who is calling, for the records of who changed what: `key:<name>/<id>` (never the key).
+    pub actor: String,
 }
 
 impl Caller {
@@ -99,17 +101,19 @@ impl FromRequestParts<AppState> for Caller {
                     "send an API key as 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'",
                 )
             })?;
-        let row: Option<(String, Vec<String>)> = sqlx::query_as(
-            "SELECT tenant_id, scopes FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+        let row: Option<(String, Vec<String>, uuid::Uuid, String)> = sqlx::query_as(
+            "SELECT tenant_id, scopes, id, name FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
         )
         .bind(hash_key(key.trim()))
         .fetch_optional(&state.pool)
         .await?;
-        let (tenant, scopes) = row.ok_or_else(|| unauthorized("the API key is not valid"))?;
+        let (tenant, scopes, key_id, key_name) =
+            row.ok_or_else(|| unauthorized("the API key is not valid"))?;
         let tenant = TenantId::parse(&tenant).map_err(|e| Problem::internal(&e.into()))?;
         Ok(Caller {
             tenant,
             scopes: scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
+            actor: format!("key:{key_name}/{key_id}"),
         })
     }
 }

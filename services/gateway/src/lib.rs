@@ -7,14 +7,15 @@
 mod auth;
 mod customers;
 mod events;
-mod identity_client;
 mod imports;
 mod keys;
 mod merges;
 mod openapi;
+mod part_client;
 mod privacy;
 mod proxy;
 mod reviews;
+mod segments;
 mod settings;
 pub mod tenants;
 mod timeline;
@@ -30,7 +31,7 @@ use crm_service::{Base, CommonConfig, PartConfig, PartServer};
 use sqlx::PgPool;
 
 pub use auth::Scope;
-pub use identity_client::IdentityClient;
+pub use part_client::PartClient;
 
 /// The part's name.
 pub const PART: &str = "gateway";
@@ -46,6 +47,9 @@ pub struct Config {
     pub common: CommonConfig,
     /// Identity's internal API (`CRM_GATEWAY__IDENTITY_URL`, default `http://127.0.0.1:8081`).
     pub identity_url: String,
+    /// Segmentation's internal API (`CRM_GATEWAY__SEGMENTATION_URL`, default
+    /// `http://127.0.0.1:8082`).
+    pub segmentation_url: String,
     /// Timeout of calls to internal parts (`CRM_GATEWAY__UPSTREAM_TIMEOUT_MS`, default 2000).
     pub upstream_timeout: Duration,
 }
@@ -58,6 +62,11 @@ impl PartConfig for Config {
             identity_url: env.url_or(
                 "CRM_GATEWAY__IDENTITY_URL",
                 "http://127.0.0.1:8081",
+                &["http", "https"],
+            )?,
+            segmentation_url: env.url_or(
+                "CRM_GATEWAY__SEGMENTATION_URL",
+                "http://127.0.0.1:8082",
                 &["http", "https"],
             )?,
             upstream_timeout: env.millis_or("CRM_GATEWAY__UPSTREAM_TIMEOUT_MS", 2_000)?,
@@ -75,7 +84,8 @@ pub(crate) struct AppState {
     pub pool: PgPool,
     pub producer: Producer,
     pub cache: Arc<ProfileCache>,
-    pub identity: IdentityClient,
+    pub identity: PartClient,
+    pub segmentation: PartClient,
 }
 
 /// The gateway, connected and bound: `port()`, then `run(shutdown)`.
@@ -88,7 +98,8 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
         pool: base.pool.clone(),
         producer: base.producer.clone(),
         cache: Arc::clone(&base.cache),
-        identity: IdentityClient::new(&config.identity_url, config.upstream_timeout)?,
+        identity: PartClient::new(&config.identity_url, config.upstream_timeout)?,
+        segmentation: PartClient::new(&config.segmentation_url, config.upstream_timeout)?,
     };
     PartServer::bind(base, router(state)).await
 }
@@ -99,6 +110,7 @@ fn router(state: AppState) -> Router {
         .merge(customers::routes())
         .merge(keys::routes())
         .merge(reviews::routes())
+        .merge(segments::routes())
         .merge(merges::routes())
         .merge(privacy::routes())
         .merge(timeline::routes())

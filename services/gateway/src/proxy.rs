@@ -1,5 +1,5 @@
-//! Answers relayed from identity's internal API: its status and JSON as they are (problem+json
-//! on errors), and one problem for identity being unreachable.
+//! Answers relayed from the parts' internal APIs: their status and JSON as they are
+//! (problem+json on errors), and one problem per part being unreachable.
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -47,5 +47,39 @@ pub(crate) async fn relay(
         .call(method, &caller.tenant, path, query, body)
         .await
         .map_err(|e| upstream(&e))?;
+    Ok(passthrough(status, body))
+}
+
+/// The 503 when segmentation cannot be reached.
+fn segmentation_down(e: &anyhow::Error) -> Problem {
+    tracing::error!(error = %format!("{e:#}"), "segmentation unreachable");
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "segmentation_unavailable",
+        "segmentation is unreachable; retry shortly",
+    )
+}
+
+/// Relays a call to segmentation's internal API for the caller's tenant, naming the caller.
+pub(crate) async fn relay_segmentation(
+    app: &AppState,
+    caller: &Caller,
+    method: reqwest::Method,
+    path: &str,
+    query: &[(&str, &str)],
+    body: Option<&serde_json::Value>,
+) -> Result<Response, Problem> {
+    let (status, body) = app
+        .segmentation
+        .call_as(
+            method,
+            &caller.tenant,
+            path,
+            query,
+            body,
+            Some(&caller.actor),
+        )
+        .await
+        .map_err(|e| segmentation_down(&e))?;
     Ok(passthrough(status, body))
 }

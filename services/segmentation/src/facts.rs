@@ -178,13 +178,8 @@ mod tests {
                 sum: 100.0,
             },
         );
-        f.totals.insert(
-            "Page Viewed".into(),
-            NameTotals {
-                count: 6,
-                sum: 0.0,
-            },
-        );
+        f.totals
+            .insert("Page Viewed".into(), NameTotals { count: 6, sum: 0.0 });
         assert_eq!(f.events_total(), 10);
         assert_eq!(f.orders(), 4);
         assert_eq!(f.average_order_value(), 25.0);

@@ -28,9 +28,25 @@ impl SegmentationHandler {
         Self { pool, catalog }
     }
 
-    async fn evaluate(&self, conn: &mut PgConnection, e: &Envelope, customer: Uuid, change: Change, reason: &str) -> Result<(), HandleError> {
+    async fn evaluate(
+        &self,
+        conn: &mut PgConnection,
+        e: &Envelope,
+        customer: Uuid,
+        change: Change,
+        reason: &str,
+    ) -> Result<(), HandleError> {
         let model = self.catalog.get(conn, e.tenant_id.as_str()).await?;
-        evaluate_many(conn, &e.tenant_id, &model, &[customer], &change, Utc::now(), reason).await?;
+        evaluate_many(
+            conn,
+            &e.tenant_id,
+            &model,
+            &[customer],
+            &change,
+            Utc::now(),
+            reason,
+        )
+        .await?;
         Ok(())
     }
 
@@ -56,7 +72,12 @@ impl SegmentationHandler {
                 .get(key)
                 .and_then(serde_json::Value::as_str)
                 .and_then(|s| Uuid::parse_str(s).ok())
-                .ok_or_else(|| HandleError::permanent("missing_property", format!("{} without a valid properties.{key}", e.kind)))
+                .ok_or_else(|| {
+                    HandleError::permanent(
+                        "missing_property",
+                        format!("{} without a valid properties.{key}", e.kind),
+                    )
+                })
         };
         match e.kind.as_str() {
             "profile.created" | "profile.updated" => {
@@ -108,7 +129,9 @@ impl SegmentationHandler {
             .properties
             .get("tier")
             .and_then(serde_json::Value::as_str)
-            .ok_or_else(|| HandleError::permanent("missing_property", "tier.changed without properties.tier"))?;
+            .ok_or_else(|| {
+                HandleError::permanent("missing_property", "tier.changed without properties.tier")
+            })?;
         let tenant = e.tenant_id.as_str();
         if activity::is_erased(conn, tenant, id).await? {
             return Ok(());

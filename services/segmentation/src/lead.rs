@@ -132,19 +132,27 @@ impl LeadScoring {
         }
         for (i, r) in self.behaviour.iter().enumerate() {
             if r.label.trim().is_empty() || r.event.trim().is_empty() || !r.points.is_finite() {
-                return Some(format!("behaviour/{i}: label, event and a finite points are required"));
+                return Some(format!(
+                    "behaviour/{i}: label, event and a finite points are required"
+                ));
             }
             if r.filters.len() > 20 || r.max_events == 0 || r.max_events > 1000 {
-                return Some(format!("behaviour/{i}: at most 20 filters and max_events 1 to 1000"));
+                return Some(format!(
+                    "behaviour/{i}: at most 20 filters and max_events 1 to 1000"
+                ));
             }
         }
         for (i, r) in self.fit.iter().enumerate() {
             if r.label.trim().is_empty() || r.name.trim().is_empty() || !r.points.is_finite() {
-                return Some(format!("fit/{i}: label, trait and a finite points are required"));
+                return Some(format!(
+                    "fit/{i}: label, trait and a finite points are required"
+                ));
             }
             let needs_value = !matches!(r.op, MatchOp::Exists | MatchOp::Missing);
             if needs_value != r.value.is_some() {
-                return Some(format!("fit/{i}: `value` is required except for exists / missing"));
+                return Some(format!(
+                    "fit/{i}: `value` is required except for exists / missing"
+                ));
             }
         }
         None
@@ -236,7 +244,12 @@ mod tests {
             at: now - Duration::days(days),
             properties: json!({"path": path}).as_object().cloned().unwrap(),
         };
-        f.events = vec![ev("Page Viewed", "/pricing", 0), ev("Page Viewed", "/pricing", 10), ev("Page Viewed", "/blog", 0), ev("Demo Requested", "", 20)];
+        f.events = vec![
+            ev("Page Viewed", "/pricing", 0),
+            ev("Page Viewed", "/pricing", 10),
+            ev("Page Viewed", "/blog", 0),
+            ev("Demo Requested", "", 20),
+        ];
         f.traits.insert("title".into(), json!("Marketing Director"));
         let s = config().score(&f, now);
         // 10 + 5 (one half-life) + 40 / 4 (two half-lives) + 15
@@ -260,7 +273,8 @@ mod tests {
         assert_eq!(c.problem(), None);
         c.half_life_days = 0.0;
         assert!(c.problem().is_some());
-        let unknown = serde_json::from_value::<LeadScoring>(json!({"behaviour": [], "formula": "x*2"}));
+        let unknown =
+            serde_json::from_value::<LeadScoring>(json!({"behaviour": [], "formula": "x*2"}));
         assert!(unknown.is_err());
     }
 }

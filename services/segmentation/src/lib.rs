@@ -6,16 +6,17 @@
 #![forbid(unsafe_code)]
 
 mod api;
+pub mod batch;
 pub mod engine;
 pub mod facts;
 mod handler;
-pub mod recompute;
-pub mod scheduler;
-pub mod scoring;
 pub mod lead;
 pub mod lifecycle;
+pub mod recompute;
 pub mod rfm;
 pub mod rules;
+pub mod scheduler;
+pub mod scoring;
 pub mod settings;
 pub mod store;
 pub mod value;
@@ -72,8 +73,18 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
     let catalog = std::sync::Arc::new(engine::Catalog::default());
     let handler = SegmentationHandler::new(base.pool.clone(), std::sync::Arc::clone(&catalog));
     let background = tokio_util::sync::CancellationToken::new();
-    scheduler::spawn_recheck(base.pool.clone(), std::sync::Arc::clone(&catalog), config.recheck_tick, background.clone());
-    scheduler::spawn_scoring(base.pool.clone(), std::sync::Arc::clone(&catalog), config.scoring_interval, background);
+    scheduler::spawn_recheck(
+        base.pool.clone(),
+        std::sync::Arc::clone(&catalog),
+        config.recheck_tick,
+        background.clone(),
+    );
+    scheduler::spawn_scoring(
+        base.pool.clone(),
+        std::sync::Arc::clone(&catalog),
+        config.scoring_interval,
+        background,
+    );
     let api = api::routes(api::ApiState {
         pool: base.pool.clone(),
         catalog,

@@ -8,7 +8,17 @@ use serde::{Deserialize, Serialize};
 
 /// A customer's stage.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
@@ -129,7 +139,11 @@ pub fn next_change(
 ) -> Option<DateTime<Utc>> {
     let today = now.date_naive();
     let first = order_days.first()?;
-    let last = order_days.iter().filter(|d| **d <= today).next_back().unwrap_or(first);
+    let last = order_days
+        .iter()
+        .filter(|d| **d <= today)
+        .next_back()
+        .unwrap_or(first);
     let mut days = vec![
         *last + Duration::days(i64::from(t.active_days) + 1),
         *last + Duration::days(i64::from(t.lapsed_days) + 1),

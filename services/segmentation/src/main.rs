@@ -1,4 +1,4 @@
-//! `crm-segmentation`: `serve` (default), `migrate`, `fit`.
+//! `crm-segmentation`: `serve` (default), `migrate`, `fit`, `score`.
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
+use crm_segmentation::batch;
+use crm_segmentation::lifecycle::Thresholds;
 use crm_segmentation::value::{read_transactions, summarise, ValueModel};
 use crm_service::cli::{run_part_command, PartCommand};
 use serde_json::json;
@@ -35,6 +37,32 @@ enum Command {
         #[arg(long, value_parser = parse_date)]
         calibration_end: NaiveDate,
     },
+    /// Score every customer as of a date: R, F, M, RFM group, lifecycle stage, probability
+    /// alive, expected purchases and lifetime value, written as CSV (value models fitted on the
+    /// purchases up to that date).
+    Score {
+        /// CSV `customer_id,date,quantity,amount` with a header row; dates as YYYYMMDD.
+        #[arg(long)]
+        transactions: PathBuf,
+        /// The date scores are computed at (YYYY-MM-DD); later purchases are ignored.
+        #[arg(long, value_parser = parse_date)]
+        as_of: NaiveDate,
+        /// Where to write the scores (CSV).
+        #[arg(long)]
+        output: PathBuf,
+        /// Weeks of expected purchases and lifetime value.
+        #[arg(long, default_value_t = 52.0)]
+        horizon_weeks: f64,
+        /// Lifecycle: a first order this recent is `new`.
+        #[arg(long, default_value_t = 30)]
+        new_days: u32,
+        /// Lifecycle: a last order this recent is `active`.
+        #[arg(long, default_value_t = 90)]
+        active_days: u32,
+        /// Lifecycle: a last order older than this is `lapsed`.
+        #[arg(long, default_value_t = 180)]
+        lapsed_days: u32,
+    },
 }
 
 fn parse_date(s: &str) -> Result<NaiveDate, String> {
@@ -60,12 +88,62 @@ async fn main() -> anyhow::Result<()> {
             transactions,
             calibration_end,
         } => fit(&transactions, calibration_end),
+        Command::Score {
+            transactions,
+            as_of,
+            output,
+            horizon_weeks,
+            new_days,
+            active_days,
+            lapsed_days,
+        } => {
+            let thresholds = Thresholds {
+                new_days,
+                active_days,
+                lapsed_days,
+            };
+            if let Some(p) = thresholds.problem() {
+                anyhow::bail!("lifecycle thresholds: {p}");
+            }
+            if !(horizon_weeks.is_finite() && horizon_weeks > 0.0) {
+                anyhow::bail!("--horizon-weeks must be a positive number");
+            }
+            score(&transactions, as_of, &output, horizon_weeks, &thresholds)
+        }
     }
 }
 
-fn fit(path: &PathBuf, end: NaiveDate) -> anyhow::Result<()> {
+fn read(path: &PathBuf) -> anyhow::Result<Vec<crm_segmentation::value::Transaction>> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let transactions = read_transactions(file).with_context(|| format!("in {}", path.display()))?;
+    read_transactions(file).with_context(|| format!("in {}", path.display()))
+}
+
+fn score(
+    path: &PathBuf,
+    as_of: NaiveDate,
+    output: &PathBuf,
+    horizon_weeks: f64,
+    thresholds: &Thresholds,
+) -> anyhow::Result<()> {
+    let transactions = read(path)?;
+    let (rows, model) = batch::score(&transactions, as_of, horizon_weeks, thresholds);
+    let out =
+        File::create(output).with_context(|| format!("cannot create {}", output.display()))?;
+    batch::write_csv(&rows, std::io::BufWriter::new(out))
+        .with_context(|| format!("writing {}", output.display()))?;
+    if model.is_none() {
+        eprintln!("note: too few repeat buyers to fit the value models; probability_alive, expected_purchases and lifetime_value are empty");
+    }
+    eprintln!(
+        "scored {} customers as of {as_of} into {}",
+        rows.len(),
+        output.display()
+    );
+    Ok(())
+}
+
+fn fit(path: &PathBuf, end: NaiveDate) -> anyhow::Result<()> {
+    let transactions = read(path)?;
     let customers = summarise(&transactions, end);
     let model = ValueModel::fit(&customers).with_context(|| {
         format!(

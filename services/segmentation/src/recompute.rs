@@ -19,7 +19,12 @@ use crate::store::facts::load_many;
 pub const CHUNK: usize = 2_000;
 
 /// Ids of the tenant's customers after `after`, in id order.
-async fn next_ids(pool: &PgPool, tenant: &str, after: Uuid, limit: usize) -> Result<Vec<Uuid>, sqlx::Error> {
+async fn next_ids(
+    pool: &PgPool,
+    tenant: &str,
+    after: Uuid,
+    limit: usize,
+) -> Result<Vec<Uuid>, sqlx::Error> {
     let rows: Vec<(Uuid,)> = sqlx::query_as(
         "SELECT customer_id FROM customer_activity WHERE tenant_id = $1 AND customer_id > $2
          ORDER BY customer_id LIMIT $3",
@@ -47,7 +52,9 @@ pub async fn recompute(
     let started = Instant::now();
     for chunk in 1.. {
         let ids = next_ids(pool, tenant.as_str(), after, CHUNK).await?;
-        let Some(last) = ids.last().copied() else { break };
+        let Some(last) = ids.last().copied() else {
+            break;
+        };
         after = last;
         let mut tx = pool.begin().await?;
         let model = catalog.get(&mut tx, tenant.as_str()).await?;
@@ -73,22 +80,37 @@ pub struct Preview {
 }
 
 /// Evaluates `rule` over every customer of `tenant` without saving anything.
-pub async fn preview(pool: &PgPool, catalog: &Catalog, tenant: &TenantId, rule: &Rule, sample: usize, now: DateTime<Utc>) -> Result<Preview, sqlx::Error> {
+pub async fn preview(
+    pool: &PgPool,
+    catalog: &Catalog,
+    tenant: &TenantId,
+    rule: &Rule,
+    sample: usize,
+    now: DateTime<Utc>,
+) -> Result<Preview, sqlx::Error> {
     let mut conn = pool.acquire().await?;
     let mut model = (*catalog.get(&mut conn, tenant.as_str()).await?).clone();
     let deps = Dependencies::of(rule);
     model.event_names.extend(deps.event_names.iter().cloned());
-    model.event_names.extend(deps.windows.sliding.keys().cloned());
+    model
+        .event_names
+        .extend(deps.windows.sliding.keys().cloned());
     let ctx = Context {
         now,
         thresholds: &model.settings.lifecycle,
         lead: &model.settings.lead_scoring,
     };
-    let mut out = Preview { size: 0, customers: 0, sample: Vec::new() };
+    let mut out = Preview {
+        size: 0,
+        customers: 0,
+        sample: Vec::new(),
+    };
     let mut after = Uuid::nil();
     loop {
         let ids = next_ids(pool, tenant.as_str(), after, CHUNK).await?;
-        let Some(last) = ids.last().copied() else { break };
+        let Some(last) = ids.last().copied() else {
+            break;
+        };
         after = last;
         for facts in load_many(&mut conn, tenant.as_str(), &ids, &model, now, false).await? {
             out.customers += 1;

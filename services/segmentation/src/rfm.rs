@@ -26,7 +26,17 @@ pub struct RfmScore {
 
 /// Named groups of the (R, F) grid (docs/segmentation.md shows the grid).
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum RfmGroup {
@@ -182,8 +192,17 @@ mod tests {
             frequency: 1.0,
             monetary: 1.0,
         };
-        let s = score(&[input(1.0), input(400.0), input(30.0), input(200.0), input(90.0)]);
-        assert_eq!(s.iter().map(|s| s.r).collect::<Vec<_>>(), vec![5, 1, 4, 2, 3]);
+        let s = score(&[
+            input(1.0),
+            input(400.0),
+            input(30.0),
+            input(200.0),
+            input(90.0),
+        ]);
+        assert_eq!(
+            s.iter().map(|s| s.r).collect::<Vec<_>>(),
+            vec![5, 1, 4, 2, 3]
+        );
     }
 
     #[test]

@@ -32,18 +32,34 @@ pub async fn recheck_due(pool: &PgPool, catalog: &Catalog) -> Result<Applied, sq
     }
     let mut total = Applied::default();
     for (tenant, mut ids) in by_tenant {
-        let Ok(tenant) = TenantId::parse(&tenant) else { continue };
+        let Ok(tenant) = TenantId::parse(&tenant) else {
+            continue;
+        };
         ids.sort_unstable();
         let mut tx = pool.begin().await?;
         let model = catalog.get(&mut tx, tenant.as_str()).await?;
-        total += evaluate_many(&mut tx, &tenant, &model, &ids, &Change::Time, Utc::now(), "time").await?;
+        total += evaluate_many(
+            &mut tx,
+            &tenant,
+            &model,
+            &ids,
+            &Change::Time,
+            Utc::now(),
+            "time",
+        )
+        .await?;
         tx.commit().await?;
     }
     Ok(total)
 }
 
 /// Runs [`recheck_due`] every `tick` until `shutdown`.
-pub fn spawn_recheck(pool: PgPool, catalog: Arc<Catalog>, tick: Duration, shutdown: CancellationToken) {
+pub fn spawn_recheck(
+    pool: PgPool,
+    catalog: Arc<Catalog>,
+    tick: Duration,
+    shutdown: CancellationToken,
+) {
     tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -55,17 +71,30 @@ pub fn spawn_recheck(pool: PgPool, catalog: Arc<Catalog>, tick: Duration, shutdo
             }
             match recheck_due(&pool, &catalog).await {
                 Ok(a) if a.entered + a.exited + a.stage_changes > 0 => {
-                    tracing::info!(customers = a.customers, entered = a.entered, exited = a.exited, stage_changes = a.stage_changes, "time re-evaluation");
+                    tracing::info!(
+                        customers = a.customers,
+                        entered = a.entered,
+                        exited = a.exited,
+                        stage_changes = a.stage_changes,
+                        "time re-evaluation"
+                    );
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "time re-evaluation failed; retrying next tick"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "time re-evaluation failed; retrying next tick")
+                }
             }
         }
     });
 }
 
 /// Scores every tenant and purges events past retention every `interval` (`None`: never).
-pub fn spawn_scoring(pool: PgPool, catalog: Arc<Catalog>, interval: Option<Duration>, shutdown: CancellationToken) {
+pub fn spawn_scoring(
+    pool: PgPool,
+    catalog: Arc<Catalog>,
+    interval: Option<Duration>,
+    shutdown: CancellationToken,
+) {
     let Some(interval) = interval else { return };
     tokio::spawn(async move {
         loop {
@@ -77,7 +106,9 @@ pub fn spawn_scoring(pool: PgPool, catalog: Arc<Catalog>, interval: Option<Durat
                 return;
             }
             let tenants: Result<Vec<(String,)>, _> =
-                sqlx::query_as("SELECT DISTINCT tenant_id FROM customer_activity").fetch_all(&pool).await;
+                sqlx::query_as("SELECT DISTINCT tenant_id FROM customer_activity")
+                    .fetch_all(&pool)
+                    .await;
             let tenants = match tenants {
                 Ok(t) => t,
                 Err(e) => {
@@ -86,14 +117,26 @@ pub fn spawn_scoring(pool: PgPool, catalog: Arc<Catalog>, interval: Option<Durat
                 }
             };
             for (tenant,) in tenants {
-                let Ok(tenant) = TenantId::parse(&tenant) else { continue };
+                let Ok(tenant) = TenantId::parse(&tenant) else {
+                    continue;
+                };
                 match crate::scoring::run(&pool, &catalog, &tenant, "schedule", Utc::now()).await {
-                    Ok(s) => tracing::info!(tenant = %tenant, customers = s.customers, rfm_group_changes = s.rfm_group_changes, "scheduled scoring done"),
-                    Err(e) => tracing::warn!(tenant = %tenant, error = %e, "scheduled scoring failed"),
+                    Ok(s) => {
+                        tracing::info!(tenant = %tenant, customers = s.customers, rfm_group_changes = s.rfm_group_changes, "scheduled scoring done")
+                    }
+                    Err(e) => {
+                        tracing::warn!(tenant = %tenant, error = %e, "scheduled scoring failed")
+                    }
                 }
                 if let Ok(mut conn) = pool.acquire().await {
-                    let retention = crate::settings::load(&mut conn, tenant.as_str()).await.map(|s| s.retention_days).unwrap_or(365);
-                    if let Err(e) = crate::store::activity::purge_events(&mut conn, tenant.as_str(), retention).await {
+                    let retention = crate::settings::load(&mut conn, tenant.as_str())
+                        .await
+                        .map(|s| s.retention_days)
+                        .unwrap_or(365);
+                    if let Err(e) =
+                        crate::store::activity::purge_events(&mut conn, tenant.as_str(), retention)
+                            .await
+                    {
                         tracing::warn!(tenant = %tenant, error = %e, "event purge failed");
                     }
                 }

@@ -44,7 +44,13 @@ struct History {
 }
 
 /// Scores every customer of `tenant` who ordered, at `now`.
-pub async fn run(pool: &PgPool, catalog: &Catalog, tenant: &TenantId, trigger: &str, now: DateTime<Utc>) -> Result<RunSummary, sqlx::Error> {
+pub async fn run(
+    pool: &PgPool,
+    catalog: &Catalog,
+    tenant: &TenantId,
+    trigger: &str,
+    now: DateTime<Utc>,
+) -> Result<RunSummary, sqlx::Error> {
     let (run_id,): (i64,) = sqlx::query_as(
         "INSERT INTO scoring_runs (tenant_id, trigger, started_at) VALUES ($1, $2, $3) RETURNING id",
     )
@@ -55,7 +61,11 @@ pub async fn run(pool: &PgPool, catalog: &Catalog, tenant: &TenantId, trigger: &
     .await?;
     let result = score(pool, catalog, tenant, run_id, now).await;
     let (customers, changed, error) = match &result {
-        Ok(s) => (Some(s.customers as i64), Some(s.rfm_group_changes as i64), None),
+        Ok(s) => (
+            Some(s.customers as i64),
+            Some(s.rfm_group_changes as i64),
+            None,
+        ),
         Err(e) => (None, None, Some(e.to_string())),
     };
     sqlx::query("UPDATE scoring_runs SET finished_at = now(), customers = $2, changed = $3, error = $4 WHERE id = $1")
@@ -68,7 +78,13 @@ pub async fn run(pool: &PgPool, catalog: &Catalog, tenant: &TenantId, trigger: &
     result
 }
 
-async fn score(pool: &PgPool, catalog: &Catalog, tenant: &TenantId, run_id: i64, now: DateTime<Utc>) -> Result<RunSummary, sqlx::Error> {
+async fn score(
+    pool: &PgPool,
+    catalog: &Catalog,
+    tenant: &TenantId,
+    run_id: i64,
+    now: DateTime<Utc>,
+) -> Result<RunSummary, sqlx::Error> {
     let today = now.date_naive();
     let rows: Vec<(Uuid, NaiveDate, f64)> = sqlx::query_as(
         "SELECT customer_id, day, total FROM daily_activity
@@ -83,13 +99,20 @@ async fn score(pool: &PgPool, catalog: &Catalog, tenant: &TenantId, run_id: i64,
     for (id, day, total) in rows {
         match histories.last_mut() {
             Some(h) if h.id == id => *h.days.entry(day).or_default() += total,
-            _ => histories.push(History { id, days: BTreeMap::from([(day, total)]) }),
+            _ => histories.push(History {
+                id,
+                days: BTreeMap::from([(day, total)]),
+            }),
         }
     }
     let inputs: Vec<RfmInput> = histories
         .iter()
         .map(|h| RfmInput {
-            recency_days: h.days.keys().next_back().map_or(0.0, |d| (today - *d).num_days() as f64),
+            recency_days: h
+                .days
+                .keys()
+                .next_back()
+                .map_or(0.0, |d| (today - *d).num_days() as f64),
             frequency: h.days.len() as f64,
             monetary: h.days.values().sum(),
         })
@@ -115,7 +138,12 @@ async fn score(pool: &PgPool, catalog: &Catalog, tenant: &TenantId, run_id: i64,
     let predictions: BTreeMap<Uuid, crate::value::Prediction> = match &model {
         Some(m) => summaries
             .iter()
-            .filter_map(|s| Some((s.customer.parse().ok()?, m.predict(s, settings.horizon_weeks))))
+            .filter_map(|s| {
+                Some((
+                    s.customer.parse().ok()?,
+                    m.predict(s, settings.horizon_weeks),
+                ))
+            })
             .collect(),
         None => BTreeMap::new(),
     };
@@ -126,7 +154,9 @@ async fn score(pool: &PgPool, catalog: &Catalog, tenant: &TenantId, run_id: i64,
         let pick = |f: fn(&rfm::RfmScore) -> i16| chunk_s.iter().map(f).collect::<Vec<i16>>();
         let groups: Vec<&str> = chunk_s.iter().map(|s| s.group.as_str()).collect();
         let p = |f: fn(&crate::value::Prediction) -> f64| {
-            ids.iter().map(|id| predictions.get(id).map(f)).collect::<Vec<Option<f64>>>()
+            ids.iter()
+                .map(|id| predictions.get(id).map(f))
+                .collect::<Vec<Option<f64>>>()
         };
         let mut tx = pool.begin().await?;
         let changed: Vec<(Uuid, i16, i16, i16, String)> = sqlx::query_as(
@@ -157,7 +187,14 @@ async fn score(pool: &PgPool, catalog: &Catalog, tenant: &TenantId, run_id: i64,
         changes += changed.len() as u64;
         let messages = changed
             .iter()
-            .map(|(id, r, f, m, g)| message(tenant, "rfm.changed", *id, json!({"r": r, "f": f, "m": m, "group": g, "run_id": run_id})))
+            .map(|(id, r, f, m, g)| {
+                message(
+                    tenant,
+                    "rfm.changed",
+                    *id,
+                    json!({"r": r, "f": f, "m": m, "group": g, "run_id": run_id}),
+                )
+            })
             .collect::<Result<Vec<_>, _>>()?;
         enqueue_all(&mut tx, &messages).await?;
         tx.commit().await?;

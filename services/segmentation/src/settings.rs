@@ -48,7 +48,10 @@ impl Settings {
         if !(1..=730).contains(&self.retention_days) {
             return Some("retention_days must be 1 to 730".into());
         }
-        if !(self.horizon_weeks.is_finite() && self.horizon_weeks > 0.0 && self.horizon_weeks <= 520.0) {
+        if !(self.horizon_weeks.is_finite()
+            && self.horizon_weeks > 0.0
+            && self.horizon_weeks <= 520.0)
+        {
             return Some("horizon_weeks must be above 0 and at most 520".into());
         }
         if !(1..=10_080).contains(&self.lead_recheck_minutes) {

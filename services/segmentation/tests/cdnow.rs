@@ -94,3 +94,87 @@ fn the_fit_command_prints_the_parameters_as_json() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("cannot open"));
 }
+
+/// `score` writes one row per customer who bought by the as-of date, with balanced quintiles,
+/// a group and stage for each, and the value predictions of the library.
+#[test]
+fn the_score_command_writes_rfm_stage_and_value_per_customer() {
+    let out_path = std::env::temp_dir().join(format!("cdnow-scores-{}.csv", std::process::id()));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crm-segmentation"))
+        .args(["score", "--transactions"])
+        .arg(data("cdnow_sample.csv"))
+        .args(["--as-of", "1997-09-30", "--output"])
+        .arg(&out_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut reader = csv::Reader::from_path(&out_path).unwrap();
+    let headers: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        headers,
+        [
+            "customer_id",
+            "recency_days",
+            "frequency",
+            "monetary",
+            "r",
+            "f",
+            "m",
+            "rfm_group",
+            "stage",
+            "probability_alive",
+            "expected_purchases",
+            "lifetime_value"
+        ]
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let transactions =
+        read_transactions(std::fs::File::open(data("cdnow_sample.csv")).unwrap()).unwrap();
+    let end = NaiveDate::from_ymd_opt(1997, 9, 30).unwrap();
+    let summaries = summarise(&transactions, end);
+    assert_eq!(rows.len(), summaries.len());
+    let model = ValueModel::fit(&summaries).unwrap();
+    let mut per_score = [[0usize; 5]; 3];
+    for (row, s) in rows.iter().zip(&summaries) {
+        assert_eq!(&row[0], s.customer.as_str());
+        for (k, col) in [4, 5, 6].into_iter().enumerate() {
+            let v: usize = row[col].parse().unwrap();
+            assert!((1..=5).contains(&v));
+            per_score[k][v - 1] += 1;
+        }
+        assert!(!row[7].is_empty());
+        assert!(
+            ["new", "active", "at_risk", "lapsed", "reactivated"].contains(&&row[8]),
+            "{}",
+            &row[8]
+        );
+        let p = model.predict(s, 52.0);
+        let close = |col: usize, want: f64| {
+            let got: f64 = row[col].parse().unwrap();
+            assert!(
+                (got - want).abs() <= 1e-9 * want.abs().max(1.0),
+                "column {col}: {got} vs {want}"
+            );
+        };
+        close(9, p.probability_alive);
+        close(10, p.expected_purchases);
+        close(11, p.lifetime_value);
+    }
+    // Quintiles: each score holds a fifth of the customers (ties broken by customer id).
+    let n = rows.len() as f64;
+    for counts in per_score {
+        for c in counts {
+            assert!((c as f64 - n / 5.0).abs() <= 1.0, "{counts:?} of {n}");
+        }
+    }
+    let _ = std::fs::remove_file(out_path);
+}

@@ -18,31 +18,52 @@ use crate::store::facts::load_many;
 
 pub(crate) fn routes() -> Router<ApiState> {
     Router::new()
-        .route("/internal/v1/tenants/{tenant}/customers/{id}/activity", get(activity))
-        .route("/internal/v1/tenants/{tenant}/customers/{id}/segments", get(segments))
-        .route("/internal/v1/tenants/{tenant}/customers/{id}/scores", get(scores))
+        .route(
+            "/internal/v1/tenants/{tenant}/customers/{id}/activity",
+            get(activity),
+        )
+        .route(
+            "/internal/v1/tenants/{tenant}/customers/{id}/segments",
+            get(segments),
+        )
+        .route(
+            "/internal/v1/tenants/{tenant}/customers/{id}/scores",
+            get(scores),
+        )
 }
 
 fn not_found() -> Problem {
-    Problem::new(StatusCode::NOT_FOUND, "customer_not_found", "segmentation has no activity or profile for this customer")
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "customer_not_found",
+        "segmentation has no activity or profile for this customer",
+    )
 }
 
 /// Aggregates: totals, orders, revenue, average order value, categories, last purchase, and
 /// counts per event name (all time, last 7 / 30 / 90 days).
-async fn activity(State(state): State<ApiState>, Path((tenant, id)): Path<(String, Uuid)>) -> Result<Json<Value>, Problem> {
+async fn activity(
+    State(state): State<ApiState>,
+    Path((tenant, id)): Path<(String, Uuid)>,
+) -> Result<Json<Value>, Problem> {
     let tenant = tenant_from_path(&tenant)?;
     let mut conn = state.pool.acquire().await?;
     let id = resolve_alias(&mut conn, tenant.as_str(), id).await?;
     let model = state.catalog.get(&mut conn, tenant.as_str()).await?;
     let mut model = (*model).clone();
-    let names: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT name FROM daily_activity WHERE tenant_id = $1 AND customer_id = $2")
-        .bind(tenant.as_str())
-        .bind(id)
-        .fetch_all(&mut *conn)
-        .await?;
+    let names: Vec<(String,)> = sqlx::query_as(
+        "SELECT DISTINCT name FROM daily_activity WHERE tenant_id = $1 AND customer_id = $2",
+    )
+    .bind(tenant.as_str())
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
     model.event_names.extend(names.into_iter().map(|(n,)| n));
     let now = Utc::now();
-    let f = load_many(&mut conn, tenant.as_str(), &[id], &model, now, false).await?.pop().ok_or_else(not_found)?;
+    let f = load_many(&mut conn, tenant.as_str(), &[id], &model, now, false)
+        .await?
+        .pop()
+        .ok_or_else(not_found)?;
     let by_name: serde_json::Map<String, Value> = f
         .totals
         .iter()
@@ -67,7 +88,10 @@ async fn activity(State(state): State<ApiState>, Path((tenant, id)): Path<(Strin
     })))
 }
 
-async fn segments(State(state): State<ApiState>, Path((tenant, id)): Path<(String, Uuid)>) -> Result<Json<Value>, Problem> {
+async fn segments(
+    State(state): State<ApiState>,
+    Path((tenant, id)): Path<(String, Uuid)>,
+) -> Result<Json<Value>, Problem> {
     let tenant = tenant_from_path(&tenant)?;
     let mut conn = state.pool.acquire().await?;
     let id = resolve_alias(&mut conn, tenant.as_str(), id).await?;
@@ -80,22 +104,33 @@ async fn segments(State(state): State<ApiState>, Path((tenant, id)): Path<(Strin
     .bind(id)
     .fetch_all(&mut *conn)
     .await?;
-    let items: Vec<Value> = rows.iter().map(|(s, n, at)| json!({"segment_id": s, "name": n, "entered_at": at})).collect();
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|(s, n, at)| json!({"segment_id": s, "name": n, "entered_at": at}))
+        .collect();
     Ok(Json(json!({"customer_id": id, "segments": items})))
 }
 
-async fn scores(State(state): State<ApiState>, Path((tenant, id)): Path<(String, Uuid)>) -> Result<Json<Value>, Problem> {
+async fn scores(
+    State(state): State<ApiState>,
+    Path((tenant, id)): Path<(String, Uuid)>,
+) -> Result<Json<Value>, Problem> {
     let tenant = tenant_from_path(&tenant)?;
     let mut conn = state.pool.acquire().await?;
     let id = resolve_alias(&mut conn, tenant.as_str(), id).await?;
     let model = state.catalog.get(&mut conn, tenant.as_str()).await?;
     let now = Utc::now();
-    let f = load_many(&mut conn, tenant.as_str(), &[id], &model, now, false).await?.pop().ok_or_else(not_found)?;
-    let (since,): (Option<DateTime<Utc>>,) = sqlx::query_as("SELECT stage_since FROM customer_activity WHERE tenant_id = $1 AND customer_id = $2")
-        .bind(tenant.as_str())
-        .bind(id)
-        .fetch_one(&mut *conn)
-        .await?;
+    let f = load_many(&mut conn, tenant.as_str(), &[id], &model, now, false)
+        .await?
+        .pop()
+        .ok_or_else(not_found)?;
+    let (since,): (Option<DateTime<Utc>>,) = sqlx::query_as(
+        "SELECT stage_since FROM customer_activity WHERE tenant_id = $1 AND customer_id = $2",
+    )
+    .bind(tenant.as_str())
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await?;
     let settings = &model.settings;
     let lead = settings.lead_scoring.score(&f, now);
     Ok(Json(json!({

@@ -48,7 +48,11 @@ pub(crate) fn actor(headers: &HeaderMap) -> String {
 /// A JSON body, or 400 `invalid_body` saying what is wrong with it.
 pub(crate) fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, Problem> {
     serde_json::from_slice(body).map_err(|e| {
-        Problem::new(StatusCode::BAD_REQUEST, "invalid_body", format!("the body is not what this call takes: {e}"))
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("the body is not what this call takes: {e}"),
+        )
     })
 }
 
@@ -57,6 +61,10 @@ pub(crate) fn page_size(limit: Option<u32>) -> Result<i64, Problem> {
     match limit {
         None => Ok(100),
         Some(l @ 1..=1000) => Ok(i64::from(l)),
-        Some(_) => Err(Problem::new(StatusCode::BAD_REQUEST, "invalid_limit", "limit must be 1 to 1000")),
+        Some(_) => Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_limit",
+            "limit must be 1 to 1000",
+        )),
     }
 }

@@ -17,12 +17,21 @@ use crate::scoring;
 pub(crate) fn routes() -> Router<ApiState> {
     Router::new()
         .route("/internal/v1/tenants/{tenant}/reports/rfm", get(rfm))
-        .route("/internal/v1/tenants/{tenant}/reports/lifecycle", get(lifecycle))
-        .route("/internal/v1/tenants/{tenant}/scoring/runs", get(runs).post(run_now))
+        .route(
+            "/internal/v1/tenants/{tenant}/reports/lifecycle",
+            get(lifecycle),
+        )
+        .route(
+            "/internal/v1/tenants/{tenant}/scoring/runs",
+            get(runs).post(run_now),
+        )
 }
 
 /// Customers per RFM group and per (R, F) cell, from the last scoring run.
-async fn rfm(State(state): State<ApiState>, Path(tenant): Path<String>) -> Result<Json<Value>, Problem> {
+async fn rfm(
+    State(state): State<ApiState>,
+    Path(tenant): Path<String>,
+) -> Result<Json<Value>, Problem> {
     let tenant = tenant_from_path(&tenant)?;
     let groups: Vec<(String, i64, f64)> = sqlx::query_as(
         "SELECT rfm_group, count(*), coalesce(sum(revenue_total), 0)::float8 FROM customer_activity
@@ -63,18 +72,32 @@ struct LifecycleQuery {
 
 /// Customers per stage now, and transitions per period: acquisition (into `new`), retention
 /// (into `at_risk` and `lapsed`), win-back (into `reactivated`).
-async fn lifecycle(State(state): State<ApiState>, Path(tenant): Path<String>, Query(q): Query<LifecycleQuery>) -> Result<Json<Value>, Problem> {
+async fn lifecycle(
+    State(state): State<ApiState>,
+    Path(tenant): Path<String>,
+    Query(q): Query<LifecycleQuery>,
+) -> Result<Json<Value>, Problem> {
     let tenant = tenant_from_path(&tenant)?;
     let (period, step) = match q.period.as_deref().unwrap_or("week") {
         "day" => ("day", Duration::days(1)),
         "week" => ("week", Duration::weeks(1)),
         "month" => ("month", Duration::days(31)),
-        _ => return Err(Problem::new(StatusCode::BAD_REQUEST, "invalid_period", "period must be day, week or month")),
+        _ => {
+            return Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_period",
+                "period must be day, week or month",
+            ))
+        }
     };
     let to = q.to.unwrap_or_else(Utc::now);
     let from = q.from.unwrap_or(to - step * 12);
     if from >= to || to - from > Duration::days(3660) {
-        return Err(Problem::new(StatusCode::BAD_REQUEST, "invalid_range", "from must be before to, at most ten years apart"));
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_range",
+            "from must be before to, at most ten years apart",
+        ));
     }
     let stages: Vec<(Option<String>, i64)> = sqlx::query_as(
         "SELECT stage, count(*) FROM customer_activity WHERE tenant_id = $1 GROUP BY stage",
@@ -85,7 +108,11 @@ async fn lifecycle(State(state): State<ApiState>, Path(tenant): Path<String>, Qu
     let counts: serde_json::Map<String, Value> = Stage::ALL
         .iter()
         .map(|s| {
-            let n = stages.iter().filter(|(x, _)| x.as_deref() == Some(s.as_str())).map(|(_, n)| *n).sum::<i64>();
+            let n = stages
+                .iter()
+                .filter(|(x, _)| x.as_deref() == Some(s.as_str()))
+                .map(|(_, n)| *n)
+                .sum::<i64>();
             (s.as_str().to_owned(), json!(n))
         })
         .collect();
@@ -128,16 +155,30 @@ async fn lifecycle(State(state): State<ApiState>, Path(tenant): Path<String>, Qu
 }
 
 /// Runs RFM and customer value now for the tenant.
-async fn run_now(State(state): State<ApiState>, Path(tenant): Path<String>) -> Result<Json<Value>, Problem> {
+async fn run_now(
+    State(state): State<ApiState>,
+    Path(tenant): Path<String>,
+) -> Result<Json<Value>, Problem> {
     let tenant = tenant_from_path(&tenant)?;
     let summary = scoring::run(&state.pool, &state.catalog, &tenant, "api", Utc::now()).await?;
     state.relay.notify_one();
     Ok(Json(json!(summary)))
 }
 
-async fn runs(State(state): State<ApiState>, Path(tenant): Path<String>) -> Result<Json<Value>, Problem> {
+async fn runs(
+    State(state): State<ApiState>,
+    Path(tenant): Path<String>,
+) -> Result<Json<Value>, Problem> {
     let tenant = tenant_from_path(&tenant)?;
-    let rows: Vec<(i64, String, DateTime<Utc>, Option<DateTime<Utc>>, Option<i64>, Option<i64>, Option<String>)> = sqlx::query_as(
+    let rows: Vec<(
+        i64,
+        String,
+        DateTime<Utc>,
+        Option<DateTime<Utc>>,
+        Option<i64>,
+        Option<i64>,
+        Option<String>,
+    )> = sqlx::query_as(
         "SELECT id, trigger, started_at, finished_at, customers, changed, error FROM scoring_runs
          WHERE tenant_id = $1 ORDER BY id DESC LIMIT 50",
     )

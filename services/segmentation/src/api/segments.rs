@@ -21,31 +21,75 @@ use crate::store::segments::{self, SaveError};
 
 pub(crate) fn routes() -> Router<ApiState> {
     Router::new()
-        .route("/internal/v1/tenants/{tenant}/segments", get(list).post(create))
-        .route("/internal/v1/tenants/{tenant}/segments/preview", post(preview))
-        .route("/internal/v1/tenants/{tenant}/segments/{id}", get(read).put(update).delete(delete))
-        .route("/internal/v1/tenants/{tenant}/segments/{id}/versions", get(versions))
-        .route("/internal/v1/tenants/{tenant}/segments/{id}/members", get(members))
-        .route("/internal/v1/tenants/{tenant}/segments/{id}/recompute", post(recompute_one))
+        .route(
+            "/internal/v1/tenants/{tenant}/segments",
+            get(list).post(create),
+        )
+        .route(
+            "/internal/v1/tenants/{tenant}/segments/preview",
+            post(preview),
+        )
+        .route(
+            "/internal/v1/tenants/{tenant}/segments/{id}",
+            get(read).put(update).delete(delete),
+        )
+        .route(
+            "/internal/v1/tenants/{tenant}/segments/{id}/versions",
+            get(versions),
+        )
+        .route(
+            "/internal/v1/tenants/{tenant}/segments/{id}/members",
+            get(members),
+        )
+        .route(
+            "/internal/v1/tenants/{tenant}/segments/{id}/recompute",
+            post(recompute_one),
+        )
 }
 
 fn not_found() -> Problem {
-    Problem::new(StatusCode::NOT_FOUND, "segment_not_found", "no segment with this id for this tenant")
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "segment_not_found",
+        "no segment with this id for this tenant",
+    )
 }
 
 fn save_problem(e: SaveError) -> Problem {
     match e {
-        SaveError::Invalid(r) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_rule", format!("rule{}: {}", r.path, r.message))
-            .with("path", json!(r.path)),
-        SaveError::Cycle(path) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "segment_cycle", "segments would refer to each other in a loop")
-            .with("cycle", json!(path)),
-        SaveError::UnknownReference(ids) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_segment", "the rule refers to segments that do not exist")
-            .with("segments", json!(ids)),
-        SaveError::NameTaken(name) => Problem::new(StatusCode::CONFLICT, "segment_name_taken", format!("a segment named {name:?} exists; choose another name")),
+        SaveError::Invalid(r) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_rule",
+            format!("rule{}: {}", r.path, r.message),
+        )
+        .with("path", json!(r.path)),
+        SaveError::Cycle(path) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "segment_cycle",
+            "segments would refer to each other in a loop",
+        )
+        .with("cycle", json!(path)),
+        SaveError::UnknownReference(ids) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_segment",
+            "the rule refers to segments that do not exist",
+        )
+        .with("segments", json!(ids)),
+        SaveError::NameTaken(name) => Problem::new(
+            StatusCode::CONFLICT,
+            "segment_name_taken",
+            format!("a segment named {name:?} exists; choose another name"),
+        ),
         SaveError::NotFound => not_found(),
-        SaveError::InUse(ids) => Problem::new(StatusCode::CONFLICT, "segment_in_use", "other segments refer to this one; change them first")
-            .with("segments", json!(ids)),
-        SaveError::BadField(m) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_segment", m),
+        SaveError::InUse(ids) => Problem::new(
+            StatusCode::CONFLICT,
+            "segment_in_use",
+            "other segments refer to this one; change them first",
+        )
+        .with("segments", json!(ids)),
+        SaveError::BadField(m) => {
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_segment", m)
+        }
         SaveError::Db(e) => e.into(),
     }
 }
@@ -69,68 +113,124 @@ struct SegmentPatch {
 
 /// Computes a saved segment's members in the background (the answer says it started).
 fn recompute_later(state: &ApiState, tenant: crm_envelope::TenantId, id: Uuid) {
-    let (pool, catalog, relay) = (state.pool.clone(), state.catalog.clone(), state.relay.clone());
+    let (pool, catalog, relay) = (
+        state.pool.clone(),
+        state.catalog.clone(),
+        state.relay.clone(),
+    );
     tokio::spawn(async move {
-        match recompute(&pool, &catalog, &tenant, Some(BTreeSet::from([id])), Utc::now()).await {
+        match recompute(
+            &pool,
+            &catalog,
+            &tenant,
+            Some(BTreeSet::from([id])),
+            Utc::now(),
+        )
+        .await
+        {
             Ok(a) => {
                 relay.notify_one();
                 tracing::info!(tenant = %tenant, segment = %id, customers = a.customers, entered = a.entered, exited = a.exited, "segment computed");
             }
-            Err(e) => tracing::error!(tenant = %tenant, segment = %id, error = %e, "segment computation failed; POST .../recompute retries it"),
+            Err(e) => {
+                tracing::error!(tenant = %tenant, segment = %id, error = %e, "segment computation failed; POST .../recompute retries it")
+            }
         }
     });
 }
 
-async fn create(State(state): State<ApiState>, Path(tenant): Path<String>, headers: HeaderMap, body: Bytes) -> Result<(StatusCode, Json<Value>), Problem> {
+async fn create(
+    State(state): State<ApiState>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), Problem> {
     let tenant = tenant_from_path(&tenant)?;
     let new: NewSegment = json_body(&body)?;
     let mut tx = state.pool.begin().await?;
-    let row = segments::create(&mut tx, tenant.as_str(), &new.name, &new.description, new.rule, &actor(&headers))
-        .await
-        .map_err(save_problem)?;
+    let row = segments::create(
+        &mut tx,
+        tenant.as_str(),
+        &new.name,
+        &new.description,
+        new.rule,
+        &actor(&headers),
+    )
+    .await
+    .map_err(save_problem)?;
     tx.commit().await?;
     recompute_later(&state, tenant, row.id);
-    Ok((StatusCode::CREATED, Json(json!({"segment": row, "computing": true}))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"segment": row, "computing": true})),
+    ))
 }
 
-async fn list(State(state): State<ApiState>, Path(tenant): Path<String>) -> Result<Json<Value>, Problem> {
+async fn list(
+    State(state): State<ApiState>,
+    Path(tenant): Path<String>,
+) -> Result<Json<Value>, Problem> {
     let tenant = tenant_from_path(&tenant)?;
     let mut conn = state.pool.acquire().await?;
     let rows = segments::list(&mut conn, tenant.as_str()).await?;
-    let counts: Vec<(Uuid, i64)> = sqlx::query_as("SELECT segment_id, count(*) FROM memberships WHERE tenant_id = $1 GROUP BY segment_id")
-        .bind(tenant.as_str())
-        .fetch_all(&mut *conn)
-        .await?;
+    let counts: Vec<(Uuid, i64)> = sqlx::query_as(
+        "SELECT segment_id, count(*) FROM memberships WHERE tenant_id = $1 GROUP BY segment_id",
+    )
+    .bind(tenant.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
     let items: Vec<Value> = rows
         .into_iter()
         .map(|r| {
-            let size = counts.iter().find(|(id, _)| *id == r.id).map_or(0, |(_, n)| *n);
+            let size = counts
+                .iter()
+                .find(|(id, _)| *id == r.id)
+                .map_or(0, |(_, n)| *n);
             json!({"segment": r, "size": size})
         })
         .collect();
     Ok(Json(json!({"items": items})))
 }
 
-async fn read(State(state): State<ApiState>, Path((tenant, id)): Path<(String, Uuid)>) -> Result<Json<Value>, Problem> {
+async fn read(
+    State(state): State<ApiState>,
+    Path((tenant, id)): Path<(String, Uuid)>,
+) -> Result<Json<Value>, Problem> {
     let tenant = tenant_from_path(&tenant)?;
     let mut conn = state.pool.acquire().await?;
-    let row = segments::get(&mut conn, tenant.as_str(), id).await?.ok_or_else(not_found)?;
-    let (size,): (i64,) = sqlx::query_as("SELECT count(*) FROM memberships WHERE tenant_id = $1 AND segment_id = $2")
-        .bind(tenant.as_str())
-        .bind(id)
-        .fetch_one(&mut *conn)
-        .await?;
+    let row = segments::get(&mut conn, tenant.as_str(), id)
+        .await?
+        .ok_or_else(not_found)?;
+    let (size,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM memberships WHERE tenant_id = $1 AND segment_id = $2")
+            .bind(tenant.as_str())
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await?;
     Ok(Json(json!({"segment": row, "size": size})))
 }
 
-async fn update(State(state): State<ApiState>, Path((tenant, id)): Path<(String, Uuid)>, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, Problem> {
+async fn update(
+    State(state): State<ApiState>,
+    Path((tenant, id)): Path<(String, Uuid)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, Problem> {
     let tenant = tenant_from_path(&tenant)?;
     let patch: SegmentPatch = json_body(&body)?;
     let rule_changed = patch.rule.is_some();
     let mut tx = state.pool.begin().await?;
-    let row = segments::update(&mut tx, tenant.as_str(), id, patch.name.as_deref(), patch.description.as_deref(), patch.rule, &actor(&headers))
-        .await
-        .map_err(save_problem)?;
+    let row = segments::update(
+        &mut tx,
+        tenant.as_str(),
+        id,
+        patch.name.as_deref(),
+        patch.description.as_deref(),
+        patch.rule,
+        &actor(&headers),
+    )
+    .await
+    .map_err(save_problem)?;
     tx.commit().await?;
     if rule_changed {
         recompute_later(&state, tenant, id);
@@ -138,11 +238,17 @@ async fn update(State(state): State<ApiState>, Path((tenant, id)): Path<(String,
     Ok(Json(json!({"segment": row, "computing": rule_changed})))
 }
 
-async fn delete(State(state): State<ApiState>, Path((tenant, id)): Path<(String, Uuid)>, headers: HeaderMap) -> Result<StatusCode, Problem> {
+async fn delete(
+    State(state): State<ApiState>,
+    Path((tenant, id)): Path<(String, Uuid)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, Problem> {
     let tenant = tenant_from_path(&tenant)?;
     let mut tx = state.pool.begin().await?;
     let model = state.catalog.get(&mut tx, tenant.as_str()).await?;
-    let (_, members) = segments::delete(&mut tx, tenant.as_str(), id, &actor(&headers)).await.map_err(save_problem)?;
+    let (_, members) = segments::delete(&mut tx, tenant.as_str(), id, &actor(&headers))
+        .await
+        .map_err(save_problem)?;
     let exits = members
         .iter()
         .map(|c| membership_message(&tenant, &model, *c, id, false, "segment_deleted"))
@@ -153,7 +259,10 @@ async fn delete(State(state): State<ApiState>, Path((tenant, id)): Path<(String,
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn versions(State(state): State<ApiState>, Path((tenant, id)): Path<(String, Uuid)>) -> Result<Json<Value>, Problem> {
+async fn versions(
+    State(state): State<ApiState>,
+    Path((tenant, id)): Path<(String, Uuid)>,
+) -> Result<Json<Value>, Problem> {
     let tenant = tenant_from_path(&tenant)?;
     let mut conn = state.pool.acquire().await?;
     let rows = segments::versions(&mut conn, tenant.as_str(), id).await?;
@@ -171,15 +280,29 @@ struct PreviewRequest {
     sample: Option<usize>,
 }
 
-async fn preview(State(state): State<ApiState>, Path(tenant): Path<String>, body: Bytes) -> Result<Json<Value>, Problem> {
+async fn preview(
+    State(state): State<ApiState>,
+    Path(tenant): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, Problem> {
     let tenant = tenant_from_path(&tenant)?;
     let req: PreviewRequest = json_body(&body)?;
     let sample = req.sample.unwrap_or(10).min(100);
     let mut conn = state.pool.acquire().await?;
     // Checked as when saving (references included), under a fresh id.
-    let rule = segments::check_rule(&mut conn, tenant.as_str(), Uuid::now_v7(), req.rule).await.map_err(save_problem)?;
+    let rule = segments::check_rule(&mut conn, tenant.as_str(), Uuid::now_v7(), req.rule)
+        .await
+        .map_err(save_problem)?;
     drop(conn);
-    let p = run_preview(&state.pool, &state.catalog, &tenant, &rule, sample, Utc::now()).await?;
+    let p = run_preview(
+        &state.pool,
+        &state.catalog,
+        &tenant,
+        &rule,
+        sample,
+        Utc::now(),
+    )
+    .await?;
     Ok(Json(json!(p)))
 }
 
@@ -190,11 +313,17 @@ struct MembersQuery {
     after: Option<Uuid>,
 }
 
-async fn members(State(state): State<ApiState>, Path((tenant, id)): Path<(String, Uuid)>, Query(q): Query<MembersQuery>) -> Result<Json<Value>, Problem> {
+async fn members(
+    State(state): State<ApiState>,
+    Path((tenant, id)): Path<(String, Uuid)>,
+    Query(q): Query<MembersQuery>,
+) -> Result<Json<Value>, Problem> {
     let tenant = tenant_from_path(&tenant)?;
     let limit = page_size(q.limit)?;
     let mut conn = state.pool.acquire().await?;
-    segments::get(&mut conn, tenant.as_str(), id).await?.ok_or_else(not_found)?;
+    segments::get(&mut conn, tenant.as_str(), id)
+        .await?
+        .ok_or_else(not_found)?;
     let rows: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(
         "SELECT customer_id, entered_at FROM memberships WHERE tenant_id = $1 AND segment_id = $2 AND customer_id > $3
          ORDER BY customer_id LIMIT $4",
@@ -205,18 +334,39 @@ async fn members(State(state): State<ApiState>, Path((tenant, id)): Path<(String
     .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
-    let next = (rows.len() as i64 == limit).then(|| rows.last().map(|(c, _)| *c)).flatten();
-    let items: Vec<Value> = rows.iter().map(|(c, at)| json!({"customer_id": c, "entered_at": at})).collect();
-    Ok(Json(json!({"segment_id": id, "items": items, "next": next})))
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|(c, _)| *c))
+        .flatten();
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|(c, at)| json!({"customer_id": c, "entered_at": at}))
+        .collect();
+    Ok(Json(
+        json!({"segment_id": id, "items": items, "next": next}),
+    ))
 }
 
-async fn recompute_one(State(state): State<ApiState>, Path((tenant, id)): Path<(String, Uuid)>) -> Result<Json<Value>, Problem> {
+async fn recompute_one(
+    State(state): State<ApiState>,
+    Path((tenant, id)): Path<(String, Uuid)>,
+) -> Result<Json<Value>, Problem> {
     let tenant = tenant_from_path(&tenant)?;
     let mut conn = state.pool.acquire().await?;
-    segments::get(&mut conn, tenant.as_str(), id).await?.ok_or_else(not_found)?;
+    segments::get(&mut conn, tenant.as_str(), id)
+        .await?
+        .ok_or_else(not_found)?;
     drop(conn);
     let started = std::time::Instant::now();
-    let applied = recompute(&state.pool, &state.catalog, &tenant, Some(BTreeSet::from([id])), Utc::now()).await?;
+    let applied = recompute(
+        &state.pool,
+        &state.catalog,
+        &tenant,
+        Some(BTreeSet::from([id])),
+        Utc::now(),
+    )
+    .await?;
     state.relay.notify_one();
-    Ok(Json(json!({"segment_id": id, "applied": applied, "elapsed_ms": started.elapsed().as_millis() as u64})))
+    Ok(Json(
+        json!({"segment_id": id, "applied": applied, "elapsed_ms": started.elapsed().as_millis() as u64}),
+    ))
 }

@@ -11,20 +11,35 @@ use super::{actor, json_body, ApiState};
 use crate::settings::{self, Settings};
 
 pub(crate) fn routes() -> Router<ApiState> {
-    Router::new().route("/internal/v1/tenants/{tenant}/segmentation/settings", get(read).put(write))
+    Router::new().route(
+        "/internal/v1/tenants/{tenant}/segmentation/settings",
+        get(read).put(write),
+    )
 }
 
-async fn read(State(state): State<ApiState>, Path(tenant): Path<String>) -> Result<Json<Settings>, Problem> {
+async fn read(
+    State(state): State<ApiState>,
+    Path(tenant): Path<String>,
+) -> Result<Json<Settings>, Problem> {
     let tenant = tenant_from_path(&tenant)?;
     let mut conn = state.pool.acquire().await?;
     Ok(Json(settings::load(&mut conn, tenant.as_str()).await?))
 }
 
-async fn write(State(state): State<ApiState>, Path(tenant): Path<String>, headers: HeaderMap, body: Bytes) -> Result<Json<Settings>, Problem> {
+async fn write(
+    State(state): State<ApiState>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Settings>, Problem> {
     let tenant = tenant_from_path(&tenant)?;
     let new: Settings = json_body(&body)?;
     if let Some(p) = new.problem() {
-        return Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_settings", p));
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_settings",
+            p,
+        ));
     }
     let mut tx = state.pool.begin().await?;
     settings::save(&mut tx, tenant.as_str(), &new, &actor(&headers)).await?;

@@ -35,7 +35,12 @@ impl std::ops::AddAssign for Applied {
 }
 
 /// A message for `crm.segments.v1` about `customer`.
-pub(crate) fn message(tenant: &TenantId, kind: &str, customer: Uuid, properties: serde_json::Value) -> Result<Outgoing, sqlx::Error> {
+pub(crate) fn message(
+    tenant: &TenantId,
+    kind: &str,
+    customer: Uuid,
+    properties: serde_json::Value,
+) -> Result<Outgoing, sqlx::Error> {
     let mut e = Envelope::domain(tenant.clone(), kind, customer, "segmentation");
     if let serde_json::Value::Object(p) = properties {
         e.properties = p;
@@ -57,7 +62,11 @@ pub(crate) fn membership_message(
         .iter()
         .find(|s| s.id == segment)
         .map_or((None, None), |s| (Some(s.name.as_str()), Some(s.version)));
-    let kind = if entered { "segment.entered" } else { "segment.exited" };
+    let kind = if entered {
+        "segment.entered"
+    } else {
+        "segment.exited"
+    };
     message(
         tenant,
         kind,
@@ -89,12 +98,26 @@ pub async fn apply(
         for s in &o.entered {
             in_seg.push(*s);
             in_cust.push(o.customer_id);
-            messages.push(membership_message(tenant, model, o.customer_id, *s, true, reason)?);
+            messages.push(membership_message(
+                tenant,
+                model,
+                o.customer_id,
+                *s,
+                true,
+                reason,
+            )?);
         }
         for s in &o.exited {
             out_seg.push(*s);
             out_cust.push(o.customer_id);
-            messages.push(membership_message(tenant, model, o.customer_id, *s, false, reason)?);
+            messages.push(membership_message(
+                tenant,
+                model,
+                o.customer_id,
+                *s,
+                false,
+                reason,
+            )?);
         }
         applied.entered += o.entered.len() as u64;
         applied.exited += o.exited.len() as u64;
@@ -110,10 +133,24 @@ pub async fn apply(
                 json!({"from": was.map(|s| s.as_str()), "to": o.stage.as_str(), "reason": reason}),
             )?);
         }
-        let (score, is_qualified) = o.lead.as_ref().map_or((stored.lead_score, stored.lead_qualified), |l| (l.total, l.qualified));
+        let (score, is_qualified) = o
+            .lead
+            .as_ref()
+            .map_or((stored.lead_score, stored.lead_qualified), |l| {
+                (l.total, l.qualified)
+            });
         if is_qualified != stored.lead_qualified {
-            let kind = if is_qualified { "lead.qualified" } else { "lead.unqualified" };
-            messages.push(message(tenant, kind, o.customer_id, json!({"lead_score": score}))?);
+            let kind = if is_qualified {
+                "lead.qualified"
+            } else {
+                "lead.unqualified"
+            };
+            messages.push(message(
+                tenant,
+                kind,
+                o.customer_id,
+                json!({"lead_score": score}),
+            )?);
         }
         ids.push(o.customer_id);
         stages.push(o.stage.as_str());

@@ -103,7 +103,11 @@ impl TenantModel {
             Change::Scores => d.rfm || d.value,
             Change::Time => {
                 let w = &d.windows;
-                !w.sliding.is_empty() || !w.instants.is_empty() || !w.days_since.is_empty() || w.stage || w.lead
+                !w.sliding.is_empty()
+                    || !w.instants.is_empty()
+                    || !w.days_since.is_empty()
+                    || w.stage
+                    || w.lead
             }
             Change::Segments(ids) => ids.contains(&segment.id),
             Change::All => true,
@@ -118,14 +122,24 @@ fn dependency_order(segments: Vec<Segment>) -> Vec<Segment> {
     let mut waiting: BTreeMap<Uuid, usize> = BTreeMap::new();
     let mut dependents: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
     for s in &segments {
-        let refs: Vec<Uuid> = s.deps.segments.iter().copied().filter(|r| ids.contains(r)).collect();
+        let refs: Vec<Uuid> = s
+            .deps
+            .segments
+            .iter()
+            .copied()
+            .filter(|r| ids.contains(r))
+            .collect();
         waiting.insert(s.id, refs.len());
         for r in refs {
             dependents.entry(r).or_default().push(s.id);
         }
     }
     let mut by_id: HashMap<Uuid, Segment> = segments.into_iter().map(|s| (s.id, s)).collect();
-    let mut ready: Vec<Uuid> = waiting.iter().filter(|(_, n)| **n == 0).map(|(id, _)| *id).collect();
+    let mut ready: Vec<Uuid> = waiting
+        .iter()
+        .filter(|(_, n)| **n == 0)
+        .map(|(id, _)| *id)
+        .collect();
     let mut out = Vec::with_capacity(by_id.len());
     while let Some(id) = ready.pop() {
         if let Some(s) = by_id.remove(&id) {
@@ -148,7 +162,11 @@ fn dependency_order(segments: Vec<Segment>) -> Vec<Segment> {
 
 /// The segment ids `rule` would reach through references, given the other segments' rules:
 /// `Err(path)` when saving it as `id` would close a cycle.
-pub fn find_cycle(id: Uuid, rule: &Rule, others: &HashMap<Uuid, BTreeSet<Uuid>>) -> Result<(), Vec<Uuid>> {
+pub fn find_cycle(
+    id: Uuid,
+    rule: &Rule,
+    others: &HashMap<Uuid, BTreeSet<Uuid>>,
+) -> Result<(), Vec<Uuid>> {
     let mut stack: Vec<(Uuid, Vec<Uuid>)> = Dependencies::of(rule)
         .segments
         .into_iter()
@@ -179,7 +197,11 @@ pub struct Catalog {
 
 impl Catalog {
     /// The tenant's current model (one small query when cached).
-    pub async fn get(&self, conn: &mut PgConnection, tenant: &str) -> Result<Arc<TenantModel>, sqlx::Error> {
+    pub async fn get(
+        &self,
+        conn: &mut PgConnection,
+        tenant: &str,
+    ) -> Result<Arc<TenantModel>, sqlx::Error> {
         let generation = settings::generation(conn, tenant).await?;
         if let Some(m) = self.cached(tenant).filter(|m| m.generation == generation) {
             return Ok(m);
@@ -201,7 +223,9 @@ impl Catalog {
                     deps: Dependencies::of(&rule),
                     rule,
                 }),
-                Err(e) => tracing::error!(segment = %id, error = %e, "stored rule no longer parses; segment skipped"),
+                Err(e) => {
+                    tracing::error!(segment = %id, error = %e, "stored rule no longer parses; segment skipped")
+                }
             }
         }
         let model = Arc::new(TenantModel::build(generation, settings, segments));
@@ -223,7 +247,13 @@ mod tests {
 
     fn seg(id: u128, rule: &str) -> Segment {
         let rule = parse(rule).unwrap();
-        Segment { id: Uuid::from_u128(id), name: format!("s{id}"), version: 1, deps: Dependencies::of(&rule), rule }
+        Segment {
+            id: Uuid::from_u128(id),
+            name: format!("s{id}"),
+            version: 1,
+            deps: Dependencies::of(&rule),
+            rule,
+        }
     }
 
     fn refers(id: u128) -> String {
@@ -232,18 +262,23 @@ mod tests {
 
     #[test]
     fn segments_come_after_those_they_refer_to_and_cycles_are_found() {
-        let model = TenantModel::build(1, Settings::default(), vec![
-            seg(1, &refers(2)),
-            seg(2, &refers(3)),
-            seg(3, r#"{"trait": {"name": "a", "op": "exists"}}"#),
-        ]);
+        let model = TenantModel::build(
+            1,
+            Settings::default(),
+            vec![
+                seg(1, &refers(2)),
+                seg(2, &refers(3)),
+                seg(3, r#"{"trait": {"name": "a", "op": "exists"}}"#),
+            ],
+        );
         let order: Vec<u128> = model.segments.iter().map(|s| s.id.as_u128()).collect();
         assert_eq!(order, vec![3, 2, 1]);
 
         let mut others = HashMap::new();
         others.insert(Uuid::from_u128(1), BTreeSet::from([Uuid::from_u128(2)]));
         others.insert(Uuid::from_u128(2), BTreeSet::from([Uuid::from_u128(3)]));
-        let cycle = find_cycle(Uuid::from_u128(3), &parse(&refers(1)).unwrap(), &others).unwrap_err();
+        let cycle =
+            find_cycle(Uuid::from_u128(3), &parse(&refers(1)).unwrap(), &others).unwrap_err();
         assert_eq!(cycle.first(), Some(&Uuid::from_u128(3)));
         assert_eq!(cycle.last(), Some(&Uuid::from_u128(3)));
         assert!(find_cycle(Uuid::from_u128(4), &parse(&refers(1)).unwrap(), &others).is_ok());
@@ -252,9 +287,18 @@ mod tests {
 
     #[test]
     fn only_segments_that_can_change_are_selected() {
-        let email = seg(1, r#"{"event": {"name": "Email Opened", "at_least": 1, "within_days": 7}}"#);
-        let plan = seg(2, r#"{"trait": {"name": "plan", "op": "eq", "value": "pro"}}"#);
-        let opened = Change::Event { name: "Email Opened".into(), is_order: false };
+        let email = seg(
+            1,
+            r#"{"event": {"name": "Email Opened", "at_least": 1, "within_days": 7}}"#,
+        );
+        let plan = seg(
+            2,
+            r#"{"trait": {"name": "plan", "op": "eq", "value": "pro"}}"#,
+        );
+        let opened = Change::Event {
+            name: "Email Opened".into(),
+            is_order: false,
+        };
         assert!(TenantModel::selects(&email, &opened));
         assert!(!TenantModel::selects(&plan, &opened));
         assert!(TenantModel::selects(&plan, &Change::Traits));

@@ -38,16 +38,20 @@ impl Outcome {
             || !self.exited.is_empty()
             || self.stage_was.is_some()
             || self.recheck_at != facts_stored.recheck_at
-            || self
-                .lead
-                .as_ref()
-                .is_some_and(|l| l.total != facts_stored.lead_score || l.qualified != facts_stored.lead_qualified)
+            || self.lead.as_ref().is_some_and(|l| {
+                l.total != facts_stored.lead_score || l.qualified != facts_stored.lead_qualified
+            })
     }
 }
 
 /// Evaluates `facts` after `change` at `now`; `facts.segments` ends up as the new memberships.
 /// A customer whose recheck time has passed gets every time-dependent segment evaluated too.
-pub fn evaluate_customer(model: &TenantModel, facts: &mut Facts, change: &Change, now: DateTime<Utc>) -> Outcome {
+pub fn evaluate_customer(
+    model: &TenantModel,
+    facts: &mut Facts,
+    change: &Change,
+    now: DateTime<Utc>,
+) -> Outcome {
     let settings = &model.settings;
     let ctx = Context {
         now,
@@ -109,16 +113,34 @@ mod tests {
 
     fn seg(id: u128, rule: &str) -> Segment {
         let rule = parse(rule).unwrap();
-        Segment { id: Uuid::from_u128(id), name: format!("s{id}"), version: 1, deps: Dependencies::of(&rule), rule }
+        Segment {
+            id: Uuid::from_u128(id),
+            name: format!("s{id}"),
+            version: 1,
+            deps: Dependencies::of(&rule),
+            rule,
+        }
     }
 
     #[test]
     fn an_order_moves_memberships_and_the_stage_and_referring_segments_follow() {
-        let buyers = seg(1, r#"{"aggregate": {"metric": "orders", "op": "gte", "value": 1}}"#);
-        let vip = seg(2, &format!(r#"{{"all": [{{"segment": {{"id": "{}"}}}}, {{"trait": {{"name": "vip", "op": "eq", "value": true}}}}]}}"#, Uuid::from_u128(1)));
+        let buyers = seg(
+            1,
+            r#"{"aggregate": {"metric": "orders", "op": "gte", "value": 1}}"#,
+        );
+        let vip = seg(
+            2,
+            &format!(
+                r#"{{"all": [{{"segment": {{"id": "{}"}}}}, {{"trait": {{"name": "vip", "op": "eq", "value": true}}}}]}}"#,
+                Uuid::from_u128(1)
+            ),
+        );
         let model = TenantModel::build(1, Settings::default(), vec![vip, buyers]);
         let now = Utc::now();
-        let mut f = Facts { customer_id: Uuid::from_u128(9), ..Facts::default() };
+        let mut f = Facts {
+            customer_id: Uuid::from_u128(9),
+            ..Facts::default()
+        };
         f.traits.insert("vip".into(), serde_json::json!(true));
         let first = evaluate_customer(&model, &mut f, &Change::All, now);
         assert!(first.entered.is_empty());
@@ -126,20 +148,38 @@ mod tests {
         assert_eq!(first.stage_was, Some(None));
         f.stored.stage = Some(first.stage);
 
-        f.totals.insert(ORDER_COMPLETED.into(), NameTotals { count: 1, sum: 10.0 });
+        f.totals.insert(
+            ORDER_COMPLETED.into(),
+            NameTotals {
+                count: 1,
+                sum: 10.0,
+            },
+        );
         f.order_days.push(now.date_naive());
         f.last_order_at = Some(now);
-        f.events.push(EventFact { name: ORDER_COMPLETED.into(), at: now, properties: Default::default() });
-        let order = Change::Event { name: ORDER_COMPLETED.into(), is_order: true };
+        f.events.push(EventFact {
+            name: ORDER_COMPLETED.into(),
+            at: now,
+            properties: Default::default(),
+        });
+        let order = Change::Event {
+            name: ORDER_COMPLETED.into(),
+            is_order: true,
+        };
         let o = evaluate_customer(&model, &mut f, &order, now);
         assert_eq!(o.entered, vec![Uuid::from_u128(1), Uuid::from_u128(2)]);
         assert_eq!(o.stage, Stage::New);
         assert_eq!(o.stage_was, Some(Some(Stage::Prospect)));
         // New → active after 30 days: the recheck is announced.
-        assert!(o.recheck_at.is_some_and(|t| t > now && t <= now + Duration::days(32)));
+        assert!(o
+            .recheck_at
+            .is_some_and(|t| t > now && t <= now + Duration::days(32)));
 
         // A page view changes neither segment: none is evaluated, nothing changes.
-        let view = Change::Event { name: "Page Viewed".into(), is_order: false };
+        let view = Change::Event {
+            name: "Page Viewed".into(),
+            is_order: false,
+        };
         let o = evaluate_customer(&model, &mut f, &view, now);
         assert!(o.entered.is_empty() && o.exited.is_empty());
     }

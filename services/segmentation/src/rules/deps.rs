@@ -81,7 +81,10 @@ impl Dependencies {
                         self.any_event = true;
                         None
                     }
-                    Metric::Orders | Metric::Revenue | Metric::AverageOrderValue | Metric::LastOrderValue => {
+                    Metric::Orders
+                    | Metric::Revenue
+                    | Metric::AverageOrderValue
+                    | Metric::LastOrderValue => {
                         self.orders = true;
                         None
                     }
@@ -116,7 +119,11 @@ impl Dependencies {
             Rule::Event(c) => {
                 self.event_names.insert(c.name.clone());
                 if let Some(d) = c.within_days {
-                    self.windows.sliding.entry(c.name.clone()).or_default().insert(d);
+                    self.windows
+                        .sliding
+                        .entry(c.name.clone())
+                        .or_default()
+                        .insert(d);
                 }
                 if let Some(b) = c.between {
                     self.windows.instants.insert(b.from);
@@ -214,39 +221,70 @@ mod tests {
 
     #[test]
     fn dependencies_name_what_can_change_a_rule() {
-        let rule = parse(&json!({"all": [
-            {"event": {"name": "Email Opened", "at_least": 1, "within_days": 7}},
-            {"trait": {"name": "plan", "op": "eq", "value": "pro"}},
-            {"segment": {"id": "0194a3b0-0000-7000-8000-000000000000"}}
-        ]}).to_string()).unwrap();
+        let rule = parse(
+            &json!({"all": [
+                {"event": {"name": "Email Opened", "at_least": 1, "within_days": 7}},
+                {"trait": {"name": "plan", "op": "eq", "value": "pro"}},
+                {"segment": {"id": "0194a3b0-0000-7000-8000-000000000000"}}
+            ]})
+            .to_string(),
+        )
+        .unwrap();
         let d = Dependencies::of(&rule);
         assert!(d.reads_event("Email Opened", false));
         assert!(!d.reads_event("Page Viewed", false));
         assert!(!d.reads_event(ORDER_COMPLETED, true));
         assert!(d.traits && !d.rfm && !d.orders);
         assert_eq!(d.segments.len(), 1);
-        assert_eq!(d.windows.sliding["Email Opened"].iter().copied().collect::<Vec<_>>(), vec![7]);
+        assert_eq!(
+            d.windows.sliding["Email Opened"]
+                .iter()
+                .copied()
+                .collect::<Vec<_>>(),
+            vec![7]
+        );
     }
 
     /// Between `now` and the next change, a rule's answer does not move; sampled hourly.
     #[test]
     fn answers_hold_until_the_next_change() {
         let now = Utc::now();
-        let rule = parse(&json!({"any": [
-            {"event": {"name": ORDER_COMPLETED, "at_most": 0, "within_days": 3}},
-            {"aggregate": {"metric": "days_since_last_seen", "op": "gte", "value": 5}}
-        ]}).to_string()).unwrap();
+        let rule = parse(
+            &json!({"any": [
+                {"event": {"name": ORDER_COMPLETED, "at_most": 0, "within_days": 3}},
+                {"aggregate": {"metric": "days_since_last_seen", "op": "gte", "value": 5}}
+            ]})
+            .to_string(),
+        )
+        .unwrap();
         let d = Dependencies::of(&rule);
         let mut f = Facts::default();
-        f.events.push(EventFact { name: ORDER_COMPLETED.into(), at: now - Duration::hours(30), properties: Default::default() });
+        f.events.push(EventFact {
+            name: ORDER_COMPLETED.into(),
+            at: now - Duration::hours(30),
+            properties: Default::default(),
+        });
         f.last_seen_at = Some(now - Duration::hours(30));
         let t = Thresholds::default();
         let lead = LeadScoring::default();
-        let at = |when| evaluate(&rule, &f, &Context { now: when, thresholds: &t, lead: &lead });
+        let at = |when| {
+            evaluate(
+                &rule,
+                &f,
+                &Context {
+                    now: when,
+                    thresholds: &t,
+                    lead: &lead,
+                },
+            )
+        };
         let mut when = now;
         let mut flips = 0;
         for _ in 0..(24 * 8) {
-            let next = d.windows.next_change(&f, when, &t, Duration::hours(1)).unwrap_or(when + Duration::days(365));
+            let next = d
+                .windows
+                .next_change(&f, when, &t, Duration::hours(1))
+                .unwrap_or(when + Duration::days(365));
             let answer = at(when);
             let mut probe = when + Duration::hours(1);
             while probe < next && probe < now + Duration::days(8) {

@@ -116,7 +116,11 @@ pub(crate) enum Window {
 }
 
 impl Window {
-    pub(crate) fn of(within_days: Option<u32>, between: Option<Between>, now: DateTime<Utc>) -> Option<Self> {
+    pub(crate) fn of(
+        within_days: Option<u32>,
+        between: Option<Between>,
+        now: DateTime<Utc>,
+    ) -> Option<Self> {
         match (within_days, between) {
             (Some(d), _) => Some(Window::Sliding(now - Duration::days(i64::from(d)), now)),
             (None, Some(b)) => Some(Window::Between(b.from, b.to)),
@@ -159,7 +163,8 @@ fn event_holds(c: &EventCondition, facts: &Facts, now: DateTime<Utc>) -> bool {
         }
         w => count_matching(&facts.events, &c.name, &c.filters, w, now),
     };
-    c.at_least.is_none_or(|min| n >= u64::from(min)) && c.at_most.is_none_or(|max| n <= u64::from(max))
+    c.at_least.is_none_or(|min| n >= u64::from(min))
+        && c.at_most.is_none_or(|max| n <= u64::from(max))
 }
 
 /// Whether property filter `f` holds for event `e`. `products.category` holds when any
@@ -170,9 +175,9 @@ pub(crate) fn filter_holds(f: &PropertyFilter, e: &EventFact) -> bool {
             let items = e.properties.get(list).and_then(Value::as_array);
             match f.op {
                 MatchOp::Missing | MatchOp::Ne => !items.is_some_and(|items| {
-                    items.iter().any(|i| {
-                        !value_matches(i.get(field), f.op, f.value.as_ref())
-                    })
+                    items
+                        .iter()
+                        .any(|i| !value_matches(i.get(field), f.op, f.value.as_ref()))
                 }),
                 _ => items.is_some_and(|items| {
                     items
@@ -199,7 +204,9 @@ pub(crate) fn value_matches(field: Option<&Value>, op: MatchOp, expected: Option
             };
             match op {
                 MatchOp::Eq => equal(f, e),
-                MatchOp::In => e.as_array().is_some_and(|list| list.iter().any(|x| equal(f, x))),
+                MatchOp::In => e
+                    .as_array()
+                    .is_some_and(|list| list.iter().any(|x| equal(f, x))),
                 MatchOp::Contains => match (f, e) {
                     (Value::String(f), Value::String(e)) => {
                         f.to_lowercase().contains(&e.to_lowercase())
@@ -265,8 +272,18 @@ mod tests {
                 .cloned()
                 .unwrap(),
         };
-        f.events = vec![order(120, "bags", 80.0), order(40, "shoes", 20.0), order(10, "shoes", 50.0)];
-        f.totals.insert(ORDER_COMPLETED.into(), NameTotals { count: 3, sum: 150.0 });
+        f.events = vec![
+            order(120, "bags", 80.0),
+            order(40, "shoes", 20.0),
+            order(10, "shoes", 50.0),
+        ];
+        f.totals.insert(
+            ORDER_COMPLETED.into(),
+            NameTotals {
+                count: 3,
+                sum: 150.0,
+            },
+        );
         f.last_order_at = Some(at(10, now));
         f.first_seen_at = Some(at(120, now));
         f.last_seen_at = Some(at(10, now));
@@ -279,33 +296,83 @@ mod tests {
         let rule = parse(&rule.to_string()).unwrap();
         let lead = LeadScoring::default();
         let t = Thresholds::default();
-        evaluate(&rule, f, &Context { now, thresholds: &t, lead: &lead })
+        evaluate(
+            &rule,
+            f,
+            &Context {
+                now,
+                thresholds: &t,
+                lead: &lead,
+            },
+        )
     }
 
     #[test]
     fn conditions_evaluate_over_the_facts() {
         let now = Utc::now();
         let f = customer(now);
-        assert!(holds(json!({"trait": {"name": "country", "op": "eq", "value": "FR"}}), &f, now));
-        assert!(holds(json!({"trait": {"name": "age", "op": "gte", "value": 41.0}}), &f, now));
-        assert!(holds(json!({"trait": {"name": "tags", "op": "contains", "value": "vip"}}), &f, now));
-        assert!(holds(json!({"trait": {"name": "email", "op": "missing"}}), &f, now));
-        assert!(holds(json!({"trait": {"name": "email", "op": "ne", "value": "x"}}), &f, now));
-        assert!(!holds(json!({"trait": {"name": "plan", "op": "in", "value": ["free", "team"]}}), &f, now));
-        assert!(holds(json!({"aggregate": {"metric": "average_order_value", "op": "eq", "value": 50}}), &f, now));
-        assert!(holds(json!({"aggregate": {"metric": "days_since_last_order", "op": "lt", "value": 11}}), &f, now));
-        assert!(holds(json!({"bought_category": {"any_of": ["SHOES"]}}), &f, now));
+        assert!(holds(
+            json!({"trait": {"name": "country", "op": "eq", "value": "FR"}}),
+            &f,
+            now
+        ));
+        assert!(holds(
+            json!({"trait": {"name": "age", "op": "gte", "value": 41.0}}),
+            &f,
+            now
+        ));
+        assert!(holds(
+            json!({"trait": {"name": "tags", "op": "contains", "value": "vip"}}),
+            &f,
+            now
+        ));
+        assert!(holds(
+            json!({"trait": {"name": "email", "op": "missing"}}),
+            &f,
+            now
+        ));
+        assert!(holds(
+            json!({"trait": {"name": "email", "op": "ne", "value": "x"}}),
+            &f,
+            now
+        ));
+        assert!(!holds(
+            json!({"trait": {"name": "plan", "op": "in", "value": ["free", "team"]}}),
+            &f,
+            now
+        ));
+        assert!(holds(
+            json!({"aggregate": {"metric": "average_order_value", "op": "eq", "value": 50}}),
+            &f,
+            now
+        ));
+        assert!(holds(
+            json!({"aggregate": {"metric": "days_since_last_order", "op": "lt", "value": 11}}),
+            &f,
+            now
+        ));
+        assert!(holds(
+            json!({"bought_category": {"any_of": ["SHOES"]}}),
+            &f,
+            now
+        ));
         let shoes_90 = json!({"event": {"name": "Order Completed", "where": [{"property": "products.category", "op": "eq", "value": "shoes"}], "at_least": 2, "within_days": 90}});
         assert!(holds(shoes_90.clone(), &f, now));
         let shoes_30 = json!({"event": {"name": "Order Completed", "where": [{"property": "products.category", "op": "eq", "value": "shoes"}], "at_least": 2, "within_days": 30}});
         assert!(!holds(shoes_30, &f, now));
-        let none_in_5 = json!({"event": {"name": "Order Completed", "at_most": 0, "within_days": 5}});
+        let none_in_5 =
+            json!({"event": {"name": "Order Completed", "at_most": 0, "within_days": 5}});
         assert!(holds(none_in_5, &f, now));
-        let combined = json!({"all": [shoes_90, {"not": {"stage": {"in": ["lapsed", "prospect"]}}}]});
+        let combined =
+            json!({"all": [shoes_90, {"not": {"stage": {"in": ["lapsed", "prospect"]}}}]});
         assert!(holds(combined, &f, now));
         assert!(holds(json!({"stage": {"in": ["active"]}}), &f, now));
         assert!(!holds(json!({"rfm": {"group": ["champions"]}}), &f, now)); // no RFM yet
-        assert!(!holds(json!({"value": {"metric": "probability_alive", "op": "lt", "value": 0.3}}), &f, now));
+        assert!(!holds(
+            json!({"value": {"metric": "probability_alive", "op": "lt", "value": 0.3}}),
+            &f,
+            now
+        ));
     }
 
     #[test]
@@ -323,9 +390,21 @@ mod tests {
     #[test]
     fn missing_and_mismatched_types_never_match_by_accident() {
         assert!(!value_matches(None, MatchOp::Eq, Some(&json!(1))));
-        assert!(!value_matches(Some(&json!("10")), MatchOp::Gt, Some(&json!(5))));
-        assert!(value_matches(Some(&json!(1)), MatchOp::Eq, Some(&json!(1.0))));
-        assert!(value_matches(Some(&json!("2026-01-02")), MatchOp::Gt, Some(&json!("2026-01-01"))));
+        assert!(!value_matches(
+            Some(&json!("10")),
+            MatchOp::Gt,
+            Some(&json!(5))
+        ));
+        assert!(value_matches(
+            Some(&json!(1)),
+            MatchOp::Eq,
+            Some(&json!(1.0))
+        ));
+        assert!(value_matches(
+            Some(&json!("2026-01-02")),
+            MatchOp::Gt,
+            Some(&json!("2026-01-01"))
+        ));
         assert!(value_matches(Some(&Value::Null), MatchOp::Missing, None));
     }
 }

@@ -126,13 +126,25 @@ fn fail<T>(path: impl Into<String>, message: impl Into<String>) -> Result<T, Rul
     })
 }
 
-fn check(rule: &Rule, path: &str, depth: usize, l: &Limits, nodes: &mut usize) -> Result<(), RuleError> {
+fn check(
+    rule: &Rule,
+    path: &str,
+    depth: usize,
+    l: &Limits,
+    nodes: &mut usize,
+) -> Result<(), RuleError> {
     *nodes += 1;
     if *nodes > l.max_nodes {
-        return fail(path, format!("rule too large: at most {} conditions", l.max_nodes));
+        return fail(
+            path,
+            format!("rule too large: at most {} conditions", l.max_nodes),
+        );
     }
     if depth > l.max_depth {
-        return fail(path, format!("rule too deep: at most {} nested levels", l.max_depth));
+        return fail(
+            path,
+            format!("rule too deep: at most {} nested levels", l.max_depth),
+        );
     }
     let list = |len: usize, at: &str| -> Result<(), RuleError> {
         if len == 0 {
@@ -153,11 +165,19 @@ fn check(rule: &Rule, path: &str, depth: usize, l: &Limits, nodes: &mut usize) -
         Ok(())
     };
     let number = |x: f64, at: &str| -> Result<(), RuleError> {
-        if x.is_finite() { Ok(()) } else { fail(at, "must be a finite number") }
+        if x.is_finite() {
+            Ok(())
+        } else {
+            fail(at, "must be a finite number")
+        }
     };
     match rule {
         Rule::All(rules) | Rule::Any(rules) => {
-            let key = if matches!(rule, Rule::All(_)) { "all" } else { "any" };
+            let key = if matches!(rule, Rule::All(_)) {
+                "all"
+            } else {
+                "any"
+            };
             let here = format!("{path}/{key}");
             list(rules.len(), &here)?;
             for (i, r) in rules.iter().enumerate() {
@@ -177,8 +197,14 @@ fn check(rule: &Rule, path: &str, depth: usize, l: &Limits, nodes: &mut usize) -
             let needs_event = matches!(c.metric, super::Metric::Count | super::Metric::Sum);
             match (&c.event, needs_event) {
                 (Some(e), true) => name(e, &format!("{here}/event")),
-                (None, true) => fail(format!("{here}/event"), "`count` and `sum` need the event name"),
-                (Some(_), false) => fail(format!("{here}/event"), "only `count` and `sum` take an event name"),
+                (None, true) => fail(
+                    format!("{here}/event"),
+                    "`count` and `sum` need the event name",
+                ),
+                (Some(_), false) => fail(
+                    format!("{here}/event"),
+                    "only `count` and `sum` take an event name",
+                ),
                 (None, false) => Ok(()),
             }
         }
@@ -208,7 +234,10 @@ fn check(rule: &Rule, path: &str, depth: usize, l: &Limits, nodes: &mut usize) -
                 if d == 0 || d > l.retention_days {
                     return fail(
                         format!("{here}/within_days"),
-                        format!("must be 1 to {} (events are kept {} days)", l.retention_days, l.retention_days),
+                        format!(
+                            "must be 1 to {} (events are kept {} days)",
+                            l.retention_days, l.retention_days
+                        ),
                     );
                 }
             }
@@ -218,10 +247,16 @@ fn check(rule: &Rule, path: &str, depth: usize, l: &Limits, nodes: &mut usize) -
                 }
             }
             if !c.filters.is_empty() && c.within_days.is_none() && c.between.is_none() {
-                return fail(&here, "property filters need a window: `within_days` or `between`");
+                return fail(
+                    &here,
+                    "property filters need a window: `within_days` or `between`",
+                );
             }
             if c.filters.len() > l.max_list {
-                return fail(format!("{here}/where"), format!("at most {} filters", l.max_list));
+                return fail(
+                    format!("{here}/where"),
+                    format!("at most {} filters", l.max_list),
+                );
             }
             for (i, f) in c.filters.iter().enumerate() {
                 let at = format!("{here}/where/{i}");
@@ -281,7 +316,9 @@ fn operand(op: MatchOp, value: Option<&Value>, at: &str, l: &Limits) -> Result<(
     };
     match (op, value) {
         (MatchOp::Exists | MatchOp::Missing, None) => Ok(()),
-        (MatchOp::Exists | MatchOp::Missing, Some(_)) => fail(here, "`exists` and `missing` take no value"),
+        (MatchOp::Exists | MatchOp::Missing, Some(_)) => {
+            fail(here, "`exists` and `missing` take no value")
+        }
         (_, None) => fail(here, "this operator needs a value"),
         (MatchOp::In, Some(Value::Array(items))) => {
             if items.is_empty() || items.len() > l.max_list {
@@ -296,9 +333,14 @@ fn operand(op: MatchOp, value: Option<&Value>, at: &str, l: &Limits) -> Result<(
         (MatchOp::Gt | MatchOp::Gte | MatchOp::Lt | MatchOp::Lte, Some(v))
             if !(v.is_number() || v.is_string()) =>
         {
-            fail(here, "order comparisons take a number or a string (ISO dates)")
+            fail(
+                here,
+                "order comparisons take a number or a string (ISO dates)",
+            )
         }
-        (MatchOp::StartsWith, Some(v)) if !v.is_string() => fail(here, "`starts_with` takes a string"),
+        (MatchOp::StartsWith, Some(v)) if !v.is_string() => {
+            fail(here, "`starts_with` takes a string")
+        }
         (_, Some(v)) => scalar(v, &here),
     }
 }
@@ -314,8 +356,10 @@ mod tests {
 
     #[test]
     fn unknown_fields_and_kinds_are_refused_with_their_path() {
-        let e = err(json!({"all": [{"trait": {"name": "a", "op": "eq", "value": 1}},
-                                   {"trait": {"name": "a", "op": "eq", "value": 1, "script": "x"}}]}));
+        let e = err(
+            json!({"all": [{"trait": {"name": "a", "op": "eq", "value": 1}},
+                                   {"trait": {"name": "a", "op": "eq", "value": 1, "script": "x"}}]}),
+        );
         assert_eq!(e.path, "/all/1/trait/script");
         assert!(e.message.contains("unknown field"), "{e}");
         let e = err(json!({"all": [{"javascript": "1"}]}));
@@ -329,13 +373,17 @@ mod tests {
 
     #[test]
     fn values_and_bounds_are_checked() {
-        let e = err(json!({"all": [{"event": {"name": "Order Completed", "at_least": 1, "within_days": 9999}}]}));
+        let e = err(
+            json!({"all": [{"event": {"name": "Order Completed", "at_least": 1, "within_days": 9999}}]}),
+        );
         assert_eq!(e.path, "/all/0/event/within_days");
         let e = err(json!({"event": {"name": "x", "within_days": 3}}));
         assert_eq!(e.path, "/event");
         let e = err(json!({"event": {"name": "x", "at_least": 3, "at_most": 1}}));
         assert_eq!(e.path, "/event/at_least");
-        let e = err(json!({"event": {"name": "x", "at_least": 1, "where": [{"property": "p", "op": "eq", "value": 1}]}}));
+        let e = err(
+            json!({"event": {"name": "x", "at_least": 1, "where": [{"property": "p", "op": "eq", "value": 1}]}}),
+        );
         assert!(e.message.contains("window"), "{e}");
         let e = err(json!({"trait": {"name": "a", "op": "in", "value": "x"}}));
         assert_eq!(e.path, "/trait/value");
@@ -359,9 +407,14 @@ mod tests {
         }
         let e = err(deep);
         assert!(e.message.contains("deep"), "{e}");
-        let wide: Vec<Value> = (0..150).map(|_| json!({"trait": {"name": "a", "op": "exists"}})).collect();
+        let wide: Vec<Value> = (0..150)
+            .map(|_| json!({"trait": {"name": "a", "op": "exists"}}))
+            .collect();
         let e = err(json!({"any": [{"any": wide.clone()}, {"any": wide}]}));
-        assert!(e.message.contains("large") || e.message.contains("entries"), "{e}");
+        assert!(
+            e.message.contains("large") || e.message.contains("entries"),
+            "{e}"
+        );
         let huge = "[".repeat(10_000);
         assert!(parse(&huge).is_err());
     }
@@ -380,7 +433,10 @@ mod tests {
 
     #[test]
     fn pointers_from_serde_paths() {
-        assert_eq!(pointer("all[1].event.within_days"), "/all/1/event/within_days");
+        assert_eq!(
+            pointer("all[1].event.within_days"),
+            "/all/1/event/within_days"
+        );
         assert_eq!(pointer("."), "");
         assert_eq!(pointer("any[0]"), "/any/0");
     }

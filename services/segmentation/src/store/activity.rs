@@ -24,7 +24,11 @@ pub fn event_name(e: &Envelope) -> String {
 }
 
 /// Adds event `e` of `customer` to the aggregates, inside the caller's transaction.
-pub async fn record_event(conn: &mut PgConnection, customer: Uuid, e: &Envelope) -> Result<Recorded, sqlx::Error> {
+pub async fn record_event(
+    conn: &mut PgConnection,
+    customer: Uuid,
+    e: &Envelope,
+) -> Result<Recorded, sqlx::Error> {
     let tenant = e.tenant_id.as_str();
     let name = event_name(e);
     let is_order = name == ORDER_COMPLETED;
@@ -112,7 +116,12 @@ pub async fn set_traits(
 }
 
 /// Sets the customer's loyalty tier.
-pub async fn set_tier(conn: &mut PgConnection, tenant: &str, customer: Uuid, tier: &str) -> Result<(), sqlx::Error> {
+pub async fn set_tier(
+    conn: &mut PgConnection,
+    tenant: &str,
+    customer: Uuid,
+    tier: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO customer_activity (tenant_id, customer_id, loyalty_tier) VALUES ($1, $2, $3)
          ON CONFLICT (tenant_id, customer_id) DO UPDATE SET loyalty_tier = EXCLUDED.loyalty_tier",
@@ -126,22 +135,32 @@ pub async fn set_tier(conn: &mut PgConnection, tenant: &str, customer: Uuid, tie
 }
 
 /// The customer an id stands for now: its survivor when it was merged.
-pub async fn resolve_alias(conn: &mut PgConnection, tenant: &str, id: Uuid) -> Result<Uuid, sqlx::Error> {
-    let row: Option<(Uuid,)> = sqlx::query_as("SELECT survivor_id FROM aliases WHERE tenant_id = $1 AND merged_id = $2")
-        .bind(tenant)
-        .bind(id)
-        .fetch_optional(conn)
-        .await?;
+pub async fn resolve_alias(
+    conn: &mut PgConnection,
+    tenant: &str,
+    id: Uuid,
+) -> Result<Uuid, sqlx::Error> {
+    let row: Option<(Uuid,)> =
+        sqlx::query_as("SELECT survivor_id FROM aliases WHERE tenant_id = $1 AND merged_id = $2")
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
     Ok(row.map_or(id, |(s,)| s))
 }
 
 /// Whether `id` was erased (its later messages are ignored).
-pub async fn is_erased(conn: &mut PgConnection, tenant: &str, id: Uuid) -> Result<bool, sqlx::Error> {
-    let row: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM erased WHERE tenant_id = $1 AND customer_id = $2")
-        .bind(tenant)
-        .bind(id)
-        .fetch_optional(conn)
-        .await?;
+pub async fn is_erased(
+    conn: &mut PgConnection,
+    tenant: &str,
+    id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    let row: Option<(i32,)> =
+        sqlx::query_as("SELECT 1 FROM erased WHERE tenant_id = $1 AND customer_id = $2")
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
     Ok(row.is_some())
 }
 
@@ -149,7 +168,12 @@ pub async fn is_erased(conn: &mut PgConnection, tenant: &str, id: Uuid) -> Resul
 /// up, first seen is the earlier, last seen and last order the later, categories unite.
 /// Returns the segments `merged` was in (its memberships are removed; the caller publishes
 /// the exits and re-evaluates the survivor).
-pub async fn merge(conn: &mut PgConnection, tenant: &str, survivor: Uuid, merged: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
+pub async fn merge(
+    conn: &mut PgConnection,
+    tenant: &str,
+    survivor: Uuid,
+    merged: Uuid,
+) -> Result<Vec<Uuid>, sqlx::Error> {
     sqlx::query(
         "INSERT INTO aliases (tenant_id, merged_id, survivor_id) VALUES ($1, $2, $3)
          ON CONFLICT (tenant_id, merged_id) DO UPDATE SET survivor_id = EXCLUDED.survivor_id",
@@ -232,12 +256,14 @@ pub async fn merge(conn: &mut PgConnection, tenant: &str, survivor: Uuid, merged
     .bind(merged)
     .fetch_all(&mut *conn)
     .await?;
-    sqlx::query("UPDATE stage_transitions SET customer_id = $3 WHERE tenant_id = $1 AND customer_id = $2")
-        .bind(tenant)
-        .bind(merged)
-        .bind(survivor)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "UPDATE stage_transitions SET customer_id = $3 WHERE tenant_id = $1 AND customer_id = $2",
+    )
+    .bind(tenant)
+    .bind(merged)
+    .bind(survivor)
+    .execute(&mut *conn)
+    .await?;
     Ok(segments.into_iter().map(|(s,)| s).collect())
 }
 
@@ -245,12 +271,19 @@ pub async fn merge(conn: &mut PgConnection, tenant: &str, survivor: Uuid, merged
 /// part does on `profile.erased`"). Stage transitions keep their counts for the reports,
 /// re-keyed to no one.
 pub async fn erase(conn: &mut PgConnection, tenant: &str, ids: &[Uuid]) -> Result<(), sqlx::Error> {
-    for table in ["customer_activity", "daily_activity", "customer_events", "memberships"] {
-        sqlx::query(&format!("DELETE FROM {table} WHERE tenant_id = $1 AND customer_id = ANY($2)"))
-            .bind(tenant)
-            .bind(ids)
-            .execute(&mut *conn)
-            .await?;
+    for table in [
+        "customer_activity",
+        "daily_activity",
+        "customer_events",
+        "memberships",
+    ] {
+        sqlx::query(&format!(
+            "DELETE FROM {table} WHERE tenant_id = $1 AND customer_id = ANY($2)"
+        ))
+        .bind(tenant)
+        .bind(ids)
+        .execute(&mut *conn)
+        .await?;
     }
     sqlx::query("UPDATE stage_transitions SET customer_id = '00000000-0000-0000-0000-000000000000' WHERE tenant_id = $1 AND customer_id = ANY($2)")
         .bind(tenant)
@@ -271,7 +304,11 @@ pub async fn erase(conn: &mut PgConnection, tenant: &str, ids: &[Uuid]) -> Resul
 }
 
 /// Forgets that `restored` was merged: it is a customer of its own again.
-pub async fn unmerge(conn: &mut PgConnection, tenant: &str, restored: Uuid) -> Result<(), sqlx::Error> {
+pub async fn unmerge(
+    conn: &mut PgConnection,
+    tenant: &str,
+    restored: Uuid,
+) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM aliases WHERE tenant_id = $1 AND merged_id = $2")
         .bind(tenant)
         .bind(restored)
@@ -281,7 +318,11 @@ pub async fn unmerge(conn: &mut PgConnection, tenant: &str, restored: Uuid) -> R
 }
 
 /// Deletes retained events older than each tenant's retention (aggregates stay).
-pub async fn purge_events(conn: &mut PgConnection, tenant: &str, retention_days: u32) -> Result<u64, sqlx::Error> {
+pub async fn purge_events(
+    conn: &mut PgConnection,
+    tenant: &str,
+    retention_days: u32,
+) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "DELETE FROM customer_events WHERE tenant_id = $1 AND occurred_at < now() - make_interval(days => $2)",
     )

@@ -39,11 +39,20 @@ struct Row {
 impl Row {
     fn into_facts(self) -> Facts {
         let score = |s: Option<i16>| s.and_then(|s| u8::try_from(s).ok());
-        let rfm = match (score(self.rfm_r), score(self.rfm_f), score(self.rfm_m), self.rfm_group.as_deref().and_then(RfmGroup::parse)) {
+        let rfm = match (
+            score(self.rfm_r),
+            score(self.rfm_f),
+            score(self.rfm_m),
+            self.rfm_group.as_deref().and_then(RfmGroup::parse),
+        ) {
             (Some(r), Some(f), Some(m), Some(group)) => Some(RfmScore { r, f, m, group }),
             _ => None,
         };
-        let value = match (self.probability_alive, self.expected_purchases, self.lifetime_value) {
+        let value = match (
+            self.probability_alive,
+            self.expected_purchases,
+            self.lifetime_value,
+        ) {
             (Some(p), Some(e), Some(l)) => Some(ValueFacts {
                 probability_alive: p,
                 expected_purchases: e,
@@ -91,12 +100,20 @@ pub async fn load_many(
          ORDER BY customer_id {}",
         if lock { "FOR UPDATE" } else { "" }
     );
-    let rows: Vec<Row> = sqlx::query_as(&sql).bind(tenant).bind(ids).fetch_all(&mut *conn).await?;
+    let rows: Vec<Row> = sqlx::query_as(&sql)
+        .bind(tenant)
+        .bind(ids)
+        .fetch_all(&mut *conn)
+        .await?;
     let mut facts: Vec<Facts> = rows.into_iter().map(Row::into_facts).collect();
     if facts.is_empty() {
         return Ok(facts);
     }
-    let index: HashMap<Uuid, usize> = facts.iter().enumerate().map(|(i, f)| (f.customer_id, i)).collect();
+    let index: HashMap<Uuid, usize> = facts
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.customer_id, i))
+        .collect();
     let ids: Vec<Uuid> = facts.iter().map(|f| f.customer_id).collect();
 
     let totals: Vec<(Uuid, String, i64, f64)> = sqlx::query_as(
@@ -146,7 +163,11 @@ pub async fn load_many(
             .await?;
         for (id, name, at, properties) in events {
             if let Some(f) = index.get(&id).and_then(|i| facts.get_mut(*i)) {
-                f.events.push(EventFact { name, at, properties: properties.0 });
+                f.events.push(EventFact {
+                    name,
+                    at,
+                    properties: properties.0,
+                });
             }
         }
     }

@@ -87,7 +87,12 @@ pub enum SaveError {
 }
 
 /// The rule in `value`, checked against the tenant's limits and its other segments.
-pub async fn check_rule(conn: &mut PgConnection, tenant: &str, id: Uuid, value: Value) -> Result<Rule, SaveError> {
+pub async fn check_rule(
+    conn: &mut PgConnection,
+    tenant: &str,
+    id: Uuid,
+    value: Value,
+) -> Result<Rule, SaveError> {
     let settings = settings::load(conn, tenant).await?;
     let limits = Limits {
         retention_days: settings.retention_days,
@@ -106,11 +111,17 @@ pub async fn check_rule(conn: &mut PgConnection, tenant: &str, id: Uuid, value: 
     let mut others: HashMap<Uuid, BTreeSet<Uuid>> = HashMap::new();
     for (other, r) in rows {
         if other != id {
-            let deps = serde_json::from_value::<Rule>(r.0).map(|r| Dependencies::of(&r).segments).unwrap_or_default();
+            let deps = serde_json::from_value::<Rule>(r.0)
+                .map(|r| Dependencies::of(&r).segments)
+                .unwrap_or_default();
             others.insert(other, deps);
         }
     }
-    let unknown: Vec<Uuid> = refs.iter().copied().filter(|r| *r != id && !others.contains_key(r)).collect();
+    let unknown: Vec<Uuid> = refs
+        .iter()
+        .copied()
+        .filter(|r| *r != id && !others.contains_key(r))
+        .collect();
     if !unknown.is_empty() {
         return Err(SaveError::UnknownReference(unknown));
     }
@@ -120,22 +131,33 @@ pub async fn check_rule(conn: &mut PgConnection, tenant: &str, id: Uuid, value: 
 
 fn check_fields(name: &str, description: &str) -> Result<(), SaveError> {
     if name.trim().is_empty() || name.len() > 200 {
-        return Err(SaveError::BadField("name must be 1 to 200 characters".into()));
+        return Err(SaveError::BadField(
+            "name must be 1 to 200 characters".into(),
+        ));
     }
     if description.len() > 2000 {
-        return Err(SaveError::BadField("description must be at most 2000 characters".into()));
+        return Err(SaveError::BadField(
+            "description must be at most 2000 characters".into(),
+        ));
     }
     Ok(())
 }
 
 fn name_taken(e: sqlx::Error, name: &str) -> SaveError {
     match &e {
-        sqlx::Error::Database(d) if d.constraint() == Some("segments_name") => SaveError::NameTaken(name.to_owned()),
+        sqlx::Error::Database(d) if d.constraint() == Some("segments_name") => {
+            SaveError::NameTaken(name.to_owned())
+        }
         _ => SaveError::Db(e),
     }
 }
 
-async fn record_version(conn: &mut PgConnection, tenant: &str, row: &SegmentRow, change: &str) -> Result<(), sqlx::Error> {
+async fn record_version(
+    conn: &mut PgConnection,
+    tenant: &str,
+    row: &SegmentRow,
+    change: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO segment_versions (tenant_id, segment_id, version, change, name, description, rule, changed_by, changed_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -187,12 +209,18 @@ pub async fn create(
 }
 
 /// A live segment.
-pub async fn get(conn: &mut PgConnection, tenant: &str, id: Uuid) -> Result<Option<SegmentRow>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM segments WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL"))
-        .bind(tenant)
-        .bind(id)
-        .fetch_optional(conn)
-        .await
+pub async fn get(
+    conn: &mut PgConnection,
+    tenant: &str,
+    id: Uuid,
+) -> Result<Option<SegmentRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM segments WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(conn)
+    .await
 }
 
 /// The tenant's live segments by name.
@@ -227,7 +255,10 @@ pub async fn update(
     let rule = match rule {
         Some(v) => check_rule(conn, tenant, id, v).await?,
         None => serde_json::from_value(current.rule.0.clone()).map_err(|e| {
-            SaveError::Invalid(RuleError { path: String::new(), message: e.to_string() })
+            SaveError::Invalid(RuleError {
+                path: String::new(),
+                message: e.to_string(),
+            })
         })?,
     };
     let row: SegmentRow = sqlx::query_as(&format!(
@@ -251,18 +282,25 @@ pub async fn update(
 
 /// Deletes a segment that no other refers to; returns the customers that were in it (their
 /// memberships are removed; the caller publishes the exits).
-pub async fn delete(conn: &mut PgConnection, tenant: &str, id: Uuid, by: &str) -> Result<(SegmentRow, Vec<Uuid>), SaveError> {
+pub async fn delete(
+    conn: &mut PgConnection,
+    tenant: &str,
+    id: Uuid,
+    by: &str,
+) -> Result<(SegmentRow, Vec<Uuid>), SaveError> {
     let current = get(conn, tenant, id).await?.ok_or(SaveError::NotFound)?;
-    let rows: Vec<(Uuid, Json<Value>)> =
-        sqlx::query_as("SELECT id, rule FROM segments WHERE tenant_id = $1 AND deleted_at IS NULL AND id <> $2")
-            .bind(tenant)
-            .bind(id)
-            .fetch_all(&mut *conn)
-            .await?;
+    let rows: Vec<(Uuid, Json<Value>)> = sqlx::query_as(
+        "SELECT id, rule FROM segments WHERE tenant_id = $1 AND deleted_at IS NULL AND id <> $2",
+    )
+    .bind(tenant)
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
     let users: Vec<Uuid> = rows
         .into_iter()
         .filter(|(_, r)| {
-            serde_json::from_value::<Rule>(r.0.clone()).is_ok_and(|r| Dependencies::of(&r).segments.contains(&id))
+            serde_json::from_value::<Rule>(r.0.clone())
+                .is_ok_and(|r| Dependencies::of(&r).segments.contains(&id))
         })
         .map(|(other, _)| other)
         .collect();
@@ -279,18 +317,23 @@ pub async fn delete(conn: &mut PgConnection, tenant: &str, id: Uuid, by: &str) -
     .fetch_one(&mut *conn)
     .await?;
     record_version(conn, tenant, &row, "deleted").await?;
-    let members: Vec<(Uuid,)> =
-        sqlx::query_as("DELETE FROM memberships WHERE tenant_id = $1 AND segment_id = $2 RETURNING customer_id")
-            .bind(tenant)
-            .bind(id)
-            .fetch_all(&mut *conn)
-            .await?;
+    let members: Vec<(Uuid,)> = sqlx::query_as(
+        "DELETE FROM memberships WHERE tenant_id = $1 AND segment_id = $2 RETURNING customer_id",
+    )
+    .bind(tenant)
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
     bump_generation(conn, tenant).await?;
     Ok((current, members.into_iter().map(|(c,)| c).collect()))
 }
 
 /// Every version of a segment (deleted ones too), newest first.
-pub async fn versions(conn: &mut PgConnection, tenant: &str, id: Uuid) -> Result<Vec<VersionRow>, sqlx::Error> {
+pub async fn versions(
+    conn: &mut PgConnection,
+    tenant: &str,
+    id: Uuid,
+) -> Result<Vec<VersionRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT version, change, name, description, rule, changed_by, changed_at FROM segment_versions
          WHERE tenant_id = $1 AND segment_id = $2 ORDER BY version DESC",

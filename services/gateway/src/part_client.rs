@@ -1,4 +1,4 @@
-//! The gateway's client of identity's internal API.
+//! The gateway's client of a part's internal API (identity, segmentation).
 
 use std::time::Duration;
 
@@ -6,15 +6,15 @@ use crm_envelope::TenantId;
 use reqwest::StatusCode;
 use uuid::Uuid;
 
-/// Calls identity's internal API, passing the W3C trace context on.
+/// Calls a part's internal API, passing the W3C trace context on.
 #[derive(Clone)]
-pub struct IdentityClient {
+pub struct PartClient {
     http: reqwest::Client,
     base: String,
 }
 
-impl IdentityClient {
-    /// A client of identity at `base` (`http://host:port`), each call bounded by `timeout`.
+impl PartClient {
+    /// A client of the part at `base` (`http://host:port`), each call bounded by `timeout`.
     pub fn new(base: &str, timeout: Duration) -> anyhow::Result<Self> {
         Ok(Self {
             http: reqwest::Client::builder().timeout(timeout).build()?,
@@ -46,7 +46,24 @@ impl IdentityClient {
         query: &[(&str, &str)],
         body: Option<&serde_json::Value>,
     ) -> anyhow::Result<(StatusCode, serde_json::Value)> {
+        self.call_as(method, tenant, path, query, body, None).await
+    }
+
+    /// [`PartClient::call`] naming the caller in `x-crm-actor` (recorded by parts that keep
+    /// who changed what).
+    pub async fn call_as(
+        &self,
+        method: reqwest::Method,
+        tenant: &TenantId,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&serde_json::Value>,
+        actor: Option<&str>,
+    ) -> anyhow::Result<(StatusCode, serde_json::Value)> {
         let mut request = self.request(method, tenant, path).query(query);
+        if let Some(actor) = actor {
+            request = request.header("x-crm-actor", actor);
+        }
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -89,6 +106,10 @@ impl IdentityClient {
     ) -> anyhow::Result<(StatusCode, serde_json::Value)> {
         let response = request.send().await?;
         let status = response.status();
-        Ok((status, response.json().await?))
+        let body = response.bytes().await?;
+        if body.is_empty() {
+            return Ok((status, serde_json::Value::Null));
+        }
+        Ok((status, serde_json::from_slice(&body)?))
     }
 }

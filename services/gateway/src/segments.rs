@@ -1,0 +1,485 @@
+//! Segmentation through the gateway: segments (CRUD, versions, preview, members, recompute),
+//! a customer's segments, scores and aggregates, RFM and lifecycle reports, scoring runs and
+//! the tenant's segmentation settings. Each call is relayed to segmentation's internal API with
+//! the caller named, so versions record who changed what.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use crm_service::Problem;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::auth::{Caller, Scope};
+use crate::proxy::relay_segmentation as relay;
+use crate::AppState;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/segments", get(list_segments).post(create_segment))
+        .route("/v1/segments/preview", post(preview_segment))
+        .route(
+            "/v1/segments/{id}",
+            get(read_segment).put(update_segment).delete(delete_segment),
+        )
+        .route("/v1/segments/{id}/versions", get(segment_versions))
+        .route("/v1/segments/{id}/members", get(segment_members))
+        .route("/v1/segments/{id}/recompute", post(recompute_segment))
+        .route("/v1/customers/{id}/segments", get(customer_segments))
+        .route("/v1/customers/{id}/scores", get(customer_scores))
+        .route("/v1/customers/{id}/activity", get(customer_activity))
+        .route("/v1/reports/rfm", get(rfm_report))
+        .route("/v1/reports/lifecycle", get(lifecycle_report))
+        .route("/v1/scoring/runs", get(scoring_runs).post(run_scoring))
+        .route(
+            "/v1/segmentation/settings",
+            get(read_settings).put(write_settings),
+        )
+}
+
+fn body_of(
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<serde_json::Value, Problem> {
+    body.map(|Json(v)| v)
+        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text()))
+}
+
+/// Create a segment: `{"name", "description", "rule"}`. The rule language (docs/segmentation.md)
+/// is closed JSON: unknown fields are refused, and errors carry the JSON `path` of the faulty
+/// node. Members are computed in the background, then kept in real time.
+#[utoipa::path(
+    post, path = "/v1/segments", tag = "segments",
+    request_body(content = Object, description = "{\"name\": \"Lapsed shoe buyers\", \"description\": \"...\", \"rule\": {\"all\": [{\"bought_category\": {\"any_of\": [\"shoes\"]}}, {\"stage\": {\"in\": [\"lapsed\"]}}]}}"),
+    responses(
+        (status = 201, description = "{\"segment\": {id, name, description, rule, version, created_at, updated_at, updated_by}, \"computing\": true}"),
+        (status = 400, description = "Not JSON, or unknown body fields (code invalid_body)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Name taken (segment_name_taken)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid rule (invalid_rule, with `path`), reference cycle (segment_cycle), unknown referenced segment (unknown_segment)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn create_segment(
+    State(app): State<AppState>,
+    caller: Caller,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Admin)?;
+    let body = body_of(body)?;
+    relay(
+        &app,
+        &caller,
+        reqwest::Method::POST,
+        "segments",
+        &[],
+        Some(&body),
+    )
+    .await
+}
+
+/// The tenant's segments with their sizes.
+#[utoipa::path(
+    get, path = "/v1/segments", tag = "segments",
+    responses((status = 200, description = "{\"items\": [{\"segment\": {...}, \"size\": n}]}")),
+    security(("api_key" = []))
+)]
+pub(crate) async fn list_segments(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Read)?;
+    relay(&app, &caller, reqwest::Method::GET, "segments", &[], None).await
+}
+
+/// One segment and its size.
+#[utoipa::path(
+    get, path = "/v1/segments/{id}", tag = "segments", params(("id" = Uuid, Path, description = "Segment id")),
+    responses(
+        (status = 200, description = "{\"segment\": {...}, \"size\": n}"),
+        (status = 404, description = "No such segment", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn read_segment(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Read)?;
+    let path = format!("segments/{id}");
+    relay(&app, &caller, reqwest::Method::GET, &path, &[], None).await
+}
+
+/// Change a segment's name, description or rule (each optional): a new version, recorded with
+/// the key that made it.
+#[utoipa::path(
+    put, path = "/v1/segments/{id}", tag = "segments", params(("id" = Uuid, Path, description = "Segment id")),
+    request_body(content = Object, description = "{\"name\"?, \"description\"?, \"rule\"?}"),
+    responses(
+        (status = 200, description = "{\"segment\": {...}, \"computing\": bool}"),
+        (status = 404, description = "No such segment", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid rule or cycle", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn update_segment(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Admin)?;
+    let body = body_of(body)?;
+    let path = format!("segments/{id}");
+    relay(&app, &caller, reqwest::Method::PUT, &path, &[], Some(&body)).await
+}
+
+/// Delete a segment no other segment refers to; its members exit (published).
+#[utoipa::path(
+    delete, path = "/v1/segments/{id}", tag = "segments", params(("id" = Uuid, Path, description = "Segment id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such segment", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Other segments refer to it (segment_in_use)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn delete_segment(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Admin)?;
+    let path = format!("segments/{id}");
+    let response = relay(&app, &caller, reqwest::Method::DELETE, &path, &[], None).await?;
+    if response.status() == StatusCode::NO_CONTENT {
+        return Ok(axum::response::IntoResponse::into_response(
+            StatusCode::NO_CONTENT,
+        ));
+    }
+    Ok(response)
+}
+
+/// Every version of a segment, newest first: what changed, who changed it, when.
+#[utoipa::path(
+    get, path = "/v1/segments/{id}/versions", tag = "segments", params(("id" = Uuid, Path, description = "Segment id")),
+    responses(
+        (status = 200, description = "{\"segment_id\", \"versions\": [{version, change, name, description, rule, changed_by, changed_at}]}"),
+        (status = 404, description = "No such segment", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn segment_versions(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Read)?;
+    let path = format!("segments/{id}/versions");
+    relay(&app, &caller, reqwest::Method::GET, &path, &[], None).await
+}
+
+/// The size and a sample of a rule's audience, before saving it.
+#[utoipa::path(
+    post, path = "/v1/segments/preview", tag = "segments",
+    request_body(content = Object, description = "{\"rule\": {...}, \"sample\": 10}"),
+    responses(
+        (status = 200, description = "{\"size\", \"customers\", \"sample\": [customer ids]}"),
+        (status = 422, description = "Invalid rule (with `path`)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn preview_segment(
+    State(app): State<AppState>,
+    caller: Caller,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Read)?;
+    let body = body_of(body)?;
+    relay(
+        &app,
+        &caller,
+        reqwest::Method::POST,
+        "segments/preview",
+        &[],
+        Some(&body),
+    )
+    .await
+}
+
+/// Which page of members.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub(crate) struct MembersQuery {
+    /// Page size, 1 to 1000 (default 100).
+    limit: Option<u32>,
+    /// `next` of the previous page.
+    after: Option<Uuid>,
+}
+
+/// A segment's members, by customer id.
+#[utoipa::path(
+    get, path = "/v1/segments/{id}/members", tag = "segments", params(("id" = Uuid, Path, description = "Segment id"), MembersQuery),
+    responses(
+        (status = 200, description = "{\"segment_id\", \"items\": [{customer_id, entered_at}], \"next\": id or null}"),
+        (status = 404, description = "No such segment", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn segment_members(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    Query(q): Query<MembersQuery>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Read)?;
+    let limit = q.limit.map(|l| l.to_string());
+    let after = q.after.map(|a| a.to_string());
+    let mut query = Vec::new();
+    if let Some(l) = &limit {
+        query.push(("limit", l.as_str()));
+    }
+    if let Some(a) = &after {
+        query.push(("after", a.as_str()));
+    }
+    let path = format!("segments/{id}/members");
+    relay(&app, &caller, reqwest::Method::GET, &path, &query, None).await
+}
+
+/// Recompute a segment over every customer now (what changed is published).
+#[utoipa::path(
+    post, path = "/v1/segments/{id}/recompute", tag = "segments", params(("id" = Uuid, Path, description = "Segment id")),
+    responses(
+        (status = 200, description = "{\"segment_id\", \"applied\": {customers, entered, exited, stage_changes}, \"elapsed_ms\"}"),
+        (status = 404, description = "No such segment", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn recompute_segment(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Admin)?;
+    let path = format!("segments/{id}/recompute");
+    relay(&app, &caller, reqwest::Method::POST, &path, &[], None).await
+}
+
+/// The segments a customer is in.
+#[utoipa::path(
+    get, path = "/v1/customers/{id}/segments", tag = "segments", params(("id" = Uuid, Path, description = "Customer id (a merged id works too)")),
+    responses((status = 200, description = "{\"customer_id\", \"segments\": [{segment_id, name, entered_at}]}")),
+    security(("api_key" = []))
+)]
+pub(crate) async fn customer_segments(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Read)?;
+    let path = format!("customers/{id}/segments");
+    relay(&app, &caller, reqwest::Method::GET, &path, &[], None).await
+}
+
+/// A customer's lifecycle stage, RFM scores, lead score with its explanation and value
+/// predictions.
+#[utoipa::path(
+    get, path = "/v1/customers/{id}/scores", tag = "segments", params(("id" = Uuid, Path, description = "Customer id (a merged id works too)")),
+    responses(
+        (status = 200, description = "{\"stage\", \"stage_since\", \"rfm\": {r, f, m, group}, \"lead\": {score, qualified, qualified_at, explanation: [{label, kind, events, points}]}, \"value\": {probability_alive, expected_purchases, lifetime_value, horizon_weeks}, \"loyalty_tier\"}"),
+        (status = 404, description = "Segmentation knows no such customer", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn customer_scores(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Read)?;
+    let path = format!("customers/{id}/scores");
+    relay(&app, &caller, reqwest::Method::GET, &path, &[], None).await
+}
+
+/// A customer's aggregates: totals, orders, revenue, average order value, categories, last
+/// purchase, and per event name the count and sum (all time, last 7 / 30 / 90 days).
+#[utoipa::path(
+    get, path = "/v1/customers/{id}/activity", tag = "segments", params(("id" = Uuid, Path, description = "Customer id (a merged id works too)")),
+    responses(
+        (status = 200, description = "{\"events_total\", \"orders\", \"revenue\", \"average_order_value\", \"categories\", \"last_order_at\", \"events\": {name: {count, sum, last_7_days, last_30_days, last_90_days}}}"),
+        (status = 404, description = "Segmentation knows no such customer", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn customer_activity(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Read)?;
+    let path = format!("customers/{id}/activity");
+    relay(&app, &caller, reqwest::Method::GET, &path, &[], None).await
+}
+
+/// Customers per RFM group and (R, F) cell, from the last scoring run.
+#[utoipa::path(
+    get, path = "/v1/reports/rfm", tag = "reports",
+    responses((status = 200, description = "{\"groups\": [{group, customers, revenue}], \"cells\": [{r, f, customers}], \"last_run\"}")),
+    security(("api_key" = []))
+)]
+pub(crate) async fn rfm_report(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Read)?;
+    relay(
+        &app,
+        &caller,
+        reqwest::Method::GET,
+        "reports/rfm",
+        &[],
+        None,
+    )
+    .await
+}
+
+/// Which periods.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub(crate) struct LifecycleQuery {
+    /// `day`, `week` (default) or `month`.
+    period: Option<String>,
+    /// Start, RFC 3339 (default: 12 periods before `to`).
+    from: Option<String>,
+    /// End, RFC 3339 (default: now).
+    to: Option<String>,
+}
+
+/// Acquisition, retention and win-back: customers per lifecycle stage now, and transitions per
+/// period.
+#[utoipa::path(
+    get, path = "/v1/reports/lifecycle", tag = "reports", params(LifecycleQuery),
+    responses(
+        (status = 200, description = "{\"stages\": {stage: n}, \"periods\": [{period_start, into: {stage: n}, transitions: [{from, to, customers}]}]}"),
+        (status = 400, description = "Bad period or range", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn lifecycle_report(
+    State(app): State<AppState>,
+    caller: Caller,
+    Query(q): Query<LifecycleQuery>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Read)?;
+    let mut query = Vec::new();
+    for (k, v) in [("period", &q.period), ("from", &q.from), ("to", &q.to)] {
+        if let Some(v) = v {
+            query.push((k, v.as_str()));
+        }
+    }
+    relay(
+        &app,
+        &caller,
+        reqwest::Method::GET,
+        "reports/lifecycle",
+        &query,
+        None,
+    )
+    .await
+}
+
+/// Run RFM and customer value now (they also run on the part's schedule).
+#[utoipa::path(
+    post, path = "/v1/scoring/runs", tag = "reports",
+    responses((status = 200, description = "{\"run_id\", \"customers\", \"rfm_group_changes\", \"value_model\": {bgnbd: {r, alpha, a, b}, gamma_gamma: {p, q, v}}, \"recomputed\"}")),
+    security(("api_key" = []))
+)]
+pub(crate) async fn run_scoring(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Admin)?;
+    relay(
+        &app,
+        &caller,
+        reqwest::Method::POST,
+        "scoring/runs",
+        &[],
+        None,
+    )
+    .await
+}
+
+/// Recent scoring runs and the tenant's fitted value model.
+#[utoipa::path(
+    get, path = "/v1/scoring/runs", tag = "reports",
+    responses((status = 200, description = "{\"runs\": [...], \"value_model\": {model, fitted_at} or null}")),
+    security(("api_key" = []))
+)]
+pub(crate) async fn scoring_runs(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Read)?;
+    relay(
+        &app,
+        &caller,
+        reqwest::Method::GET,
+        "scoring/runs",
+        &[],
+        None,
+    )
+    .await
+}
+
+/// The tenant's segmentation settings: lifecycle thresholds, lead scoring, retention, horizon.
+#[utoipa::path(
+    get, path = "/v1/segmentation/settings", tag = "segments",
+    responses((status = 200, description = "{\"lifecycle\": {new_days, active_days, lapsed_days}, \"lead_scoring\": {behaviour, fit, half_life_days, qualified_at}, \"retention_days\", \"horizon_weeks\", \"lead_recheck_minutes\"}")),
+    security(("api_key" = []))
+)]
+pub(crate) async fn read_settings(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Read)?;
+    relay(
+        &app,
+        &caller,
+        reqwest::Method::GET,
+        "segmentation/settings",
+        &[],
+        None,
+    )
+    .await
+}
+
+/// Replace the tenant's segmentation settings (missing fields take their defaults; unknown ones
+/// are refused).
+#[utoipa::path(
+    put, path = "/v1/segmentation/settings", tag = "segments",
+    request_body(content = Object, description = "As GET shows them"),
+    responses(
+        (status = 200, description = "The settings stored"),
+        (status = 400, description = "Unknown field (invalid_body)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad value (invalid_settings)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn write_settings(
+    State(app): State<AppState>,
+    caller: Caller,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Admin)?;
+    let body = body_of(body)?;
+    relay(
+        &app,
+        &caller,
+        reqwest::Method::PUT,
+        "segmentation/settings",
+        &[],
+        Some(&body),
+    )
+    .await
+}
