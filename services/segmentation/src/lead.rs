@@ -175,7 +175,7 @@ impl LeadScoring {
                 .filter(|e| e.name == rule.event && e.at <= now)
                 .filter(|e| rule.filters.iter().all(|f| filter_holds(f, e)))
                 .collect();
-            matching.sort_by(|a, b| b.at.cmp(&a.at));
+            matching.sort_by_key(|e| std::cmp::Reverse(e.at));
             matching.truncate(rule.max_events as usize);
             if matching.is_empty() {
                 continue;
@@ -238,18 +238,20 @@ mod tests {
     #[test]
     fn scores_decay_and_explain_themselves() {
         let now = Utc::now();
-        let mut f = Facts::default();
         let ev = |name: &str, path: &str, days: i64| EventFact {
             name: name.into(),
             at: now - Duration::days(days),
             properties: json!({"path": path}).as_object().cloned().unwrap(),
         };
-        f.events = vec![
-            ev("Page Viewed", "/pricing", 0),
-            ev("Page Viewed", "/pricing", 10),
-            ev("Page Viewed", "/blog", 0),
-            ev("Demo Requested", "", 20),
-        ];
+        let mut f = Facts {
+            events: vec![
+                ev("Page Viewed", "/pricing", 0),
+                ev("Page Viewed", "/pricing", 10),
+                ev("Page Viewed", "/blog", 0),
+                ev("Demo Requested", "", 20),
+            ],
+            ..Facts::default()
+        };
         f.traits.insert("title".into(), json!("Marketing Director"));
         let s = config().score(&f, now);
         // 10 + 5 (one half-life) + 40 / 4 (two half-lives) + 15

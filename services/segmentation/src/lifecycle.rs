@@ -139,11 +139,7 @@ pub fn next_change(
 ) -> Option<DateTime<Utc>> {
     let today = now.date_naive();
     let first = order_days.first()?;
-    let last = order_days
-        .iter()
-        .filter(|d| **d <= today)
-        .next_back()
-        .unwrap_or(first);
+    let last = order_days.iter().rfind(|d| **d <= today).unwrap_or(first);
     let mut days = vec![
         *last + Duration::days(i64::from(t.active_days) + 1),
         *last + Duration::days(i64::from(t.lapsed_days) + 1),

@@ -60,6 +60,20 @@ async fn rfm(
     })))
 }
 
+/// One period of the lifecycle report being built: start, transitions per target stage, list.
+type Period = (DateTime<Utc>, serde_json::Map<String, Value>, Vec<Value>);
+
+/// A scoring run as read: id, trigger, started, finished, customers, changed, error.
+type RunRow = (
+    i64,
+    String,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+);
+
 #[derive(Deserialize)]
 struct LifecycleQuery {
     /// `day`, `week` (default) or `month`.
@@ -127,7 +141,7 @@ async fn lifecycle(
     .fetch_all(&state.pool)
     .await?;
     let mut periods: Vec<Value> = Vec::new();
-    let mut current: Option<(DateTime<Utc>, serde_json::Map<String, Value>, Vec<Value>)> = None;
+    let mut current: Option<Period> = None;
     for (start, from_stage, to_stage, n) in transitions {
         if current.as_ref().is_none_or(|(s, _, _)| *s != start) {
             if let Some((s, totals, list)) = current.take() {
@@ -170,15 +184,7 @@ async fn runs(
     Path(tenant): Path<String>,
 ) -> Result<Json<Value>, Problem> {
     let tenant = tenant_from_path(&tenant)?;
-    let rows: Vec<(
-        i64,
-        String,
-        DateTime<Utc>,
-        Option<DateTime<Utc>>,
-        Option<i64>,
-        Option<i64>,
-        Option<String>,
-    )> = sqlx::query_as(
+    let rows: Vec<RunRow> = sqlx::query_as(
         "SELECT id, trigger, started_at, finished_at, customers, changed, error FROM scoring_runs
          WHERE tenant_id = $1 ORDER BY id DESC LIMIT 50",
     )

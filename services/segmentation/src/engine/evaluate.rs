@@ -183,4 +183,131 @@ mod tests {
         let o = evaluate_customer(&model, &mut f, &view, now);
         assert!(o.entered.is_empty() && o.exited.is_empty());
     }
+
+    mod streaming_equals_recompute {
+        use super::*;
+        use crate::facts::NameTotals;
+        use proptest::prelude::*;
+        use serde_json::json;
+
+        const NAMES: [&str; 3] = [ORDER_COMPLETED, "Page Viewed", "Email Opened"];
+
+        fn pool() -> Vec<Segment> {
+            let r = |id: u128| Uuid::from_u128(id);
+            vec![
+                seg(
+                    1,
+                    r#"{"aggregate": {"metric": "orders", "op": "gte", "value": 2}}"#,
+                ),
+                seg(
+                    2,
+                    r#"{"event": {"name": "Page Viewed", "at_least": 2, "within_days": 30}}"#,
+                ),
+                seg(
+                    3,
+                    r#"{"event": {"name": "Order Completed", "where": [{"property": "products.category", "op": "eq", "value": "shoes"}], "at_least": 1, "within_days": 90}}"#,
+                ),
+                seg(
+                    4,
+                    r#"{"trait": {"name": "plan", "op": "eq", "value": "gold"}}"#,
+                ),
+                seg(
+                    5,
+                    &format!(
+                        r#"{{"all": [{{"segment": {{"id": "{}"}}}}, {{"not": {{"segment": {{"id": "{}"}}}}}}]}}"#,
+                        r(1),
+                        r(2)
+                    ),
+                ),
+                seg(6, r#"{"stage": {"in": ["new", "active"]}}"#),
+                seg(
+                    7,
+                    &format!(
+                        r#"{{"any": [{{"segment": {{"id": "{}"}}}}, {{"aggregate": {{"metric": "count", "event": "Email Opened", "op": "gte", "value": 3}}}}]}}"#,
+                        r(4)
+                    ),
+                ),
+                seg(
+                    8,
+                    r#"{"aggregate": {"metric": "days_since_last_seen", "op": "lte", "value": 10}}"#,
+                ),
+                seg(9, r#"{"bought_category": {"any_of": ["bags"]}}"#),
+            ]
+        }
+
+        #[derive(Debug, Clone)]
+        enum Step {
+            Event {
+                name: usize,
+                days_ago: i64,
+                category: bool,
+            },
+            Plan(bool),
+        }
+
+        fn step() -> impl Strategy<Value = Step> {
+            prop_oneof![
+                (0usize..3, 0i64..200, any::<bool>()).prop_map(|(name, days_ago, category)| {
+                    Step::Event {
+                        name,
+                        days_ago,
+                        category,
+                    }
+                }),
+                any::<bool>().prop_map(Step::Plan),
+            ]
+        }
+
+        proptest! {
+            /// Re-evaluating only the segments a change can affect, after every change, ends
+            /// with exactly the memberships a full evaluation of everything gives.
+            #[test]
+            fn selective_streaming_matches_full_evaluation(
+                chosen in proptest::sample::subsequence((0..9usize).collect::<Vec<_>>(), 1..=9),
+                steps in proptest::collection::vec(step(), 1..25),
+            ) {
+                let all = pool();
+                let segments: Vec<Segment> = chosen.iter().map(|i| all[*i].clone()).collect();
+                let model = TenantModel::build(1, Settings::default(), segments);
+                let now = Utc::now();
+                let mut f = Facts { customer_id: Uuid::from_u128(42), ..Facts::default() };
+                evaluate_customer(&model, &mut f, &Change::All, now);
+                for s in &steps {
+                    let change = match s {
+                        Step::Event { name, days_ago, category } => {
+                            let name = NAMES[*name];
+                            let at = now - Duration::days(*days_ago);
+                            let cat = if *category { "shoes" } else { "bags" };
+                            f.events.push(EventFact { name: name.into(), at, properties: json!({"products": [{"category": cat}]}).as_object().cloned().unwrap() });
+                            let t = f.totals.entry(name.into()).or_insert(NameTotals::default());
+                            t.count += 1;
+                            f.first_seen_at = Some(f.first_seen_at.map_or(at, |x| x.min(at)));
+                            f.last_seen_at = Some(f.last_seen_at.map_or(at, |x| x.max(at)));
+                            if name == ORDER_COMPLETED {
+                                f.categories.insert(cat.into());
+                                let day = at.date_naive();
+                                if !f.order_days.contains(&day) {
+                                    f.order_days.push(day);
+                                    f.order_days.sort_unstable();
+                                }
+                                f.last_order_at = Some(f.last_order_at.map_or(at, |x| x.max(at)));
+                            }
+                            Change::Event { name: name.into(), is_order: name == ORDER_COMPLETED }
+                        }
+                        Step::Plan(gold) => {
+                            f.traits.insert("plan".into(), json!(if *gold { "gold" } else { "free" }));
+                            Change::Traits
+                        }
+                    };
+                    let before = f.stored;
+                    let o = evaluate_customer(&model, &mut f, &change, now);
+                    f.stored = crate::facts::Stored { stage: Some(o.stage), recheck_at: o.recheck_at, ..before };
+                }
+                let mut fresh = f.clone();
+                fresh.segments.clear();
+                evaluate_customer(&model, &mut fresh, &Change::All, now);
+                prop_assert_eq!(&f.segments, &fresh.segments);
+            }
+        }
+    }
 }

@@ -259,11 +259,13 @@ mod tests {
     }
 
     fn customer(now: DateTime<Utc>) -> Facts {
-        let mut f = Facts::default();
-        f.traits = json!({"country": "FR", "plan": "pro", "age": 41, "tags": ["vip"]})
-            .as_object()
-            .cloned()
-            .unwrap();
+        let mut f = Facts {
+            traits: json!({"country": "FR", "plan": "pro", "age": 41, "tags": ["vip"]})
+                .as_object()
+                .cloned()
+                .unwrap(),
+            ..Facts::default()
+        };
         let order = |days: i64, category: &str, revenue: f64| EventFact {
             name: ORDER_COMPLETED.into(),
             at: at(days, now),

@@ -13,6 +13,14 @@ use crate::facts::{EventFact, Facts, NameTotals, Stored, ValueFacts, ORDER_COMPL
 use crate::lifecycle::Stage;
 use crate::rfm::{RfmGroup, RfmScore};
 
+/// A retained event as read: customer, name, time, properties.
+type EventRow = (
+    Uuid,
+    String,
+    DateTime<Utc>,
+    Json<serde_json::Map<String, serde_json::Value>>,
+);
+
 #[derive(sqlx::FromRow)]
 struct Row {
     customer_id: Uuid,
@@ -149,7 +157,7 @@ pub async fn load_many(
     if !model.event_names.is_empty() {
         let names: Vec<&str> = model.event_names.iter().map(String::as_str).collect();
         let since = now - Duration::days(i64::from(model.settings.retention_days));
-        let events: Vec<(Uuid, String, DateTime<Utc>, Json<serde_json::Map<String, serde_json::Value>>)> =
+        let events: Vec<EventRow> =
             sqlx::query_as(
                 "SELECT customer_id, name, occurred_at, properties FROM customer_events
                  WHERE tenant_id = $1 AND customer_id = ANY($2) AND name = ANY($3) AND occurred_at > $4
