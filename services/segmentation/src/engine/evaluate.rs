@@ -279,7 +279,7 @@ mod tests {
                             let at = now - Duration::days(*days_ago);
                             let cat = if *category { "shoes" } else { "bags" };
                             f.events.push(EventFact { name: name.into(), at, properties: json!({"products": [{"category": cat}]}).as_object().cloned().unwrap() });
-                            let t = f.totals.entry(name.into()).or_insert(NameTotals::default());
+                            let t: &mut NameTotals = f.totals.entry(name.into()).or_default();
                             t.count += 1;
                             f.first_seen_at = Some(f.first_seen_at.map_or(at, |x| x.min(at)));
                             f.last_seen_at = Some(f.last_seen_at.map_or(at, |x| x.max(at)));

@@ -58,13 +58,34 @@ impl GammaGamma {
             v: x[2].exp(),
         };
         let n = repeat.len() as f64;
-        let min = nelder_mead(
-            |x| -of(x).log_likelihood(&repeat) / n,
-            &[0.0; 3],
-            0.5,
-            1e-10,
-            20_000,
-        );
+        let mut xs: Vec<f64> = repeat.iter().map(|c| c.frequency).collect();
+        xs.sort_by(f64::total_cmp);
+        xs.dedup();
+        let rows: Vec<(usize, f64, f64)> = repeat
+            .iter()
+            .map(|c| {
+                (
+                    xs.partition_point(|v| *v < c.frequency),
+                    c.frequency,
+                    c.monetary,
+                )
+            })
+            .collect();
+        // Terms that depend only on x are computed once per distinct x.
+        let total = |g: &GammaGamma| -> f64 {
+            let GammaGamma { p, q, v } = *g;
+            let (lg_q, q_ln_v) = (ln_gamma(q), q * v.ln());
+            let per_x: Vec<f64> = xs
+                .iter()
+                .map(|x| ln_gamma(p * x + q) - ln_gamma(p * x) - lg_q + q_ln_v + (p * x) * x.ln())
+                .collect();
+            rows.iter()
+                .map(|&(i, x, m)| {
+                    per_x[i] + (p * x - 1.0) * m.ln() - (p * x + q) * (x * m + v).ln()
+                })
+                .sum()
+        };
+        let min = nelder_mead(|x| -total(&of(x)) / n, &[0.0; 3], 0.5, 1e-10, 20_000);
         let fitted = of(&min.x);
         [fitted.p, fitted.q, fitted.v]
             .iter()
