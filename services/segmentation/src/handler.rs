@@ -53,16 +53,27 @@ impl SegmentationHandler {
     async fn on_event(&self, conn: &mut PgConnection, e: &Envelope) -> Result<(), HandleError> {
         let tenant = e.tenant_id.as_str();
         let id = require_customer(e)?;
-        if activity::is_erased(conn, tenant, id).await? {
+        let found = activity::lookup(conn, tenant, id).await?;
+        if found.erased {
             return Ok(());
         }
-        let customer = activity::resolve_alias(conn, tenant, id).await?;
-        let recorded = activity::record_event(conn, customer, e).await?;
+        let recorded = activity::record_event(conn, found.customer, e).await?;
         let change = Change::Event {
             name: recorded.name,
             is_order: recorded.is_order,
         };
-        self.evaluate(conn, e, customer, change, "event").await
+        let model = self.catalog.at(conn, tenant, found.generation).await?;
+        evaluate_many(
+            conn,
+            &e.tenant_id,
+            &model,
+            &[found.customer],
+            &change,
+            Utc::now(),
+            "event",
+        )
+        .await?;
+        Ok(())
     }
 
     async fn on_profile(&self, conn: &mut PgConnection, e: &Envelope) -> Result<(), HandleError> {

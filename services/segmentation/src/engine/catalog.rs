@@ -203,6 +203,16 @@ impl Catalog {
         tenant: &str,
     ) -> Result<Arc<TenantModel>, sqlx::Error> {
         let generation = settings::generation(conn, tenant).await?;
+        self.at(conn, tenant, generation).await
+    }
+
+    /// The tenant's model at `generation`, which the caller read (no query when cached).
+    pub async fn at(
+        &self,
+        conn: &mut PgConnection,
+        tenant: &str,
+        generation: i64,
+    ) -> Result<Arc<TenantModel>, sqlx::Error> {
         if let Some(m) = self.cached(tenant).filter(|m| m.generation == generation) {
             return Ok(m);
         }

@@ -1,7 +1,6 @@
 //! Writing customers' activity: events into the per-name daily aggregates, the retained events
 //! and the customer row; traits and tiers from other parts; merges and erasures.
 
-use chrono::{DateTime, Utc};
 use crm_envelope::Envelope;
 use sqlx::types::Json;
 use sqlx::PgConnection;
@@ -38,37 +37,20 @@ pub async fn record_event(
     } else {
         Vec::new()
     };
+    // One statement: the retained event, its day's row and the customer's row.
     sqlx::query(
-        "INSERT INTO customer_events (tenant_id, customer_id, event_id, name, occurred_at, properties)
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-    )
-    .bind(tenant)
-    .bind(customer)
-    .bind(&e.id)
-    .bind(&name)
-    .bind(e.occurred_at)
-    .bind(Json(&e.properties))
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "INSERT INTO daily_activity AS d (tenant_id, customer_id, name, day, events, total)
-         VALUES ($1, $2, $3, ($4 AT TIME ZONE 'UTC')::date, 1, $5)
-         ON CONFLICT (tenant_id, customer_id, name, day)
-         DO UPDATE SET events = d.events + 1, total = d.total + EXCLUDED.total",
-    )
-    .bind(tenant)
-    .bind(customer)
-    .bind(&name)
-    .bind(e.occurred_at)
-    .bind(amount)
-    .execute(&mut *conn)
-    .await?;
-    let order_at: Option<DateTime<Utc>> = is_order.then_some(e.occurred_at);
-    sqlx::query(
-        "INSERT INTO customer_activity AS a
+        "WITH ev AS (
+             INSERT INTO customer_events (tenant_id, customer_id, event_id, name, occurred_at, properties)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING),
+         day AS (
+             INSERT INTO daily_activity AS d (tenant_id, customer_id, name, day, events, total)
+             VALUES ($1, $2, $4, ($5 AT TIME ZONE 'UTC')::date, 1, $7)
+             ON CONFLICT (tenant_id, customer_id, name, day)
+             DO UPDATE SET events = d.events + 1, total = d.total + EXCLUDED.total)
+         INSERT INTO customer_activity AS a
              (tenant_id, customer_id, events_total, orders_total, revenue_total, first_seen_at,
               last_seen_at, last_order_at, last_order_value, categories)
-         VALUES ($1, $2, 1, $3, $4::float8::numeric, $5, $5, $6, $7, $8)
+         VALUES ($1, $2, 1, $8, $9::float8::numeric, $5, $5, $10, $9, $11)
          ON CONFLICT (tenant_id, customer_id) DO UPDATE SET
              events_total = a.events_total + 1,
              orders_total = a.orders_total + EXCLUDED.orders_total,
@@ -80,15 +62,19 @@ pub async fn record_event(
                       AND (a.last_order_at IS NULL OR EXCLUDED.last_order_at >= a.last_order_at)
                  THEN EXCLUDED.last_order_value ELSE a.last_order_value END,
              last_order_at = GREATEST(a.last_order_at, EXCLUDED.last_order_at),
-             categories = ARRAY(SELECT DISTINCT unnest(a.categories || EXCLUDED.categories) ORDER BY 1)",
+             categories = CASE WHEN cardinality(EXCLUDED.categories) = 0 THEN a.categories
+                 ELSE ARRAY(SELECT DISTINCT unnest(a.categories || EXCLUDED.categories) ORDER BY 1) END",
     )
     .bind(tenant)
     .bind(customer)
+    .bind(&e.id)
+    .bind(&name)
+    .bind(e.occurred_at)
+    .bind(Json(&e.properties))
+    .bind(amount)
     .bind(i64::from(is_order))
     .bind(if is_order { amount } else { 0.0 })
-    .bind(e.occurred_at)
-    .bind(order_at)
-    .bind(if is_order { amount } else { 0.0 })
+    .bind(is_order.then_some(e.occurred_at))
     .bind(&categories)
     .execute(&mut *conn)
     .await?;
@@ -132,6 +118,40 @@ pub async fn set_tier(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// What the part knows of an incoming id, read in one query: whether it was erased, the
+/// customer it stands for now (its survivor when merged), and the tenant's generation.
+#[derive(Debug, Clone, Copy)]
+pub struct Lookup {
+    /// Erased: later messages are ignored.
+    pub erased: bool,
+    /// The customer to apply the message to.
+    pub customer: Uuid,
+    /// The tenant's segment and settings generation.
+    pub generation: i64,
+}
+
+/// [`Lookup`] of `id`.
+pub async fn lookup(
+    conn: &mut PgConnection,
+    tenant: &str,
+    id: Uuid,
+) -> Result<Lookup, sqlx::Error> {
+    let (erased, survivor, generation): (bool, Option<Uuid>, Option<i64>) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM erased WHERE tenant_id = $1 AND customer_id = $2),
+                (SELECT survivor_id FROM aliases WHERE tenant_id = $1 AND merged_id = $2),
+                (SELECT generation FROM tenant_generations WHERE tenant_id = $1)",
+    )
+    .bind(tenant)
+    .bind(id)
+    .fetch_one(conn)
+    .await?;
+    Ok(Lookup {
+        erased,
+        customer: survivor.unwrap_or(id),
+        generation: generation.unwrap_or(0),
+    })
 }
 
 /// The customer an id stands for now: its survivor when it was merged.

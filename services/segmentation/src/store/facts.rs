@@ -1,4 +1,4 @@
-//! Loading customers' facts: five set-based queries for any number of customers, so one event
+//! Loading customers' facts: three set-based queries for any number of customers, so one event
 //! and a million-customer recompute read the same way.
 
 use std::collections::HashMap;
@@ -21,6 +21,9 @@ type EventRow = (
     Json<serde_json::Map<String, serde_json::Value>>,
 );
 
+/// Totals of one event name as read: customer, name, events, sum, order days (orders only).
+type TotalsRow = (Uuid, String, i64, f64, Option<Vec<NaiveDate>>);
+
 #[derive(sqlx::FromRow)]
 struct Row {
     customer_id: Uuid,
@@ -42,6 +45,7 @@ struct Row {
     lead_score: f64,
     lead_qualified: bool,
     recheck_at: Option<DateTime<Utc>>,
+    segments: Vec<Uuid>,
 }
 
 impl Row {
@@ -77,6 +81,7 @@ impl Row {
             last_order_at: self.last_order_at,
             last_order_value: self.last_order_value,
             categories: self.categories.into_iter().collect(),
+            segments: self.segments.into_iter().collect(),
             rfm,
             value,
             stored: Stored {
@@ -103,8 +108,10 @@ pub async fn load_many(
     let sql = format!(
         "SELECT customer_id, traits, loyalty_tier, first_seen_at, last_seen_at, last_order_at,
                 last_order_value, categories, rfm_r, rfm_f, rfm_m, rfm_group, probability_alive,
-                expected_purchases, lifetime_value, stage, lead_score, lead_qualified, recheck_at
-         FROM customer_activity WHERE tenant_id = $1 AND customer_id = ANY($2)
+                expected_purchases, lifetime_value, stage, lead_score, lead_qualified, recheck_at,
+                ARRAY(SELECT m.segment_id FROM memberships m
+                      WHERE m.tenant_id = a.tenant_id AND m.customer_id = a.customer_id) AS segments
+         FROM customer_activity a WHERE tenant_id = $1 AND customer_id = ANY($2)
          ORDER BY customer_id {}",
         if lock { "FOR UPDATE" } else { "" }
     );
@@ -124,33 +131,24 @@ pub async fn load_many(
         .collect();
     let ids: Vec<Uuid> = facts.iter().map(|f| f.customer_id).collect();
 
-    let totals: Vec<(Uuid, String, i64, f64)> = sqlx::query_as(
-        "SELECT customer_id, name, sum(events)::int8, sum(total)
+    // Totals per name, and the order days, in one pass over the daily rows.
+    let totals: Vec<TotalsRow> = sqlx::query_as(
+        "SELECT customer_id, name, sum(events)::int8, sum(total),
+                CASE WHEN name = $3 THEN array_agg(day ORDER BY day) END
          FROM daily_activity WHERE tenant_id = $1 AND customer_id = ANY($2)
          GROUP BY customer_id, name",
-    )
-    .bind(tenant)
-    .bind(&ids)
-    .fetch_all(&mut *conn)
-    .await?;
-    for (id, name, count, sum) in totals {
-        if let Some(f) = index.get(&id).and_then(|i| facts.get_mut(*i)) {
-            f.totals.insert(name, NameTotals { count, sum });
-        }
-    }
-
-    let days: Vec<(Uuid, NaiveDate)> = sqlx::query_as(
-        "SELECT customer_id, day FROM daily_activity
-         WHERE tenant_id = $1 AND customer_id = ANY($2) AND name = $3 ORDER BY customer_id, day",
     )
     .bind(tenant)
     .bind(&ids)
     .bind(ORDER_COMPLETED)
     .fetch_all(&mut *conn)
     .await?;
-    for (id, day) in days {
+    for (id, name, count, sum, days) in totals {
         if let Some(f) = index.get(&id).and_then(|i| facts.get_mut(*i)) {
-            f.order_days.push(day);
+            f.totals.insert(name, NameTotals { count, sum });
+            if let Some(days) = days {
+                f.order_days = days;
+            }
         }
     }
 
@@ -180,17 +178,5 @@ pub async fn load_many(
         }
     }
 
-    let members: Vec<(Uuid, Uuid)> = sqlx::query_as(
-        "SELECT customer_id, segment_id FROM memberships WHERE tenant_id = $1 AND customer_id = ANY($2)",
-    )
-    .bind(tenant)
-    .bind(&ids)
-    .fetch_all(&mut *conn)
-    .await?;
-    for (id, segment) in members {
-        if let Some(f) = index.get(&id).and_then(|i| facts.get_mut(*i)) {
-            f.segments.insert(segment);
-        }
-    }
     Ok(facts)
 }
