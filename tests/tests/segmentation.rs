@@ -628,5 +628,27 @@ async fn rfm_stages_and_lead_scores_through_the_api() {
         .map(|p| p["into"]["reactivated"].as_i64().unwrap_or(0))
         .sum();
     assert_eq!(into_reactivated, 1, "{report}");
+    let (status, bad) = json_of(
+        suite
+            .get(Some(&suite.key), "/v1/reports/lifecycle?from=yesterday")
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, bad["code"].as_str()),
+        (400, Some("invalid_range")),
+        "{bad}"
+    );
+    let (status, bad) = json_of(
+        suite
+            .get(Some(&suite.key), "/v1/reports/lifecycle?period=year")
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, bad["code"].as_str()),
+        (400, Some("invalid_period")),
+        "{bad}"
+    );
     suite.stop().await;
 }

@@ -78,10 +78,27 @@ type RunRow = (
 struct LifecycleQuery {
     /// `day`, `week` (default) or `month`.
     period: Option<String>,
-    /// Start (default: 12 periods ago).
-    from: Option<DateTime<Utc>>,
-    /// End (default: now).
-    to: Option<DateTime<Utc>>,
+    /// Start, RFC 3339 (default: 12 periods before `to`).
+    from: Option<String>,
+    /// End, RFC 3339 (default: now).
+    to: Option<String>,
+}
+
+/// An RFC 3339 time from the query, or 400 `invalid_range` naming the parameter.
+fn instant(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, Problem> {
+    value
+        .map(|v| {
+            DateTime::parse_from_rfc3339(v)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| {
+                    Problem::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_range",
+                        format!("{name} must be an RFC 3339 time, such as 2026-11-01T00:00:00Z"),
+                    )
+                })
+        })
+        .transpose()
 }
 
 /// Customers per stage now, and transitions per period: acquisition (into `new`), retention
@@ -104,8 +121,8 @@ async fn lifecycle(
             ))
         }
     };
-    let to = q.to.unwrap_or_else(Utc::now);
-    let from = q.from.unwrap_or(to - step * 12);
+    let to = instant("to", q.to.as_deref())?.unwrap_or_else(Utc::now);
+    let from = instant("from", q.from.as_deref())?.unwrap_or(to - step * 12);
     if from >= to || to - from > Duration::days(3660) {
         return Err(Problem::new(
             StatusCode::BAD_REQUEST,
