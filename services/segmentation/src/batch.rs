@@ -92,9 +92,29 @@ pub fn score(
     (rows, model)
 }
 
+/// The columns of the scores file.
+pub const HEADER: [&str; 12] = [
+    "customer_id",
+    "recency_days",
+    "frequency",
+    "monetary",
+    "r",
+    "f",
+    "m",
+    "rfm_group",
+    "stage",
+    "probability_alive",
+    "expected_purchases",
+    "lifetime_value",
+];
+
 /// Writes `rows` as CSV with a header row.
 pub fn write_csv(rows: &[ScoreRow], out: impl Write) -> Result<(), csv::Error> {
-    let mut w = csv::Writer::from_writer(out);
+    // The header is written even when no customer bought by the as-of date.
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(out);
+    w.write_record(HEADER)?;
     for row in rows {
         w.serialize(row)?;
     }
@@ -136,5 +156,12 @@ mod tests {
         write_csv(&scores, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("customer_id,recency_days,frequency,monetary,r,f,m,rfm_group,stage,probability_alive,expected_purchases,lifetime_value\n"));
+        assert_eq!(text.lines().count(), 4);
+        // No buyer yet: the header alone, no value columns filled.
+        let (none, model) = score(&rows, d("20240101"), 52.0, &Thresholds::default());
+        assert!(none.is_empty() && model.is_none());
+        let mut out = Vec::new();
+        write_csv(&none, &mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap().lines().count(), 1);
     }
 }

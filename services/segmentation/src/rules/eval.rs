@@ -390,6 +390,20 @@ mod tests {
     }
 
     #[test]
+    fn between_counts_from_inclusive_to_exclusive_and_not_the_future() {
+        let now = Utc::now();
+        let f = customer(now);
+        let between = |from: i64, to: i64, n: u32| {
+            json!({"event": {"name": "Order Completed", "at_least": n, "at_most": n,
+                "between": {"from": at(from, now).to_rfc3339(), "to": at(to, now).to_rfc3339()}}})
+        };
+        assert!(holds(between(120, 10, 2), &f, now)); // 120 days ago counts, 10 days ago does not
+        assert!(holds(between(121, 9, 3), &f, now));
+        assert!(holds(between(11, -30, 1), &f, now)); // a window reaching into the future
+        assert!(holds(between(9, -30, 0), &f, now));
+    }
+
+    #[test]
     fn missing_and_mismatched_types_never_match_by_accident() {
         assert!(!value_matches(None, MatchOp::Eq, Some(&json!(1))));
         assert!(!value_matches(
