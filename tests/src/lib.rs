@@ -129,10 +129,20 @@ impl Suite {
         let segmentation_url = url(segmentation.port());
         spawn(&mut tasks, segmentation.run(shutdown.clone()));
 
+        let loyalty = crm_loyalty::build(crm_loyalty::Config {
+            common: part_config(&id, "loyalty", &redis),
+            scheduler_tick: Duration::from_millis(200),
+        })
+        .await
+        .expect("loyalty starts");
+        let loyalty_url = url(loyalty.port());
+        spawn(&mut tasks, loyalty.run(shutdown.clone()));
+
         let gateway_config = crm_gateway::Config {
             common: part_config(&id, "gateway", &redis),
             identity_url: identity_url.clone(),
             segmentation_url: segmentation_url.clone(),
+            loyalty_url: loyalty_url.clone(),
             upstream_timeout: Duration::from_secs(2),
         };
         let gateway_pool_url = gateway_config.common.database_url.clone();
@@ -149,14 +159,6 @@ impl Suite {
         .expect("campaign starts");
         let campaign_url = url(campaign.port());
         spawn(&mut tasks, campaign.run(shutdown.clone()));
-
-        let loyalty = crm_loyalty::build(crm_loyalty::Config {
-            common: part_config(&id, "loyalty", &redis),
-        })
-        .await
-        .expect("loyalty starts");
-        let loyalty_url = url(loyalty.port());
-        spawn(&mut tasks, loyalty.run(shutdown.clone()));
 
         let gateway_pool = crm_service::db::connect(&gateway_pool_url, 2)
             .await

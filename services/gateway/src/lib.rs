@@ -7,8 +7,10 @@
 mod auth;
 mod customers;
 mod events;
+mod idempotency;
 mod imports;
 mod keys;
+mod loyalty;
 mod merges;
 mod openapi;
 mod part_client;
@@ -50,6 +52,8 @@ pub struct Config {
     /// Segmentation's internal API (`CRM_GATEWAY__SEGMENTATION_URL`, default
     /// `http://127.0.0.1:8082`).
     pub segmentation_url: String,
+    /// Loyalty's internal API (`CRM_GATEWAY__LOYALTY_URL`, default `http://127.0.0.1:8084`).
+    pub loyalty_url: String,
     /// Timeout of calls to internal parts (`CRM_GATEWAY__UPSTREAM_TIMEOUT_MS`, default 2000).
     pub upstream_timeout: Duration,
 }
@@ -69,6 +73,11 @@ impl PartConfig for Config {
                 "http://127.0.0.1:8082",
                 &["http", "https"],
             )?,
+            loyalty_url: env.url_or(
+                "CRM_GATEWAY__LOYALTY_URL",
+                "http://127.0.0.1:8084",
+                &["http", "https"],
+            )?,
             upstream_timeout: env.millis_or("CRM_GATEWAY__UPSTREAM_TIMEOUT_MS", 2_000)?,
         })
     }
@@ -86,6 +95,7 @@ pub(crate) struct AppState {
     pub cache: Arc<ProfileCache>,
     pub identity: PartClient,
     pub segmentation: PartClient,
+    pub loyalty: PartClient,
 }
 
 /// The gateway, connected and bound: `port()`, then `run(shutdown)`.
@@ -100,6 +110,7 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
         cache: Arc::clone(&base.cache),
         identity: PartClient::new(&config.identity_url, config.upstream_timeout)?,
         segmentation: PartClient::new(&config.segmentation_url, config.upstream_timeout)?,
+        loyalty: PartClient::new(&config.loyalty_url, config.upstream_timeout)?,
     };
     PartServer::bind(base, router(state)).await
 }
@@ -111,6 +122,7 @@ fn router(state: AppState) -> Router {
         .merge(keys::routes())
         .merge(reviews::routes())
         .merge(segments::routes())
+        .merge(loyalty::routes())
         .merge(merges::routes())
         .merge(privacy::routes())
         .merge(timeline::routes())

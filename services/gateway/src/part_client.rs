@@ -46,11 +46,11 @@ impl PartClient {
         query: &[(&str, &str)],
         body: Option<&serde_json::Value>,
     ) -> anyhow::Result<(StatusCode, serde_json::Value)> {
-        self.call_as(method, tenant, path, query, body, None).await
+        self.call_as(method, tenant, path, query, body, &[]).await
     }
 
-    /// [`PartClient::call`] naming the caller in `x-crm-actor` (recorded by parts that keep
-    /// who changed what).
+    /// [`PartClient::call`] with extra headers: `x-crm-actor` naming the caller (recorded by
+    /// parts that keep who changed what), `idempotency-key`.
     pub async fn call_as(
         &self,
         method: reqwest::Method,
@@ -58,11 +58,11 @@ impl PartClient {
         path: &str,
         query: &[(&str, &str)],
         body: Option<&serde_json::Value>,
-        actor: Option<&str>,
+        headers: &[(&str, &str)],
     ) -> anyhow::Result<(StatusCode, serde_json::Value)> {
         let mut request = self.request(method, tenant, path).query(query);
-        if let Some(actor) = actor {
-            request = request.header("x-crm-actor", actor);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
         }
         if let Some(body) = body {
             request = request.json(body);

@@ -77,7 +77,7 @@ pub(crate) async fn relay_segmentation(
             path,
             query,
             body,
-            Some(&caller.actor),
+            &[("x-crm-actor", caller.actor.as_str())],
         )
         .await
         .map_err(|e| segmentation_down(&e))?;

@@ -1,10 +1,25 @@
-//! Enrols members and counts their qualifying orders.
+//! The consumer: resolved events earn points (a poll at a time, in one transaction), profile
+//! changes bring birthdays, merges move balances, erasures clear what identifies a person.
 
-use crm_envelope::{Envelope, Topic};
-use crm_kafka::{dedupe, require_customer, HandleError, Handler, MessageMeta};
-use sqlx::PgPool;
+use std::collections::BTreeMap;
 
-/// Applies resolved events to `members`, once per message id.
+use chrono::Utc;
+use crm_envelope::{Envelope, TenantId, Topic};
+use crm_kafka::outbox::enqueue_all;
+use crm_kafka::{dedupe, require_customer, BatchItem, HandleError, Handler, MessageMeta};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::earn;
+use crate::store::ledger::PostError;
+use crate::store::members;
+
+/// The dedupe record of events.
+const EVENTS: &str = "loyalty:crm.events.v1";
+/// The dedupe record of profile changes.
+const PROFILES: &str = "loyalty:crm.profiles.v1";
+
+/// Applies messages once per message id.
 #[derive(Clone)]
 pub struct LoyaltyHandler {
     pool: PgPool,
@@ -15,38 +30,86 @@ impl LoyaltyHandler {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
     }
+}
 
-    pub(crate) fn pool(&self) -> PgPool {
-        self.pool.clone()
+/// A posting failure as the consumer sees it.
+pub(crate) fn post_error(e: PostError) -> HandleError {
+    match e {
+        PostError::Db(e) => e.into(),
+        PostError::Unbalanced(..) => HandleError::permanent("unbalanced", e.to_string()),
+        PostError::Insufficient { .. } => HandleError::permanent(
+            "insufficient_points",
+            "a posting would leave a negative balance",
+        ),
     }
+}
+
+/// One tenant's events of a batch, each with its customer.
+type TenantEvents<'a> = (TenantId, Vec<(&'a Envelope, Uuid)>);
+
+/// Earns for `events` (any tenants, in order) inside `conn`'s transaction.
+async fn earn_all(
+    conn: &mut PgConnection,
+    events: &[(&Envelope, Uuid)],
+) -> Result<(), HandleError> {
+    let mut by_tenant: BTreeMap<&str, TenantEvents<'_>> = BTreeMap::new();
+    for (e, c) in events {
+        by_tenant
+            .entry(e.tenant_id.as_str())
+            .or_insert_with(|| (e.tenant_id.clone(), Vec::new()))
+            .1
+            .push((e, *c));
+    }
+    let now = Utc::now();
+    for (tenant, list) in by_tenant.values() {
+        let messages = earn::apply(conn, tenant, list, now)
+            .await
+            .map_err(post_error)?;
+        enqueue_all(conn, &messages).await?;
+    }
+    Ok(())
 }
 
 impl Handler for LoyaltyHandler {
     async fn handle(&self, e: &Envelope, meta: &MessageMeta) -> Result<(), HandleError> {
-        // Profiles, segments and interactions feed bonuses and tiers in the loyalty issue.
-        if meta.topic != Topic::Events {
-            return Ok(());
-        }
-        let customer_id = require_customer(e)?;
+        let consumer = match meta.topic {
+            Topic::Events => EVENTS,
+            Topic::Profiles => PROFILES,
+            _ => return Ok(()),
+        };
         let mut tx = self.pool.begin().await?;
-        if !dedupe::first_delivery(&mut tx, "loyalty:crm.events.v1", &e.tenant_id, &e.id).await? {
+        if !dedupe::first_delivery(&mut tx, consumer, &e.tenant_id, &e.id).await? {
             return Ok(());
         }
-        let is_order = e.name.as_deref() == Some("Order Completed");
-        sqlx::query(
-            "INSERT INTO members AS m (tenant_id, customer_id, orders_seen, last_activity_at)
-             VALUES ($1, $2, $3, $4)
-             ON CONFLICT (tenant_id, customer_id) DO UPDATE SET
-                 orders_seen = m.orders_seen + EXCLUDED.orders_seen,
-                 last_activity_at = GREATEST(m.last_activity_at, EXCLUDED.last_activity_at)",
-        )
-        .bind(e.tenant_id.as_str())
-        .bind(customer_id)
-        .bind(i64::from(is_order))
-        .bind(e.occurred_at)
-        .execute(&mut *tx)
-        .await?;
+        if meta.topic == Topic::Events {
+            let customer = require_customer(e)?;
+            earn_all(&mut tx, &[(e, customer)]).await?;
+        } else {
+            members::on_profile(&mut tx, e).await?;
+        }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// A poll of `crm.events.v1` in one transaction; other topics go one at a time.
+    async fn handle_batch(&self, batch: &[BatchItem]) -> Result<bool, HandleError> {
+        if batch.iter().any(|b| b.meta.topic != Topic::Events) {
+            return Ok(false);
+        }
+        let mut tx = self.pool.begin().await?;
+        let ids: Vec<(&TenantId, &str)> = batch
+            .iter()
+            .map(|b| (&b.envelope.tenant_id, b.envelope.id.as_str()))
+            .collect();
+        let fresh = dedupe::first_deliveries(&mut tx, EVENTS, &ids).await?;
+        let mut events = Vec::with_capacity(batch.len());
+        for (b, f) in batch.iter().zip(fresh) {
+            if f {
+                events.push((&b.envelope, require_customer(&b.envelope)?));
+            }
+        }
+        earn_all(&mut tx, &events).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }

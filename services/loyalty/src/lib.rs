@@ -1,10 +1,23 @@
-//! Loyalty: programmes, the points ledger, tiers and rewards. This first slice enrols every
-//! customer seen on `crm.events.v1` as a member and counts qualifying orders.
+//! Loyalty: a points programme per tenant on a double-entry ledger that never double-counts.
+//! Points are earned from `crm.events.v1` (orders, refunds, bonuses including positive social
+//! mentions), spent on rewards (reserve, then confirm or cancel), expire in lots, and qualify
+//! customers for tiers; every movement is published on `crm.loyalty.v1`. docs/loyalty.md
+//! explains the design.
 
 #![forbid(unsafe_code)]
 
 mod api;
+pub mod earn;
+pub mod earning;
 mod handler;
+pub mod ledger;
+pub mod messages;
+pub mod programme;
+pub mod scheduler;
+pub mod store;
+pub mod verify;
+
+use std::time::Duration;
 
 use crm_config::{ConfigError, Env};
 use crm_envelope::Topic;
@@ -25,6 +38,9 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct Config {
     /// Listen address, database, Kafka, Redis.
     pub common: CommonConfig,
+    /// How often reservations are released, lots expired and tier periods ended
+    /// (`CRM_LOYALTY__SCHEDULER_TICK_MS`, default 10000).
+    pub scheduler_tick: Duration,
 }
 
 impl PartConfig for Config {
@@ -32,6 +48,7 @@ impl PartConfig for Config {
     fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             common: CommonConfig::from_env(env, PART, DEFAULT_PORT)?,
+            scheduler_tick: env.millis_or("CRM_LOYALTY__SCHEDULER_TICK_MS", 10_000)?,
         })
     }
 
@@ -47,7 +64,12 @@ pub type Application = ConsumerApp<LoyaltyHandler>;
 pub async fn build(config: Config) -> anyhow::Result<Application> {
     let base = Base::connect(PART, config.common, &MIGRATOR).await?;
     let handler = LoyaltyHandler::new(base.pool.clone());
-    let server = PartServer::bind(base, api::routes(handler.pool())).await?;
+    scheduler::spawn(base.pool.clone(), config.scheduler_tick, base.relay.waker());
+    let api = api::routes(api::ApiState {
+        pool: base.pool.clone(),
+        relay: base.relay.waker(),
+    });
+    let server = PartServer::bind(base, api).await?;
     Ok(ConsumerApp::new(server, subscription(), handler))
 }
 

@@ -1,0 +1,358 @@
+//! Loyalty through the gateway: the programme, customers' balances and statements, manual
+//! adjustments, rewards, redemptions (reserve, confirm, cancel) and the liability report. Every
+//! write takes an `Idempotency-Key` (see `idempotency.rs`).
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use crm_service::Problem;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::auth::{Caller, Scope};
+use crate::idempotency::write_once;
+use crate::proxy::passthrough;
+use crate::AppState;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/loyalty/programme",
+            get(read_programme).put(write_programme),
+        )
+        .route("/v1/loyalty/customers/{id}", get(account))
+        .route("/v1/loyalty/customers/{id}/statement", get(statement))
+        .route("/v1/loyalty/customers/{id}/adjustments", post(adjust))
+        .route("/v1/loyalty/liability", get(liability))
+        .route("/v1/loyalty/rewards", get(list_rewards).post(create_reward))
+        .route("/v1/loyalty/rewards/{id}", put(update_reward))
+        .route("/v1/loyalty/redemptions", post(reserve))
+        .route("/v1/loyalty/redemptions/{id}", get(read_redemption))
+        .route("/v1/loyalty/redemptions/{id}/confirm", post(confirm))
+        .route("/v1/loyalty/redemptions/{id}/cancel", post(cancel))
+}
+
+fn body_of(
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<serde_json::Value, Problem> {
+    body.map(|Json(v)| v)
+        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text()))
+}
+
+async fn read(
+    app: &AppState,
+    caller: &Caller,
+    path: &str,
+    query: &[(&str, &str)],
+) -> Result<Response, Problem> {
+    caller.require(Scope::Read)?;
+    let (status, body) = app
+        .loyalty
+        .call(reqwest::Method::GET, &caller.tenant, path, query, None)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %format!("{e:#}"), "loyalty unreachable");
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upstream_unavailable",
+                "loyalty is unreachable; retry shortly",
+            )
+        })?;
+    Ok(passthrough(status, body))
+}
+
+async fn write(
+    app: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Admin)?;
+    write_once(
+        app,
+        &app.loyalty,
+        "loyalty",
+        caller,
+        headers,
+        method,
+        path,
+        body,
+    )
+    .await
+}
+
+/// The tenant's programme: currency, earn rate and rounding, category multipliers, caps,
+/// bonuses, expiry, tiers (docs/loyalty.md).
+#[utoipa::path(get, path = "/v1/loyalty/programme", tag = "loyalty",
+    responses((status = 200, description = "The programme"), (status = 409, description = "No programme yet (no_programme)", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub(crate) async fn read_programme(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> Result<Response, Problem> {
+    read(&app, &caller, "loyalty/programme", &[]).await
+}
+
+/// Configure the programme (unknown fields refused). Needs `Idempotency-Key`.
+#[utoipa::path(put, path = "/v1/loyalty/programme", tag = "loyalty",
+    params(("Idempotency-Key" = String, Header, description = "Unique per intended change")),
+    request_body(content = Object, description = "{\"currency\": \"points\", \"earn_rate\": 1, \"rounding\": \"floor|nearest|ceil\", \"category_multipliers\": {\"shoes\": 2}, \"caps\": [{\"period\": \"day|week|month\", \"max_points\": 500}], \"bonuses\": {\"sign_up\", \"birthday\", \"referral\", \"review\", \"positive_mention\"}, \"expiry_days\": 365, \"allow_negative\": false, \"tiers\": [{\"name\", \"threshold\", \"multiplier\"}], \"tier_window_days\": 365, \"tier_period_days\": 365, \"reservation_timeout_secs\": 900}"),
+    responses((status = 200, description = "Stored"), (status = 400, description = "Missing Idempotency-Key or bad JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid programme, or key reused with other parameters", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub(crate) async fn write_programme(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let body = body_of(body)?;
+    write(
+        &app,
+        &caller,
+        &headers,
+        reqwest::Method::PUT,
+        "loyalty/programme",
+        Some(&body),
+    )
+    .await
+}
+
+/// A customer's balance, reserved points, tier, qualifying points and expiring lots.
+#[utoipa::path(get, path = "/v1/loyalty/customers/{id}", tag = "loyalty", params(("id" = Uuid, Path, description = "Customer id")),
+    responses((status = 200, description = "{\"balance\", \"reserved\", \"tier\": {name, since, period_end}, \"qualifying_points\", \"expiring\": [{expires_at, points}]}")),
+    security(("api_key" = [])))]
+pub(crate) async fn account(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<Response, Problem> {
+    read(&app, &caller, &format!("loyalty/customers/{id}"), &[]).await
+}
+
+/// Which page of a statement.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub(crate) struct StatementQuery {
+    /// Page size, 1 to 500 (default 50).
+    limit: Option<u32>,
+    /// `next` of the previous page.
+    before: Option<i64>,
+}
+
+/// A customer's statement: entries newest first, each with its transaction's kind, reason and
+/// source event.
+#[utoipa::path(get, path = "/v1/loyalty/customers/{id}/statement", tag = "loyalty", params(("id" = Uuid, Path, description = "Customer id"), StatementQuery),
+    responses((status = 200, description = "{\"items\": [{entry_id, account, points, transaction_id, kind, reason, source_event, at}], \"next\"}")),
+    security(("api_key" = [])))]
+pub(crate) async fn statement(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    Query(q): Query<StatementQuery>,
+) -> Result<Response, Problem> {
+    let (limit, before) = (
+        q.limit.map(|l| l.to_string()),
+        q.before.map(|b| b.to_string()),
+    );
+    let mut query = Vec::new();
+    if let Some(l) = &limit {
+        query.push(("limit", l.as_str()));
+    }
+    if let Some(b) = &before {
+        query.push(("before", b.as_str()));
+    }
+    read(
+        &app,
+        &caller,
+        &format!("loyalty/customers/{id}/statement"),
+        &query,
+    )
+    .await
+}
+
+/// Add or remove points by hand, with a reason. Needs `Idempotency-Key`.
+#[utoipa::path(post, path = "/v1/loyalty/customers/{id}/adjustments", tag = "loyalty",
+    params(("id" = Uuid, Path, description = "Customer id"), ("Idempotency-Key" = String, Header, description = "Unique per intended adjustment")),
+    request_body(content = Object, description = "{\"points\": -50, \"reason\": \"goodwill\"}"),
+    responses((status = 201, description = "{\"transaction_id\", \"points\", \"balance\"}"),
+        (status = 409, description = "Not enough points (insufficient_points)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Key reused with other parameters, or bad points / reason", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub(crate) async fn adjust(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let body = body_of(body)?;
+    write(
+        &app,
+        &caller,
+        &headers,
+        reqwest::Method::POST,
+        &format!("loyalty/customers/{id}/adjustments"),
+        Some(&body),
+    )
+    .await
+}
+
+/// The programme's liability: points outstanding (available and reserved) beside issued,
+/// redeemed and expired totals.
+#[utoipa::path(get, path = "/v1/loyalty/liability", tag = "loyalty",
+    responses((status = 200, description = "{\"outstanding\", \"available\", \"reserved\", \"customers_with_points\", \"issued\", \"redeemed\", \"expired\", \"reconciles\"}")),
+    security(("api_key" = [])))]
+pub(crate) async fn liability(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> Result<Response, Problem> {
+    read(&app, &caller, "loyalty/liability", &[]).await
+}
+
+/// The reward catalogue.
+#[utoipa::path(get, path = "/v1/loyalty/rewards", tag = "loyalty", responses((status = 200, description = "{\"items\": [{id, name, cost, stock, valid_from, valid_to, active}]}")), security(("api_key" = [])))]
+pub(crate) async fn list_rewards(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> Result<Response, Problem> {
+    read(&app, &caller, "loyalty/rewards", &[]).await
+}
+
+/// Add a reward. Needs `Idempotency-Key`.
+#[utoipa::path(post, path = "/v1/loyalty/rewards", tag = "loyalty",
+    params(("Idempotency-Key" = String, Header, description = "Unique per intended reward")),
+    request_body(content = Object, description = "{\"name\", \"cost\", \"stock\" (absent: unlimited), \"valid_from\", \"valid_to\", \"active\"}"),
+    responses((status = 201, description = "The reward"), (status = 422, description = "Invalid reward", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub(crate) async fn create_reward(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let body = body_of(body)?;
+    write(
+        &app,
+        &caller,
+        &headers,
+        reqwest::Method::POST,
+        "loyalty/rewards",
+        Some(&body),
+    )
+    .await
+}
+
+/// Replace a reward. Needs `Idempotency-Key`.
+#[utoipa::path(put, path = "/v1/loyalty/rewards/{id}", tag = "loyalty",
+    params(("id" = Uuid, Path, description = "Reward id"), ("Idempotency-Key" = String, Header, description = "Unique per intended change")),
+    request_body(content = Object, description = "As for creation"),
+    responses((status = 200, description = "The reward"), (status = 404, description = "No such reward", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub(crate) async fn update_reward(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let body = body_of(body)?;
+    write(
+        &app,
+        &caller,
+        &headers,
+        reqwest::Method::PUT,
+        &format!("loyalty/rewards/{id}"),
+        Some(&body),
+    )
+    .await
+}
+
+/// Reserve a reward for a customer: the points are held until confirmed or cancelled, or
+/// released after the programme's timeout. Needs `Idempotency-Key`.
+#[utoipa::path(post, path = "/v1/loyalty/redemptions", tag = "loyalty",
+    params(("Idempotency-Key" = String, Header, description = "Unique per intended redemption")),
+    request_body(content = Object, description = "{\"customer_id\", \"reward_id\"}"),
+    responses((status = 201, description = "{id, customer_id, reward_id, points, status: reserved, reserved_at, expires_at}"),
+        (status = 409, description = "Not enough points (insufficient_points), reward unavailable or out of stock (reward_unavailable)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Key reused with other parameters", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub(crate) async fn reserve(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let body = body_of(body)?;
+    write(
+        &app,
+        &caller,
+        &headers,
+        reqwest::Method::POST,
+        "loyalty/redemptions",
+        Some(&body),
+    )
+    .await
+}
+
+/// One redemption.
+#[utoipa::path(get, path = "/v1/loyalty/redemptions/{id}", tag = "loyalty", params(("id" = Uuid, Path, description = "Redemption id")),
+    responses((status = 200, description = "The redemption, with its coupon once confirmed")), security(("api_key" = [])))]
+pub(crate) async fn read_redemption(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<Response, Problem> {
+    read(&app, &caller, &format!("loyalty/redemptions/{id}"), &[]).await
+}
+
+/// Confirm a reservation: points redeemed, a coupon code unique to the tenant issued. Needs
+/// `Idempotency-Key`.
+#[utoipa::path(post, path = "/v1/loyalty/redemptions/{id}/confirm", tag = "loyalty",
+    params(("id" = Uuid, Path, description = "Redemption id"), ("Idempotency-Key" = String, Header, description = "Unique per intended confirmation")),
+    responses((status = 200, description = "The redemption, status confirmed, with coupon_code"),
+        (status = 409, description = "Not reserved any more (invalid_state)", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub(crate) async fn confirm(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+) -> Result<Response, Problem> {
+    write(
+        &app,
+        &caller,
+        &headers,
+        reqwest::Method::POST,
+        &format!("loyalty/redemptions/{id}/confirm"),
+        None,
+    )
+    .await
+}
+
+/// Cancel a reservation: the points return to the customer. Needs `Idempotency-Key`.
+#[utoipa::path(post, path = "/v1/loyalty/redemptions/{id}/cancel", tag = "loyalty",
+    params(("id" = Uuid, Path, description = "Redemption id"), ("Idempotency-Key" = String, Header, description = "Unique per intended cancellation")),
+    responses((status = 200, description = "The redemption, status cancelled"),
+        (status = 409, description = "Not reserved any more (invalid_state)", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = [])))]
+pub(crate) async fn cancel(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+) -> Result<Response, Problem> {
+    write(
+        &app,
+        &caller,
+        &headers,
+        reqwest::Method::POST,
+        &format!("loyalty/redemptions/{id}/cancel"),
+        None,
+    )
+    .await
+}

@@ -1,0 +1,119 @@
+//! Loyalty's internal HTTP API, reached only through the gateway, which authenticates the
+//! caller, enforces `Idempotency-Key` on writes and passes the key on (it becomes the ledger
+//! transaction's source, so even a retried forward cannot post twice).
+
+mod accounts;
+mod programme;
+mod rewards;
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use axum::Router;
+use crm_service::Problem;
+use serde::de::DeserializeOwned;
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::Notify;
+
+use crate::programme::Programme;
+use crate::store::ledger::PostError;
+use crate::store::programmes;
+use crate::store::rewards::OpError;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub(crate) struct ApiState {
+    pub(crate) pool: PgPool,
+    /// Wakes the outbox relay after a commit that enqueued messages.
+    pub(crate) relay: Arc<Notify>,
+}
+
+pub(crate) fn routes(state: ApiState) -> Router {
+    programme::routes()
+        .merge(accounts::routes())
+        .merge(rewards::routes())
+        .with_state(state)
+}
+
+/// A JSON body, or 400 `invalid_body`.
+pub(crate) fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, Problem> {
+    serde_json::from_slice(body).map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("the body is not what this call takes: {e}"),
+        )
+    })
+}
+
+/// The request's idempotency key (passed on by the gateway), or 400.
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<String, Problem> {
+    headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .filter(|k| !k.is_empty() && k.len() <= 255)
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "idempotency_key_required",
+                "send an Idempotency-Key header (1 to 255 characters) with every write",
+            )
+        })
+}
+
+/// Who is calling (`x-crm-actor`, set by the gateway).
+pub(crate) fn actor(headers: &HeaderMap) -> String {
+    headers
+        .get("x-crm-actor")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 200)
+        .unwrap_or("internal")
+        .to_owned()
+}
+
+/// The tenant's programme, or 409 `no_programme`.
+pub(crate) async fn programme_of(
+    conn: &mut PgConnection,
+    tenant: &str,
+) -> Result<Programme, Problem> {
+    programmes::load(conn, tenant).await?.ok_or_else(|| {
+        Problem::new(
+            StatusCode::CONFLICT,
+            "no_programme",
+            "configure the programme first: PUT /v1/loyalty/programme",
+        )
+    })
+}
+
+/// An operation's refusal as problem+json with a stable code.
+pub(crate) fn op_problem(e: OpError) -> Problem {
+    match e {
+        OpError::Insufficient { balance, needed } => Problem::new(
+            StatusCode::CONFLICT,
+            "insufficient_points",
+            format!("the customer has {balance} points; {needed} are needed"),
+        )
+        .with("balance", balance.into())
+        .with("needed", needed.into()),
+        OpError::NotFound(what) => Problem::new(StatusCode::NOT_FOUND, "not_found", what),
+        OpError::Unavailable(m) => Problem::new(StatusCode::CONFLICT, "reward_unavailable", m),
+        OpError::State(m) => Problem::new(StatusCode::CONFLICT, "invalid_state", m),
+        OpError::Duplicate => Problem::new(
+            StatusCode::CONFLICT,
+            "already_applied",
+            "a request with this idempotency key was already applied",
+        ),
+        OpError::Invalid(m) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", m),
+        OpError::Post(PostError::Insufficient { balance, .. }) => Problem::new(
+            StatusCode::CONFLICT,
+            "insufficient_points",
+            format!("the posting would leave {balance} points"),
+        ),
+        OpError::Post(PostError::Db(e)) => e.into(),
+        OpError::Post(e @ PostError::Unbalanced(..)) => {
+            Problem::internal(&anyhow::anyhow!(e.to_string()))
+        }
+    }
+}

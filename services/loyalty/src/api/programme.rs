@@ -1,0 +1,48 @@
+//! The tenant's programme.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use axum::{Json, Router};
+use crm_service::{tenant_from_path, Problem};
+
+use super::{actor, json_body, programme_of, ApiState};
+use crate::programme::Programme;
+use crate::store::programmes;
+
+pub(crate) fn routes() -> Router<ApiState> {
+    Router::new().route(
+        "/internal/v1/tenants/{tenant}/loyalty/programme",
+        get(read).put(write),
+    )
+}
+
+async fn read(
+    State(state): State<ApiState>,
+    Path(tenant): Path<String>,
+) -> Result<Json<Programme>, Problem> {
+    let tenant = tenant_from_path(&tenant)?;
+    let mut conn = state.pool.acquire().await?;
+    Ok(Json(programme_of(&mut conn, tenant.as_str()).await?))
+}
+
+async fn write(
+    State(state): State<ApiState>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Programme>, Problem> {
+    let tenant = tenant_from_path(&tenant)?;
+    let p: Programme = json_body(&body)?;
+    if let Some(problem) = p.problem() {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_programme",
+            problem,
+        ));
+    }
+    let mut conn = state.pool.acquire().await?;
+    programmes::save(&mut conn, tenant.as_str(), &p, &actor(&headers)).await?;
+    Ok(Json(p))
+}

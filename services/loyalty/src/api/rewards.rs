@@ -1,0 +1,250 @@
+//! The reward catalogue and redemptions (reserve, confirm, cancel).
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use crm_kafka::outbox::enqueue_all;
+use crm_service::{tenant_from_path, Problem};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::{idempotency_key, json_body, op_problem, programme_of, ApiState};
+use crate::store::rewards::{self, Redemption};
+
+pub(crate) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route(
+            "/internal/v1/tenants/{tenant}/loyalty/rewards",
+            get(list).post(create),
+        )
+        .route(
+            "/internal/v1/tenants/{tenant}/loyalty/rewards/{id}",
+            put(update),
+        )
+        .route(
+            "/internal/v1/tenants/{tenant}/loyalty/redemptions",
+            post(reserve),
+        )
+        .route(
+            "/internal/v1/tenants/{tenant}/loyalty/redemptions/{id}",
+            get(read),
+        )
+        .route(
+            "/internal/v1/tenants/{tenant}/loyalty/redemptions/{id}/confirm",
+            post(confirm),
+        )
+        .route(
+            "/internal/v1/tenants/{tenant}/loyalty/redemptions/{id}/cancel",
+            post(cancel),
+        )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RewardBody {
+    name: String,
+    cost: i64,
+    #[serde(default)]
+    stock: Option<i32>,
+    #[serde(default)]
+    valid_from: Option<DateTime<Utc>>,
+    #[serde(default)]
+    valid_to: Option<DateTime<Utc>>,
+    #[serde(default = "yes")]
+    active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn check(r: &RewardBody) -> Result<(), Problem> {
+    let bad = |m: &str| {
+        Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_reward",
+            m.to_owned(),
+        ))
+    };
+    if r.name.trim().is_empty() || r.name.len() > 200 {
+        return bad("name must be 1 to 200 characters");
+    }
+    if r.cost <= 0 {
+        return bad("cost must be a positive number of points");
+    }
+    if r.stock.is_some_and(|s| s < 0) {
+        return bad("stock must not be negative (absent: unlimited)");
+    }
+    if let (Some(f), Some(t)) = (r.valid_from, r.valid_to) {
+        if f >= t {
+            return bad("valid_from must be before valid_to");
+        }
+    }
+    Ok(())
+}
+
+const REWARD: &str = "id, name, cost, stock, valid_from, valid_to, active";
+
+type RewardRow = (
+    Uuid,
+    String,
+    i64,
+    Option<i32>,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    bool,
+);
+
+fn reward_json(r: &RewardRow) -> Value {
+    json!({"id": r.0, "name": r.1, "cost": r.2, "stock": r.3, "valid_from": r.4, "valid_to": r.5, "active": r.6})
+}
+
+async fn create(
+    State(state): State<ApiState>,
+    Path(tenant): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), Problem> {
+    let tenant = tenant_from_path(&tenant)?;
+    let r: RewardBody = json_body(&body)?;
+    check(&r)?;
+    let row: RewardRow = sqlx::query_as(&format!(
+        "INSERT INTO rewards (tenant_id, id, name, cost, stock, valid_from, valid_to, active) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {REWARD}"
+    ))
+    .bind(tenant.as_str())
+    .bind(Uuid::now_v7())
+    .bind(r.name.trim())
+    .bind(r.cost)
+    .bind(r.stock)
+    .bind(r.valid_from)
+    .bind(r.valid_to)
+    .bind(r.active)
+    .fetch_one(&state.pool)
+    .await?;
+    Ok((StatusCode::CREATED, Json(reward_json(&row))))
+}
+
+async fn update(
+    State(state): State<ApiState>,
+    Path((tenant, id)): Path<(String, Uuid)>,
+    body: Bytes,
+) -> Result<Json<Value>, Problem> {
+    let tenant = tenant_from_path(&tenant)?;
+    let r: RewardBody = json_body(&body)?;
+    check(&r)?;
+    let row: Option<RewardRow> = sqlx::query_as(&format!(
+        "UPDATE rewards SET name = $3, cost = $4, stock = $5, valid_from = $6, valid_to = $7, active = $8 WHERE tenant_id = $1 AND id = $2 RETURNING {REWARD}"
+    ))
+    .bind(tenant.as_str())
+    .bind(id)
+    .bind(r.name.trim())
+    .bind(r.cost)
+    .bind(r.stock)
+    .bind(r.valid_from)
+    .bind(r.valid_to)
+    .bind(r.active)
+    .fetch_optional(&state.pool)
+    .await?;
+    row.map(|r| Json(reward_json(&r)))
+        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "not_found", "no such reward"))
+}
+
+async fn list(
+    State(state): State<ApiState>,
+    Path(tenant): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    let tenant = tenant_from_path(&tenant)?;
+    let rows: Vec<RewardRow> = sqlx::query_as(&format!(
+        "SELECT {REWARD} FROM rewards WHERE tenant_id = $1 ORDER BY cost, name"
+    ))
+    .bind(tenant.as_str())
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(Json(
+        json!({"items": rows.iter().map(reward_json).collect::<Vec<_>>()}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReserveBody {
+    customer_id: Uuid,
+    reward_id: Uuid,
+}
+
+async fn reserve(
+    State(state): State<ApiState>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Redemption>), Problem> {
+    let tenant = tenant_from_path(&tenant)?;
+    let key = idempotency_key(&headers)?;
+    let b: ReserveBody = json_body(&body)?;
+    let mut tx = state.pool.begin().await?;
+    let p = programme_of(&mut tx, tenant.as_str()).await?;
+    let r = rewards::reserve(
+        &mut tx,
+        &tenant,
+        &p,
+        b.customer_id,
+        b.reward_id,
+        &key,
+        Utc::now(),
+    )
+    .await
+    .map_err(op_problem)?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(r)))
+}
+
+async fn read(
+    State(state): State<ApiState>,
+    Path((tenant, id)): Path<(String, Uuid)>,
+) -> Result<Json<Redemption>, Problem> {
+    let tenant = tenant_from_path(&tenant)?;
+    sqlx::query_as("SELECT id, customer_id, reward_id, points, status, reserved_at, expires_at, settled_at, coupon_code FROM redemptions WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant.as_str())
+        .bind(id)
+        .fetch_optional(&state.pool)
+        .await?
+        .map(Json)
+        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "not_found", "no such redemption"))
+}
+
+async fn confirm(
+    State(state): State<ApiState>,
+    Path((tenant, id)): Path<(String, Uuid)>,
+    headers: HeaderMap,
+) -> Result<Json<Redemption>, Problem> {
+    let tenant = tenant_from_path(&tenant)?;
+    idempotency_key(&headers)?;
+    let mut tx = state.pool.begin().await?;
+    let p = programme_of(&mut tx, tenant.as_str()).await?;
+    let (r, messages) = rewards::confirm(&mut tx, &tenant, &p, id, Utc::now())
+        .await
+        .map_err(op_problem)?;
+    enqueue_all(&mut tx, &messages).await?;
+    tx.commit().await?;
+    state.relay.notify_one();
+    Ok(Json(r))
+}
+
+async fn cancel(
+    State(state): State<ApiState>,
+    Path((tenant, id)): Path<(String, Uuid)>,
+    headers: HeaderMap,
+) -> Result<Json<Redemption>, Problem> {
+    let tenant = tenant_from_path(&tenant)?;
+    idempotency_key(&headers)?;
+    let mut tx = state.pool.begin().await?;
+    let p = programme_of(&mut tx, tenant.as_str()).await?;
+    let r = rewards::cancel(&mut tx, &tenant, &p, id, "cancelled", Utc::now())
+        .await
+        .map_err(op_problem)?;
+    tx.commit().await?;
+    Ok(Json(r))
+}

@@ -1,0 +1,277 @@
+//! Posting transactions: set-based for any number of them (a poll's events or one API call),
+//! each source posted at most once, entries immutable, balances updated in the same statement
+//! batch, lots created and consumed oldest first, and no customer balance below zero unless the
+//! programme allows it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, Duration, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::ledger::{consume_fifo, Account, AccountKind, Transaction, TxKind, Unbalanced};
+
+/// Why posting failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PostError {
+    /// A transaction does not balance (a bug: refused before touching the database).
+    #[error("unbalanced transaction {0}: {1}")]
+    Unbalanced(String, Unbalanced),
+    /// A customer's balance would go below zero.
+    #[error("customer {customer} would have {balance} points")]
+    Insufficient {
+        /// The customer.
+        customer: Uuid,
+        /// The balance the posting would leave.
+        balance: i64,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// What was posted.
+#[derive(Debug, Default)]
+pub struct Posted {
+    /// Per transaction given: its id, or `None` when its source had been posted before.
+    pub ids: Vec<Option<i64>>,
+    /// Balances after posting of every account touched.
+    pub balances: HashMap<Account, i64>,
+}
+
+/// Posts `txs` in order inside the caller's transaction. `expiry_days` dates new lots.
+pub async fn post_all(
+    conn: &mut PgConnection,
+    tenant: &str,
+    txs: &[Transaction],
+    now: DateTime<Utc>,
+    expiry_days: Option<u32>,
+    allow_negative: bool,
+) -> Result<Posted, PostError> {
+    for t in txs {
+        t.check()
+            .map_err(|e| PostError::Unbalanced(t.source_key.clone(), e))?;
+    }
+    let keys: Vec<&str> = txs.iter().map(|t| t.source_key.as_str()).collect();
+    let existing: Vec<(String,)> = sqlx::query_as(
+        "SELECT source_key FROM ledger_transactions WHERE tenant_id = $1 AND source_key = ANY($2)",
+    )
+    .bind(tenant)
+    .bind(&keys)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut seen: HashSet<String> = existing.into_iter().map(|(k,)| k).collect();
+    let fresh: Vec<bool> = txs
+        .iter()
+        .map(|t| seen.insert(t.source_key.clone()))
+        .collect();
+    let todo: Vec<&Transaction> = txs
+        .iter()
+        .zip(&fresh)
+        .filter(|(_, f)| **f)
+        .map(|(t, _)| t)
+        .collect();
+    let mut posted = Posted::default();
+    if todo.is_empty() {
+        posted.ids = vec![None; txs.len()];
+        return Ok(posted);
+    }
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT nextval(pg_get_serial_sequence('ledger_transactions', 'id')) FROM generate_series(1, $1)",
+    )
+    .bind(i64::try_from(todo.len()).unwrap_or(i64::MAX))
+    .fetch_all(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO ledger_transactions (tenant_id, id, kind, customer_id, source_key, source_event, reason, created_at)
+         SELECT $1, i, k, c, s, e, r, $8 FROM unnest($2::int8[], $3::text[], $4::uuid[], $5::text[], $6::text[], $7::text[]) AS x(i, k, c, s, e, r)",
+    )
+    .bind(tenant)
+    .bind(&ids)
+    .bind(todo.iter().map(|t| t.kind.as_str()).collect::<Vec<_>>())
+    .bind(todo.iter().map(|t| t.customer).collect::<Vec<_>>())
+    .bind(todo.iter().map(|t| t.source_key.as_str()).collect::<Vec<_>>())
+    .bind(todo.iter().map(|t| t.source_event.as_deref()).collect::<Vec<_>>())
+    .bind(todo.iter().map(|t| t.reason.as_str()).collect::<Vec<_>>())
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    let (mut e_tx, mut e_kind, mut e_cust, mut e_amount) = (vec![], vec![], vec![], vec![]);
+    let mut deltas: BTreeMap<Account, i64> = BTreeMap::new();
+    for (t, id) in todo.iter().zip(&ids) {
+        for (account, amount) in &t.entries {
+            e_tx.push(*id);
+            e_kind.push(account.kind.as_str());
+            e_cust.push(account.customer);
+            e_amount.push(*amount);
+            *deltas.entry(*account).or_default() += amount;
+        }
+    }
+    sqlx::query(
+        "INSERT INTO entries (tenant_id, transaction_id, kind, customer_id, amount, created_at)
+         SELECT $1, t, k, c, a, $6 FROM unnest($2::int8[], $3::text[], $4::uuid[], $5::int8[]) AS x(t, k, c, a)",
+    )
+    .bind(tenant)
+    .bind(&e_tx)
+    .bind(&e_kind)
+    .bind(&e_cust)
+    .bind(&e_amount)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    // Accounts in key order, so concurrent posters lock them in the same order.
+    let (a_kind, a_cust, a_delta): (Vec<&str>, Vec<Uuid>, Vec<i64>) = deltas
+        .iter()
+        .filter(|(_, d)| **d != 0)
+        .map(|(a, d)| (a.kind.as_str(), a.customer, *d))
+        .fold((vec![], vec![], vec![]), |mut acc, (k, c, d)| {
+            acc.0.push(k);
+            acc.1.push(c);
+            acc.2.push(d);
+            acc
+        });
+    let balances: Vec<(String, Uuid, i64)> = sqlx::query_as(
+        "INSERT INTO accounts AS a (tenant_id, kind, customer_id, balance)
+         SELECT $1, k, c, d FROM unnest($2::text[], $3::uuid[], $4::int8[]) AS x(k, c, d) ORDER BY k, c
+         ON CONFLICT (tenant_id, kind, customer_id) DO UPDATE SET balance = a.balance + EXCLUDED.balance
+         RETURNING kind, customer_id, balance",
+    )
+    .bind(tenant)
+    .bind(&a_kind)
+    .bind(&a_cust)
+    .bind(&a_delta)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (kind, customer, balance) in balances {
+        let kind = match kind.as_str() {
+            "customer" => AccountKind::Customer,
+            "reserved" => AccountKind::Reserved,
+            "issued" => AccountKind::Issued,
+            "redeemed" => AccountKind::Redeemed,
+            _ => AccountKind::Expired,
+        };
+        if kind == AccountKind::Customer && balance < 0 && !allow_negative {
+            return Err(PostError::Insufficient { customer, balance });
+        }
+        posted.balances.insert(Account { kind, customer }, balance);
+    }
+    update_lots(conn, tenant, &todo, now, expiry_days).await?;
+    let mut next = ids.into_iter();
+    posted.ids = fresh
+        .iter()
+        .map(|f| if *f { next.next() } else { None })
+        .collect();
+    Ok(posted)
+}
+
+/// New lots for points that enter customer accounts; oldest-first consumption for points that
+/// leave them.
+async fn update_lots(
+    conn: &mut PgConnection,
+    tenant: &str,
+    txs: &[&Transaction],
+    now: DateTime<Utc>,
+    expiry_days: Option<u32>,
+) -> Result<(), sqlx::Error> {
+    let expires = expiry_days.map(|d| now + Duration::days(i64::from(d)));
+    let (mut new_cust, mut new_points) = (vec![], vec![]);
+    let mut outflows: Vec<(Uuid, i64)> = Vec::new();
+    for t in txs.iter().filter(|t| t.lots) {
+        for (account, amount) in &t.entries {
+            if account.kind != AccountKind::Customer {
+                continue;
+            }
+            if *amount > 0 {
+                new_cust.push(account.customer);
+                new_points.push(*amount);
+            } else {
+                outflows.push((account.customer, -amount));
+            }
+        }
+    }
+    if !outflows.is_empty() {
+        let customers: Vec<Uuid> = outflows
+            .iter()
+            .map(|(c, _)| *c)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let open: Vec<(i64, Uuid, i64)> = sqlx::query_as(
+            "SELECT id, customer_id, remaining FROM lots
+             WHERE tenant_id = $1 AND customer_id = ANY($2) AND remaining > 0
+             ORDER BY customer_id, earned_at, id FOR UPDATE",
+        )
+        .bind(tenant)
+        .bind(&customers)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut by_customer: HashMap<Uuid, Vec<(i64, i64)>> = HashMap::new();
+        for (id, c, r) in open {
+            by_customer.entry(c).or_default().push((id, r));
+        }
+        let mut changed: BTreeMap<i64, i64> = BTreeMap::new();
+        for (c, n) in outflows {
+            let lots = by_customer.entry(c).or_default();
+            let (taken, _) = consume_fifo(lots, n);
+            for (id, t) in taken {
+                if let Some(l) = lots.iter_mut().find(|(i, _)| *i == id) {
+                    l.1 -= t;
+                    changed.insert(id, l.1);
+                }
+            }
+            lots.retain(|(_, r)| *r > 0);
+        }
+        let (ids, rem): (Vec<i64>, Vec<i64>) = changed.into_iter().unzip();
+        sqlx::query(
+            "UPDATE lots l SET remaining = x.r FROM unnest($2::int8[], $3::int8[]) AS x(id, r)
+             WHERE l.tenant_id = $1 AND l.id = x.id",
+        )
+        .bind(tenant)
+        .bind(&ids)
+        .bind(&rem)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !new_cust.is_empty() {
+        sqlx::query(
+            "INSERT INTO lots (tenant_id, customer_id, earned_at, expires_at, points, remaining)
+             SELECT $1, c, $4, $5, p, p FROM unnest($2::uuid[], $3::int8[]) AS x(c, p)",
+        )
+        .bind(tenant)
+        .bind(&new_cust)
+        .bind(&new_points)
+        .bind(now)
+        .bind(expires)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The balance of a customer's available points, locking the account row until the caller's
+/// transaction ends (so checks and postings of one customer never interleave).
+pub async fn lock_balance(
+    conn: &mut PgConnection,
+    tenant: &str,
+    customer: Uuid,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query("INSERT INTO accounts (tenant_id, kind, customer_id, balance) VALUES ($1, 'customer', $2, 0) ON CONFLICT DO NOTHING")
+        .bind(tenant)
+        .bind(customer)
+        .execute(&mut *conn)
+        .await?;
+    let (balance,): (i64,) = sqlx::query_as("SELECT balance FROM accounts WHERE tenant_id = $1 AND kind = 'customer' AND customer_id = $2 FOR UPDATE")
+        .bind(tenant)
+        .bind(customer)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(balance)
+}
+
+/// Whether `kind` counts for tiers (re-exported for queries).
+pub fn qualifying_kinds() -> Vec<&'static str> {
+    [TxKind::Earn, TxKind::Bonus, TxKind::Refund]
+        .iter()
+        .map(|k| k.as_str())
+        .collect()
+}

@@ -1,0 +1,7 @@
+//! The part's tables.
+
+pub mod ledger;
+pub mod members;
+pub mod programmes;
+pub mod rewards;
+pub mod tiers;
