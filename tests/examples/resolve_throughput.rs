@@ -13,43 +13,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use crm_envelope::{Envelope, Identity, TenantId, Topic};
 use crm_kafka::Producer;
-use crm_tests::{part_config, postgres, redis_url, unique_id};
+use crm_tests::{part_config, pgbench_tps, redis_url, unique_id};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
-
-fn pgbench_tps() -> Option<f64> {
-    let server = postgres();
-    let admin = |sql: &str| {
-        Command::new("psql")
-            .args([&format!("{server}/postgres"), "-qc", sql])
-            .status()
-            .ok()
-    };
-    admin("DROP DATABASE IF EXISTS crm_bench_pgbench")?;
-    admin("CREATE DATABASE crm_bench_pgbench")?;
-    // Without TLS, like the parts' own connections.
-    let db = format!("{server}/crm_bench_pgbench?sslmode=disable");
-    Command::new("pgbench")
-        .args(["-i", "-q", "-s", "10", &db])
-        .output()
-        .ok()?;
-    let out = Command::new("pgbench")
-        .args(["-c", "2", "-j", "2", "-T", "15", "-n", &db])
-        .output()
-        .ok()?;
-    admin("DROP DATABASE IF EXISTS crm_bench_pgbench");
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .find(|l| l.starts_with("tps = "))
-        .and_then(|l| l.trim_start_matches("tps = ").split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-}
 
 #[tokio::main]
 async fn main() {

@@ -397,3 +397,34 @@ pub fn headers_of<M: Message>(message: &M) -> HashMap<String, String> {
         })
         .unwrap_or_default()
 }
+
+/// PostgreSQL's own `pgbench` TPC-B-like transactions per second on this server (scale 10,
+/// 2 clients, 2 threads, 15 s, no TLS), the reference of the throughput benchmarks; `None`
+/// when `psql` or `pgbench` is missing.
+pub fn pgbench_tps() -> Option<f64> {
+    let server = postgres();
+    let admin = |sql: &str| {
+        std::process::Command::new("psql")
+            .args([&format!("{server}/postgres"), "-qc", sql])
+            .status()
+            .ok()
+    };
+    admin("DROP DATABASE IF EXISTS crm_bench_pgbench")?;
+    admin("CREATE DATABASE crm_bench_pgbench")?;
+    // Without TLS, like the parts' own connections.
+    let db = format!("{server}/crm_bench_pgbench?sslmode=disable");
+    std::process::Command::new("pgbench")
+        .args(["-i", "-q", "-s", "10", &db])
+        .output()
+        .ok()?;
+    let out = std::process::Command::new("pgbench")
+        .args(["-c", "2", "-j", "2", "-T", "15", "-n", &db])
+        .output()
+        .ok()?;
+    admin("DROP DATABASE IF EXISTS crm_bench_pgbench");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l.trim_start_matches("tps = ").split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}

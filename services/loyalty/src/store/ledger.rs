@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::ledger::{consume_fifo, Account, AccountKind, Transaction, TxKind, Unbalanced};
+use crate::ledger::{consume_fifo, Account, AccountKind, Transaction, Unbalanced};
 
 /// Why posting failed.
 #[derive(Debug, thiserror::Error)]
@@ -156,6 +156,7 @@ pub async fn post_all(
         posted.balances.insert(Account { kind, customer }, balance);
     }
     update_lots(conn, tenant, &todo, now, expiry_days).await?;
+    update_qualifying(conn, tenant, &todo, now).await?;
     let mut next = ids.into_iter();
     posted.ids = fresh
         .iter()
@@ -248,6 +249,40 @@ async fn update_lots(
     Ok(())
 }
 
+/// Adds the qualifying points of `txs` (earned, bonus, taken back) to today's buckets.
+async fn update_qualifying(
+    conn: &mut PgConnection,
+    tenant: &str,
+    txs: &[&Transaction],
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let mut per_customer: BTreeMap<Uuid, i64> = BTreeMap::new();
+    for t in txs.iter().filter(|t| t.kind.qualifies()) {
+        for (account, amount) in &t.entries {
+            if account.kind == AccountKind::Customer && account.customer == t.customer {
+                *per_customer.entry(t.customer).or_default() += amount;
+            }
+        }
+    }
+    per_customer.retain(|_, n| *n != 0);
+    if per_customer.is_empty() {
+        return Ok(());
+    }
+    let (ids, points): (Vec<Uuid>, Vec<i64>) = per_customer.into_iter().unzip();
+    sqlx::query(
+        "INSERT INTO qualifying_days AS q (tenant_id, customer_id, day, points)
+         SELECT $1, c, $4, p FROM unnest($2::uuid[], $3::int8[]) AS x(c, p)
+         ON CONFLICT (tenant_id, customer_id, day) DO UPDATE SET points = q.points + EXCLUDED.points",
+    )
+    .bind(tenant)
+    .bind(&ids)
+    .bind(&points)
+    .bind(now.date_naive())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// The balance of a customer's available points, locking the account row until the caller's
 /// transaction ends (so checks and postings of one customer never interleave).
 pub async fn lock_balance(
@@ -266,12 +301,4 @@ pub async fn lock_balance(
         .fetch_one(&mut *conn)
         .await?;
     Ok(balance)
-}
-
-/// Whether `kind` counts for tiers (re-exported for queries).
-pub fn qualifying_kinds() -> Vec<&'static str> {
-    [TxKind::Earn, TxKind::Bonus, TxKind::Refund]
-        .iter()
-        .map(|k| k.as_str())
-        .collect()
 }

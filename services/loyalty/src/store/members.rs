@@ -122,6 +122,17 @@ async fn merge(
         .execute(&mut *conn)
         .await?;
     }
+    // The merged customer's qualifying history counts for the survivor.
+    sqlx::query(
+        "WITH m AS (DELETE FROM qualifying_days WHERE tenant_id = $1 AND customer_id = $2 RETURNING day, points)
+         INSERT INTO qualifying_days AS q (tenant_id, customer_id, day, points) SELECT $1, $3, day, points FROM m
+         ON CONFLICT (tenant_id, customer_id, day) DO UPDATE SET points = q.points + EXCLUDED.points",
+    )
+    .bind(tenant)
+    .bind(merged)
+    .bind(survivor)
+    .execute(&mut *conn)
+    .await?;
     sqlx::query("DELETE FROM tier_status WHERE tenant_id = $1 AND customer_id = $2")
         .bind(tenant)
         .bind(merged)

@@ -12,9 +12,9 @@ use uuid::Uuid;
 
 use crate::messages::message;
 use crate::programme::Programme;
-use crate::store::ledger::qualifying_kinds;
 
-/// Points each of `customers` earned in the programme's window ending at `now`.
+/// Points each of `customers` earned (net of take-backs) in the programme's window ending at
+/// `now`, whole UTC days.
 pub async fn qualifying(
     conn: &mut PgConnection,
     tenant: &str,
@@ -24,16 +24,12 @@ pub async fn qualifying(
 ) -> Result<HashMap<Uuid, i64>, sqlx::Error> {
     let since = now - Duration::days(i64::from(p.tier_window_days));
     let rows: Vec<(Uuid, i64)> = sqlx::query_as(
-        "SELECT t.customer_id, coalesce(sum(e.amount), 0)::int8 FROM ledger_transactions t
-         JOIN entries e ON e.tenant_id = t.tenant_id AND e.transaction_id = t.id
-                       AND e.kind = 'customer' AND e.customer_id = t.customer_id
-         WHERE t.tenant_id = $1 AND t.customer_id = ANY($2) AND t.kind = ANY($3) AND t.created_at > $4
-         GROUP BY t.customer_id",
+        "SELECT customer_id, sum(points)::int8 FROM qualifying_days
+         WHERE tenant_id = $1 AND customer_id = ANY($2) AND day > $3 GROUP BY customer_id",
     )
     .bind(tenant)
     .bind(customers)
-    .bind(qualifying_kinds())
-    .bind(since)
+    .bind(since.date_naive())
     .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().collect())
