@@ -139,8 +139,8 @@ async fn events_earn_once_with_multipliers_refunds_bonuses_and_tiers() {
     assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
     set_programme(&suite, json!({
         "earn_rate": 1, "category_multipliers": {"shoes": 2},
-        "bonuses": {"sign_up": 50, "review": 20, "positive_mention": 30},
-        "tiers": [{"name": "base", "threshold": 0}, {"name": "silver", "threshold": 100, "multiplier": 1.5}],
+        "bonuses": {"sign_up": 50, "review": 20, "positive_mention": 30, "birthday": 10},
+        "tiers": [{"name": "base", "threshold": 0}, {"name": "silver", "threshold": 150, "multiplier": 1.5}],
         "expiry_days": 365})).await;
 
     let user = format!("l-{}", unique_id());
@@ -218,28 +218,117 @@ async fn events_earn_once_with_multipliers_refunds_bonuses_and_tiers() {
     assert_eq!(liability["outstanding"], 175, "{liability}");
     assert_eq!(liability["reconciles"], true);
 
-    // Published: earnings, the reversal and the tier change.
+    // The rest of the order refunded: 100 qualifying points now, below silver's 150, but the
+    // tier holds until its period ends; then the downgrade happens and is published.
+    suite
+        .ingest(&json!([track(
+            &user,
+            "Order Refunded",
+            json!({"order_id": "A-1"})
+        )]))
+        .await;
+    eventually("full refund", || async {
+        (balance(&suite, &customer).await == 100).then_some(())
+    })
+    .await;
+    let (_, body) = call(
+        &suite,
+        reqwest::Method::GET,
+        &format!("/v1/loyalty/customers/{customer}"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (
+            j(&body)["tier"]["name"].as_str(),
+            j(&body)["qualifying_points"].as_i64()
+        ),
+        (Some("silver"), Some(100)),
+        "{}",
+        j(&body)
+    );
+    let pool = loyalty_pool(&suite).await;
+    sqlx::query("UPDATE tier_status SET period_end = now() WHERE customer_id = $1")
+        .bind(Uuid::parse_str(&customer).unwrap())
+        .execute(&pool)
+        .await
+        .unwrap();
+    eventually("downgrade at the period's end", || async {
+        let (_, body) = call(
+            &suite,
+            reqwest::Method::GET,
+            &format!("/v1/loyalty/customers/{customer}"),
+            None,
+            None,
+        )
+        .await;
+        (j(&body)["tier"]["name"] == "base").then_some(())
+    })
+    .await;
+
+    // A birthday bonus, once a year, on the first event of the birthday.
+    let today = Utc::now().format("1990-%m-%d").to_string();
+    let today = if today.ends_with("02-29") {
+        "1992-02-29".to_owned()
+    } else {
+        today
+    };
+    suite.ingest(&json!([{"id": unique_id(), "kind": "identify", "identity": {"user_id": user}, "traits": {"birthday": today}}])).await;
+    eventually("birthday known to loyalty", || async {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM profiles WHERE birthday IS NOT NULL")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        (n == 1).then_some(())
+    })
+    .await;
+    suite
+        .ingest(&json!([
+            track(&user, "Product Viewed", json!({})),
+            track(&user, "Product Viewed", json!({}))
+        ]))
+        .await;
+    eventually("birthday bonus", || async {
+        (balance(&suite, &customer).await == 110).then_some(())
+    })
+    .await;
+
+    // Published: earnings, the reversals and the tier changes.
     collect(&loyalty_topic, "loyalty messages", |seen| {
         let count = |k: &str| seen.iter().filter(|m| m["kind"] == k).count();
-        count("tier.changed") >= 1 && count("points.reversed") >= 1 && count("points.earned") >= 4
+        count("tier.changed") >= 2 && count("points.reversed") >= 2 && count("points.earned") >= 5
     })
     .await;
     assert_verified(&loyalty_pool(&suite).await).await;
 
+    let spec: Value = suite.get(None, "/openapi.json").await.json().await.unwrap();
+    for path in [
+        "/v1/loyalty/programme",
+        "/v1/loyalty/redemptions",
+        "/v1/loyalty/customers/{id}/statement",
+        "/v1/loyalty/liability",
+    ] {
+        assert!(
+            spec["paths"][path].is_object(),
+            "{path} missing from /openapi.json"
+        );
+    }
+
     // Replaying crm.events.v1 from its first offset changes no balance: redelivered messages are
     // skipped by their ids, and even with the dedupe record cleared each source posts once.
-    let pool = loyalty_pool(&suite).await;
     let before: Vec<(String, Uuid, i64)> =
         sqlx::query_as("SELECT kind, customer_id, balance FROM accounts ORDER BY 1, 2")
             .fetch_all(&pool)
             .await
             .unwrap();
     let events = test_consumer(&suite.topic("crm.events.v1"));
-    let replayed: Vec<Envelope> = collect(&events, "every event read back", |seen| seen.len() >= 7)
-        .await
-        .into_iter()
-        .map(|v| serde_json::from_value(v).unwrap())
-        .collect();
+    let replayed: Vec<Envelope> =
+        collect(&events, "every event read back", |seen| seen.len() >= 11)
+            .await
+            .into_iter()
+            .map(|v| serde_json::from_value(v).unwrap())
+            .collect();
     events.unsubscribe();
     let handler = crm_loyalty::LoyaltyHandler::new(pool.clone());
     let meta = MessageMeta {
