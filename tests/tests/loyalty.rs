@@ -709,3 +709,93 @@ async fn random_ledger_sequences_keep_every_invariant() {
     );
     pool.close().await;
 }
+
+/// A merge moves the merged customer's points to the survivor in a balanced transaction; an
+/// erasure clears reasons but keeps the balanced entries; rewards outside their validity are
+/// refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn merges_move_points_erasure_keeps_the_books_and_validity_is_enforced() {
+    let suite = Suite::start().await;
+    set_programme(&suite, json!({"expiry_days": 30})).await;
+    let user = format!("m-{}", unique_id());
+    let email = format!("{}@example.com", unique_id());
+    suite
+        .ingest(&json!([track(
+            &user,
+            "Order Completed",
+            json!({"order_id": unique_id(), "revenue": 40})
+        )]))
+        .await;
+    let survivor = suite.wait_for_customer(&user, |_| true).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    suite.ingest(&json!([{"id": unique_id(), "kind": "track", "name": "Order Completed", "identity": {"email": email, "anonymous_id": unique_id()},
+        "properties": {"order_id": unique_id(), "revenue": 25}}])).await;
+    let merged = eventually("second customer", || async {
+        suite
+            .customer_by("email", &email)
+            .await
+            .and_then(|c| c["id"].as_str().map(str::to_owned))
+            .filter(|id| *id != survivor)
+    })
+    .await;
+    eventually("second customer's points", || async {
+        (balance(&suite, &merged).await == 25).then_some(())
+    })
+    .await;
+    eventually("first customer's points", || async {
+        (balance(&suite, &survivor).await == 40).then_some(())
+    })
+    .await;
+    suite.ingest(&json!([{"id": unique_id(), "kind": "identify", "identity": {"user_id": user, "email": email}}])).await;
+    eventually("points moved to the survivor", || async {
+        (balance(&suite, &survivor).await == 65).then_some(())
+    })
+    .await;
+    assert_eq!(balance(&suite, &merged).await, 0);
+    let pool = loyalty_pool(&suite).await;
+    assert_verified(&pool).await;
+
+    let r = suite
+        .post(&suite.key, &format!("/v1/customers/{survivor}/erase"), None)
+        .await;
+    assert!(r.status().is_success());
+    eventually("reasons cleared", || async {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM ledger_transactions WHERE customer_id = $1 AND reason <> 'erased'")
+            .bind(Uuid::parse_str(&survivor).unwrap())
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        (n == 0).then_some(())
+    })
+    .await;
+    assert_verified(&pool).await;
+
+    let later = (Utc::now() + chrono::Duration::days(7)).to_rfc3339();
+    let (status, body) = call(
+        &suite,
+        reqwest::Method::POST,
+        "/v1/loyalty/rewards",
+        Some(&unique_id()),
+        Some(&json!({"name": "Soon", "cost": 5, "valid_from": later})),
+    )
+    .await;
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    let reward = j(&body)["id"].as_str().unwrap().to_owned();
+    let (status, body) = call(
+        &suite,
+        reqwest::Method::POST,
+        "/v1/loyalty/redemptions",
+        Some(&unique_id()),
+        Some(&json!({"customer_id": merged, "reward_id": reward})),
+    )
+    .await;
+    assert_eq!(
+        (status, j(&body)["code"].as_str()),
+        (409, Some("reward_unavailable")),
+        "{}",
+        j(&body)
+    );
+    suite.stop().await;
+}
