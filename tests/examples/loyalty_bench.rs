@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use crm_envelope::{Envelope, TenantId, Topic};
 use crm_kafka::Producer;
-use crm_tests::{part_config, pgbench_tps, redis_url, unique_id, Suite};
+use crm_tests::{part_config, pgbench_tps, produce_all, redis_url, unique_id, wait_applied, Suite};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -72,9 +72,7 @@ async fn main() {
         .unwrap();
     let tenant = TenantId::parse("bench").unwrap();
     let customers: Vec<Uuid> = (0..5_000.min(n)).map(|_| Uuid::now_v7()).collect();
-    let started = Instant::now();
-    let mut sends = Vec::with_capacity(n);
-    for i in 0..n {
+    let envelopes = (0..n).map(|i| {
         let mut e = Envelope::domain(
             tenant.clone(),
             "track",
@@ -89,53 +87,17 @@ async fn main() {
         .as_object()
         .cloned()
         .unwrap();
-        let producer = producer.clone();
-        sends.push(tokio::spawn(async move {
-            producer.send_envelope(Topic::Events, &e).await.unwrap()
-        }));
-        if sends.len() >= 2_000 {
-            for s in sends.drain(..) {
-                s.await.unwrap();
-            }
-        }
-    }
-    for s in sends {
-        s.await.unwrap();
-    }
+        e
+    });
+    let produced = produce_all(&producer, Topic::Events, envelopes).await;
     println!(
-        "produced {n} orders of {} customers in {:.1} s",
-        customers.len(),
-        started.elapsed().as_secs_f64()
+        "produced {n} orders of {} customers in {produced:.1} s",
+        customers.len()
     );
 
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(loyalty.run(shutdown.clone()));
-    let started = Instant::now();
-    let mut last = Instant::now();
-    loop {
-        let done: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM processed_messages WHERE consumer = 'loyalty:crm.events.v1'",
-        )
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        if done as usize >= n {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(1800),
-            "stuck at {done}"
-        );
-        if last.elapsed() >= Duration::from_secs(2) {
-            last = Instant::now();
-            println!(
-                "  {:>5.1} s: {done} applied",
-                started.elapsed().as_secs_f64()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let seconds = started.elapsed().as_secs_f64();
+    let seconds = wait_applied(&pool, Some("loyalty:crm.events.v1"), n, "applied").await;
     let rate = n as f64 / seconds;
     let (earns,): (i64,) =
         sqlx::query_as("SELECT count(*) FROM ledger_transactions WHERE kind = 'earn'")

@@ -13,12 +13,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 use crm_envelope::{Envelope, Identity, TenantId, Topic};
 use crm_kafka::Producer;
-use crm_tests::{part_config, pgbench_tps, redis_url, unique_id};
+use crm_tests::{part_config, pgbench_tps, produce_all, redis_url, unique_id, wait_applied};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -46,13 +46,11 @@ async fn main() {
         .unwrap();
     let tenant = TenantId::parse("bench").unwrap();
     let customers = 5_000.min(n);
-    let started = Instant::now();
-    let mut sends = Vec::with_capacity(n);
-    for i in 0..n {
+    let envelopes = (0..n).map(|i| {
         let user = i % customers;
         let first = i < customers;
         let now = Utc::now();
-        let envelope = Envelope {
+        Envelope {
             id: format!("evt-{i}"),
             tenant_id: tenant.clone(),
             kind: if first { "identify" } else { "track" }.into(),
@@ -79,54 +77,14 @@ async fn main() {
                 .cloned()
                 .unwrap(),
             context: serde_json::Map::new(),
-        };
-        let producer = producer.clone();
-        sends.push(tokio::spawn(async move {
-            producer
-                .send_envelope(Topic::Ingest, &envelope)
-                .await
-                .unwrap();
-        }));
-        if sends.len() >= 2_000 {
-            for s in sends.drain(..) {
-                s.await.unwrap();
-            }
         }
-    }
-    for s in sends {
-        s.await.unwrap();
-    }
-    println!(
-        "produced {n} events in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
+    });
+    let produced = produce_all(&producer, Topic::Ingest, envelopes).await;
+    println!("produced {n} events in {produced:.1} s");
 
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(identity.run(shutdown.clone()));
-    let started = Instant::now();
-    let mut last_report = Instant::now();
-    loop {
-        let done: i64 = sqlx::query_scalar("SELECT count(*) FROM processed_messages")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        if done as usize >= n {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(1800),
-            "stuck at {done}"
-        );
-        if last_report.elapsed() >= Duration::from_secs(2) {
-            last_report = Instant::now();
-            println!(
-                "  {:>5.1} s: {done} resolved",
-                started.elapsed().as_secs_f64()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let seconds = started.elapsed().as_secs_f64();
+    let seconds = wait_applied(&pool, None, n, "resolved").await;
     let rate = n as f64 / seconds;
     println!("identity resolved {n} events in {seconds:.1} s: {rate:.0} events/s");
     shutdown.cancel();

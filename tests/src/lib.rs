@@ -428,3 +428,64 @@ pub fn pgbench_tps() -> Option<f64> {
         .and_then(|l| l.trim_start_matches("tps = ").split_whitespace().next())
         .and_then(|v| v.parse().ok())
 }
+
+/// Produces `envelopes` to `topic`, at most 2,000 in flight, and returns the seconds it took.
+pub async fn produce_all(
+    producer: &crm_kafka::Producer,
+    topic: crm_envelope::Topic,
+    envelopes: impl IntoIterator<Item = crm_envelope::Envelope>,
+) -> f64 {
+    let started = Instant::now();
+    let mut sends = Vec::new();
+    for envelope in envelopes {
+        let producer = producer.clone();
+        sends.push(tokio::spawn(async move {
+            producer.send_envelope(topic, &envelope).await.unwrap();
+        }));
+        if sends.len() >= 2_000 {
+            for s in sends.drain(..) {
+                s.await.unwrap();
+            }
+        }
+    }
+    for s in sends {
+        s.await.unwrap();
+    }
+    started.elapsed().as_secs_f64()
+}
+
+/// Waits until `n` messages are recorded as applied in `pool` (by `consumer`, when given),
+/// printing progress every 2 s, and returns the seconds it took (30 minutes at most).
+pub async fn wait_applied(
+    pool: &sqlx::PgPool,
+    consumer: Option<&str>,
+    n: usize,
+    verb: &str,
+) -> f64 {
+    let started = Instant::now();
+    let mut last_report = Instant::now();
+    loop {
+        let done: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM processed_messages WHERE $1::text IS NULL OR consumer = $1",
+        )
+        .bind(consumer)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if done as usize >= n {
+            return started.elapsed().as_secs_f64();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1800),
+            "stuck at {done}"
+        );
+        if last_report.elapsed() >= Duration::from_secs(2) {
+            last_report = Instant::now();
+            println!(
+                "  {:>5.1} s: {done} {verb}",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::auth::{Caller, Scope};
-use crate::proxy::{passthrough, upstream};
+use crate::proxy::{passthrough, IDENTITY};
 use crate::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -57,7 +57,7 @@ pub(crate) async fn get_customer(
         .identity
         .customer(&caller.tenant, id)
         .await
-        .map_err(|e| upstream(&e))?
+        .map_err(|e| IDENTITY.unavailable(&e))?
         .ok_or_else(not_found)?;
     // A merged id answers its survivor's profile: that is cached under the survivor's id only
     // (identity keeps that key fresh), never under the alias, where it would go stale.
@@ -137,6 +137,6 @@ pub(crate) async fn find_customers(
             None,
         )
         .await
-        .map_err(|e| upstream(&e))?;
+        .map_err(|e| IDENTITY.unavailable(&e))?;
     Ok(passthrough(status, body))
 }

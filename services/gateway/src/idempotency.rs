@@ -15,7 +15,7 @@ use crm_service::Problem;
 use sha2::{Digest, Sha256};
 
 use crate::auth::Caller;
-use crate::part_client::PartClient;
+use crate::proxy::{passthrough, Upstream};
 use crate::AppState;
 
 /// How long a key is remembered.
@@ -65,12 +65,10 @@ fn stored(status: u16, content_type: &str, body: Vec<u8>, replayed: bool) -> Res
     r
 }
 
-/// Relays a write to `client`'s internal `path` once per idempotency key (see the module).
-#[allow(clippy::too_many_arguments)]
+/// Relays a write to `part`'s internal `path` once per idempotency key (see the module).
 pub(crate) async fn write_once(
     app: &AppState,
-    client: &PartClient,
-    part: &'static str,
+    part: &Upstream,
     caller: &Caller,
     headers: &HeaderMap,
     method: reqwest::Method,
@@ -100,7 +98,8 @@ pub(crate) async fn write_once(
     if !claimed {
         return replay(app, tenant, &key, &print).await;
     }
-    let answer = client
+    let answer = part
+        .client(app)
         .call_as(
             method,
             &caller.tenant,
@@ -123,13 +122,16 @@ pub(crate) async fn write_once(
                 .execute(&app.pool)
                 .await?;
             return match other {
-                Ok((status, value)) => Ok(crate::proxy::passthrough(status, value)),
+                Ok((status, value)) => Ok(passthrough(status, value)),
                 Err(e) => {
-                    tracing::error!(error = %format!("{e:#}"), part, "part unreachable");
+                    tracing::error!(error = %format!("{e:#}"), part = part.name, "part unreachable");
                     Err(Problem::new(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "upstream_unavailable",
-                        format!("{part} is unreachable; retry with the same Idempotency-Key"),
+                        format!(
+                            "{} is unreachable; retry with the same Idempotency-Key",
+                            part.name
+                        ),
                     ))
                 }
             };

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::auth::{Caller, Scope};
-use crate::proxy::{passthrough, relay, upstream};
+use crate::proxy::{passthrough, relay, IDENTITY};
 use crate::AppState;
 
 /// Largest import file (64 MiB; larger files go through `crm-identity import`).
@@ -64,7 +64,7 @@ pub(crate) async fn start_import(
         .identity
         .post_file(&caller.tenant, "imports", &query, body)
         .await
-        .map_err(|e| upstream(&e))?;
+        .map_err(|e| IDENTITY.unavailable(&e))?;
     Ok(passthrough(status, answer))
 }
 

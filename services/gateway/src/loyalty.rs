@@ -4,7 +4,7 @@
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::auth::{Caller, Scope};
 use crate::idempotency::write_once;
-use crate::proxy::passthrough;
+use crate::proxy::{json_body as body_of, query_of, LOYALTY};
 use crate::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -35,13 +35,6 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/loyalty/redemptions/{id}/cancel", post(cancel))
 }
 
-fn body_of(
-    body: Result<Json<serde_json::Value>, JsonRejection>,
-) -> Result<serde_json::Value, Problem> {
-    body.map(|Json(v)| v)
-        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text()))
-}
-
 async fn read(
     app: &AppState,
     caller: &Caller,
@@ -49,19 +42,9 @@ async fn read(
     query: &[(&str, &str)],
 ) -> Result<Response, Problem> {
     caller.require(Scope::Read)?;
-    let (status, body) = app
-        .loyalty
-        .call(reqwest::Method::GET, &caller.tenant, path, query, None)
+    LOYALTY
+        .relay(app, caller, reqwest::Method::GET, path, query, None)
         .await
-        .map_err(|e| {
-            tracing::error!(error = %format!("{e:#}"), "loyalty unreachable");
-            Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "upstream_unavailable",
-                "loyalty is unreachable; retry shortly",
-            )
-        })?;
-    Ok(passthrough(status, body))
 }
 
 async fn write(
@@ -73,17 +56,7 @@ async fn write(
     body: Option<&serde_json::Value>,
 ) -> Result<Response, Problem> {
     caller.require(Scope::Admin)?;
-    write_once(
-        app,
-        &app.loyalty,
-        "loyalty",
-        caller,
-        headers,
-        method,
-        path,
-        body,
-    )
-    .await
+    write_once(app, &LOYALTY, caller, headers, method, path, body).await
 }
 
 /// The tenant's programme: currency, earn rate and rounding, category multipliers, caps,
@@ -155,22 +128,15 @@ pub(crate) async fn statement(
     Path(id): Path<Uuid>,
     Query(q): Query<StatementQuery>,
 ) -> Result<Response, Problem> {
-    let (limit, before) = (
-        q.limit.map(|l| l.to_string()),
-        q.before.map(|b| b.to_string()),
-    );
-    let mut query = Vec::new();
-    if let Some(l) = &limit {
-        query.push(("limit", l.as_str()));
-    }
-    if let Some(b) = &before {
-        query.push(("before", b.as_str()));
-    }
+    let pairs = [
+        ("limit", q.limit.map(|l| l.to_string())),
+        ("before", q.before.map(|b| b.to_string())),
+    ];
     read(
         &app,
         &caller,
         &format!("loyalty/customers/{id}/statement"),
-        &query,
+        &query_of(&pairs),
     )
     .await
 }

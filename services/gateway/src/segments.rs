@@ -14,7 +14,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::auth::{Caller, Scope};
-use crate::proxy::relay_segmentation as relay;
+use crate::proxy::{json_body as body_of, query_of, SEGMENTATION};
 use crate::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -40,13 +40,6 @@ pub(crate) fn routes() -> Router<AppState> {
         )
 }
 
-fn body_of(
-    body: Result<Json<serde_json::Value>, JsonRejection>,
-) -> Result<serde_json::Value, Problem> {
-    body.map(|Json(v)| v)
-        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text()))
-}
-
 /// Create a segment: `{"name", "description", "rule"}`. The rule language (docs/segmentation.md)
 /// is closed JSON: unknown fields are refused, and errors carry the JSON `path` of the faulty
 /// node. Members are computed in the background, then kept in real time.
@@ -68,15 +61,16 @@ pub(crate) async fn create_segment(
 ) -> Result<Response, Problem> {
     caller.require(Scope::Admin)?;
     let body = body_of(body)?;
-    relay(
-        &app,
-        &caller,
-        reqwest::Method::POST,
-        "segments",
-        &[],
-        Some(&body),
-    )
-    .await
+    SEGMENTATION
+        .relay(
+            &app,
+            &caller,
+            reqwest::Method::POST,
+            "segments",
+            &[],
+            Some(&body),
+        )
+        .await
 }
 
 /// The tenant's segments with their sizes.
@@ -90,7 +84,9 @@ pub(crate) async fn list_segments(
     caller: Caller,
 ) -> Result<Response, Problem> {
     caller.require(Scope::Read)?;
-    relay(&app, &caller, reqwest::Method::GET, "segments", &[], None).await
+    SEGMENTATION
+        .relay(&app, &caller, reqwest::Method::GET, "segments", &[], None)
+        .await
 }
 
 /// One segment and its size.
@@ -109,7 +105,9 @@ pub(crate) async fn read_segment(
 ) -> Result<Response, Problem> {
     caller.require(Scope::Read)?;
     let path = format!("segments/{id}");
-    relay(&app, &caller, reqwest::Method::GET, &path, &[], None).await
+    SEGMENTATION
+        .relay(&app, &caller, reqwest::Method::GET, &path, &[], None)
+        .await
 }
 
 /// Change a segment's name, description or rule (each optional): a new version, recorded with
@@ -133,7 +131,9 @@ pub(crate) async fn update_segment(
     caller.require(Scope::Admin)?;
     let body = body_of(body)?;
     let path = format!("segments/{id}");
-    relay(&app, &caller, reqwest::Method::PUT, &path, &[], Some(&body)).await
+    SEGMENTATION
+        .relay(&app, &caller, reqwest::Method::PUT, &path, &[], Some(&body))
+        .await
 }
 
 /// Delete a segment no other segment refers to; its members exit (published).
@@ -153,7 +153,9 @@ pub(crate) async fn delete_segment(
 ) -> Result<Response, Problem> {
     caller.require(Scope::Admin)?;
     let path = format!("segments/{id}");
-    let response = relay(&app, &caller, reqwest::Method::DELETE, &path, &[], None).await?;
+    let response = SEGMENTATION
+        .relay(&app, &caller, reqwest::Method::DELETE, &path, &[], None)
+        .await?;
     if response.status() == StatusCode::NO_CONTENT {
         return Ok(axum::response::IntoResponse::into_response(
             StatusCode::NO_CONTENT,
@@ -178,7 +180,9 @@ pub(crate) async fn segment_versions(
 ) -> Result<Response, Problem> {
     caller.require(Scope::Read)?;
     let path = format!("segments/{id}/versions");
-    relay(&app, &caller, reqwest::Method::GET, &path, &[], None).await
+    SEGMENTATION
+        .relay(&app, &caller, reqwest::Method::GET, &path, &[], None)
+        .await
 }
 
 /// The size and a sample of a rule's audience, before saving it.
@@ -198,15 +202,16 @@ pub(crate) async fn preview_segment(
 ) -> Result<Response, Problem> {
     caller.require(Scope::Read)?;
     let body = body_of(body)?;
-    relay(
-        &app,
-        &caller,
-        reqwest::Method::POST,
-        "segments/preview",
-        &[],
-        Some(&body),
-    )
-    .await
+    SEGMENTATION
+        .relay(
+            &app,
+            &caller,
+            reqwest::Method::POST,
+            "segments/preview",
+            &[],
+            Some(&body),
+        )
+        .await
 }
 
 /// Which page of members.
@@ -234,17 +239,21 @@ pub(crate) async fn segment_members(
     Query(q): Query<MembersQuery>,
 ) -> Result<Response, Problem> {
     caller.require(Scope::Read)?;
-    let limit = q.limit.map(|l| l.to_string());
-    let after = q.after.map(|a| a.to_string());
-    let mut query = Vec::new();
-    if let Some(l) = &limit {
-        query.push(("limit", l.as_str()));
-    }
-    if let Some(a) = &after {
-        query.push(("after", a.as_str()));
-    }
+    let pairs = [
+        ("limit", q.limit.map(|l| l.to_string())),
+        ("after", q.after.map(|a| a.to_string())),
+    ];
     let path = format!("segments/{id}/members");
-    relay(&app, &caller, reqwest::Method::GET, &path, &query, None).await
+    SEGMENTATION
+        .relay(
+            &app,
+            &caller,
+            reqwest::Method::GET,
+            &path,
+            &query_of(&pairs),
+            None,
+        )
+        .await
 }
 
 /// Recompute a segment over every customer now (what changed is published).
@@ -263,7 +272,9 @@ pub(crate) async fn recompute_segment(
 ) -> Result<Response, Problem> {
     caller.require(Scope::Admin)?;
     let path = format!("segments/{id}/recompute");
-    relay(&app, &caller, reqwest::Method::POST, &path, &[], None).await
+    SEGMENTATION
+        .relay(&app, &caller, reqwest::Method::POST, &path, &[], None)
+        .await
 }
 
 /// The segments a customer is in.
@@ -279,7 +290,9 @@ pub(crate) async fn customer_segments(
 ) -> Result<Response, Problem> {
     caller.require(Scope::Read)?;
     let path = format!("customers/{id}/segments");
-    relay(&app, &caller, reqwest::Method::GET, &path, &[], None).await
+    SEGMENTATION
+        .relay(&app, &caller, reqwest::Method::GET, &path, &[], None)
+        .await
 }
 
 /// A customer's lifecycle stage, RFM scores, lead score with its explanation and value
@@ -299,7 +312,9 @@ pub(crate) async fn customer_scores(
 ) -> Result<Response, Problem> {
     caller.require(Scope::Read)?;
     let path = format!("customers/{id}/scores");
-    relay(&app, &caller, reqwest::Method::GET, &path, &[], None).await
+    SEGMENTATION
+        .relay(&app, &caller, reqwest::Method::GET, &path, &[], None)
+        .await
 }
 
 /// A customer's aggregates: totals, orders, revenue, average order value, categories, last
@@ -319,7 +334,9 @@ pub(crate) async fn customer_activity(
 ) -> Result<Response, Problem> {
     caller.require(Scope::Read)?;
     let path = format!("customers/{id}/activity");
-    relay(&app, &caller, reqwest::Method::GET, &path, &[], None).await
+    SEGMENTATION
+        .relay(&app, &caller, reqwest::Method::GET, &path, &[], None)
+        .await
 }
 
 /// Customers per RFM group and (R, F) cell, from the last scoring run.
@@ -333,15 +350,16 @@ pub(crate) async fn rfm_report(
     caller: Caller,
 ) -> Result<Response, Problem> {
     caller.require(Scope::Read)?;
-    relay(
-        &app,
-        &caller,
-        reqwest::Method::GET,
-        "reports/rfm",
-        &[],
-        None,
-    )
-    .await
+    SEGMENTATION
+        .relay(
+            &app,
+            &caller,
+            reqwest::Method::GET,
+            "reports/rfm",
+            &[],
+            None,
+        )
+        .await
 }
 
 /// Which periods.
@@ -371,21 +389,17 @@ pub(crate) async fn lifecycle_report(
     Query(q): Query<LifecycleQuery>,
 ) -> Result<Response, Problem> {
     caller.require(Scope::Read)?;
-    let mut query = Vec::new();
-    for (k, v) in [("period", &q.period), ("from", &q.from), ("to", &q.to)] {
-        if let Some(v) = v {
-            query.push((k, v.as_str()));
-        }
-    }
-    relay(
-        &app,
-        &caller,
-        reqwest::Method::GET,
-        "reports/lifecycle",
-        &query,
-        None,
-    )
-    .await
+    let pairs = [("period", q.period), ("from", q.from), ("to", q.to)];
+    SEGMENTATION
+        .relay(
+            &app,
+            &caller,
+            reqwest::Method::GET,
+            "reports/lifecycle",
+            &query_of(&pairs),
+            None,
+        )
+        .await
 }
 
 /// Run RFM and customer value now (they also run on the part's schedule).
@@ -399,15 +413,16 @@ pub(crate) async fn run_scoring(
     caller: Caller,
 ) -> Result<Response, Problem> {
     caller.require(Scope::Admin)?;
-    relay(
-        &app,
-        &caller,
-        reqwest::Method::POST,
-        "scoring/runs",
-        &[],
-        None,
-    )
-    .await
+    SEGMENTATION
+        .relay(
+            &app,
+            &caller,
+            reqwest::Method::POST,
+            "scoring/runs",
+            &[],
+            None,
+        )
+        .await
 }
 
 /// Recent scoring runs and the tenant's fitted value model.
@@ -421,15 +436,16 @@ pub(crate) async fn scoring_runs(
     caller: Caller,
 ) -> Result<Response, Problem> {
     caller.require(Scope::Read)?;
-    relay(
-        &app,
-        &caller,
-        reqwest::Method::GET,
-        "scoring/runs",
-        &[],
-        None,
-    )
-    .await
+    SEGMENTATION
+        .relay(
+            &app,
+            &caller,
+            reqwest::Method::GET,
+            "scoring/runs",
+            &[],
+            None,
+        )
+        .await
 }
 
 /// The tenant's segmentation settings: lifecycle thresholds, lead scoring, retention, horizon.
@@ -443,15 +459,16 @@ pub(crate) async fn read_settings(
     caller: Caller,
 ) -> Result<Response, Problem> {
     caller.require(Scope::Read)?;
-    relay(
-        &app,
-        &caller,
-        reqwest::Method::GET,
-        "segmentation/settings",
-        &[],
-        None,
-    )
-    .await
+    SEGMENTATION
+        .relay(
+            &app,
+            &caller,
+            reqwest::Method::GET,
+            "segmentation/settings",
+            &[],
+            None,
+        )
+        .await
 }
 
 /// Replace the tenant's segmentation settings (missing fields take their defaults; unknown ones
@@ -473,13 +490,14 @@ pub(crate) async fn write_settings(
 ) -> Result<Response, Problem> {
     caller.require(Scope::Admin)?;
     let body = body_of(body)?;
-    relay(
-        &app,
-        &caller,
-        reqwest::Method::PUT,
-        "segmentation/settings",
-        &[],
-        Some(&body),
-    )
-    .await
+    SEGMENTATION
+        .relay(
+            &app,
+            &caller,
+            reqwest::Method::PUT,
+            "segmentation/settings",
+            &[],
+            Some(&body),
+        )
+        .await
 }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::auth::{Caller, Scope};
-use crate::proxy::relay;
+use crate::proxy::{query_of, relay};
 use crate::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -100,15 +100,12 @@ pub(crate) async fn search_customers(
     Query(q): Query<SearchQuery>,
 ) -> Result<Response, Problem> {
     caller.require(Scope::Read)?;
-    let limit = q.limit.map(|l| l.to_string());
-    let after = q.after.map(|a| a.to_string());
-    let mut query = vec![("q", q.q.as_str())];
-    if let Some(l) = &limit {
-        query.push(("limit", l.as_str()));
-    }
-    if let Some(a) = &after {
-        query.push(("after", a.as_str()));
-    }
+    let pairs = [
+        ("q", Some(q.q)),
+        ("limit", q.limit.map(|l| l.to_string())),
+        ("after", q.after.map(|a| a.to_string())),
+    ];
+    let query = query_of(&pairs);
     relay(
         &app,
         &caller,

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::auth::{Caller, Scope};
-use crate::proxy::relay;
+use crate::proxy::{query_of, relay};
 use crate::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -43,14 +43,18 @@ pub(crate) async fn timeline(
     Query(q): Query<TimelineQuery>,
 ) -> Result<Response, Problem> {
     caller.require(Scope::Read)?;
-    let limit = q.limit.map(|l| l.to_string());
-    let mut query = Vec::new();
-    if let Some(l) = &limit {
-        query.push(("limit", l.as_str()));
-    }
-    if let Some(c) = &q.cursor {
-        query.push(("cursor", c.as_str()));
-    }
+    let pairs = [
+        ("limit", q.limit.map(|l| l.to_string())),
+        ("cursor", q.cursor),
+    ];
     let path = format!("customers/{id}/timeline");
-    relay(&app, &caller, reqwest::Method::GET, &path, &query, None).await
+    relay(
+        &app,
+        &caller,
+        reqwest::Method::GET,
+        &path,
+        &query_of(&pairs),
+        None,
+    )
+    .await
 }

@@ -363,6 +363,6 @@ pub async fn apply(
         )?);
     }
     let earned: Vec<Uuid> = earned.into_iter().collect();
-    messages.extend(tiers::upgrade(conn, tenant, &p, &earned, now).await?);
+    messages.extend(tiers::upgrade(conn, tenant, &p, &earned, &current_tiers, now).await?);
     Ok(messages)
 }

@@ -1,6 +1,7 @@
 //! Background work: releasing unconfirmed reservations after the timeout, expiring lots, and
 //! ending tier periods (downgrades), each in short transactions, with what changed published.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -10,6 +11,7 @@ use sqlx::PgPool;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use crate::programme::Programme;
 use crate::store::{programmes, rewards, tiers};
 
 /// Counts of one pass.
@@ -23,9 +25,27 @@ pub struct Pass {
     pub tier_changes: u64,
 }
 
+/// Tenants' programmes, each read once per pass.
+#[derive(Default)]
+struct Programmes(HashMap<String, Programme>);
+
+impl Programmes {
+    async fn of(&mut self, pool: &PgPool, tenant: &TenantId) -> Result<Programme, sqlx::Error> {
+        if let Some(p) = self.0.get(tenant.as_str()) {
+            return Ok(p.clone());
+        }
+        let p = programmes::load(&mut *pool.acquire().await?, tenant.as_str())
+            .await?
+            .unwrap_or_default();
+        self.0.insert(tenant.as_str().to_owned(), p.clone());
+        Ok(p)
+    }
+}
+
 /// One pass over every tenant's due work.
 pub async fn run_once(pool: &PgPool) -> anyhow::Result<Pass> {
     let mut pass = Pass::default();
+    let mut programmes = Programmes::default();
     let now = Utc::now();
     let due: Vec<(String, Uuid)> = sqlx::query_as("SELECT tenant_id, id FROM redemptions WHERE status = 'reserved' AND expires_at <= $1 LIMIT 1000")
         .bind(now)
@@ -33,10 +53,8 @@ pub async fn run_once(pool: &PgPool) -> anyhow::Result<Pass> {
         .await?;
     for (tenant, id) in due {
         let tenant = TenantId::parse(&tenant)?;
+        let p = programmes.of(pool, &tenant).await?;
         let mut tx = pool.begin().await?;
-        let p = programmes::load(&mut tx, tenant.as_str())
-            .await?
-            .unwrap_or_default();
         match rewards::cancel(&mut tx, &tenant, &p, id, "released", now).await {
             Ok(_) => {
                 tx.commit().await?;
@@ -54,10 +72,8 @@ pub async fn run_once(pool: &PgPool) -> anyhow::Result<Pass> {
     .await?;
     for (tenant, customer) in expiring {
         let tenant = TenantId::parse(&tenant)?;
+        let p = programmes.of(pool, &tenant).await?;
         let mut tx = pool.begin().await?;
-        let p = programmes::load(&mut tx, tenant.as_str())
-            .await?
-            .unwrap_or_default();
         if let Some(m) = rewards::expire_customer(&mut tx, &tenant, &p, customer, now).await? {
             enqueue_all(&mut tx, &[m]).await?;
             pass.expired += 1;

@@ -28,15 +28,20 @@ impl SegmentationHandler {
         Self { pool, catalog }
     }
 
+    /// Evaluates `customer` after `change` with the tenant's model at `generation`.
     async fn evaluate(
         &self,
         conn: &mut PgConnection,
         e: &Envelope,
         customer: Uuid,
+        generation: i64,
         change: Change,
         reason: &str,
     ) -> Result<(), HandleError> {
-        let model = self.catalog.get(conn, e.tenant_id.as_str()).await?;
+        let model = self
+            .catalog
+            .at(conn, e.tenant_id.as_str(), generation)
+            .await?;
         evaluate_many(
             conn,
             &e.tenant_id,
@@ -51,9 +56,7 @@ impl SegmentationHandler {
     }
 
     async fn on_event(&self, conn: &mut PgConnection, e: &Envelope) -> Result<(), HandleError> {
-        let tenant = e.tenant_id.as_str();
-        let id = require_customer(e)?;
-        let found = activity::lookup(conn, tenant, id).await?;
+        let found = activity::lookup(conn, e.tenant_id.as_str(), require_customer(e)?).await?;
         if found.erased {
             return Ok(());
         }
@@ -62,42 +65,36 @@ impl SegmentationHandler {
             name: recorded.name,
             is_order: recorded.is_order,
         };
-        let model = self.catalog.at(conn, tenant, found.generation).await?;
-        evaluate_many(
-            conn,
-            &e.tenant_id,
-            &model,
-            &[found.customer],
-            &change,
-            Utc::now(),
-            "event",
-        )
-        .await?;
-        Ok(())
+        self.evaluate(conn, e, found.customer, found.generation, change, "event")
+            .await
     }
 
     async fn on_profile(&self, conn: &mut PgConnection, e: &Envelope) -> Result<(), HandleError> {
         let tenant = e.tenant_id.as_str();
         let uuid_of = |key: &str| {
-            e.properties
-                .get(key)
-                .and_then(serde_json::Value::as_str)
-                .and_then(|s| Uuid::parse_str(s).ok())
-                .ok_or_else(|| {
-                    HandleError::permanent(
-                        "missing_property",
-                        format!("{} without a valid properties.{key}", e.kind),
-                    )
-                })
+            e.uuid_property(key).ok_or_else(|| {
+                HandleError::permanent(
+                    "missing_property",
+                    format!("{} without a valid properties.{key}", e.kind),
+                )
+            })
         };
         match e.kind.as_str() {
             "profile.created" | "profile.updated" => {
-                let id = require_customer(e)?;
-                if activity::is_erased(conn, tenant, id).await? {
+                let found = activity::lookup(conn, tenant, require_customer(e)?).await?;
+                if found.erased {
                     return Ok(());
                 }
-                activity::set_traits(conn, tenant, id, &e.traits).await?;
-                self.evaluate(conn, e, id, Change::Traits, "traits").await
+                activity::set_traits(conn, tenant, found.customer, &e.traits).await?;
+                self.evaluate(
+                    conn,
+                    e,
+                    found.customer,
+                    found.generation,
+                    Change::Traits,
+                    "traits",
+                )
+                .await
             }
             "profile.merged" => {
                 let (survivor, merged) = (uuid_of("survivor_id")?, uuid_of("merged_id")?);
@@ -108,23 +105,15 @@ impl SegmentationHandler {
                     .map(|s| membership_message(&e.tenant_id, &model, merged, *s, false, "merged"))
                     .collect::<Result<Vec<_>, _>>()?;
                 enqueue_all(conn, &exits).await?;
-                self.evaluate(conn, e, survivor, Change::All, "merge").await
+                self.evaluate(conn, e, survivor, model.generation, Change::All, "merge")
+                    .await
             }
             "profile.erased" => {
-                let ids: Vec<Uuid> = e
-                    .properties
-                    .get("erased_ids")
-                    .and_then(serde_json::Value::as_array)
-                    .map(|a| a.iter().filter_map(|v| v.as_str()?.parse().ok()).collect())
-                    .unwrap_or_default();
-                let mut ids = ids;
-                ids.extend(e.customer_id);
-                activity::erase(conn, tenant, &ids).await?;
+                activity::erase(conn, tenant, &e.erased_ids()).await?;
                 Ok(())
             }
             "profile.unmerged" => {
-                let restored = uuid_of("restored_id")?;
-                activity::unmerge(conn, tenant, restored).await?;
+                activity::unmerge(conn, tenant, uuid_of("restored_id")?).await?;
                 Ok(())
             }
             _ => Ok(()),
@@ -135,7 +124,6 @@ impl SegmentationHandler {
         if e.kind != "tier.changed" {
             return Ok(());
         }
-        let id = require_customer(e)?;
         let tier = e
             .properties
             .get("tier")
@@ -144,12 +132,20 @@ impl SegmentationHandler {
                 HandleError::permanent("missing_property", "tier.changed without properties.tier")
             })?;
         let tenant = e.tenant_id.as_str();
-        if activity::is_erased(conn, tenant, id).await? {
+        let found = activity::lookup(conn, tenant, require_customer(e)?).await?;
+        if found.erased {
             return Ok(());
         }
-        let customer = activity::resolve_alias(conn, tenant, id).await?;
-        activity::set_tier(conn, tenant, customer, tier).await?;
-        self.evaluate(conn, e, customer, Change::Tier, "tier").await
+        activity::set_tier(conn, tenant, found.customer, tier).await?;
+        self.evaluate(
+            conn,
+            e,
+            found.customer,
+            found.generation,
+            Change::Tier,
+            "tier",
+        )
+        .await
     }
 }
 

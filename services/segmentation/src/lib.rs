@@ -72,18 +72,15 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
     let base = Base::connect(PART, config.common, &MIGRATOR).await?;
     let catalog = std::sync::Arc::new(engine::Catalog::default());
     let handler = SegmentationHandler::new(base.pool.clone(), std::sync::Arc::clone(&catalog));
-    let background = tokio_util::sync::CancellationToken::new();
     scheduler::spawn_recheck(
         base.pool.clone(),
         std::sync::Arc::clone(&catalog),
         config.recheck_tick,
-        background.clone(),
     );
     scheduler::spawn_scoring(
         base.pool.clone(),
         std::sync::Arc::clone(&catalog),
         config.scoring_interval,
-        background,
     );
     let api = api::routes(api::ApiState {
         pool: base.pool.clone(),

@@ -9,7 +9,6 @@ use std::time::Duration;
 use chrono::Utc;
 use crm_envelope::TenantId;
 use sqlx::PgPool;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::engine::{evaluate_many, Applied, Catalog, Change};
@@ -53,19 +52,11 @@ pub async fn recheck_due(pool: &PgPool, catalog: &Catalog) -> Result<Applied, sq
     Ok(total)
 }
 
-/// Runs [`recheck_due`] every `tick` until `shutdown`.
-pub fn spawn_recheck(
-    pool: PgPool,
-    catalog: Arc<Catalog>,
-    tick: Duration,
-    shutdown: CancellationToken,
-) {
+/// Runs [`recheck_due`] every `tick` while the pool is open.
+pub fn spawn_recheck(pool: PgPool, catalog: Arc<Catalog>, tick: Duration) {
     tokio::spawn(async move {
         loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(tick) => {}
-            }
+            tokio::time::sleep(tick).await;
             if pool.is_closed() {
                 return;
             }
@@ -88,20 +79,13 @@ pub fn spawn_recheck(
     });
 }
 
-/// Scores every tenant and purges events past retention every `interval` (`None`: never).
-pub fn spawn_scoring(
-    pool: PgPool,
-    catalog: Arc<Catalog>,
-    interval: Option<Duration>,
-    shutdown: CancellationToken,
-) {
+/// Scores every tenant and purges events past retention every `interval` (`None`: never),
+/// while the pool is open.
+pub fn spawn_scoring(pool: PgPool, catalog: Arc<Catalog>, interval: Option<Duration>) {
     let Some(interval) = interval else { return };
     tokio::spawn(async move {
         loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(interval) => {}
-            }
+            tokio::time::sleep(interval).await;
             if pool.is_closed() {
                 return;
             }

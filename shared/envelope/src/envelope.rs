@@ -94,6 +94,29 @@ impl Envelope {
         }
     }
 
+    /// `properties[key]` as a UUID (the ids domain events carry: `survivor_id`, `merged_id`,
+    /// `restored_id`, ...), if it is one.
+    pub fn uuid_property(&self, key: &str) -> Option<Uuid> {
+        self.properties
+            .get(key)
+            .and_then(serde_json::Value::as_str)
+            .and_then(|s| Uuid::parse_str(s).ok())
+    }
+
+    /// The ids a `profile.erased` names: `properties.erased_ids` and `customer_id`, each once.
+    pub fn erased_ids(&self) -> Vec<Uuid> {
+        let mut ids: Vec<Uuid> = self
+            .properties
+            .get("erased_ids")
+            .and_then(serde_json::Value::as_array)
+            .map(|a| a.iter().filter_map(|v| v.as_str()?.parse().ok()).collect())
+            .unwrap_or_default();
+        ids.extend(self.customer_id);
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
     /// The Kafka key: `tenant:customer_id` once resolved, else `tenant:user_id`, else
     /// `tenant:anonymous_id`. Keys keep one customer's events in one partition.
     pub fn partition_key(&self) -> String {

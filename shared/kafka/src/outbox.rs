@@ -10,12 +10,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crm_envelope::{Envelope, Topic};
+use crm_envelope::{Envelope, TenantId, Topic};
 use crm_telemetry::Metrics;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::Producer;
 
@@ -55,6 +56,23 @@ impl Outgoing {
             payload: serde_json::to_value(envelope)?,
             headers: crm_telemetry::propagation::current_context_headers(),
         })
+    }
+
+    /// A new domain event `kind` about `customer` from part `source`, with `properties` (an
+    /// object), for `topic`. An encoding failure is a `sqlx::Error::Encode`, as in [`enqueue`].
+    pub fn domain(
+        topic: Topic,
+        tenant: &TenantId,
+        kind: &str,
+        customer: Uuid,
+        source: &str,
+        properties: serde_json::Value,
+    ) -> Result<Self, sqlx::Error> {
+        let mut envelope = Envelope::domain(tenant.clone(), kind, customer, source);
+        if let serde_json::Value::Object(p) = properties {
+            envelope.properties = p;
+        }
+        Self::new(topic, &envelope).map_err(|e| sqlx::Error::Encode(Box::new(e)))
     }
 }
 

@@ -12,16 +12,12 @@ use crate::ledger::{Account, Transaction, TxKind};
 use crate::store::ledger::post_all;
 
 fn uuid_prop(e: &Envelope, key: &str) -> Result<Uuid, HandleError> {
-    e.properties
-        .get(key)
-        .and_then(serde_json::Value::as_str)
-        .and_then(|s| Uuid::parse_str(s).ok())
-        .ok_or_else(|| {
-            HandleError::permanent(
-                "missing_property",
-                format!("{} without a valid properties.{key}", e.kind),
-            )
-        })
+    e.uuid_property(key).ok_or_else(|| {
+        HandleError::permanent(
+            "missing_property",
+            format!("{} without a valid properties.{key}", e.kind),
+        )
+    })
 }
 
 /// Applies one `crm.profiles.v1` message inside the caller's transaction.
@@ -49,13 +45,7 @@ pub async fn on_profile(conn: &mut PgConnection, e: &Envelope) -> Result<(), Han
             merge(conn, e, survivor, merged).await?;
         }
         "profile.erased" => {
-            let mut ids: Vec<Uuid> = e
-                .properties
-                .get("erased_ids")
-                .and_then(serde_json::Value::as_array)
-                .map(|a| a.iter().filter_map(|v| v.as_str()?.parse().ok()).collect())
-                .unwrap_or_default();
-            ids.extend(e.customer_id);
+            let ids = e.erased_ids();
             sqlx::query("DELETE FROM profiles WHERE tenant_id = $1 AND customer_id = ANY($2)")
                 .bind(tenant)
                 .bind(&ids)

@@ -51,20 +51,21 @@ pub async fn current(
     Ok(rows.into_iter().collect())
 }
 
-/// Re-qualifies `customers` after they earned: a higher tier is granted at once (a new period
-/// starts); never lower here. Returns the `tier.changed` messages.
+/// Re-qualifies `customers` after they earned, given their tiers as [`current`] read them: a
+/// higher tier is granted at once (a new period starts); never lower here. Returns the
+/// `tier.changed` messages.
 pub async fn upgrade(
     conn: &mut PgConnection,
     tenant: &TenantId,
     p: &Programme,
     customers: &[Uuid],
+    tiers: &HashMap<Uuid, String>,
     now: DateTime<Utc>,
 ) -> Result<Vec<Outgoing>, sqlx::Error> {
     if p.tiers.is_empty() || customers.is_empty() {
         return Ok(Vec::new());
     }
     let q = qualifying(conn, tenant.as_str(), p, customers, now).await?;
-    let tiers = current(conn, tenant.as_str(), customers).await?;
     let mut changes = Vec::new();
     for c in customers {
         let points = q.get(c).copied().unwrap_or(0);

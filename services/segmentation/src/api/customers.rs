@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::ApiState;
 use crate::lifecycle;
 use crate::rules::eval::{count_matching, Window};
-use crate::store::activity::resolve_alias;
+use crate::store::activity::lookup;
 use crate::store::facts::load_many;
 
 pub(crate) fn routes() -> Router<ApiState> {
@@ -48,7 +48,7 @@ async fn activity(
 ) -> Result<Json<Value>, Problem> {
     let tenant = tenant_from_path(&tenant)?;
     let mut conn = state.pool.acquire().await?;
-    let id = resolve_alias(&mut conn, tenant.as_str(), id).await?;
+    let id = lookup(&mut conn, tenant.as_str(), id).await?.customer;
     let model = state.catalog.get(&mut conn, tenant.as_str()).await?;
     let mut model = (*model).clone();
     let names: Vec<(String,)> = sqlx::query_as(
@@ -94,7 +94,7 @@ async fn segments(
 ) -> Result<Json<Value>, Problem> {
     let tenant = tenant_from_path(&tenant)?;
     let mut conn = state.pool.acquire().await?;
-    let id = resolve_alias(&mut conn, tenant.as_str(), id).await?;
+    let id = lookup(&mut conn, tenant.as_str(), id).await?.customer;
     let rows: Vec<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(
         "SELECT m.segment_id, s.name, m.entered_at FROM memberships m
          JOIN segments s ON s.tenant_id = m.tenant_id AND s.id = m.segment_id
@@ -117,7 +117,7 @@ async fn scores(
 ) -> Result<Json<Value>, Problem> {
     let tenant = tenant_from_path(&tenant)?;
     let mut conn = state.pool.acquire().await?;
-    let id = resolve_alias(&mut conn, tenant.as_str(), id).await?;
+    let id = lookup(&mut conn, tenant.as_str(), id).await?.customer;
     let model = state.catalog.get(&mut conn, tenant.as_str()).await?;
     let now = Utc::now();
     let f = load_many(&mut conn, tenant.as_str(), &[id], &model, now, false)

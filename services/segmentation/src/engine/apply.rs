@@ -2,7 +2,7 @@
 //! and the messages on `crm.segments.v1` through the outbox, in the caller's transaction.
 
 use chrono::{DateTime, Utc};
-use crm_envelope::{Envelope, TenantId, Topic};
+use crm_envelope::{TenantId, Topic};
 use crm_kafka::outbox::{enqueue_all, Outgoing};
 use serde_json::json;
 use sqlx::PgConnection;
@@ -41,11 +41,14 @@ pub(crate) fn message(
     customer: Uuid,
     properties: serde_json::Value,
 ) -> Result<Outgoing, sqlx::Error> {
-    let mut e = Envelope::domain(tenant.clone(), kind, customer, "segmentation");
-    if let serde_json::Value::Object(p) = properties {
-        e.properties = p;
-    }
-    Outgoing::new(Topic::Segments, &e).map_err(|err| sqlx::Error::Encode(Box::new(err)))
+    Outgoing::domain(
+        Topic::Segments,
+        tenant,
+        kind,
+        customer,
+        "segmentation",
+        properties,
+    )
 }
 
 /// `segment.entered` / `segment.exited` for `customer`.

@@ -154,36 +154,6 @@ pub async fn lookup(
     })
 }
 
-/// The customer an id stands for now: its survivor when it was merged.
-pub async fn resolve_alias(
-    conn: &mut PgConnection,
-    tenant: &str,
-    id: Uuid,
-) -> Result<Uuid, sqlx::Error> {
-    let row: Option<(Uuid,)> =
-        sqlx::query_as("SELECT survivor_id FROM aliases WHERE tenant_id = $1 AND merged_id = $2")
-            .bind(tenant)
-            .bind(id)
-            .fetch_optional(conn)
-            .await?;
-    Ok(row.map_or(id, |(s,)| s))
-}
-
-/// Whether `id` was erased (its later messages are ignored).
-pub async fn is_erased(
-    conn: &mut PgConnection,
-    tenant: &str,
-    id: Uuid,
-) -> Result<bool, sqlx::Error> {
-    let row: Option<(i32,)> =
-        sqlx::query_as("SELECT 1 FROM erased WHERE tenant_id = $1 AND customer_id = $2")
-            .bind(tenant)
-            .bind(id)
-            .fetch_optional(conn)
-            .await?;
-    Ok(row.is_some())
-}
-
 /// Moves `merged`'s activity onto `survivor`, combining the aggregates: counts and sums add
 /// up, first seen is the earlier, last seen and last order the later, categories unite.
 /// Returns the segments `merged` was in (its memberships are removed; the caller publishes
@@ -210,38 +180,25 @@ pub async fn merge(
         .bind(survivor)
         .execute(&mut *conn)
         .await?;
-    sqlx::query(
-        "INSERT INTO daily_activity AS d (tenant_id, customer_id, name, day, events, total)
-         SELECT tenant_id, $3, name, day, events, total FROM daily_activity
-         WHERE tenant_id = $1 AND customer_id = $2
+    // Each table moves in one statement: the merged id's rows are deleted and re-inserted
+    // under the survivor, combining with its own.
+    for sql in [
+        "WITH m AS (DELETE FROM daily_activity WHERE tenant_id = $1 AND customer_id = $2 RETURNING *)
+         INSERT INTO daily_activity AS d (tenant_id, customer_id, name, day, events, total)
+         SELECT tenant_id, $3, name, day, events, total FROM m
          ON CONFLICT (tenant_id, customer_id, name, day)
          DO UPDATE SET events = d.events + EXCLUDED.events, total = d.total + EXCLUDED.total",
-    )
-    .bind(tenant)
-    .bind(merged)
-    .bind(survivor)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("DELETE FROM daily_activity WHERE tenant_id = $1 AND customer_id = $2")
-        .bind(tenant)
-        .bind(merged)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query(
-        "INSERT INTO customer_events (tenant_id, customer_id, event_id, name, occurred_at, properties)
-         SELECT tenant_id, $3, event_id, name, occurred_at, properties FROM customer_events
-         WHERE tenant_id = $1 AND customer_id = $2 ON CONFLICT DO NOTHING",
-    )
-    .bind(tenant)
-    .bind(merged)
-    .bind(survivor)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("DELETE FROM customer_events WHERE tenant_id = $1 AND customer_id = $2")
-        .bind(tenant)
-        .bind(merged)
-        .execute(&mut *conn)
-        .await?;
+        "WITH m AS (DELETE FROM customer_events WHERE tenant_id = $1 AND customer_id = $2 RETURNING *)
+         INSERT INTO customer_events (tenant_id, customer_id, event_id, name, occurred_at, properties)
+         SELECT tenant_id, $3, event_id, name, occurred_at, properties FROM m ON CONFLICT DO NOTHING",
+    ] {
+        sqlx::query(sql)
+            .bind(tenant)
+            .bind(merged)
+            .bind(survivor)
+            .execute(&mut *conn)
+            .await?;
+    }
     sqlx::query(
         "WITH m AS (DELETE FROM customer_activity WHERE tenant_id = $1 AND customer_id = $2 RETURNING *)
          INSERT INTO customer_activity AS a
