@@ -323,6 +323,36 @@ impl Suite {
     }
 }
 
+/// Runs identity's consumer loop over `base` with `handler`, as identity's own binary would.
+pub fn spawn_identity_consumer<H: crm_kafka::Handler>(
+    base: &crm_service::Base,
+    handler: H,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+    spawn_identity_consumer_with(base, base.config.kafka.clone(), handler, stop)
+}
+
+/// [`spawn_identity_consumer`] with Kafka settings of its own (a replica tuned apart).
+pub fn spawn_identity_consumer_with<H: crm_kafka::Handler>(
+    base: &crm_service::Base,
+    kafka: KafkaConfig,
+    handler: H,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+    let (producer, metrics) = (base.producer.clone(), base.metrics.clone());
+    tokio::spawn(async move {
+        crm_kafka::consumer::run(
+            &kafka,
+            crm_identity::subscription(),
+            handler,
+            producer,
+            metrics,
+            stop,
+        )
+        .await
+    })
+}
+
 /// Polls `f` until it returns `Some`, for up to 60 s; panics naming `what` otherwise.
 pub async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
 where

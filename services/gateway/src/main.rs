@@ -52,6 +52,7 @@ async fn main() -> anyhow::Result<()> {
     let config = crm_gateway::Config::from_env(&Env::from_process())?;
     match cli.command.unwrap_or(Command::Part(PartCommand::Serve)) {
         Command::Part(command) => run_command(
+            "crm-gateway",
             command,
             config,
             &crm_gateway::MIGRATOR,

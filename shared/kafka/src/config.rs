@@ -28,6 +28,11 @@ pub struct KafkaConfig {
     /// Most messages of one poll applied together by a handler that batches
     /// (`CRM_KAFKA__MAX_BATCH`, default 500; 1 turns batching off).
     pub max_batch: usize,
+    /// Longest the loop waits, after the first message of a poll, for more to join its batch
+    /// (`CRM_KAFKA__BATCH_LINGER_MS`, default 5). Messages already fetched always join; the
+    /// linger lets a backlog that librdkafka is still fetching (a loaded machine, a slow
+    /// broker) form batches too, at a cost of at most this much latency on a quiet topic.
+    pub batch_linger: Duration,
 }
 
 impl KafkaConfig {
@@ -43,6 +48,7 @@ impl KafkaConfig {
             stats_interval: env.millis_or("CRM_KAFKA__STATS_INTERVAL_MS", 5_000)?,
             fetch_wait: env.millis_or("CRM_KAFKA__FETCH_WAIT_MS", 10)?,
             max_batch: env.ranged_or("CRM_KAFKA__MAX_BATCH", 500, 1..=10_000)?,
+            batch_linger: env.millis_or("CRM_KAFKA__BATCH_LINGER_MS", 5)?,
         })
     }
 
@@ -58,6 +64,7 @@ impl KafkaConfig {
             stats_interval: Duration::from_secs(1),
             fetch_wait: Duration::from_millis(10),
             max_batch: 500,
+            batch_linger: Duration::from_millis(5),
         }
     }
 }

@@ -10,7 +10,15 @@
 //! 5. only then store the offset; librdkafka commits stored offsets in the background, and a
 //!    synchronous commit runs when partitions are revoked and when the loop stops.
 //!
-//! Messages are handled one at a time per consumer, in partition order.
+//! Messages are handled in partition order. The messages of one poll (those librdkafka holds
+//! when the first arrives, and those arriving within a short linger) go to
+//! [`Handler::handle_batch`] in runs of readable messages, so an unreadable one in a backlog
+//! is dead-lettered alone; a handler that does not batch, or a batch that fails, falls back to
+//! one message at a time.
+//!
+//! An offset that cannot be stored (its partition was revoked by a rebalance while the message
+//! was in hand) is counted and skipped, never a reason to stop: the new owner of the partition
+//! gets the message again and its dedupe makes the second delivery change nothing.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -30,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::headers::from_kafka;
+use crate::sqlstate::{classify, SqlClass};
 use crate::{KafkaConfig, Producer, Topics};
 
 /// Where a message came from, for handlers that need it.
@@ -51,6 +60,11 @@ pub enum HandleError {
     /// Database, broker or cache unreachable, a serialisation conflict: retried until it succeeds.
     #[error("transient failure: {0:#}")]
     Transient(anyhow::Error),
+    /// A race another writer won (a unique violation): retried a few times
+    /// ([`CONFLICT_ATTEMPTS`]), since the next try normally sees the winner's row, then
+    /// dead-lettered as `unique_violation`.
+    #[error("conflict: {0:#}")]
+    Conflict(anyhow::Error),
     /// The message can never be applied (it breaks the contract): dead-lettered.
     #[error("{code}: {reason}")]
     Permanent {
@@ -72,26 +86,28 @@ impl HandleError {
 }
 
 impl From<sqlx::Error> for HandleError {
-    /// Connection, pool, I/O errors and serialisation failures or deadlocks are transient; a
-    /// rejected statement (constraint, data) is permanent, since retrying cannot change it.
+    /// Database errors by SQLSTATE ([`crate::sqlstate`]); connection, pool and I/O errors with
+    /// no SQLSTATE are transient; a statement sqlx itself refuses (decode, a missing column in
+    /// a row) is permanent.
     fn from(err: sqlx::Error) -> Self {
-        let transient = match &err {
-            sqlx::Error::Database(db) => matches!(
-                db.code().as_deref(),
-                Some("40001" | "40P01" | "23505" | "55P03" | "57P01" | "53300")
-            ),
+        match &err {
+            sqlx::Error::Database(db) => {
+                let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+                match classify(&code) {
+                    SqlClass::Transient => Self::Transient(err.into()),
+                    SqlClass::Conflict => Self::Conflict(err.into()),
+                    SqlClass::Permanent => {
+                        Self::permanent("database_rejected", format!("SQLSTATE {code}: {err}"))
+                    }
+                }
+            }
             sqlx::Error::Io(_)
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::Protocol(_)
             | sqlx::Error::Tls(_)
-            | sqlx::Error::WorkerCrashed => true,
-            _ => false,
-        };
-        if transient {
-            Self::Transient(err.into())
-        } else {
-            Self::permanent("database_rejected", err.to_string())
+            | sqlx::Error::WorkerCrashed => Self::Transient(err.into()),
+            _ => Self::permanent("database_rejected", err.to_string()),
         }
     }
 }
@@ -145,6 +161,8 @@ pub struct Subscription {
 
 /// Attempts before a permanent handler error is dead-lettered.
 const PERMANENT_ATTEMPTS: u32 = 3;
+/// Attempts before a message that keeps hitting a unique violation is dead-lettered.
+pub const CONFLICT_ATTEMPTS: u32 = 5;
 const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 
@@ -192,7 +210,9 @@ fn commit_stored<C: Consumer<LoopContext>>(consumer: &C) {
 }
 
 /// Runs the consumer loop until `shutdown` is cancelled; then finishes the message in hand,
-/// commits stored offsets synchronously and returns.
+/// commits stored offsets synchronously and returns. An error return (the consumer could not
+/// be created or subscribed) is for the caller to act on: [`crate`]'s users stop the part so
+/// that it is restarted, rather than serve HTTP without consuming.
 pub async fn run<H: Handler>(
     config: &KafkaConfig,
     subscription: Subscription,
@@ -260,24 +280,29 @@ pub async fn run<H: Handler>(
                 continue;
             }
         };
-        // The messages already fetched join the first one (a zero timeout polls once).
-        let mut batch = vec![message];
-        while batch.len() < config.max_batch {
-            match tokio::time::timeout(Duration::ZERO, consumer.recv()).await {
-                Ok(Ok(m)) => batch.push(m),
-                _ => break,
+        let batch = collect_batch(&consumer, message, config, &shutdown).await;
+        let parsed: Vec<Option<BatchItem>> = batch.iter().map(|m| worker.item_of(m)).collect();
+        let parses: Vec<bool> = parsed.iter().map(Option::is_some).collect();
+        for run in runs(&parses) {
+            let messages = &batch[run.range.clone()];
+            if run.parsed && messages.len() > 1 {
+                let items: Vec<BatchItem> = parsed[run.range.clone()]
+                    .iter()
+                    .flatten()
+                    .cloned()
+                    .collect();
+                if worker.process_batch(&items).await {
+                    for message in messages {
+                        worker.store_offset(&consumer, message);
+                    }
+                    continue;
+                }
             }
-        }
-        if batch.len() > 1 && worker.process_batch(&batch).await {
-            for message in &batch {
-                consumer.store_offset_from_message(message)?;
-            }
-            continue;
-        }
-        for message in &batch {
-            match worker.process(message).await {
-                Disposition::Done => consumer.store_offset_from_message(message)?,
-                Disposition::Stopped => break 'poll,
+            for message in messages {
+                match worker.process(message).await {
+                    Disposition::Done => worker.store_offset(&consumer, message),
+                    Disposition::Stopped => break 'poll,
+                }
             }
         }
     }
@@ -285,6 +310,61 @@ pub async fn run<H: Handler>(
     close(consumer).await;
     tracing::info!(group = %worker.group, "consumer stopped");
     Ok(())
+}
+
+/// The first message of a poll and those that join it: every message librdkafka already
+/// holds, and those that arrive within [`KafkaConfig::batch_linger`] of the first, up to
+/// [`KafkaConfig::max_batch`]. A shutdown ends the wait (the messages taken are still handled).
+async fn collect_batch<'c>(
+    consumer: &'c StreamConsumer<LoopContext>,
+    first: BorrowedMessage<'c>,
+    config: &KafkaConfig,
+    shutdown: &CancellationToken,
+) -> Vec<BorrowedMessage<'c>> {
+    let mut batch = vec![first];
+    let deadline = tokio::time::Instant::now() + config.batch_linger;
+    while batch.len() < config.max_batch {
+        // `timeout_at` polls the receive once even past the deadline, so a message already
+        // fetched always joins.
+        let next = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            m = tokio::time::timeout_at(deadline, consumer.recv()) => m,
+        };
+        match next {
+            Ok(Ok(m)) => batch.push(m),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "consumer poll error while collecting a batch");
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    batch
+}
+
+/// A stretch of consecutive messages of one poll that all parsed, or all did not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Run {
+    range: std::ops::Range<usize>,
+    parsed: bool,
+}
+
+/// Splits a poll's messages into maximal runs of equal parse outcome, in order: the parsed
+/// runs can go to [`Handler::handle_batch`], and an unreadable message in the middle of a
+/// backlog is dead-lettered on its own without sending the rest one at a time.
+fn runs(parsed: &[bool]) -> Vec<Run> {
+    let mut out: Vec<Run> = Vec::new();
+    for (i, &ok) in parsed.iter().enumerate() {
+        match out.last_mut() {
+            Some(run) if run.parsed == ok => run.range.end = i + 1,
+            _ => out.push(Run {
+                range: i..i + 1,
+                parsed: ok,
+            }),
+        }
+    }
+    out
 }
 
 /// Longest shutdown waits for the consumer to leave its group.
@@ -340,28 +420,26 @@ impl<H: Handler> Worker<H> {
         }
     }
 
-    /// Tries the batch path: every message parses and the handler applies them all at once.
-    /// `false` leaves them to the one-at-a-time path.
-    async fn process_batch(&self, batch: &[BorrowedMessage<'_>]) -> bool {
-        let mut items = Vec::with_capacity(batch.len());
-        for message in batch {
-            let Some(topic) = self.topics.logical(message.topic()) else {
-                return false;
-            };
-            let Ok(envelope) = parse(topic, message.payload().unwrap_or_default()) else {
-                return false;
-            };
-            items.push(BatchItem {
-                envelope,
-                meta: self.meta_of(message, topic),
-                headers: from_kafka(message.headers()),
-            });
-        }
+    /// The message as a batch item, or `None` when its topic is unknown or it does not parse
+    /// (the one-at-a-time path then skips or dead-letters it).
+    fn item_of(&self, message: &BorrowedMessage<'_>) -> Option<BatchItem> {
+        let topic = self.topics.logical(message.topic())?;
+        let envelope = parse(topic, message.payload().unwrap_or_default()).ok()?;
+        Some(BatchItem {
+            envelope,
+            meta: self.meta_of(message, topic),
+            headers: from_kafka(message.headers()),
+        })
+    }
+
+    /// Tries the batch path: the handler applies every item at once. `false` leaves them to
+    /// the one-at-a-time path.
+    async fn process_batch(&self, items: &[BatchItem]) -> bool {
         let span =
             tracing::info_span!("kafka.consume_batch", size = items.len(), group = %self.group);
-        match self.handler.handle_batch(&items).instrument(span).await {
+        match self.handler.handle_batch(items).instrument(span).await {
             Ok(true) => {
-                for item in &items {
+                for item in items {
                     let topic = [item.meta.topic.name()];
                     self.metrics.consumed.with_label_values(&topic).inc();
                     self.metrics.batched.with_label_values(&topic).inc();
@@ -373,6 +451,30 @@ impl<H: Handler> Worker<H> {
                 tracing::warn!(error = %e, size = items.len(), "batch failed; applying its messages one at a time");
                 false
             }
+        }
+    }
+
+    /// Stores the offset after `message` for the next commit. A partition revoked while the
+    /// message was in hand refuses the store: the message is counted and left to the
+    /// partition's new owner, which gets it again (its effect is deduplicated there). The loop
+    /// never stops over it.
+    fn store_offset(&self, consumer: &StreamConsumer<LoopContext>, message: &BorrowedMessage<'_>) {
+        if let Err(e) = consumer.store_offset_from_message(message) {
+            let topic = self
+                .topics
+                .logical(message.topic())
+                .map_or("unknown", Topic::name);
+            self.metrics
+                .offsets_skipped
+                .with_label_values(&[topic])
+                .inc();
+            tracing::warn!(
+                error = %e,
+                topic,
+                partition = message.partition(),
+                offset = message.offset(),
+                "offset not stored (partition no longer assigned); its new owner takes it over"
+            );
         }
     }
 
@@ -420,6 +522,7 @@ impl<H: Handler> Worker<H> {
         tracing::Span::current().record("message_id", envelope.id.as_str());
         let mut backoff = BACKOFF_START;
         let mut permanent_failures = 0;
+        let mut conflicts = 0;
         loop {
             match self.handler.handle(&envelope, meta).await {
                 Ok(()) => return Disposition::Done,
@@ -429,6 +532,20 @@ impl<H: Handler> Worker<H> {
                         .with_label_values(&[meta.topic.name(), "transient"])
                         .inc();
                     tracing::warn!(error = %format!("{e:#}"), retry_in_ms = backoff.as_millis() as u64, "transient failure, retrying");
+                }
+                Err(HandleError::Conflict(e)) => {
+                    self.metrics
+                        .failed
+                        .with_label_values(&[meta.topic.name(), "conflict"])
+                        .inc();
+                    conflicts += 1;
+                    if conflicts >= CONFLICT_ATTEMPTS {
+                        let reason = format!("{e:#}");
+                        return self
+                            .dead_letter(message, headers, meta, "unique_violation", &reason)
+                            .await;
+                    }
+                    tracing::warn!(error = %format!("{e:#}"), attempt = conflicts, "conflict, retrying");
                 }
                 Err(HandleError::Permanent { code, reason }) => {
                     self.metrics
@@ -530,4 +647,54 @@ pub fn require_customer(envelope: &Envelope) -> Result<uuid::Uuid, HandleError> 
             "messages after identity resolution must carry customer_id",
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::{runs, Run};
+    use proptest::prelude::*;
+
+    #[test]
+    fn an_unreadable_message_splits_the_poll_into_three_runs() {
+        assert_eq!(
+            runs(&[true, true, false, true]),
+            vec![
+                Run {
+                    range: 0..2,
+                    parsed: true
+                },
+                Run {
+                    range: 2..3,
+                    parsed: false
+                },
+                Run {
+                    range: 3..4,
+                    parsed: true
+                },
+            ]
+        );
+        assert!(runs(&[]).is_empty());
+    }
+
+    proptest! {
+        /// The runs cover every message once, in order; each is of one outcome, and two
+        /// neighbours never share one (they are maximal).
+        #[test]
+        fn runs_partition_the_poll_in_order(parsed in proptest::collection::vec(any::<bool>(), 0..64)) {
+            let out = runs(&parsed);
+            let mut next = 0;
+            for (i, run) in out.iter().enumerate() {
+                prop_assert_eq!(run.range.start, next);
+                prop_assert!(run.range.end > run.range.start);
+                prop_assert!(parsed[run.range.clone()].iter().all(|&p| p == run.parsed));
+                if i > 0 {
+                    prop_assert_ne!(out[i - 1].parsed, run.parsed);
+                }
+                next = run.range.end;
+            }
+            prop_assert_eq!(next, parsed.len());
+        }
+    }
 }

@@ -5,16 +5,20 @@
 //! - [`consumer`]: a loop that stores offsets only after the handler's effect is durable,
 //!   retries transient errors forever with backoff and dead-letters permanent ones;
 //! - [`dedupe`]: the applied-message record, written in the effect's transaction;
-//! - [`outbox`]: the transactional outbox and its in-order relay.
+//! - [`outbox`]: the transactional outbox and its in-order relay;
+//! - [`dlq`]: putting dead-lettered messages back on their topic;
+//! - [`sqlstate`]: which database errors are retried and which dead-lettered.
 
 #![forbid(unsafe_code)]
 
 mod config;
 pub mod consumer;
 pub mod dedupe;
+pub mod dlq;
 mod headers;
 pub mod outbox;
 mod producer;
+pub mod sqlstate;
 mod topics;
 
 pub use config::KafkaConfig;

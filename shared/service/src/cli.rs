@@ -1,4 +1,5 @@
-//! The command line every part's binary shares: `serve` (the default) and `migrate`.
+//! The command line every part's binary shares: `serve` (the default), `migrate` and
+//! `dlq replay`.
 
 use std::future::Future;
 
@@ -7,15 +8,43 @@ use crm_config::Env;
 use sqlx::migrate::Migrator;
 use tokio_util::sync::CancellationToken;
 
-use crate::{shutdown, Base, PartConfig};
+use crm_envelope::Topic;
+use crm_kafka::dlq::{self, ReplayOptions, ReplayOutcome};
+use crm_kafka::Producer;
+
+use crate::{shutdown, Base, CommonConfig, PartConfig};
 
 /// The subcommands of every part.
-#[derive(Debug, Clone, Copy, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum PartCommand {
     /// Serve the part's HTTP API and consume its topics, if it has any (the default).
     Serve,
     /// Create the part's database if missing and apply its migrations.
     Migrate,
+    /// Dead-lettered messages of this part.
+    Dlq {
+        /// What to do with them.
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+}
+
+/// `dlq` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum DlqCommand {
+    /// Put the messages this part dead-lettered from a topic back on that topic, once each
+    /// (a second replay skips what the first put back).
+    Replay {
+        /// The source topic, e.g. `crm.events.v1` (its DLQ is `crm.events.v1.dlq`).
+        #[arg(long)]
+        topic: String,
+        /// Only messages dead-lettered at or after this RFC 3339 instant.
+        #[arg(long)]
+        since: Option<String>,
+        /// List what would be replayed; produce and record nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Parser)]
@@ -68,12 +97,13 @@ where
 {
     let _telemetry = crm_telemetry::init(name)?;
     let config = C::from_env(&Env::from_process())?;
-    run_command(command, config, migrator, serve).await
+    run_command(name, command, config, migrator, serve).await
 }
 
-/// Runs one of the shared subcommands with a configuration already read (for binaries that
-/// have subcommands of their own beside these).
+/// Runs one of the shared subcommands of the part `name` (`crm-<part>`) with a configuration
+/// already read (for binaries that have subcommands of their own beside these).
 pub async fn run_command<C, F, Fut>(
+    name: &'static str,
     command: PartCommand,
     config: C,
     migrator: &Migrator,
@@ -87,5 +117,75 @@ where
     match command {
         PartCommand::Migrate => Base::migrate_only(config.common(), migrator).await,
         PartCommand::Serve => serve(config, shutdown::on_signal()).await,
+        PartCommand::Dlq {
+            command:
+                DlqCommand::Replay {
+                    topic,
+                    since,
+                    dry_run,
+                },
+        } => {
+            let options = replay_options(&topic, since.as_deref(), dry_run)?;
+            let part = name.strip_prefix("crm-").unwrap_or(name);
+            dlq_replay(part, config.common(), &options).await
+        }
     }
+}
+
+/// Checks the `dlq replay` arguments, saying what to fix.
+fn replay_options(
+    topic: &str,
+    since: Option<&str>,
+    dry_run: bool,
+) -> anyhow::Result<ReplayOptions> {
+    let topic = Topic::from_name(topic).ok_or_else(|| {
+        let known: Vec<&str> = Topic::ALL.iter().map(|t| t.name()).collect();
+        anyhow::anyhow!(
+            "unknown topic {topic:?}: give the source topic's logical name, one of {}",
+            known.join(", ")
+        )
+    })?;
+    let since = since
+        .map(|s| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "--since {s:?} is not an RFC 3339 instant (2026-11-30T00:00:00Z): {e}"
+                    )
+                })
+        })
+        .transpose()?;
+    Ok(ReplayOptions {
+        topic,
+        since,
+        dry_run,
+    })
+}
+
+/// Replays the DLQ of `options.topic` for `part` and prints one line per entry and a tally.
+async fn dlq_replay(
+    part: &str,
+    config: &CommonConfig,
+    options: &ReplayOptions,
+) -> anyhow::Result<()> {
+    let pool = crate::db::connect(&config.database_url, 2).await?;
+    let metrics = crm_telemetry::Metrics::new(part)?;
+    let producer = Producer::connect(&config.kafka, metrics).await?;
+    let report = dlq::replay(&config.kafka, part, &pool, &producer, options).await?;
+    producer.flush(std::time::Duration::from_secs(10)).await;
+    for e in &report.entries {
+        if e.outcome != ReplayOutcome::OtherGroup {
+            println!("{}/{} {} {:?}", e.partition, e.offset, e.code, e.outcome);
+        }
+    }
+    println!(
+        "{} replayed, {} would be replayed, {} already replayed, {} before --since, {} of other parts",
+        report.count(ReplayOutcome::Replayed),
+        report.count(ReplayOutcome::WouldReplay),
+        report.count(ReplayOutcome::AlreadyReplayed),
+        report.count(ReplayOutcome::BeforeSince),
+        report.count(ReplayOutcome::OtherGroup),
+    );
+    Ok(())
 }

@@ -79,6 +79,10 @@ impl PartServer {
             let metrics = base.metrics.clone();
             let stop = shutdown.clone();
             tokio::spawn(async move {
+                // Whatever ends the consumer (shutdown, an error, a panic) ends the part: a
+                // part serving HTTP but consuming nothing would look alive and do no work,
+                // while a part that exits is restarted.
+                let _stop_part = stop.clone().drop_guard();
                 consumer::run(&config, subscription, handler, producer, metrics, stop).await
             })
         });
@@ -87,20 +91,28 @@ impl PartServer {
             .await;
         // If HTTP failed on its own, stop the rest too.
         shutdown.cancel();
-        if let Some(task) = consumer_task {
-            match task.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(error = %format!("{e:#}"), "consumer failed"),
-                Err(e) => tracing::error!(error = %e, "consumer task failed"),
-            }
-        }
+        let consumed = match consumer_task {
+            None => Ok(()),
+            Some(task) => match task.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %format!("{e:#}"), "consumer failed");
+                    Err(e)
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "consumer task failed");
+                    Err(anyhow::anyhow!("consumer task failed: {e}"))
+                }
+            },
+        };
         relay_stop.cancel();
         if let Err(e) = relay.await {
             tracing::error!(error = %e, "outbox relay task failed");
         }
         base.producer.flush(Duration::from_secs(10)).await;
         tracing::info!(part = base.part, "stopped");
-        served.map_err(Into::into)
+        served?;
+        consumed
     }
 }
 

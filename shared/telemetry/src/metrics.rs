@@ -25,6 +25,9 @@ pub struct Metrics {
     pub dead_lettered: IntCounterVec,
     /// Kafka messages applied as part of a batch (one transaction for a poll), by topic.
     pub batched: IntCounterVec,
+    /// Offsets not stored because their partition was revoked (by a rebalance) while the
+    /// message was in hand; the new owner gets the message again and dedupe skips it.
+    pub offsets_skipped: IntCounterVec,
     /// Consumer lag by topic and partition, as reported by librdkafka's statistics.
     pub consumer_lag: IntGaugeVec,
     /// Outbox rows committed but not yet published.
@@ -82,6 +85,13 @@ impl Metrics {
             ),
             &["topic"],
         )?;
+        let offsets_skipped = IntCounterVec::new(
+            Opts::new(
+                "kafka_offset_store_skipped_total",
+                "Offsets not stored because the partition was revoked while in hand",
+            ),
+            &["topic"],
+        )?;
         let consumer_lag = IntGaugeVec::new(
             Opts::new(
                 "kafka_consumer_lag",
@@ -97,6 +107,7 @@ impl Metrics {
         registry.register(Box::new(failed.clone()))?;
         registry.register(Box::new(dead_lettered.clone()))?;
         registry.register(Box::new(batched.clone()))?;
+        registry.register(Box::new(offsets_skipped.clone()))?;
         registry.register(Box::new(consumer_lag.clone()))?;
         registry.register(Box::new(outbox_backlog.clone()))?;
         Ok(Self {
@@ -108,6 +119,7 @@ impl Metrics {
             failed,
             dead_lettered,
             batched,
+            offsets_skipped,
             consumer_lag,
             outbox_backlog,
         })
