@@ -573,8 +573,19 @@ async fn rfm_stages_and_lead_scores_through_the_api() {
         })
         .await;
     }
-    let (status, run) = json_of(suite.post(&suite.key, "/v1/scoring/runs", None).await).await;
-    assert_eq!(status, 200, "{run}");
+    // A scoring run is a job: 202 with its URL, then followed until it ends.
+    let started = suite.post(&suite.key, "/v1/scoring/runs", None).await;
+    let location = started.headers()["location"].to_str().unwrap().to_owned();
+    let (status, job) = json_of(started).await;
+    assert_eq!(status, 202, "{job}");
+    assert_eq!(job["url"], location.as_str());
+    let job = eventually("the scoring job ended", || async {
+        let (_, job) = json_of(suite.get(Some(&suite.key), &location).await).await;
+        (job["status"] == "succeeded" || job["status"] == "failed").then_some(job)
+    })
+    .await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let run = job["result"].clone();
     assert_eq!(run["customers"], 11, "{run}");
     let (_, rfm) = json_of(suite.get(Some(&suite.key), "/v1/reports/rfm").await).await;
     let total: i64 = rfm["groups"]

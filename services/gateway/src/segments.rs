@@ -5,7 +5,7 @@
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -14,7 +14,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::auth::{Caller, Scope};
-use crate::proxy::{json_body as body_of, query_of, SEGMENTATION};
+use crate::proxy::{json_body as body_of, passthrough, query_of, SEGMENTATION};
 use crate::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -34,6 +34,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/reports/rfm", get(rfm_report))
         .route("/v1/reports/lifecycle", get(lifecycle_report))
         .route("/v1/scoring/runs", get(scoring_runs).post(run_scoring))
+        .route("/v1/jobs/{job_id}", get(read_job))
         .route(
             "/v1/segmentation/settings",
             get(read_settings).put(write_settings),
@@ -402,10 +403,13 @@ pub(crate) async fn lifecycle_report(
         .await
 }
 
-/// Run RFM and customer value now (they also run on the part's schedule).
+/// Run RFM and customer value now (they also run on the part's schedule). The run is a job:
+/// the answer is 202 at once, with the job's URL in `Location` and the body; follow it with
+/// `GET /v1/jobs/{job_id}` until its status is `succeeded` (the run's summary is its `result`)
+/// or `failed` (with its `error`).
 #[utoipa::path(
     post, path = "/v1/scoring/runs", tag = "reports",
-    responses((status = 200, description = "{\"run_id\", \"customers\", \"rfm_group_changes\", \"value_model\": {bgnbd: {r, alpha, a, b}, gamma_gamma: {p, q, v}}, \"recomputed\"}")),
+    responses((status = 202, description = "{\"job_id\": \"segmentation-42\", \"status\": \"queued\", \"url\": \"/v1/jobs/segmentation-42\"}; header Location: the same URL")),
     security(("api_key" = []))
 )]
 pub(crate) async fn run_scoring(
@@ -413,12 +417,63 @@ pub(crate) async fn run_scoring(
     caller: Caller,
 ) -> Result<Response, Problem> {
     caller.require(Scope::Admin)?;
+    let (status, body) = SEGMENTATION
+        .client(&app)
+        .call_as(
+            reqwest::Method::POST,
+            &caller.tenant,
+            "scoring/runs",
+            &[],
+            None,
+            &[("x-crm-actor", caller.actor.as_str())],
+        )
+        .await
+        .map_err(|e| SEGMENTATION.unavailable(&e))?;
+    let location = body["url"]
+        .as_str()
+        .and_then(|u| HeaderValue::from_str(u).ok());
+    let mut response = passthrough(status, body);
+    if let Some(url) = location.filter(|_| status == reqwest::StatusCode::ACCEPTED) {
+        response.headers_mut().insert(header::LOCATION, url);
+    }
+    Ok(response)
+}
+
+/// A long-running job (a scoring run): `status` is `queued`, `running`, `succeeded` or
+/// `failed`, with `progress`, `result` or `error`, and the times it was asked for, started and
+/// ended. Job ids name their part (`segmentation-42`).
+#[utoipa::path(
+    get, path = "/v1/jobs/{job_id}", tag = "reports",
+    params(("job_id" = String, Path, description = "As returned when the job was started, e.g. segmentation-42")),
+    responses(
+        (status = 200, description = "{\"job_id\", \"kind\", \"status\", \"progress\", \"result\", \"error\", \"attempts\", \"created_at\", \"started_at\", \"finished_at\"}"),
+        (status = 404, description = "No such job for this tenant (job_not_found)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn read_job(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(job_id): Path<String>,
+) -> Result<Response, Problem> {
+    caller.require(Scope::Read)?;
+    let not_found = || {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "job_not_found",
+            "no such job for this tenant; job ids look like segmentation-42",
+        )
+    };
+    let id: i64 = job_id
+        .strip_prefix("segmentation-")
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(not_found)?;
     SEGMENTATION
         .relay(
             &app,
             &caller,
-            reqwest::Method::POST,
-            "scoring/runs",
+            reqwest::Method::GET,
+            &format!("jobs/{id}"),
             &[],
             None,
         )

@@ -82,12 +82,25 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
         std::sync::Arc::clone(&catalog),
         config.scoring_interval,
     );
+    let (pool, relay) = (base.pool.clone(), base.relay.waker());
     let api = api::routes(api::ApiState {
         pool: base.pool.clone(),
-        catalog,
+        catalog: std::sync::Arc::clone(&catalog),
         relay: base.relay.waker(),
     });
-    let server = PartServer::bind(base, api).await?;
+    let server = PartServer::bind(base, api)
+        .await?
+        .with_task(move |shutdown| {
+            let worker = crm_service::jobs::Worker::new(pool.clone(), &[scoring::JOB]);
+            worker.run(shutdown, move |job| {
+                let (pool, catalog, relay) = (
+                    pool.clone(),
+                    std::sync::Arc::clone(&catalog),
+                    std::sync::Arc::clone(&relay),
+                );
+                async move { scoring::run_job(&pool, &catalog, &relay, &job).await }
+            })
+        });
     Ok(ConsumerApp::new(server, subscription(), handler))
 }
 

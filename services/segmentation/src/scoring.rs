@@ -20,6 +20,24 @@ use crate::recompute::recompute;
 use crate::rfm::{self, RfmInput};
 use crate::value::{summarise, Transaction, ValueModel};
 
+/// The kind of job that runs [`run`] for a tenant on demand.
+pub const JOB: &str = "scoring_run";
+
+/// Runs the job `job` (a [`JOB`] for its tenant) and wakes the relay for its messages; the
+/// summary is the job's result.
+pub async fn run_job(
+    pool: &PgPool,
+    catalog: &Catalog,
+    relay: &tokio::sync::Notify,
+    job: &crm_service::jobs::Claimed,
+) -> Result<serde_json::Value, String> {
+    let summary = run(pool, catalog, &job.tenant, "api", Utc::now())
+        .await
+        .map_err(|e| format!("the scoring run failed: {e}"))?;
+    relay.notify_one();
+    serde_json::to_value(summary).map_err(|e| e.to_string())
+}
+
 /// What a run did.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RunSummary {
@@ -78,6 +96,54 @@ pub async fn run(
     result
 }
 
+/// RFM scores, the value model (when there are enough repeat buyers) and each buyer's
+/// predictions, from the order histories at `today`: pure CPU work.
+fn compute(
+    histories: &[History],
+    today: NaiveDate,
+    horizon_weeks: f64,
+) -> (
+    Vec<rfm::RfmScore>,
+    Option<ValueModel>,
+    BTreeMap<Uuid, crate::value::Prediction>,
+) {
+    let inputs: Vec<RfmInput> = histories
+        .iter()
+        .map(|h| RfmInput {
+            recency_days: h
+                .days
+                .keys()
+                .next_back()
+                .map_or(0.0, |d| (today - *d).num_days() as f64),
+            frequency: h.days.len() as f64,
+            monetary: h.days.values().sum(),
+        })
+        .collect();
+    let scores = rfm::score(&inputs);
+
+    let transactions: Vec<Transaction> = histories
+        .iter()
+        .flat_map(|h| {
+            h.days.iter().map(|(d, amount)| Transaction {
+                customer: h.id.to_string(),
+                date: *d,
+                quantity: 1.0,
+                amount: *amount,
+            })
+        })
+        .collect();
+    let summaries = summarise(&transactions, today);
+    let model = ValueModel::fit(&summaries);
+    let predictions: BTreeMap<Uuid, crate::value::Prediction> = match &model {
+        Some(m) => summaries
+            .iter()
+            .filter_map(|s| Some((s.customer.parse().ok()?, m.predict(s, horizon_weeks))))
+            .collect(),
+        None => BTreeMap::new(),
+    };
+    (scores, model, predictions)
+}
+
 async fn score(
     pool: &PgPool,
     catalog: &Catalog,
@@ -105,48 +171,17 @@ async fn score(
             }),
         }
     }
-    let inputs: Vec<RfmInput> = histories
-        .iter()
-        .map(|h| RfmInput {
-            recency_days: h
-                .days
-                .keys()
-                .next_back()
-                .map_or(0.0, |d| (today - *d).num_days() as f64),
-            frequency: h.days.len() as f64,
-            monetary: h.days.values().sum(),
-        })
-        .collect();
-    let scores = rfm::score(&inputs);
-
     let mut conn = pool.acquire().await?;
     let settings = crate::settings::load(&mut conn, tenant.as_str()).await?;
     drop(conn);
-    let transactions: Vec<Transaction> = histories
-        .iter()
-        .flat_map(|h| {
-            h.days.iter().map(|(d, amount)| Transaction {
-                customer: h.id.to_string(),
-                date: *d,
-                quantity: 1.0,
-                amount: *amount,
-            })
-        })
-        .collect();
-    let summaries = summarise(&transactions, today);
-    let model = ValueModel::fit(&summaries);
-    let predictions: BTreeMap<Uuid, crate::value::Prediction> = match &model {
-        Some(m) => summaries
-            .iter()
-            .filter_map(|s| {
-                Some((
-                    s.customer.parse().ok()?,
-                    m.predict(s, settings.horizon_weeks),
-                ))
-            })
-            .collect(),
-        None => BTreeMap::new(),
-    };
+    // Quintiles and the maximum-likelihood fits are CPU work: off the async runtime's threads.
+    let horizon_weeks = settings.horizon_weeks;
+    let (histories, scores, model, predictions) = tokio::task::spawn_blocking(move || {
+        let (scores, model, predictions) = compute(&histories, today, horizon_weeks);
+        (histories, scores, model, predictions)
+    })
+    .await
+    .map_err(|e| sqlx::Error::Protocol(format!("the scoring computation failed: {e}")))?;
 
     let mut changes = 0u64;
     for (chunk_h, chunk_s) in histories.chunks(10_000).zip(scores.chunks(10_000)) {
@@ -206,7 +241,7 @@ async fn score(
         )
         .bind(tenant.as_str())
         .bind(Json(m))
-        .bind(summaries.len() as i64)
+        .bind(histories.len() as i64)
         .bind(now)
         .execute(pool)
         .await?;

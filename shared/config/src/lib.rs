@@ -30,9 +30,9 @@ pub struct Env {
 }
 
 impl Env {
-    /// The process environment's `CRM_*` variables.
+    /// The process environment's `CRM_*` variables, and `HOSTNAME` (the default replica id).
     pub fn from_process() -> Self {
-        Self::from_pairs(std::env::vars().filter(|(k, _)| k.starts_with("CRM_")))
+        Self::from_pairs(std::env::vars().filter(|(k, _)| k.starts_with("CRM_") || k == "HOSTNAME"))
     }
 
     /// An environment made of these pairs (for tests and tools).

@@ -33,6 +33,13 @@ pub struct KafkaConfig {
     /// linger lets a backlog that librdkafka is still fetching (a loaded machine, a slow
     /// broker) form batches too, at a cost of at most this much latency on a quiet topic.
     pub batch_linger: Duration,
+    /// This replica's static group membership id, `group.instance.id`
+    /// (`CRM_KAFKA__INSTANCE_ID`, default `$HOSTNAME`, the pod's name on Kubernetes; an empty
+    /// value turns static membership off). A replica killed without leaving its group and
+    /// restarted under the same id takes its partitions back at once, instead of waiting for
+    /// the broker to expire the dead member (on tansu that wait was 5 to 11 minutes). Each
+    /// replica of a part needs its own id: two live members with one id fence each other.
+    pub instance_id: Option<String>,
 }
 
 impl KafkaConfig {
@@ -49,6 +56,7 @@ impl KafkaConfig {
             fetch_wait: env.millis_or("CRM_KAFKA__FETCH_WAIT_MS", 10)?,
             max_batch: env.ranged_or("CRM_KAFKA__MAX_BATCH", 500, 1..=10_000)?,
             batch_linger: env.millis_or("CRM_KAFKA__BATCH_LINGER_MS", 5)?,
+            instance_id: instance_id(env),
         })
     }
 
@@ -65,6 +73,14 @@ impl KafkaConfig {
             fetch_wait: Duration::from_millis(10),
             max_batch: 500,
             batch_linger: Duration::from_millis(5),
+            instance_id: None,
         }
     }
+}
+
+/// `CRM_KAFKA__INSTANCE_ID`, else `HOSTNAME`; `None` when empty.
+fn instance_id(env: &Env) -> Option<String> {
+    let id = env.string_or("CRM_KAFKA__INSTANCE_ID", &env.string_or("HOSTNAME", ""));
+    let id = id.trim();
+    (!id.is_empty()).then(|| id.to_owned())
 }

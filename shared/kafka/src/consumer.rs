@@ -243,6 +243,9 @@ pub async fn run<H: Handler>(
             "fetch.wait.max.ms",
             config.fetch_wait.as_millis().to_string(),
         );
+    if let Some(instance) = &config.instance_id {
+        client.set("group.instance.id", instance);
+    }
     let context = LoopContext {
         metrics: metrics.clone(),
         topics: topics.clone(),
@@ -256,7 +259,7 @@ pub async fn run<H: Handler>(
         .collect();
     let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
     consumer.subscribe(&name_refs)?;
-    tracing::info!(group = %group, topics = ?names, "consumer started");
+    tracing::info!(group = %group, topics = ?names, instance = ?config.instance_id, "consumer started");
 
     let worker = Worker {
         handler,
@@ -275,6 +278,11 @@ pub async fn run<H: Handler>(
         let message = match message {
             Ok(m) => m,
             Err(e) => {
+                if let Some((code, reason)) = consumer.client().fatal_error() {
+                    // For example another live replica with this one's group.instance.id
+                    // fenced it: the consumer can never fetch again, so the part must stop.
+                    anyhow::bail!("the consumer hit a fatal error ({code:?}): {reason}");
+                }
                 tracing::warn!(error = %e, "consumer poll error");
                 tokio::time::sleep(BACKOFF_START).await;
                 continue;

@@ -48,10 +48,10 @@ pub async fn connect(url: &str, size: u32) -> anyhow::Result<PgPool> {
         .await?)
 }
 
-/// Runs the shared Kafka tables' migrations and the part's own; each ignores the other's
-/// versions.
+/// Runs the shared tables' migrations (Kafka's outbox and dedupe, the jobs) and the part's own;
+/// each ignores the others' versions (0001.., 1001.., and the parts' timestamps).
 pub async fn migrate(pool: &PgPool, part: &Migrator) -> anyhow::Result<()> {
-    for migrator in [&crm_kafka::MIGRATOR, part] {
+    for migrator in [&crm_kafka::MIGRATOR, &crate::jobs::MIGRATOR, part] {
         let mut migrator = Migrator {
             migrations: migrator.migrations.clone(),
             ..Migrator::DEFAULT

@@ -8,6 +8,7 @@
 //!   drain them in order on shutdown;
 //! - [`cli`]: the `serve` / `migrate` command line every part's binary shares;
 //! - [`PartConfig`]: how a part reads its settings;
+//! - [`jobs`]: persistent long-running jobs with leases, run off the async runtime's threads;
 //! - [`db`], [`shutdown`] and [`tenant_from_path`] helpers.
 
 #![forbid(unsafe_code)]
@@ -16,6 +17,7 @@ mod base;
 pub mod cli;
 mod common;
 pub mod db;
+pub mod jobs;
 mod middleware;
 mod ops;
 mod problem;

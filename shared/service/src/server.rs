@@ -1,8 +1,10 @@
+use std::future::Future;
 use std::time::Duration;
 
 use axum::Router;
 use crm_kafka::consumer::{self, Subscription};
 use crm_kafka::Handler;
+use futures::future::BoxFuture;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -15,7 +17,11 @@ pub struct PartServer {
     base: Base,
     listener: TcpListener,
     router: Router,
+    background: Vec<Background>,
 }
+
+/// A task that runs beside HTTP until shutdown (a job worker, a scheduler).
+type Background = Box<dyn FnOnce(CancellationToken) -> BoxFuture<'static, ()> + Send>;
 
 impl PartServer {
     /// Binds the part's listen address and assembles its API with the operational routes and
@@ -33,7 +39,20 @@ impl PartServer {
             base,
             listener,
             router,
+            background: Vec::new(),
         })
+    }
+
+    /// Adds a task that starts with the part and is given its shutdown token (a job worker, a
+    /// scheduler); the drain waits for it after the consumer stopped.
+    pub fn with_task<F, Fut>(mut self, task: F) -> Self
+    where
+        F: FnOnce(CancellationToken) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.background
+            .push(Box::new(move |shutdown| Box::pin(task(shutdown))));
+        self
     }
 
     /// The port actually bound.
@@ -69,10 +88,15 @@ impl PartServer {
             base,
             listener,
             router,
+            background,
         } = self;
         tracing::info!(part = base.part, addr = ?listener.local_addr().ok(), "serving");
         let relay_stop = CancellationToken::new();
         let relay = tokio::spawn(base.relay.clone().run(relay_stop.clone()));
+        let tasks: Vec<_> = background
+            .into_iter()
+            .map(|task| tokio::spawn(task(shutdown.clone())))
+            .collect();
         let consumer_task = consumer.map(|(subscription, handler)| {
             let config = base.config.kafka.clone();
             let producer = base.producer.clone();
@@ -105,6 +129,11 @@ impl PartServer {
                 }
             },
         };
+        for task in tasks {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "background task failed");
+            }
+        }
         relay_stop.cancel();
         if let Err(e) = relay.await {
             tracing::error!(error = %e, "outbox relay task failed");

@@ -2,11 +2,11 @@
 //! and scoring runs (on demand and their history).
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Duration, Utc};
-use crm_service::{tenant_from_path, Problem};
+use crm_service::{jobs, tenant_from_path, Problem};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -25,6 +25,7 @@ pub(crate) fn routes() -> Router<ApiState> {
             "/internal/v1/tenants/{tenant}/scoring/runs",
             get(runs).post(run_now),
         )
+        .route("/internal/v1/tenants/{tenant}/jobs/{id}", get(job))
 }
 
 /// Customers per RFM group and per (R, F) cell, from the last scoring run.
@@ -185,15 +186,40 @@ async fn lifecycle(
     })))
 }
 
-/// Runs RFM and customer value now for the tenant.
+/// Queues a run of RFM and customer value for the tenant: 202 with the job to follow
+/// (`GET /v1/jobs/{job_id}` through the gateway). The run itself is a job ([`scoring::JOB`]),
+/// taken by one replica's worker.
 async fn run_now(
     State(state): State<ApiState>,
     Path(tenant): Path<String>,
+) -> Result<(StatusCode, [(header::HeaderName, String); 1], Json<Value>), Problem> {
+    let tenant = tenant_from_path(&tenant)?;
+    let id = jobs::enqueue(&state.pool, &tenant, scoring::JOB, &json!({})).await?;
+    let job_id = format!("segmentation-{id}");
+    let url = format!("/v1/jobs/{job_id}");
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, url.clone())],
+        Json(json!({"job_id": job_id, "status": "queued", "url": url})),
+    ))
+}
+
+/// A job of the tenant's: status, progress, result or error.
+async fn job(
+    State(state): State<ApiState>,
+    Path((tenant, id)): Path<(String, i64)>,
 ) -> Result<Json<Value>, Problem> {
     let tenant = tenant_from_path(&tenant)?;
-    let summary = scoring::run(&state.pool, &state.catalog, &tenant, "api", Utc::now()).await?;
-    state.relay.notify_one();
-    Ok(Json(json!(summary)))
+    let job = jobs::get(&state.pool, &tenant, id).await?.ok_or_else(|| {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "job_not_found",
+            "no such job for this tenant",
+        )
+    })?;
+    let mut view = json!(job);
+    view["job_id"] = json!(format!("segmentation-{}", job.id));
+    Ok(Json(view))
 }
 
 async fn runs(
