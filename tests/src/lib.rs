@@ -269,7 +269,12 @@ impl Suite {
 
     /// A connection pool on identity's database, to check what it stored.
     pub async fn identity_pool(&self) -> sqlx::PgPool {
-        let url = part_config(&self.id, "identity", &self.redis).database_url;
+        self.pool_of("identity").await
+    }
+
+    /// A pool on `part`'s own database.
+    pub async fn pool_of(&self, part: &str) -> sqlx::PgPool {
+        let url = part_config(&self.id, part, &self.redis).database_url;
         crm_service::db::connect(&url, 2).await.unwrap()
     }
 

@@ -65,6 +65,26 @@ async fn an_event_linking_two_customers_merges_them() {
     assert_eq!(merged["traits"]["city"], "Porto");
     assert_eq!(merged["event_count"], 3);
 
+    // Campaign folds the merged contact into the survivor's: every event counted once, the
+    // email kept, no contact left under the merged id.
+    let campaign = suite.pool_of("campaign").await;
+    let (older_id, newer_id): (uuid::Uuid, uuid::Uuid) = (
+        id_of(&older).parse().unwrap(),
+        id_of(&newer).parse().unwrap(),
+    );
+    eventually("campaign follows the merge", || async {
+        let rows: Vec<(uuid::Uuid, Option<String>, i64)> = sqlx::query_as(
+            "SELECT customer_id, email, events_seen FROM contacts
+             WHERE customer_id = ANY($1) ORDER BY customer_id",
+        )
+        .bind([older_id, newer_id])
+        .fetch_all(&campaign)
+        .await
+        .unwrap();
+        (rows == [(older_id, Some("ana@example.com".to_owned()), 3)]).then_some(())
+    })
+    .await;
+
     // Its identifiers, through the merged id too.
     let identifiers: Value = suite
         .get(

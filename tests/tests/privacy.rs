@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use crm_tests::{next_of_kind, test_consumer, Suite};
+use crm_tests::{eventually, next_of_kind, test_consumer, Suite};
 use serde_json::{json, Value};
 
 #[tokio::test]
@@ -76,6 +76,22 @@ async fn consent_export_and_erasure() {
     );
     assert!(export["trait_sources"]["name"]["at"].is_string());
 
+    // Campaign can reach Pat by email before the erasure.
+    let campaign = suite.pool_of("campaign").await;
+    let uuid: uuid::Uuid = id.parse().unwrap();
+    let email_of = || async {
+        sqlx::query_scalar::<_, Option<String>>(
+            "SELECT email FROM contacts WHERE tenant_id = 'acme' AND customer_id = $1",
+        )
+        .bind(uuid)
+        .fetch_optional(&campaign)
+        .await
+        .unwrap()
+        .flatten()
+    };
+    let email = eventually("campaign's contact", || async { email_of().await }).await;
+    assert_eq!(email, "pat@example.com");
+
     // Warm the cache, then erase.
     let path = format!("/v1/customers/{id}");
     suite.get(Some(&suite.key), &path).await;
@@ -134,6 +150,103 @@ async fn consent_export_and_erasure() {
     let event = next_of_kind(&profiles, "profile.erased").await;
     assert_eq!(event["customer_id"], id);
     assert_eq!(event["properties"]["erased_ids"][0], id);
+
+    // Every part follows the erasure in its own database.
+    let count = |pool: sqlx::PgPool, sql: &'static str| async move {
+        sqlx::query_scalar::<_, i64>(sql)
+            .bind(uuid)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    let (segmentation, loyalty) = (
+        suite.pool_of("segmentation").await,
+        suite.pool_of("loyalty").await,
+    );
+    eventually("campaign and segmentation record the erasure", || async {
+        let campaign_done = count(
+            campaign.clone(),
+            "SELECT count(*) FROM erased WHERE customer_id = $1",
+        )
+        .await;
+        let segmentation_done = count(
+            segmentation.clone(),
+            "SELECT count(*) FROM erased WHERE customer_id = $1",
+        )
+        .await;
+        (campaign_done == 1 && segmentation_done == 1).then_some(())
+    })
+    .await;
+    assert_eq!(
+        count(
+            campaign.clone(),
+            "SELECT count(*) FROM contacts WHERE customer_id = $1"
+        )
+        .await,
+        0,
+        "campaign keeps no contact of an erased customer"
+    );
+    assert_eq!(
+        count(
+            segmentation.clone(),
+            "SELECT (SELECT count(*) FROM customer_activity WHERE customer_id = $1)
+                  + (SELECT count(*) FROM customer_events WHERE customer_id = $1)
+                  + (SELECT count(*) FROM daily_activity WHERE customer_id = $1)"
+        )
+        .await,
+        0,
+        "segmentation keeps no activity of an erased customer"
+    );
+    let erased_message = event["id"].as_str().unwrap().to_owned();
+    eventually("loyalty applies the erasure", || async {
+        let n: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM processed_messages WHERE message_id = $1")
+                .bind(&erased_message)
+                .fetch_one(&loyalty)
+                .await
+                .unwrap();
+        (n == 1).then_some(())
+    })
+    .await;
+    assert_eq!(
+        count(
+            loyalty.clone(),
+            "SELECT count(*) FROM profiles WHERE customer_id = $1"
+        )
+        .await,
+        0,
+        "loyalty keeps no birthday of an erased customer"
+    );
+    // A late profile change for the erased id does not bring the contact back.
+    let late = json!({"id": "late-1", "tenant_id": "acme", "kind": "profile.updated",
+        "customer_id": id, "occurred_at": "2026-03-02T10:00:00Z", "received_at": "2026-03-02T10:00:00Z",
+        "source": "identity", "identity": {"email": "pat@example.com"}});
+    let producer = crm_kafka::Producer::connect(
+        &crm_tests::part_config(&suite.id, "probe", &suite.redis).kafka,
+        crm_telemetry::Metrics::new("probe").unwrap(),
+    )
+    .await
+    .unwrap();
+    producer
+        .send_raw(
+            &suite.topic("crm.profiles.v1"),
+            &format!("acme:{id}"),
+            &serde_json::to_vec(&late).unwrap(),
+            &std::collections::HashMap::new(),
+        )
+        .await
+        .unwrap();
+    eventually("campaign applies the late message", || async {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM processed_messages WHERE message_id = 'late-1'",
+        )
+        .fetch_one(&campaign)
+        .await
+        .unwrap();
+        (n == 1).then_some(())
+    })
+    .await;
+    assert!(email_of().await.is_none(), "the erased contact stays gone");
 
     // The same person coming back is a new customer.
     suite

@@ -1,11 +1,13 @@
-//! Keeps the contacts campaigns can reach.
+//! Keeps the contacts campaigns can reach, following identity's merges and erasures.
 
 use crm_envelope::{Envelope, Topic};
 use crm_kafka::{dedupe, require_customer, HandleError, Handler, MessageMeta};
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
 
-/// Applies profile changes (email) and resolved events (activity) to `contacts`, once per
-/// message id and topic.
+/// Applies profile changes (email), resolved events (activity), merges (the merged contact
+/// folds into the survivor's) and erasures (the contact is deleted and its id remembered) to
+/// `contacts`, once per message id and topic.
 #[derive(Clone)]
 pub struct CampaignHandler {
     pool: PgPool,
@@ -22,24 +24,43 @@ impl CampaignHandler {
     }
 }
 
+/// What a message does to the contacts.
+enum Effect {
+    /// `profile.created` / `profile.updated`: the email, if the profile has one.
+    Profile,
+    /// A resolved event: one more event seen, and its time.
+    Activity,
+    /// `profile.merged`: `merged` folds into `survivor`.
+    Merge { merged: Uuid, survivor: Uuid },
+    /// `profile.erased`: these ids are forgotten.
+    Erase(Vec<Uuid>),
+}
+
+fn effect_of(e: &Envelope, topic: Topic) -> Result<Option<Effect>, HandleError> {
+    Ok(Some(match (topic, e.kind.as_str()) {
+        (Topic::Profiles, "profile.created" | "profile.updated") => Effect::Profile,
+        (Topic::Profiles, "profile.merged") => {
+            let (Some(merged), Some(survivor)) =
+                (e.uuid_property("merged_id"), e.uuid_property("survivor_id"))
+            else {
+                return Err(HandleError::permanent(
+                    "invalid_merge",
+                    "profile.merged without properties.merged_id and survivor_id",
+                ));
+            };
+            Effect::Merge { merged, survivor }
+        }
+        (Topic::Profiles, "profile.erased") => Effect::Erase(e.erased_ids()),
+        (Topic::Events, _) => Effect::Activity,
+        // Segments and loyalty feed journeys in a later issue.
+        _ => return Ok(None),
+    }))
+}
+
 impl Handler for CampaignHandler {
     async fn handle(&self, e: &Envelope, meta: &MessageMeta) -> Result<(), HandleError> {
-        let statement = match meta.topic {
-            Topic::Profiles if e.kind == "profile.created" || e.kind == "profile.updated" => {
-                "INSERT INTO contacts AS c (tenant_id, customer_id, email) VALUES ($1, $2, $3)
-                 ON CONFLICT (tenant_id, customer_id) DO UPDATE
-                 SET email = COALESCE(EXCLUDED.email, c.email), updated_at = now()"
-            }
-            Topic::Events => {
-                "INSERT INTO contacts AS c (tenant_id, customer_id, events_seen, last_event_at)
-                 VALUES ($1, $2, 1, $4)
-                 ON CONFLICT (tenant_id, customer_id) DO UPDATE
-                 SET events_seen = c.events_seen + 1,
-                     last_event_at = GREATEST(c.last_event_at, EXCLUDED.last_event_at),
-                     updated_at = now()"
-            }
-            // Segments and loyalty feed journeys in a later issue.
-            _ => return Ok(()),
+        let Some(effect) = effect_of(e, meta.topic)? else {
+            return Ok(());
         };
         let customer_id = require_customer(e)?;
         let mut tx = self.pool.begin().await?;
@@ -47,14 +68,112 @@ impl Handler for CampaignHandler {
         if !dedupe::first_delivery(&mut tx, &consumer, &e.tenant_id, &e.id).await? {
             return Ok(());
         }
-        sqlx::query(statement)
-            .bind(e.tenant_id.as_str())
-            .bind(customer_id)
-            .bind(e.identity.email.as_deref())
-            .bind(e.occurred_at)
-            .execute(&mut *tx)
-            .await?;
+        let tenant = e.tenant_id.as_str();
+        match effect {
+            Effect::Merge { merged, survivor } => merge(&mut tx, tenant, merged, survivor).await?,
+            Effect::Erase(ids) => erase(&mut tx, tenant, &ids).await?,
+            Effect::Profile | Effect::Activity => {
+                let Some(customer) = live_id(&mut tx, tenant, customer_id).await? else {
+                    // Erased: nothing of it comes back.
+                    tx.commit().await?;
+                    return Ok(());
+                };
+                let statement = if matches!(effect, Effect::Profile) {
+                    "INSERT INTO contacts AS c (tenant_id, customer_id, email) VALUES ($1, $2, $3)
+                     ON CONFLICT (tenant_id, customer_id) DO UPDATE
+                     SET email = COALESCE(EXCLUDED.email, c.email), updated_at = now()"
+                } else {
+                    "INSERT INTO contacts AS c (tenant_id, customer_id, events_seen, last_event_at)
+                     VALUES ($1, $2, 1, $4)
+                     ON CONFLICT (tenant_id, customer_id) DO UPDATE
+                     SET events_seen = c.events_seen + 1,
+                         last_event_at = GREATEST(c.last_event_at, EXCLUDED.last_event_at),
+                         updated_at = now()"
+                };
+                sqlx::query(statement)
+                    .bind(tenant)
+                    .bind(customer)
+                    .bind(e.identity.email.as_deref())
+                    .bind(e.occurred_at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// The id contacts are kept under: the survivor of a merged id, or `None` once erased.
+async fn live_id(
+    tx: &mut Transaction<'_, Postgres>,
+    tenant: &str,
+    id: Uuid,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT x.id FROM (SELECT coalesce(
+             (SELECT survivor_id FROM aliases WHERE tenant_id = $1 AND merged_id = $2), $2) AS id) x
+         WHERE NOT EXISTS (SELECT 1 FROM erased WHERE tenant_id = $1 AND customer_id = x.id)",
+    )
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await
+}
+
+/// Folds the merged contact into the survivor's (events add up, the later activity and the
+/// survivor's email win, the merged one's email fills a gap) and records the alias.
+async fn merge(
+    tx: &mut Transaction<'_, Postgres>,
+    tenant: &str,
+    merged: Uuid,
+    survivor: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "WITH gone AS (DELETE FROM contacts WHERE tenant_id = $1 AND customer_id = $2 RETURNING *)
+         INSERT INTO contacts AS c (tenant_id, customer_id, email, events_seen, last_event_at)
+         SELECT $1, $3, email, events_seen, last_event_at FROM gone
+         ON CONFLICT (tenant_id, customer_id) DO UPDATE
+         SET email = COALESCE(c.email, EXCLUDED.email),
+             events_seen = c.events_seen + EXCLUDED.events_seen,
+             last_event_at = GREATEST(c.last_event_at, EXCLUDED.last_event_at),
+             updated_at = now()",
+    )
+    .bind(tenant)
+    .bind(merged)
+    .bind(survivor)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO aliases (tenant_id, merged_id, survivor_id) VALUES ($1, $2, $3)
+         ON CONFLICT (tenant_id, merged_id) DO UPDATE SET survivor_id = EXCLUDED.survivor_id",
+    )
+    .bind(tenant)
+    .bind(merged)
+    .bind(survivor)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Deletes the contacts of `ids` (email and activity) and remembers the ids.
+async fn erase(
+    tx: &mut Transaction<'_, Postgres>,
+    tenant: &str,
+    ids: &[Uuid],
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM contacts WHERE tenant_id = $1 AND customer_id = ANY($2)")
+        .bind(tenant)
+        .bind(ids)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO erased (tenant_id, customer_id) SELECT $1, unnest($2::uuid[])
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(ids)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
