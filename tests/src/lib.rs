@@ -53,6 +53,7 @@ pub fn part_config(id: &str, part: &str, redis: &str) -> CommonConfig {
             prefix: format!("t{id}"),
             ttl: Duration::from_secs(3600),
             timeout: Duration::from_millis(250),
+            tombstone_ttl: Duration::from_secs(600),
         },
     }
 }
@@ -293,6 +294,7 @@ impl Suite {
             prefix: format!("t{}", self.id),
             ttl: Duration::from_secs(60),
             timeout: Duration::from_secs(2),
+            tombstone_ttl: Duration::from_secs(600),
         })
         .unwrap()
     }
@@ -359,7 +361,17 @@ pub fn spawn_identity_consumer_with<H: crm_kafka::Handler>(
 }
 
 /// Polls `f` until it returns `Some`, for up to 60 s; panics naming `what` otherwise.
-pub async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    eventually_within(what, Duration::from_secs(60), f).await
+}
+
+/// [`eventually`] for work whose length grows with the machine's load (an import of a
+/// thousand records and its clean-up on a busy 2-core machine): up to `limit`.
+pub async fn eventually_within<T, F, Fut>(what: &str, limit: Duration, mut f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -369,10 +381,7 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "timed out waiting for {what}"
-        );
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -196,15 +196,15 @@ async fn a_consumer_killed_between_effect_and_commit_gets_the_message_again_and_
     assert_eq!(resolved, 1, "the resolved event was enqueued once");
 }
 
-#[tokio::test]
-async fn with_redis_stopped_reads_fall_back_to_identity_and_ingest_still_works() {
+/// A Redis server of the test's own on a free port, and its URL.
+async fn private_redis() -> (tokio::process::Child, String) {
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
     let dir = std::env::temp_dir().join(format!("crm-redis-{port}"));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut redis = tokio::process::Command::new("redis-server")
+    let redis = tokio::process::Command::new("redis-server")
         .args([
             "--port",
             &port.to_string(),
@@ -220,14 +220,28 @@ async fn with_redis_stopped_reads_fall_back_to_identity_and_ingest_still_works()
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("redis-server is installed");
-    let url = format!("redis://127.0.0.1:{port}");
     eventually("private redis", || async {
         tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .ok()
     })
     .await;
+    (redis, format!("redis://127.0.0.1:{port}"))
+}
 
+/// Sends `signal` (`STOP`, `CONT`) to `child`.
+fn signal(child: &tokio::process::Child, signal: &str) {
+    let pid = child.id().unwrap().to_string();
+    let sent = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
+#[tokio::test]
+async fn with_redis_stopped_reads_fall_back_to_identity_and_ingest_still_works() {
+    let (mut redis, url) = private_redis().await;
     let suite = Suite::start_with(SuiteOptions { redis: Some(url) }).await;
     suite
         .ingest(
@@ -270,12 +284,88 @@ async fn with_redis_stopped_reads_fall_back_to_identity_and_ingest_still_works()
         .send()
         .await
         .unwrap();
-    assert_eq!(ready.status(), 503);
-    assert_eq!(
-        ready.json::<Value>().await.unwrap()["checks"]["redis"],
-        "unreachable"
-    );
+    // Redis is a cache: the part is degraded, not unready.
+    assert_eq!(ready.status(), 200);
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(ready["status"], "degraded");
+    assert_eq!(ready["checks"]["redis"], "degraded");
     suite.stop().await;
+}
+
+#[tokio::test]
+async fn an_erasure_while_redis_hangs_never_brings_the_profile_back_and_writes_keep_the_newest() {
+    let (redis, url) = private_redis().await;
+    let suite = Suite::start_with(SuiteOptions { redis: Some(url) }).await;
+    suite
+        .ingest(&json!({"kind": "identify", "identity": {"user_id": "hang-1", "email": "hang@example.com"}}))
+        .await;
+    let id = suite.wait_for_customer("hang-1", |_| true).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/v1/customers/{id}");
+    eventually("a cache hit", || async {
+        (suite.get(Some(&suite.key), &path).await.headers()["x-cache"] == "hit").then_some(())
+    })
+    .await;
+
+    // Redis hangs (keeps its data, answers nothing) while the customer is erased: the
+    // evictions time out, and reads answer from identity.
+    signal(&redis, "STOP");
+    let erased = suite
+        .post(&suite.key, &format!("/v1/customers/{id}/erase"), None)
+        .await;
+    assert_eq!(erased.status(), 200);
+    assert_eq!(suite.get(Some(&suite.key), &path).await.status(), 404);
+    let identity = suite.identity_pool().await;
+    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM cache_repairs")
+        .fetch_one(&identity)
+        .await
+        .unwrap();
+    assert!(pending >= 1, "the failed eviction is recorded for repair");
+
+    // Redis answers again: the stale copy is dropped and tombstoned, and stays gone.
+    signal(&redis, "CONT");
+    let cache = suite.profile_cache();
+    let key = cache.key(
+        &crm_envelope::TenantId::parse("acme").unwrap(),
+        id.parse().unwrap(),
+    );
+    eventually("the stale copy repaired", || async {
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM cache_repairs")
+            .fetch_one(&identity)
+            .await
+            .unwrap();
+        (left == 0).then_some(())
+    })
+    .await;
+    assert!(cache.get(&key).await.unwrap().is_none());
+    for _ in 0..3 {
+        assert_eq!(suite.get(Some(&suite.key), &path).await.status(), 404);
+    }
+    // A late fill of the erased id (a read that raced the erasure) is refused by the tombstone.
+    let late =
+        json!({"id": id, "version": 99, "traits": {"email": "hang@example.com"}}).to_string();
+    assert!(!cache.fill(&key, &late).await.unwrap());
+    assert!(!cache.put(&key, &late).await.unwrap());
+    assert!(cache.get(&key).await.unwrap().is_none());
+
+    // Compare-and-set on versions: an older write never replaces a newer copy.
+    let other = cache.key(
+        &crm_envelope::TenantId::parse("acme").unwrap(),
+        uuid::Uuid::new_v4(),
+    );
+    let at = |v: i64| json!({"version": v, "traits": {"n": v}}).to_string();
+    assert!(cache.put(&other, &at(5)).await.unwrap());
+    assert!(!cache.put(&other, &at(3)).await.unwrap());
+    assert!(
+        !cache.fill(&other, &at(5)).await.unwrap(),
+        "a fill keeps an equal version"
+    );
+    assert!(cache.put(&other, &at(6)).await.unwrap());
+    assert_eq!(cache.get(&other).await.unwrap().unwrap(), at(6));
+    suite.stop().await;
+    drop(redis);
 }
 
 #[tokio::test]

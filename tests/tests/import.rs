@@ -7,8 +7,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use crm_tests::{eventually, Suite};
+use crm_tests::{eventually, eventually_within, Suite};
 use serde_json::{json, Value};
 
 fn febrl1() -> String {
@@ -36,7 +37,8 @@ async fn import(suite: &Suite, body: String, format: &str) -> Value {
         .unwrap();
     assert_eq!(started["status"], "running", "{started}");
     let id = started["id"].as_str().unwrap().to_owned();
-    eventually("import done", || async {
+    // The import is a long job: on a loaded machine it may outlast eventually's minute.
+    eventually_within("import done", Duration::from_secs(240), || async {
         let job: Value = suite
             .get(Some(&suite.key), &format!("/v1/imports/{id}"))
             .await

@@ -69,18 +69,24 @@ impl PartConfig for Config {
 /// Identity, connected and bound: `port()`, then `run(shutdown)`.
 pub type Application = ConsumerApp<IngestHandler>;
 
+/// How often possibly stale hot-profile keys (left by failed Redis calls) are repaired.
+const CACHE_REPAIR_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Connects, migrates (when configured), creates topics and binds the listener.
 pub async fn build(config: Config) -> anyhow::Result<Application> {
     let base = Base::connect(PART, config.common, &MIGRATOR).await?;
     let handler = IngestHandler::new(&base);
     let api = api::routes(api::ApiState {
         pool: base.pool.clone(),
-        hot: hot::HotProfiles::new(std::sync::Arc::clone(&base.cache)),
+        hot: hot::HotProfiles::new(std::sync::Arc::clone(&base.cache), base.pool.clone()),
         relay: base.relay.waker(),
         resolver: Resolver::new(&base),
     });
     spawn_timeline_purge(base.pool.clone());
-    let server = PartServer::bind(base, api).await?;
+    let repairs = hot::HotProfiles::new(std::sync::Arc::clone(&base.cache), base.pool.clone());
+    let server = PartServer::bind(base, api)
+        .await?
+        .with_task(move |shutdown| repairs.run_repairs(CACHE_REPAIR_EVERY, shutdown));
     Ok(ConsumerApp::new(server, subscription(), handler))
 }
 

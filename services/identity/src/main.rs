@@ -129,11 +129,8 @@ async fn connect() -> anyhow::Result<(sqlx::PgPool, HotProfiles, Arc<Notify>)> {
     crm_service::Base::migrate_only(&config.common, &crm_identity::MIGRATOR).await?;
     let pool = crm_service::db::connect(&config.common.database_url, 4).await?;
     let cache = crm_cache::ProfileCache::new(config.common.redis.clone())?;
-    Ok((
-        pool,
-        HotProfiles::new(Arc::new(cache)),
-        Arc::new(Notify::new()),
-    ))
+    let hot = HotProfiles::new(Arc::new(cache), pool.clone());
+    Ok((pool, hot, Arc::new(Notify::new())))
 }
 
 async fn import(tenant: &str, file: &Path, format: Option<&str>) -> anyhow::Result<()> {

@@ -45,7 +45,7 @@ impl Resolver {
     pub fn new(base: &Base) -> Self {
         Self::from_parts(
             base.pool.clone(),
-            HotProfiles::new(Arc::clone(&base.cache)),
+            HotProfiles::new(Arc::clone(&base.cache), base.pool.clone()),
             base.relay.waker(),
         )
     }

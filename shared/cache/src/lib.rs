@@ -1,15 +1,27 @@
 //! The hot-profile cache (ARCHITECTURE.md: `{prefix}:{tenant}:profile:{customer_id}`). Redis is
-//! a cache, never a source of truth: every operation has a short timeout, the connection is made
-//! lazily and remade after failures, and callers treat an error as a miss.
+//! a cache, never a source of truth:
+//!
+//! - every operation has a short timeout, and callers treat an error as a miss;
+//! - a circuit breaker: after a failure Redis is taken as down until a short, growing delay has
+//!   passed (100 ms doubling to 5 s), so a Redis outage costs callers nothing but the miss,
+//!   instead of a timeout per call; the first call after the delay tries again;
+//! - the connection is made lazily, by one caller at a time and with no lock held while it
+//!   connects; once made, redis-rs's connection manager reconnects in the background;
+//! - writes carry the profile's `version` and go through a short Lua script that refuses to
+//!   replace a newer cached version (compare-and-set), so an older write or a slow fill never
+//!   overwrites a fresher profile;
+//! - merges and erasures leave a short tombstone (`…:profile:{id}:gone`) that refuses every
+//!   write for the id while it lives, so a fill racing an erasure cannot bring its data back.
 
 #![forbid(unsafe_code)]
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crm_config::{ConfigError, Env};
 use crm_envelope::TenantId;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use tokio::sync::Mutex;
 use uuid::Uuid;
 
 /// Cache settings (`CRM_REDIS__*`).
@@ -23,6 +35,9 @@ pub struct CacheConfig {
     pub ttl: Duration,
     /// Bound on each Redis operation, `CRM_REDIS__TIMEOUT_MS`, default 250 ms.
     pub timeout: Duration,
+    /// How long a merged or erased id's tombstone refuses writes,
+    /// `CRM_REDIS__TOMBSTONE_TTL_MS`, default 10 minutes.
+    pub tombstone_ttl: Duration,
 }
 
 impl CacheConfig {
@@ -37,6 +52,7 @@ impl CacheConfig {
             prefix: env.string_or("CRM_REDIS__PREFIX", "crm"),
             ttl: env.millis_or("CRM_REDIS__PROFILE_TTL_MS", 3_600_000)?,
             timeout: env.millis_or("CRM_REDIS__TIMEOUT_MS", 250)?,
+            tombstone_ttl: env.millis_or("CRM_REDIS__TOMBSTONE_TTL_MS", 600_000)?,
         })
     }
 }
@@ -50,6 +66,12 @@ pub enum CacheError {
     /// Redis did not answer within the configured timeout.
     #[error("redis did not answer in time")]
     Timeout,
+    /// Redis failed recently: taken as down until the breaker's delay has passed.
+    #[error("redis is taken as down after a recent failure")]
+    Down,
+    /// The value written is not a profile with a `version`.
+    #[error("not a profile with a version: {0}")]
+    NotAProfile(String),
 }
 
 /// The key of one customer's hot profile.
@@ -66,6 +88,73 @@ impl ProfileKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The key of this profile's tombstone.
+    pub fn tombstone(&self) -> String {
+        format!("{}:gone", self.0)
+    }
+}
+
+/// Writes a profile unless a tombstone lives or a newer version is cached. KEYS: profile,
+/// tombstone; ARGV: JSON, version, TTL in ms, `put` (replace an equal version: the owner's
+/// write) or `fill` (keep an equal version: a reader's copy). 1 when written.
+const WRITE_SCRIPT: &str = r#"
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local ok, decoded = pcall(cjson.decode, cur)
+  if ok and type(decoded) == 'table' and tonumber(decoded['version']) then
+    local have, new = tonumber(decoded['version']), tonumber(ARGV[2])
+    if have > new or (ARGV[4] == 'fill' and have >= new) then return 0 end
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+return 1
+"#;
+
+/// The circuit breaker's state.
+#[derive(Debug, Default)]
+struct Breaker {
+    down_until: Option<Instant>,
+    failures: u32,
+}
+
+const BREAKER_START: Duration = Duration::from_millis(100);
+const BREAKER_MAX: Duration = Duration::from_secs(5);
+
+impl Breaker {
+    fn open(&self, now: Instant) -> bool {
+        self.down_until.is_some_and(|t| now < t)
+    }
+
+    /// Records a failure; `true` when Redis was up until now (the transition is logged once).
+    fn trip(&mut self, now: Instant) -> bool {
+        let was_up = self.failures == 0;
+        let delay = BREAKER_START
+            .saturating_mul(1 << self.failures.min(10))
+            .min(BREAKER_MAX);
+        self.failures = self.failures.saturating_add(1);
+        self.down_until = Some(now + delay);
+        was_up
+    }
+
+    /// Records a success; `true` when Redis was down until now.
+    fn reset(&mut self) -> bool {
+        let was_down = self.failures > 0;
+        *self = Self::default();
+        was_down
+    }
+}
+
+/// The `version` of a profile's JSON.
+fn version_of(json: &str) -> Result<i64, CacheError> {
+    #[derive(serde::Deserialize)]
+    struct Versioned {
+        version: i64,
+    }
+    serde_json::from_str::<Versioned>(json)
+        .map(|v| v.version)
+        .map_err(|e| CacheError::NotAProfile(e.to_string()))
 }
 
 /// Hot customer profiles in Redis, stored as the JSON that identity serves.
@@ -73,6 +162,8 @@ pub struct ProfileCache {
     config: CacheConfig,
     client: redis::Client,
     conn: Mutex<Option<ConnectionManager>>,
+    connecting: AtomicBool,
+    breaker: Mutex<Breaker>,
 }
 
 impl ProfileCache {
@@ -84,6 +175,8 @@ impl ProfileCache {
             config,
             client,
             conn: Mutex::new(None),
+            connecting: AtomicBool::new(false),
+            breaker: Mutex::new(Breaker::default()),
         })
     }
 
@@ -99,56 +192,81 @@ impl ProfileCache {
         self.run(cmd).await
     }
 
-    /// Stores a profile written by its owner (identity), replacing any cached version.
-    pub async fn put(&self, key: &ProfileKey, json: &str) -> Result<(), CacheError> {
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(key.as_str()).arg(json).arg("PX").arg(self.ttl_ms());
-        self.run::<()>(cmd).await
+    /// Stores a profile written by its owner (identity), replacing the cached copy unless that
+    /// one has a newer version or the id has a tombstone. `true` when written.
+    pub async fn put(&self, key: &ProfileKey, json: &str) -> Result<bool, CacheError> {
+        let cmd = self.write_cmd(key, json, "put")?;
+        self.run::<i64>(cmd).await.map(|n| n == 1)
     }
 
-    /// Fills a miss with a profile read from its owner, unless a fresher version was written
-    /// meanwhile (`SET NX`), so a slow read never overwrites a newer profile.
-    pub async fn fill(&self, key: &ProfileKey, json: &str) -> Result<(), CacheError> {
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(key.as_str())
+    /// Fills a miss with a profile read from its owner, unless the cache meanwhile holds the
+    /// same or a newer version, or the id has a tombstone (a slow read never overwrites a
+    /// fresher profile nor brings back an erased one). `true` when written.
+    pub async fn fill(&self, key: &ProfileKey, json: &str) -> Result<bool, CacheError> {
+        let cmd = self.write_cmd(key, json, "fill")?;
+        self.run::<i64>(cmd).await.map(|n| n == 1)
+    }
+
+    fn write_cmd(
+        &self,
+        key: &ProfileKey,
+        json: &str,
+        mode: &str,
+    ) -> Result<redis::Cmd, CacheError> {
+        let version = version_of(json)?;
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(WRITE_SCRIPT)
+            .arg(2)
+            .arg(key.as_str())
+            .arg(key.tombstone())
             .arg(json)
-            .arg("PX")
+            .arg(version)
             .arg(self.ttl_ms())
-            .arg("NX");
-        self.run::<Option<String>>(cmd).await.map(|_| ())
+            .arg(mode);
+        Ok(cmd)
     }
 
-    /// Removes a profile (merge, erasure).
+    /// Removes a profile and leaves its tombstone (merge, erasure): no write for the id is
+    /// taken while the tombstone lives.
     pub async fn evict(&self, key: &ProfileKey) -> Result<(), CacheError> {
-        let mut cmd = redis::cmd("DEL");
-        cmd.arg(key.as_str());
-        self.run::<i64>(cmd).await.map(|_| ())
+        self.evict_many(std::slice::from_ref(key)).await
     }
 
-    /// Writes several profiles in one round trip (a pipeline of `SET … PX`).
+    /// Writes several profiles in one round trip (a pipeline of the compare-and-set script).
     pub async fn put_many(&self, entries: &[(ProfileKey, String)]) -> Result<(), CacheError> {
         if entries.is_empty() {
             return Ok(());
         }
         let mut pipe = redis::pipe();
         for (key, json) in entries {
-            pipe.cmd("SET")
-                .arg(key.as_str())
-                .arg(json)
-                .arg("PX")
-                .arg(self.ttl_ms())
-                .ignore();
+            pipe.add_command(self.write_cmd(key, json, "put")?).ignore();
         }
-        let mut conn = self.connection().await?;
-        match tokio::time::timeout(self.config.timeout, pipe.query_async::<()>(&mut conn)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.into()),
-            Err(_) => Err(CacheError::Timeout),
-        }
+        self.run_pipe(pipe).await
     }
 
-    /// Removes several profiles in one command.
+    /// Removes several profiles and leaves their tombstones, in one round trip.
     pub async fn evict_many(&self, keys: &[ProfileKey]) -> Result<(), CacheError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        let mut del = redis::cmd("DEL");
+        for key in keys {
+            del.arg(key.as_str());
+            pipe.cmd("SET")
+                .arg(key.tombstone())
+                .arg(1)
+                .arg("PX")
+                .arg(u64::try_from(self.config.tombstone_ttl.as_millis()).unwrap_or(u64::MAX))
+                .ignore();
+        }
+        pipe.add_command(del).ignore();
+        self.run_pipe(pipe).await
+    }
+
+    /// Drops cached copies without tombstones (a write that may not have landed: the owner
+    /// writes the next version again).
+    pub async fn remove_many(&self, keys: &[ProfileKey]) -> Result<(), CacheError> {
         if keys.is_empty() {
             return Ok(());
         }
@@ -157,6 +275,21 @@ impl ProfileCache {
             cmd.arg(key.as_str());
         }
         self.run::<i64>(cmd).await.map(|_| ())
+    }
+
+    /// Removes a profile's tombstone: the id is a customer of its own again (an unmerge).
+    pub async fn revive(&self, key: &ProfileKey) -> Result<(), CacheError> {
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(key.tombstone());
+        self.run::<i64>(cmd).await.map(|_| ())
+    }
+
+    /// Whether Redis is taken as down (the breaker is open).
+    pub fn is_down(&self) -> bool {
+        self.breaker
+            .lock()
+            .map(|b| b.open(Instant::now()))
+            .unwrap_or(false)
     }
 
     /// Whether Redis answers `PING`.
@@ -168,31 +301,80 @@ impl ProfileCache {
         u64::try_from(self.config.ttl.as_millis()).unwrap_or(u64::MAX)
     }
 
+    /// The connection: made by one caller at a time, with no lock held while connecting
+    /// (callers meanwhile get [`CacheError::Down`], a miss); refused while the breaker is open.
     async fn connection(&self) -> Result<ConnectionManager, CacheError> {
-        let mut guard = self.conn.lock().await;
-        if let Some(conn) = guard.as_ref() {
-            return Ok(conn.clone());
+        if self.is_down() {
+            return Err(CacheError::Down);
+        }
+        if let Some(conn) = self.conn.lock().ok().and_then(|c| c.clone()) {
+            return Ok(conn);
+        }
+        if self.connecting.swap(true, Ordering::AcqRel) {
+            return Err(CacheError::Down);
         }
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(self.config.timeout)
             .set_response_timeout(self.config.timeout)
             .set_number_of_retries(1);
-        let conn = tokio::time::timeout(
+        let made = tokio::time::timeout(
             self.config.timeout * 2,
             ConnectionManager::new_with_config(self.client.clone(), config),
         )
-        .await
-        .map_err(|_| CacheError::Timeout)??;
-        *guard = Some(conn.clone());
+        .await;
+        self.connecting.store(false, Ordering::Release);
+        let conn = match made {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => return Err(self.failed(e.into())),
+            Err(_) => return Err(self.failed(CacheError::Timeout)),
+        };
+        if let Ok(mut guard) = self.conn.lock() {
+            *guard = Some(conn.clone());
+        }
         Ok(conn)
+    }
+
+    /// Trips the breaker for `err` (logged when Redis was up until now) and returns it.
+    fn failed(&self, err: CacheError) -> CacheError {
+        let tripped = self
+            .breaker
+            .lock()
+            .map(|mut b| b.trip(Instant::now()))
+            .unwrap_or(false);
+        if tripped {
+            tracing::warn!(error = %err, "redis failed; serving without the cache until it answers again");
+        }
+        err
+    }
+
+    fn succeeded(&self) {
+        let recovered = self.breaker.lock().map(|mut b| b.reset()).unwrap_or(false);
+        if recovered {
+            tracing::info!("redis answers again; the cache is back");
+        }
     }
 
     async fn run<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, CacheError> {
         let mut conn = self.connection().await?;
         match tokio::time::timeout(self.config.timeout, cmd.query_async(&mut conn)).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(e.into()),
-            Err(_) => Err(CacheError::Timeout),
+            Ok(Ok(v)) => {
+                self.succeeded();
+                Ok(v)
+            }
+            Ok(Err(e)) => Err(self.failed(e.into())),
+            Err(_) => Err(self.failed(CacheError::Timeout)),
+        }
+    }
+
+    async fn run_pipe(&self, pipe: redis::Pipeline) -> Result<(), CacheError> {
+        let mut conn = self.connection().await?;
+        match tokio::time::timeout(self.config.timeout, pipe.query_async::<()>(&mut conn)).await {
+            Ok(Ok(())) => {
+                self.succeeded();
+                Ok(())
+            }
+            Ok(Err(e)) => Err(self.failed(e.into())),
+            Err(_) => Err(self.failed(CacheError::Timeout)),
         }
     }
 }
@@ -209,5 +391,33 @@ mod tests {
             ProfileKey::new("crm", &tenant, id).as_str(),
             "crm:acme:profile:00000000-0000-0000-0000-000000000000"
         );
+    }
+
+    #[test]
+    fn the_breaker_opens_for_a_growing_delay_and_closes_on_success() {
+        let mut b = Breaker::default();
+        let t0 = Instant::now();
+        assert!(!b.open(t0));
+        assert!(b.trip(t0), "the first failure is the transition");
+        assert!(b.open(t0 + Duration::from_millis(99)));
+        assert!(!b.open(t0 + Duration::from_millis(100)));
+        assert!(!b.trip(t0), "later failures are not logged again");
+        assert!(b.open(t0 + Duration::from_millis(199)));
+        for _ in 0..20 {
+            b.trip(t0);
+        }
+        assert!(!b.open(t0 + BREAKER_MAX), "the delay is capped");
+        assert!(b.reset());
+        assert!(!b.open(t0));
+        assert!(!b.reset());
+    }
+
+    #[test]
+    fn a_profile_write_needs_its_version() {
+        assert_eq!(version_of(r#"{"id": "x", "version": 7}"#).unwrap(), 7);
+        assert!(matches!(
+            version_of(r#"{"id": "x"}"#),
+            Err(CacheError::NotAProfile(_))
+        ));
     }
 }

@@ -70,6 +70,8 @@ async fn split(
     let restored = profile::load(&mut tx, &tenant, done.restored).await?;
     tx.commit().await?;
     state.relay.notify_one();
+    // The restored id was tombstoned when it was merged away: it may be cached again.
+    state.hot.revive(&tenant, done.restored).await;
     for p in survivor.iter().chain(restored.iter()) {
         state.hot.refresh(&tenant, p).await;
     }
