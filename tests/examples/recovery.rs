@@ -100,6 +100,7 @@ impl Run {
             .env("CRM_KAFKA__BROKERS", brokers())
             .env("CRM_KAFKA__TOPIC_PREFIX", &self.prefix)
             .env("CRM_KAFKA__INSTANCE_ID", instance)
+            .env("CRM_SERVICE_TOKEN", crm_tests::SERVICE_TOKEN)
             .env("CRM_REDIS__PREFIX", self.prefix.trim_end_matches('.'))
             .env(format!("CRM_{upper}__DATABASE_URL"), &self.database_url)
             .env(format!("CRM_{upper}__LISTEN"), "127.0.0.1:0")

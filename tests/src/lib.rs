@@ -55,8 +55,12 @@ pub fn part_config(id: &str, part: &str, redis: &str) -> CommonConfig {
             timeout: Duration::from_millis(250),
             tombstone_ttl: Duration::from_secs(600),
         },
+        service_token: Some(crm_service::ServiceToken::new(SERVICE_TOKEN).unwrap()),
     }
 }
+
+/// The service token of every test deployment.
+pub const SERVICE_TOKEN: &str = "test-service-token-0123456789abcdef";
 
 /// A short unique id for one test's resources.
 pub fn unique_id() -> String {

@@ -102,6 +102,7 @@ async fn the_same_event_posted_twice_changes_nothing_the_second_time() {
                 "{}/internal/v1/tenants/acme/customers/{id}/activity",
                 suite.segmentation
             ))
+            .header(crm_service::SERVICE_TOKEN_HEADER, crm_tests::SERVICE_TOKEN)
             .send()
             .await
             .unwrap();
@@ -118,6 +119,7 @@ async fn the_same_event_posted_twice_changes_nothing_the_second_time() {
                 "{}/internal/v1/tenants/acme/members/{id}",
                 suite.loyalty
             ))
+            .header(crm_service::SERVICE_TOKEN_HEADER, crm_tests::SERVICE_TOKEN)
             .send()
             .await
             .unwrap();
@@ -127,6 +129,41 @@ async fn the_same_event_posted_twice_changes_nothing_the_second_time() {
     })
     .await;
     assert_eq!(member["orders_seen"], 1);
+
+    // The internal APIs answer the gateway only: no token, or a wrong one, is 401 (so a
+    // client cannot bypass the gateway's keys, or forge x-crm-actor).
+    let internal = format!("{}/internal/v1/tenants/acme/customers/{id}", suite.identity);
+    for token in [None, Some("not-the-service-token-0123456789abcdef")] {
+        let mut request = suite
+            .http
+            .get(&internal)
+            .header("x-crm-actor", "key:forged");
+        if let Some(token) = token {
+            request = request.header(crm_service::SERVICE_TOKEN_HEADER, token);
+        }
+        let refused = request.send().await.unwrap();
+        assert_eq!(refused.status(), 401);
+        assert_eq!(
+            refused.json::<Value>().await.unwrap()["code"],
+            "service_token_required"
+        );
+    }
+    let allowed = suite
+        .http
+        .get(&internal)
+        .header(crm_service::SERVICE_TOKEN_HEADER, crm_tests::SERVICE_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), 200);
+    // Health and metrics stay open to probes and scrapers.
+    let health = suite
+        .http
+        .get(format!("{}/healthz", suite.identity))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
     suite.stop().await;
 }
 

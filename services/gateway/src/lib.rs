@@ -104,13 +104,17 @@ pub type Application = PartServer;
 /// Connects, migrates (when configured), creates topics and binds the listener.
 pub async fn build(config: Config) -> anyhow::Result<Application> {
     let base = Base::connect(PART, config.common, &MIGRATOR).await?;
+    let token = base.config.service_token.clone().ok_or_else(|| {
+        anyhow::anyhow!("CRM_SERVICE_TOKEN is not set: the gateway needs the parts' service token")
+    })?;
+    let client = |url: &str| PartClient::new(url, config.upstream_timeout, token.clone());
     let state = AppState {
         pool: base.pool.clone(),
         producer: base.producer.clone(),
         cache: Arc::clone(&base.cache),
-        identity: PartClient::new(&config.identity_url, config.upstream_timeout)?,
-        segmentation: PartClient::new(&config.segmentation_url, config.upstream_timeout)?,
-        loyalty: PartClient::new(&config.loyalty_url, config.upstream_timeout)?,
+        identity: client(&config.identity_url)?,
+        segmentation: client(&config.segmentation_url)?,
+        loyalty: client(&config.loyalty_url)?,
     };
     PartServer::bind(base, router(state)).await
 }

@@ -11,14 +11,21 @@ use uuid::Uuid;
 pub struct PartClient {
     http: reqwest::Client,
     base: String,
+    token: crm_service::ServiceToken,
 }
 
 impl PartClient {
-    /// A client of the part at `base` (`http://host:port`), each call bounded by `timeout`.
-    pub fn new(base: &str, timeout: Duration) -> anyhow::Result<Self> {
+    /// A client of the part at `base` (`http://host:port`), each call bounded by `timeout` and
+    /// carrying the deployment's service `token`.
+    pub fn new(
+        base: &str,
+        timeout: Duration,
+        token: crm_service::ServiceToken,
+    ) -> anyhow::Result<Self> {
         Ok(Self {
             http: reqwest::Client::builder().timeout(timeout).build()?,
             base: base.trim_end_matches('/').to_owned(),
+            token,
         })
     }
 
@@ -94,7 +101,10 @@ impl PartClient {
         path: &str,
     ) -> reqwest::RequestBuilder {
         let url = format!("{}/internal/v1/tenants/{tenant}/{path}", self.base);
-        let mut request = self.http.request(method, url);
+        let mut request = self
+            .http
+            .request(method, url)
+            .header(crm_service::SERVICE_TOKEN_HEADER, self.token.expose());
         for (k, v) in crm_telemetry::propagation::current_context_headers() {
             request = request.header(k, v);
         }

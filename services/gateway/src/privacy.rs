@@ -159,7 +159,10 @@ pub(crate) async fn erase(
     // Identity evicted the hot profiles; evict here too, so a fill that raced the erasure
     // cannot leave a copy behind.
     if response.status().is_success() {
-        let _ = app.cache.evict(&app.cache.key(&caller.tenant, id)).await;
+        let _ = app
+            .cache
+            .tombstone(&app.cache.key(&caller.tenant, id))
+            .await;
     }
     Ok(response)
 }

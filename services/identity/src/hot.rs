@@ -56,7 +56,7 @@ impl HotProfiles {
     /// trip. What fails is recorded for [`HotProfiles::repair`].
     pub async fn update_many(&self, gone: &[(TenantId, Uuid)], profiles: &[(TenantId, Profile)]) {
         let evicted: Vec<_> = gone.iter().map(|(t, id)| self.cache.key(t, *id)).collect();
-        if let Err(e) = self.cache.evict_many(&evicted).await {
+        if let Err(e) = self.cache.tombstone_many(&evicted).await {
             tracing::warn!(error = %e, "profile cache eviction failed; recorded for repair");
             self.record(gone.iter().map(|(t, id)| (t, *id)), true).await;
         }
@@ -122,8 +122,8 @@ impl HotProfiles {
         let keys = |rs: &[&Repair]| -> Vec<_> {
             rs.iter().map(|r| self.cache.key(&r.tenant, r.id)).collect()
         };
-        if self.cache.evict_many(&keys(&tombstoned)).await.is_err()
-            || self.cache.remove_many(&keys(&dropped)).await.is_err()
+        if self.cache.tombstone_many(&keys(&tombstoned)).await.is_err()
+            || self.cache.evict_many(&keys(&dropped)).await.is_err()
         {
             return Ok(0);
         }

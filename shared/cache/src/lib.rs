@@ -226,10 +226,15 @@ impl ProfileCache {
         Ok(cmd)
     }
 
-    /// Removes a profile and leaves its tombstone (merge, erasure): no write for the id is
-    /// taken while the tombstone lives.
+    /// Removes a profile (a miss follows; the owner's next write fills it again).
     pub async fn evict(&self, key: &ProfileKey) -> Result<(), CacheError> {
         self.evict_many(std::slice::from_ref(key)).await
+    }
+
+    /// Removes a profile and leaves its tombstone (merge, erasure): no write for the id is
+    /// taken while the tombstone lives.
+    pub async fn tombstone(&self, key: &ProfileKey) -> Result<(), CacheError> {
+        self.tombstone_many(std::slice::from_ref(key)).await
     }
 
     /// Writes several profiles in one round trip (a pipeline of the compare-and-set script).
@@ -245,7 +250,7 @@ impl ProfileCache {
     }
 
     /// Removes several profiles and leaves their tombstones, in one round trip.
-    pub async fn evict_many(&self, keys: &[ProfileKey]) -> Result<(), CacheError> {
+    pub async fn tombstone_many(&self, keys: &[ProfileKey]) -> Result<(), CacheError> {
         if keys.is_empty() {
             return Ok(());
         }
@@ -264,9 +269,8 @@ impl ProfileCache {
         self.run_pipe(pipe).await
     }
 
-    /// Drops cached copies without tombstones (a write that may not have landed: the owner
-    /// writes the next version again).
-    pub async fn remove_many(&self, keys: &[ProfileKey]) -> Result<(), CacheError> {
+    /// Removes several profiles in one command (no tombstones).
+    pub async fn evict_many(&self, keys: &[ProfileKey]) -> Result<(), CacheError> {
         if keys.is_empty() {
             return Ok(());
         }

@@ -34,6 +34,11 @@ pub struct CommonConfig {
     pub kafka: KafkaConfig,
     /// Redis settings.
     pub redis: CacheConfig,
+    /// The deployment's service token (`CRM_SERVICE_TOKEN`, at least 32 characters, the same
+    /// in every part): the gateway sends it on every internal call and the parts refuse
+    /// internal calls without it, so no client can bypass the gateway or forge `x-crm-actor`.
+    /// Required to serve; commands that do not serve (migrate, verify) run without it.
+    pub service_token: Option<crate::ServiceToken>,
 }
 
 impl CommonConfig {
@@ -54,6 +59,7 @@ impl CommonConfig {
             migrate_on_start: env.get_or(&format!("CRM_{upper}__MIGRATE_ON_START"), true)?,
             outbox_poll: env.millis_or(&format!("CRM_{upper}__OUTBOX_POLL_MS"), 200)?,
             kafka: KafkaConfig::from_env(env)?,
+            service_token: crate::token::from_env(env)?,
             redis: CacheConfig::from_env(env)?,
         })
     }

@@ -23,8 +23,10 @@ mod ops;
 mod problem;
 mod server;
 pub mod shutdown;
+mod token;
 
 pub use base::Base;
 pub use common::{CommonConfig, PartConfig};
 pub use problem::{tenant_from_path, Problem};
 pub use server::{ConsumerApp, PartServer};
+pub use token::{ServiceToken, HEADER as SERVICE_TOKEN_HEADER};

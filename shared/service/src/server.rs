@@ -27,8 +27,19 @@ impl PartServer {
     /// Binds the part's listen address and assembles its API with the operational routes and
     /// middleware.
     pub async fn bind(base: Base, api: Router) -> anyhow::Result<Self> {
+        let token = base.config.service_token.clone().ok_or_else(|| {
+            anyhow::anyhow!(
+                "CRM_SERVICE_TOKEN is not set: every part and the gateway need the same secret of \
+                 at least 32 characters (for example `openssl rand -hex 32`) to close the \
+                 internal APIs to all but the gateway"
+            )
+        })?;
         let listener = TcpListener::bind(base.config.listen).await?;
         let router = api
+            .layer(axum::middleware::from_fn_with_state(
+                token,
+                crate::token::require,
+            ))
             .merge(base.ops_routes())
             .layer(axum::middleware::from_fn(trace_context))
             .layer(axum::middleware::from_fn_with_state(
