@@ -334,6 +334,38 @@ impl Suite {
     }
 }
 
+/// Identity's handler, counting the messages it applied (batched or one at a time; a
+/// redelivery that its dedupe skips counts too).
+pub struct Counted {
+    pub inner: crm_identity::IngestHandler,
+    pub delivered: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl crm_kafka::Handler for Counted {
+    async fn handle(
+        &self,
+        envelope: &crm_envelope::Envelope,
+        meta: &crm_kafka::MessageMeta,
+    ) -> Result<(), crm_kafka::HandleError> {
+        self.inner.handle(envelope, meta).await?;
+        self.delivered
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn handle_batch(
+        &self,
+        batch: &[crm_kafka::BatchItem],
+    ) -> Result<bool, crm_kafka::HandleError> {
+        let done = self.inner.handle_batch(batch).await?;
+        if done {
+            self.delivered
+                .fetch_add(batch.len(), std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(done)
+    }
+}
+
 /// Runs identity's consumer loop over `base` with `handler`, as identity's own binary would.
 pub fn spawn_identity_consumer<H: crm_kafka::Handler>(
     base: &crm_service::Base,

@@ -14,32 +14,10 @@ use crm_kafka::{BatchItem, HandleError, Handler, MessageMeta};
 use crm_service::Base;
 use crm_tests::{
     eventually, part_config, redis_url, spawn_identity_consumer, spawn_identity_consumer_with,
-    unique_id,
+    unique_id, Counted,
 };
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
-
-/// Identity's handler, counting the messages it is given (batched or one at a time).
-struct Counted {
-    inner: crm_identity::IngestHandler,
-    delivered: Arc<AtomicUsize>,
-}
-
-impl Handler for Counted {
-    async fn handle(&self, envelope: &Envelope, meta: &MessageMeta) -> Result<(), HandleError> {
-        self.inner.handle(envelope, meta).await?;
-        self.delivered.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
-
-    async fn handle_batch(&self, batch: &[BatchItem]) -> Result<bool, HandleError> {
-        let done = self.inner.handle_batch(batch).await?;
-        if done {
-            self.delivered.fetch_add(batch.len(), Ordering::SeqCst);
-        }
-        Ok(done)
-    }
-}
 
 async fn produce_identifies(base: &Base, range: std::ops::Range<usize>, prefix: &str) {
     let tenant = TenantId::parse("acme").unwrap();

@@ -12,8 +12,8 @@ use crm_envelope::{Envelope, Topic};
 use crm_kafka::{HandleError, Handler, MessageMeta, Producer};
 use crm_service::Base;
 use crm_tests::{
-    eventually, part_config, redis_url, spawn_identity_consumer, test_consumer, unique_id, Suite,
-    SuiteOptions,
+    eventually, part_config, redis_url, spawn_identity_consumer, test_consumer, unique_id, Counted,
+    Suite, SuiteOptions,
 };
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -101,19 +101,6 @@ impl Handler for HangAfterEffect {
     }
 }
 
-/// Counts deliveries, then runs the real handler.
-struct Counting {
-    inner: crm_identity::IngestHandler,
-    delivered: Arc<AtomicUsize>,
-}
-
-impl Handler for Counting {
-    async fn handle(&self, envelope: &Envelope, meta: &MessageMeta) -> Result<(), HandleError> {
-        self.delivered.fetch_add(1, Ordering::SeqCst);
-        self.inner.handle(envelope, meta).await
-    }
-}
-
 #[tokio::test]
 async fn a_consumer_killed_between_effect_and_commit_gets_the_message_again_and_makes_no_second_effect(
 ) {
@@ -159,7 +146,7 @@ async fn a_consumer_killed_between_effect_and_commit_gets_the_message_again_and_
     let stop = CancellationToken::new();
     let second = spawn_identity_consumer(
         &base,
-        Counting {
+        Counted {
             inner: crm_identity::IngestHandler::new(&base),
             delivered: Arc::clone(&delivered),
         },
@@ -239,16 +226,12 @@ fn signal(child: &tokio::process::Child, signal: &str) {
     assert!(sent.success());
 }
 
-#[tokio::test]
-async fn with_redis_stopped_reads_fall_back_to_identity_and_ingest_still_works() {
-    let (mut redis, url) = private_redis().await;
-    let suite = Suite::start_with(SuiteOptions { redis: Some(url) }).await;
-    suite
-        .ingest(
-            &json!({"kind": "identify", "identity": {"user_id": "r-1"}, "traits": {"tier": "a"}}),
-        )
-        .await;
-    let id = suite.wait_for_customer("r-1", |_| true).await["id"]
+/// Starts the suite on `redis`, ingests an identify of `user_id` (with `traits`) and waits until
+/// its profile is served from the cache; the suite, the customer's id and profile path.
+async fn cached_customer(redis: String, user_id: &str, identity: Value) -> (Suite, String, String) {
+    let suite = Suite::start_with(SuiteOptions { redis: Some(redis) }).await;
+    suite.ingest(&identity).await;
+    let id = suite.wait_for_customer(user_id, |_| true).await["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -256,6 +239,18 @@ async fn with_redis_stopped_reads_fall_back_to_identity_and_ingest_still_works()
     eventually("a cache hit", || async {
         (suite.get(Some(&suite.key), &path).await.headers()["x-cache"] == "hit").then_some(())
     })
+    .await;
+    (suite, id, path)
+}
+
+#[tokio::test]
+async fn with_redis_stopped_reads_fall_back_to_identity_and_ingest_still_works() {
+    let (mut redis, url) = private_redis().await;
+    let (suite, _, path) = cached_customer(
+        url,
+        "r-1",
+        json!({"kind": "identify", "identity": {"user_id": "r-1"}, "traits": {"tier": "a"}}),
+    )
     .await;
 
     redis.kill().await.unwrap();
@@ -295,18 +290,11 @@ async fn with_redis_stopped_reads_fall_back_to_identity_and_ingest_still_works()
 #[tokio::test]
 async fn an_erasure_while_redis_hangs_never_brings_the_profile_back_and_writes_keep_the_newest() {
     let (redis, url) = private_redis().await;
-    let suite = Suite::start_with(SuiteOptions { redis: Some(url) }).await;
-    suite
-        .ingest(&json!({"kind": "identify", "identity": {"user_id": "hang-1", "email": "hang@example.com"}}))
-        .await;
-    let id = suite.wait_for_customer("hang-1", |_| true).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let path = format!("/v1/customers/{id}");
-    eventually("a cache hit", || async {
-        (suite.get(Some(&suite.key), &path).await.headers()["x-cache"] == "hit").then_some(())
-    })
+    let (suite, id, path) = cached_customer(
+        url,
+        "hang-1",
+        json!({"kind": "identify", "identity": {"user_id": "hang-1", "email": "hang@example.com"}}),
+    )
     .await;
 
     // Redis hangs (keeps its data, answers nothing) while the customer is erased: the
