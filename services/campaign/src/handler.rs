@@ -57,68 +57,15 @@ fn effect_of(e: &Envelope, topic: Topic) -> Result<Option<Effect>, HandleError> 
     }))
 }
 
-impl Handler for CampaignHandler {
-    async fn handle(&self, e: &Envelope, meta: &MessageMeta) -> Result<(), HandleError> {
-        let Some(effect) = effect_of(e, meta.topic)? else {
-            return Ok(());
-        };
-        let customer_id = require_customer(e)?;
-        let mut tx = self.pool.begin().await?;
-        let consumer = format!("campaign:{}", meta.topic.name());
-        if !dedupe::first_delivery(&mut tx, &consumer, &e.tenant_id, &e.id).await? {
-            return Ok(());
-        }
-        let tenant = e.tenant_id.as_str();
-        match effect {
-            Effect::Merge { merged, survivor } => merge(&mut tx, tenant, merged, survivor).await?,
-            Effect::Erase(ids) => erase(&mut tx, tenant, &ids).await?,
-            Effect::Profile | Effect::Activity => {
-                let Some(customer) = live_id(&mut tx, tenant, customer_id).await? else {
-                    // Erased: nothing of it comes back.
-                    tx.commit().await?;
-                    return Ok(());
-                };
-                let statement = if matches!(effect, Effect::Profile) {
-                    "INSERT INTO contacts AS c (tenant_id, customer_id, email) VALUES ($1, $2, $3)
-                     ON CONFLICT (tenant_id, customer_id) DO UPDATE
-                     SET email = COALESCE(EXCLUDED.email, c.email), updated_at = now()"
-                } else {
-                    "INSERT INTO contacts AS c (tenant_id, customer_id, events_seen, last_event_at)
-                     VALUES ($1, $2, 1, $4)
-                     ON CONFLICT (tenant_id, customer_id) DO UPDATE
-                     SET events_seen = c.events_seen + 1,
-                         last_event_at = GREATEST(c.last_event_at, EXCLUDED.last_event_at),
-                         updated_at = now()"
-                };
-                sqlx::query(statement)
-                    .bind(tenant)
-                    .bind(customer)
-                    .bind(e.identity.email.as_deref())
-                    .bind(e.occurred_at)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-}
-
-/// The id contacts are kept under: the survivor of a merged id, or `None` once erased.
-async fn live_id(
-    tx: &mut Transaction<'_, Postgres>,
-    tenant: &str,
-    id: Uuid,
-) -> Result<Option<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT x.id FROM (SELECT coalesce(
+/// The id contacts of `$2` (tenant `$1`) are kept under, as a one-row subquery `x(id)`: the
+/// survivor of a merged id, or no row once the id is erased. A macro so that `concat!` builds
+/// each statement at compile time.
+macro_rules! live {
+    () => {
+        "(SELECT coalesce(
              (SELECT survivor_id FROM aliases WHERE tenant_id = $1 AND merged_id = $2), $2) AS id) x
-         WHERE NOT EXISTS (SELECT 1 FROM erased WHERE tenant_id = $1 AND customer_id = x.id)",
-    )
-    .bind(tenant)
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await
+         WHERE NOT EXISTS (SELECT 1 FROM erased WHERE tenant_id = $1 AND customer_id = x.id)"
+    };
 }
 
 /// Folds the merged contact into the survivor's (events add up, the later activity and the
@@ -154,6 +101,56 @@ async fn merge(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+impl Handler for CampaignHandler {
+    async fn handle(&self, e: &Envelope, meta: &MessageMeta) -> Result<(), HandleError> {
+        let Some(effect) = effect_of(e, meta.topic)? else {
+            return Ok(());
+        };
+        let customer_id = require_customer(e)?;
+        let mut tx = self.pool.begin().await?;
+        let consumer = format!("campaign:{}", meta.topic.name());
+        if !dedupe::first_delivery(&mut tx, &consumer, &e.tenant_id, &e.id).await? {
+            return Ok(());
+        }
+        let tenant = e.tenant_id.as_str();
+        match effect {
+            Effect::Merge { merged, survivor } => merge(&mut tx, tenant, merged, survivor).await?,
+            Effect::Erase(ids) => erase(&mut tx, tenant, &ids).await?,
+            Effect::Profile | Effect::Activity => {
+                // One statement: the contact is kept under the survivor of a merged id, and an
+                // erased id gets nothing back (`live!()` selects no row for it).
+                let statement = if matches!(effect, Effect::Profile) {
+                    concat!(
+                        "INSERT INTO contacts AS c (tenant_id, customer_id, email) SELECT $1, id, $3 FROM ",
+                        live!(),
+                        " ON CONFLICT (tenant_id, customer_id) DO UPDATE
+                         SET email = COALESCE(EXCLUDED.email, c.email), updated_at = now()"
+                    )
+                } else {
+                    concat!(
+                        "INSERT INTO contacts AS c (tenant_id, customer_id, events_seen, last_event_at)
+                         SELECT $1, id, 1, $4 FROM ",
+                        live!(),
+                        " ON CONFLICT (tenant_id, customer_id) DO UPDATE
+                         SET events_seen = c.events_seen + 1,
+                             last_event_at = GREATEST(c.last_event_at, EXCLUDED.last_event_at),
+                             updated_at = now()"
+                    )
+                };
+                sqlx::query(statement)
+                    .bind(tenant)
+                    .bind(customer_id)
+                    .bind(e.identity.email.as_deref())
+                    .bind(e.occurred_at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
 }
 
 /// Deletes the contacts of `ids` (email and activity) and remembers the ids.

@@ -64,7 +64,7 @@ impl HotProfiles {
             .iter()
             .filter_map(|(t, p)| {
                 let json = serde_json::to_string(p).ok()?;
-                Some((self.cache.key(t, p.id), json))
+                Some((self.cache.key(t, p.id), json, p.version))
             })
             .collect();
         if let Err(e) = self.cache.put_many(&entries).await {

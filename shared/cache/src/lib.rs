@@ -195,7 +195,7 @@ impl ProfileCache {
     /// Stores a profile written by its owner (identity), replacing the cached copy unless that
     /// one has a newer version or the id has a tombstone. `true` when written.
     pub async fn put(&self, key: &ProfileKey, json: &str) -> Result<bool, CacheError> {
-        let cmd = self.write_cmd(key, json, "put")?;
+        let cmd = self.write_cmd(key, json, version_of(json)?, "put");
         self.run::<i64>(cmd).await.map(|n| n == 1)
     }
 
@@ -203,17 +203,11 @@ impl ProfileCache {
     /// same or a newer version, or the id has a tombstone (a slow read never overwrites a
     /// fresher profile nor brings back an erased one). `true` when written.
     pub async fn fill(&self, key: &ProfileKey, json: &str) -> Result<bool, CacheError> {
-        let cmd = self.write_cmd(key, json, "fill")?;
+        let cmd = self.write_cmd(key, json, version_of(json)?, "fill");
         self.run::<i64>(cmd).await.map(|n| n == 1)
     }
 
-    fn write_cmd(
-        &self,
-        key: &ProfileKey,
-        json: &str,
-        mode: &str,
-    ) -> Result<redis::Cmd, CacheError> {
-        let version = version_of(json)?;
+    fn write_cmd(&self, key: &ProfileKey, json: &str, version: i64, mode: &str) -> redis::Cmd {
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(WRITE_SCRIPT)
             .arg(2)
@@ -223,7 +217,7 @@ impl ProfileCache {
             .arg(version)
             .arg(self.ttl_ms())
             .arg(mode);
-        Ok(cmd)
+        cmd
     }
 
     /// Removes a profile (a miss follows; the owner's next write fills it again).
@@ -237,14 +231,16 @@ impl ProfileCache {
         self.tombstone_many(std::slice::from_ref(key)).await
     }
 
-    /// Writes several profiles in one round trip (a pipeline of the compare-and-set script).
-    pub async fn put_many(&self, entries: &[(ProfileKey, String)]) -> Result<(), CacheError> {
+    /// Writes several profiles (key, JSON, the profile's version: the owner knows it, so the
+    /// JSON is not parsed again) in one round trip, a pipeline of the compare-and-set script.
+    pub async fn put_many(&self, entries: &[(ProfileKey, String, i64)]) -> Result<(), CacheError> {
         if entries.is_empty() {
             return Ok(());
         }
         let mut pipe = redis::pipe();
-        for (key, json) in entries {
-            pipe.add_command(self.write_cmd(key, json, "put")?).ignore();
+        for (key, json, version) in entries {
+            pipe.add_command(self.write_cmd(key, json, *version, "put"))
+                .ignore();
         }
         self.run_pipe(pipe).await
     }

@@ -289,15 +289,14 @@ pub async fn run<H: Handler>(
             }
         };
         let batch = collect_batch(&consumer, message, config, &shutdown).await;
-        let parsed: Vec<Option<BatchItem>> = batch.iter().map(|m| worker.item_of(m)).collect();
-        let parses: Vec<bool> = parsed.iter().map(Option::is_some).collect();
-        for run in runs(&parses) {
+        let mut parsed: Vec<Option<BatchItem>> = batch.iter().map(|m| worker.item_of(m)).collect();
+        for run in runs(&parsed) {
             let messages = &batch[run.range.clone()];
             if run.parsed && messages.len() > 1 {
+                // Taken, not cloned: the one-at-a-time fallback reads the messages again.
                 let items: Vec<BatchItem> = parsed[run.range.clone()]
-                    .iter()
-                    .flatten()
-                    .cloned()
+                    .iter_mut()
+                    .filter_map(Option::take)
                     .collect();
                 if worker.process_batch(&items).await {
                     for message in messages {
@@ -361,9 +360,9 @@ struct Run {
 /// Splits a poll's messages into maximal runs of equal parse outcome, in order: the parsed
 /// runs can go to [`Handler::handle_batch`], and an unreadable message in the middle of a
 /// backlog is dead-lettered on its own without sending the rest one at a time.
-fn runs(parsed: &[bool]) -> Vec<Run> {
+fn runs<T>(parsed: &[Option<T>]) -> Vec<Run> {
     let mut out: Vec<Run> = Vec::new();
-    for (i, &ok) in parsed.iter().enumerate() {
+    for (i, ok) in parsed.iter().map(Option::is_some).enumerate() {
         match out.last_mut() {
             Some(run) if run.parsed == ok => run.range.end = i + 1,
             _ => out.push(Run {
@@ -667,7 +666,7 @@ mod tests {
     #[test]
     fn an_unreadable_message_splits_the_poll_into_three_runs() {
         assert_eq!(
-            runs(&[true, true, false, true]),
+            runs(&[Some(()), Some(()), None, Some(())]),
             vec![
                 Run {
                     range: 0..2,
@@ -683,7 +682,7 @@ mod tests {
                 },
             ]
         );
-        assert!(runs(&[]).is_empty());
+        assert!(runs::<()>(&[]).is_empty());
     }
 
     proptest! {
@@ -691,7 +690,8 @@ mod tests {
         /// neighbours never share one (they are maximal).
         #[test]
         fn runs_partition_the_poll_in_order(parsed in proptest::collection::vec(any::<bool>(), 0..64)) {
-            let out = runs(&parsed);
+            let items: Vec<Option<()>> = parsed.iter().map(|&p| p.then_some(())).collect();
+            let out = runs(&items);
             let mut next = 0;
             for (i, run) in out.iter().enumerate() {
                 prop_assert_eq!(run.range.start, next);

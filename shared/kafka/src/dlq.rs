@@ -91,6 +91,7 @@ pub async fn replay(
     let source = topics.name(options.topic);
     let group = topics.group(part);
     let messages = read_all(config, &dlq).await?;
+    let replayed = already_replayed(pool, &dlq).await?;
     let mut report = ReplayReport::default();
     for m in messages {
         let outcome = if m.headers.get("crm-dlq-consumer-group") != Some(&group) {
@@ -100,7 +101,7 @@ pub async fn replay(
             .is_some_and(|since| failed_at(&m.headers) < Some(since))
         {
             ReplayOutcome::BeforeSince
-        } else if already_replayed(pool, &dlq, m.partition, m.offset).await? {
+        } else if replayed.contains(&(m.partition, m.offset)) {
             ReplayOutcome::AlreadyReplayed
         } else if options.dry_run {
             ReplayOutcome::WouldReplay
@@ -151,21 +152,17 @@ fn failed_at(headers: &HashMap<String, String>) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// The (partition, offset) of every entry of `dlq` replayed before, read once per replay.
 async fn already_replayed(
     pool: &PgPool,
     dlq: &str,
-    partition: i32,
-    offset: i64,
-) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM dlq_replays
-         WHERE dlq_topic = $1 AND partition = $2 AND dlq_offset = $3)",
-    )
-    .bind(dlq)
-    .bind(partition)
-    .bind(offset)
-    .fetch_one(pool)
-    .await
+) -> Result<std::collections::HashSet<(i32, i64)>, sqlx::Error> {
+    let rows: Vec<(i32, i64)> =
+        sqlx::query_as("SELECT partition, dlq_offset FROM dlq_replays WHERE dlq_topic = $1")
+            .bind(dlq)
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// A dead letter, owned.
