@@ -30,9 +30,19 @@ pub struct Env {
 }
 
 impl Env {
-    /// The process environment's `CRM_*` variables, and `HOSTNAME` (the default replica id).
+    /// The process environment's `CRM_*` variables, and `HOSTNAME` (the default replica id):
+    /// the variable when exported (Kubernetes and Docker set it to the pod or container), else
+    /// the kernel's host name (a shell does not export it to the processes it starts).
     pub fn from_process() -> Self {
-        Self::from_pairs(std::env::vars().filter(|(k, _)| k.starts_with("CRM_") || k == "HOSTNAME"))
+        let mut vars: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("CRM_") || k == "HOSTNAME")
+            .collect();
+        if !vars.iter().any(|(k, _)| k == "HOSTNAME") {
+            if let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+                vars.push(("HOSTNAME".to_owned(), name.trim().to_owned()));
+            }
+        }
+        Self::from_pairs(vars)
     }
 
     /// An environment made of these pairs (for tests and tools).

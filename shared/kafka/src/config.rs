@@ -34,7 +34,7 @@ pub struct KafkaConfig {
     /// broker) form batches too, at a cost of at most this much latency on a quiet topic.
     pub batch_linger: Duration,
     /// This replica's static group membership id, `group.instance.id`
-    /// (`CRM_KAFKA__INSTANCE_ID`, default `$HOSTNAME`, the pod's name on Kubernetes; an empty
+    /// (`CRM_KAFKA__INSTANCE_ID`, default the host name: the pod's name on Kubernetes; an empty
     /// value turns static membership off). A replica killed without leaving its group and
     /// restarted under the same id takes its partitions back at once, instead of waiting for
     /// the broker to expire the dead member (on tansu that wait was 5 to 11 minutes). Each
