@@ -799,3 +799,154 @@ async fn merges_move_points_erasure_keeps_the_books_and_validity_is_enforced() {
     );
     suite.stop().await;
 }
+
+/// A write whose answer never reached the client (the gateway timed out while loyalty was
+/// still applying it) keeps its key: a retry with other parameters is refused, and the retry
+/// with the same ones, once loyalty has applied the first, gets loyalty's stored answer with
+/// no second effect. A key held by a live request makes others wait; a key whose holder died
+/// is taken over once its lease has run out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_whose_answer_never_came_applies_once_when_retried() {
+    let suite = Suite::start().await;
+    set_programme(&suite, json!({"expiry_days": 30})).await;
+    let customer = Uuid::now_v7();
+    // A second gateway replica, on the same database, that gives each part only 300 ms.
+    let impatient = crm_gateway::build(crm_gateway::Config {
+        common: part_config(&suite.id, "gateway", &suite.redis),
+        identity_url: suite.identity.clone(),
+        segmentation_url: suite.segmentation.clone(),
+        loyalty_url: suite.loyalty.clone(),
+        upstream_timeout: Duration::from_millis(300),
+    })
+    .await
+    .unwrap();
+    let impatient_url = format!("http://127.0.0.1:{}", impatient.port());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let replica = tokio::spawn(impatient.run(stop.clone()));
+    let post = |base: String, key: &'static str, points: i64| {
+        let http = suite.http.clone();
+        let api_key = suite.key.clone();
+        async move {
+            let r = http
+                .post(format!(
+                    "{base}/v1/loyalty/customers/{customer}/adjustments"
+                ))
+                .bearer_auth(api_key)
+                .header("Idempotency-Key", key)
+                .json(&json!({"points": points, "reason": "goodwill"}))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), j(&r.bytes().await.unwrap()))
+        }
+    };
+
+    // Loyalty is held up on this key (a test session holds its transaction lock), so the
+    // impatient replica times out with the effect still to come.
+    let pool = loyalty_pool(&suite).await;
+    let mut holder = pool.acquire().await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock(hashtextextended($1 || E'\\n' || $2, 7))")
+        .bind(&suite.tenant)
+        .bind("slow-1")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let (status, body) = post(impatient_url.clone(), "slow-1", 40).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (504, Some("upstream_timeout")),
+        "{body}"
+    );
+    let kept: Option<Option<i16>> = sqlx::query_scalar(
+        "SELECT status FROM idempotency_keys WHERE tenant_id = $1 AND key = 'slow-1'",
+    )
+    .bind(&suite.tenant)
+    .fetch_optional(&suite.gateway_pool)
+    .await
+    .unwrap();
+    assert_eq!(kept, Some(None), "the key is kept, unanswered");
+    let (status, body) = post(suite.gateway.clone(), "slow-1", 41).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("idempotency_key_reused"))
+    );
+
+    // Loyalty goes on. Whether the first forward was applied depends on where the timeout
+    // cut it; the write the client asked for must end up applied exactly once either way. As
+    // the first forward would have, it reaches loyalty with the same key.
+    sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1 || E'\\n' || $2, 7))")
+        .bind(&suite.tenant)
+        .bind("slow-1")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    drop(holder);
+    let direct = suite
+        .http
+        .post(format!(
+            "{}/internal/v1/tenants/{}/loyalty/customers/{customer}/adjustments",
+            suite.loyalty, suite.tenant
+        ))
+        .header(crm_service::SERVICE_TOKEN_HEADER, crm_tests::SERVICE_TOKEN)
+        .header("Idempotency-Key", "slow-1")
+        .header("content-type", "application/json")
+        .body(r#"{ "reason": "goodwill", "points": 40 }"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(direct.status().as_u16(), 201);
+    let applied = j(&direct.bytes().await.unwrap());
+    assert_eq!(balance(&suite, &customer.to_string()).await, 40);
+    let (status, retried) = post(suite.gateway.clone(), "slow-1", 40).await;
+    assert_eq!(status, 201, "{retried}");
+    assert_eq!(
+        retried, applied,
+        "loyalty's stored answer, not a second effect"
+    );
+    assert_eq!(balance(&suite, &customer.to_string()).await, 40);
+    let (adjustments,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM ledger_transactions WHERE kind = 'adjust' AND customer_id = $1",
+    )
+    .bind(customer)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(adjustments, 1);
+
+    // A key held under a live lease: a second request waits, then is told to retry.
+    let (status, _) = post(suite.gateway.clone(), "held-1", 5).await;
+    assert_eq!(status, 201);
+    sqlx::query("UPDATE idempotency_keys SET status = NULL, body = NULL, lease_until = now() + interval '1 hour' WHERE tenant_id = $1 AND key = 'held-1'")
+        .bind(&suite.tenant)
+        .execute(&suite.gateway_pool)
+        .await
+        .unwrap();
+    let (status, body) = post(suite.gateway.clone(), "held-1", 5).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("idempotency_key_in_progress"))
+    );
+    // Its holder died: once the lease has run out, the retry takes the key over and loyalty
+    // answers from its own record.
+    sqlx::query("UPDATE idempotency_keys SET lease_until = now() - interval '1 second' WHERE tenant_id = $1 AND key = 'held-1'")
+        .bind(&suite.tenant)
+        .execute(&suite.gateway_pool)
+        .await
+        .unwrap();
+    let (status, body) = post(suite.gateway.clone(), "held-1", 5).await;
+    assert_eq!((status, &body["balance"]), (201, &json!(45)), "{body}");
+    assert_eq!(balance(&suite, &customer.to_string()).await, 45);
+    let attempts: i32 = sqlx::query_scalar(
+        "SELECT attempts FROM idempotency_keys WHERE tenant_id = $1 AND key = 'held-1'",
+    )
+    .bind(&suite.tenant)
+    .fetch_one(&suite.gateway_pool)
+    .await
+    .unwrap();
+    assert_eq!(attempts, 2);
+
+    stop.cancel();
+    replica.await.unwrap().unwrap();
+    assert_verified(&pool).await;
+    suite.stop().await;
+}

@@ -3,8 +3,14 @@
 //! byte for byte (with `Idempotent-Replayed: true`); the same key with other parameters gives
 //! 422 `idempotency_key_reused`; concurrent requests with one key make one effect (the others
 //! wait for the first and replay it, or get 409 `idempotency_key_in_progress` after 10 s).
-//! A response the part could not give (unreachable, 5xx) is not stored, so the client can
-//! retry with the same key. Keys are kept 24 hours.
+//! Keys are kept 24 hours.
+//!
+//! A request holds its key under a lease (three upstream timeouts, at least 10 s). When the
+//! part gives no answer to keep (unreachable, a timeout, a 5xx), the key stays bound to its
+//! fingerprint, since the effect may have happened, and its lease ends: a retry with the same
+//! parameters runs again and the part, which applies each key once itself, answers it without
+//! a second effect. A key whose holder died (the gateway replica was killed mid-request) is
+//! taken over once its lease has run out.
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +28,8 @@ use crate::AppState;
 const RETENTION: &str = "24 hours";
 /// How long a request waits for another in flight with its key.
 const WAIT: Duration = Duration::from_secs(10);
+/// The shortest lease a request holds on its key.
+const LEASE_FLOOR: Duration = Duration::from_secs(10);
 
 /// The request's key, or 400 `idempotency_key_required`.
 fn key_of(headers: &HeaderMap) -> Result<String, Problem> {
@@ -85,18 +93,23 @@ pub(crate) async fn write_once(
         .execute(&app.pool)
         .await?;
     }
-    let claimed = sqlx::query(
-        "INSERT INTO idempotency_keys (tenant_id, key, fingerprint) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-    )
-    .bind(tenant)
-    .bind(&key)
-    .bind(&print)
-    .execute(&app.pool)
-    .await?
-    .rows_affected()
-        == 1;
-    if !claimed {
-        return replay(app, tenant, &key, &print).await;
+    let lease = lease_for(app);
+    let started = Instant::now();
+    loop {
+        if claim(app, tenant, &key, &print, lease).await? {
+            break;
+        }
+        match stored_answer(app, tenant, &key, &print).await? {
+            Waiting::Answer(r) => return Ok(r),
+            Waiting::InFlight if started.elapsed() > WAIT => {
+                return Err(Problem::new(
+                    StatusCode::CONFLICT,
+                    "idempotency_key_in_progress",
+                    "a request with this Idempotency-Key is still in progress; retry shortly",
+                ))
+            }
+            Waiting::InFlight => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
     }
     let answer = part
         .client(app)
@@ -115,25 +128,14 @@ pub(crate) async fn write_once(
     let (status, value) = match answer {
         Ok((status, value)) if !status.is_server_error() => (status, value),
         other => {
-            // Not stored: the client may retry with the same key.
-            sqlx::query("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2")
-                .bind(tenant)
-                .bind(&key)
-                .execute(&app.pool)
-                .await?;
+            // No answer to keep. The key stays with its fingerprint (the effect may have
+            // happened: a timeout, a 5xx after a commit) and its lease ends now, so a retry
+            // with the same parameters runs again, and the part, which applies each key once,
+            // answers it without a second effect.
+            release(app, tenant, &key).await?;
             return match other {
                 Ok((status, value)) => Ok(passthrough(status, value)),
-                Err(e) => {
-                    tracing::error!(error = %format!("{e:#}"), part = part.name, "part unreachable");
-                    Err(Problem::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "upstream_unavailable",
-                        format!(
-                            "{} is unreachable; retry with the same Idempotency-Key",
-                            part.name
-                        ),
-                    ))
-                }
+                Err(e) => Err(upstream_failed(part, &e)),
             };
         }
     };
@@ -147,7 +149,7 @@ pub(crate) async fn write_once(
     } else {
         "application/problem+json"
     };
-    sqlx::query("UPDATE idempotency_keys SET status = $3, content_type = $4, body = $5 WHERE tenant_id = $1 AND key = $2")
+    sqlx::query("UPDATE idempotency_keys SET status = $3, content_type = $4, body = $5, lease_until = NULL WHERE tenant_id = $1 AND key = $2")
         .bind(tenant)
         .bind(&key)
         .bind(i16::try_from(status.as_u16()).unwrap_or(502))
@@ -158,39 +160,119 @@ pub(crate) async fn write_once(
     Ok(stored(status.as_u16(), content_type, bytes, false))
 }
 
+/// How long a request holds its key: past the upstream timeout with a margin, so that a live
+/// holder always answers (or releases) before another may take over.
+fn lease_for(app: &AppState) -> Duration {
+    (app.upstream_timeout * 3).max(LEASE_FLOOR)
+}
+
+/// Takes `key` for this request: a new key, or one whose earlier holder left it unanswered
+/// with the same fingerprint and a lease that ran out (that replica died, or the part's answer
+/// never came). `false` when another request holds it or it has an answer.
+async fn claim(
+    app: &AppState,
+    tenant: &str,
+    key: &str,
+    print: &str,
+    lease: Duration,
+) -> Result<bool, sqlx::Error> {
+    let taken = sqlx::query(
+        "INSERT INTO idempotency_keys (tenant_id, key, fingerprint, lease_until)
+         VALUES ($1, $2, $3, now() + make_interval(secs => $4))
+         ON CONFLICT (tenant_id, key) DO UPDATE
+             SET lease_until = EXCLUDED.lease_until, attempts = idempotency_keys.attempts + 1
+             WHERE idempotency_keys.status IS NULL
+               AND idempotency_keys.fingerprint = EXCLUDED.fingerprint
+               AND coalesce(idempotency_keys.lease_until, '-infinity') <= now()",
+    )
+    .bind(tenant)
+    .bind(key)
+    .bind(print)
+    .bind(lease.as_secs_f64())
+    .execute(&app.pool)
+    .await?;
+    Ok(taken.rows_affected() == 1)
+}
+
+/// Ends this request's lease on `key` without an answer.
+async fn release(app: &AppState, tenant: &str, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE idempotency_keys SET lease_until = now() WHERE tenant_id = $1 AND key = $2 AND status IS NULL",
+    )
+    .bind(tenant)
+    .bind(key)
+    .execute(&app.pool)
+    .await?;
+    Ok(())
+}
+
+/// The client's answer when the part gave none: 504 when the call timed out (its effect is
+/// unknown), 503 when the part could not be reached.
+fn upstream_failed(part: &Upstream, e: &anyhow::Error) -> Problem {
+    let timed_out = e
+        .downcast_ref::<reqwest::Error>()
+        .is_some_and(reqwest::Error::is_timeout);
+    // The part client's errors carry no URL (it holds ids).
+    tracing::error!(error = %format!("{e:#}"), part = part.name, timed_out, "part gave no answer");
+    if timed_out {
+        Problem::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "upstream_timeout",
+            format!(
+                "{} did not answer in time; the write may have been applied: retry with the same Idempotency-Key to get its outcome",
+                part.name
+            ),
+        )
+    } else {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "upstream_unavailable",
+            format!(
+                "{} is unreachable; retry with the same Idempotency-Key",
+                part.name
+            ),
+        )
+    }
+}
+
 /// A key as stored: fingerprint, status, content type, body.
 type KeyRow = (String, Option<i16>, Option<String>, Option<Vec<u8>>);
 
-/// The stored answer of `key`, once the first request has one.
-async fn replay(app: &AppState, tenant: &str, key: &str, print: &str) -> Result<Response, Problem> {
-    let started = Instant::now();
-    loop {
-        let row: Option<KeyRow> =
-            sqlx::query_as("SELECT fingerprint, status, content_type, body FROM idempotency_keys WHERE tenant_id = $1 AND key = $2")
-                .bind(tenant)
-                .bind(key)
-                .fetch_optional(&app.pool)
-                .await?;
-        match row {
-            Some((f, _, _, _)) if f != print => {
-                return Err(Problem::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "idempotency_key_reused",
-                    "this Idempotency-Key was used with other parameters; use a new key for a new request",
-                ))
-            }
-            Some((_, Some(status), content_type, body)) => {
-                return Ok(stored(u16::try_from(status).unwrap_or(502), content_type.as_deref().unwrap_or("application/json"), body.unwrap_or_default(), true));
-            }
-            // The first request failed upstream and released the key: this one may not run
-            // twice concurrently, so it asks the client to retry.
-            None => {
-                return Err(Problem::new(StatusCode::CONFLICT, "idempotency_key_in_progress", "the first request with this key did not complete; retry"));
-            }
-            Some(_) if started.elapsed() > WAIT => {
-                return Err(Problem::new(StatusCode::CONFLICT, "idempotency_key_in_progress", "a request with this Idempotency-Key is still in progress; retry shortly"));
-            }
-            Some(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
+/// What a request that could not claim its key finds.
+enum Waiting {
+    /// The key's stored answer, or the refusal of a key used with other parameters.
+    Answer(Response),
+    /// Another request holds it under a live lease.
+    InFlight,
+}
+
+/// The stored answer of `key`, if the request that holds it has one.
+async fn stored_answer(
+    app: &AppState,
+    tenant: &str,
+    key: &str,
+    print: &str,
+) -> Result<Waiting, Problem> {
+    let row: Option<KeyRow> =
+        sqlx::query_as("SELECT fingerprint, status, content_type, body FROM idempotency_keys WHERE tenant_id = $1 AND key = $2")
+            .bind(tenant)
+            .bind(key)
+            .fetch_optional(&app.pool)
+            .await?;
+    match row {
+        Some((f, _, _, _)) if f != print => Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used with other parameters; use a new key for a new request",
+        )),
+        Some((_, Some(status), content_type, body)) => Ok(Waiting::Answer(stored(
+            u16::try_from(status).unwrap_or(502),
+            content_type.as_deref().unwrap_or("application/json"),
+            body.unwrap_or_default(),
+            true,
+        ))),
+        // Held by a live request, or purged between the claim and this read (the next claim
+        // takes it).
+        _ => Ok(Waiting::InFlight),
     }
 }

@@ -96,6 +96,8 @@ pub(crate) struct AppState {
     pub identity: PartClient,
     pub segmentation: PartClient,
     pub loyalty: PartClient,
+    /// How long a call to a part may take (`CRM_GATEWAY__UPSTREAM_TIMEOUT_MS`).
+    pub upstream_timeout: std::time::Duration,
 }
 
 /// The gateway, connected and bound: `port()`, then `run(shutdown)`.
@@ -115,6 +117,7 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
         identity: client(&config.identity_url)?,
         segmentation: client(&config.segmentation_url)?,
         loyalty: client(&config.loyalty_url)?,
+        upstream_timeout: config.upstream_timeout,
     };
     PartServer::bind(base, router(state)).await
 }

@@ -111,12 +111,18 @@ impl PartClient {
         request
     }
 
+    ///
+    /// Errors leave out the URL: it holds the tenant and ids (a customer id, an email in a
+    /// lookup), and errors end up in logs.
     async fn json_answer(
         request: reqwest::RequestBuilder,
     ) -> anyhow::Result<(StatusCode, serde_json::Value)> {
-        let response = request.send().await?;
+        let response = request.send().await.map_err(reqwest::Error::without_url)?;
         let status = response.status();
-        let body = response.bytes().await?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(reqwest::Error::without_url)?;
         if body.is_empty() {
             return Ok((status, serde_json::Value::Null));
         }

@@ -82,34 +82,35 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
         relay: base.relay.waker(),
         resolver: Resolver::new(&base),
     });
-    spawn_timeline_purge(base.pool.clone());
+    let purge_pool = base.pool.clone();
     let repairs = hot::HotProfiles::new(std::sync::Arc::clone(&base.cache), base.pool.clone());
     let server = PartServer::bind(base, api)
         .await?
-        .with_task(move |shutdown| repairs.run_repairs(CACHE_REPAIR_EVERY, shutdown));
+        .with_task(move |shutdown| repairs.run_repairs(CACHE_REPAIR_EVERY, shutdown))
+        .with_task(move |shutdown| timeline_purge(purge_pool, shutdown));
     Ok(ConsumerApp::new(server, subscription(), handler))
 }
 
-/// Purges timeline entries past each tenant's retention, a minute after start and then hourly,
-/// until the pool is closed.
-fn spawn_timeline_purge(pool: sqlx::PgPool) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval_at(
-            tokio::time::Instant::now() + std::time::Duration::from_secs(60),
-            std::time::Duration::from_secs(3600),
-        );
-        loop {
-            tick.tick().await;
-            if pool.is_closed() {
-                return;
-            }
+/// How often timeline entries past retention are purged.
+const TIMELINE_PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Purges timeline entries past each tenant's retention, soon after the first start and then
+/// hourly, on one replica, until `shutdown`.
+async fn timeline_purge(pool: sqlx::PgPool, shutdown: tokio_util::sync::CancellationToken) {
+    use crm_service::schedule::{self, Schedule};
+    let schedule = Schedule::every("identity.timeline.purge", TIMELINE_PURGE_EVERY);
+    schedule::run(pool.clone(), schedule, shutdown, move || {
+        let pool = pool.clone();
+        async move {
             let default_days = settings::Settings::default().timeline_retention_days;
-            match timeline::purge(&pool, default_days).await {
-                Ok(n) => tracing::info!(deleted = n, "timeline purged past retention"),
-                Err(e) => tracing::warn!(error = %e, "timeline purge failed; retrying next hour"),
+            let n = timeline::purge(&pool, default_days).await?;
+            if n > 0 {
+                tracing::info!(deleted = n, "timeline purged past retention");
             }
+            Ok(())
         }
-    });
+    })
+    .await;
 }
 
 /// What identity consumes.

@@ -64,12 +64,18 @@ pub type Application = ConsumerApp<LoyaltyHandler>;
 pub async fn build(config: Config) -> anyhow::Result<Application> {
     let base = Base::connect(PART, config.common, &MIGRATOR).await?;
     let handler = LoyaltyHandler::new(base.pool.clone());
-    scheduler::spawn(base.pool.clone(), config.scheduler_tick, base.relay.waker());
+    let (pool, relay, tick) = (base.pool.clone(), base.relay.waker(), config.scheduler_tick);
     let api = api::routes(api::ApiState {
         pool: base.pool.clone(),
         relay: base.relay.waker(),
     });
-    let server = PartServer::bind(base, api).await?;
+    let server = PartServer::bind(base, api)
+        .await?
+        .with_task({
+            let pool = pool.clone();
+            move |shutdown| scheduler::run(pool, tick, relay, shutdown)
+        })
+        .with_task(move |shutdown| scheduler::purge_keys(pool, shutdown));
     Ok(ConsumerApp::new(server, subscription(), handler))
 }
 

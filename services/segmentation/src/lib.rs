@@ -72,15 +72,9 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
     let base = Base::connect(PART, config.common, &MIGRATOR).await?;
     let catalog = std::sync::Arc::new(engine::Catalog::default());
     let handler = SegmentationHandler::new(base.pool.clone(), std::sync::Arc::clone(&catalog));
-    scheduler::spawn_recheck(
-        base.pool.clone(),
-        std::sync::Arc::clone(&catalog),
-        config.recheck_tick,
-    );
-    scheduler::spawn_scoring(
-        base.pool.clone(),
-        std::sync::Arc::clone(&catalog),
-        config.scoring_interval,
+    let (recheck, scoring) = (
+        (base.pool.clone(), std::sync::Arc::clone(&catalog)),
+        (base.pool.clone(), std::sync::Arc::clone(&catalog)),
     );
     let (pool, relay) = (base.pool.clone(), base.relay.waker());
     let api = api::routes(api::ApiState {
@@ -90,6 +84,12 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
     });
     let server = PartServer::bind(base, api)
         .await?
+        .with_task(move |shutdown| {
+            scheduler::recheck(recheck.0, recheck.1, config.recheck_tick, shutdown)
+        })
+        .with_task(move |shutdown| {
+            scheduler::scoring(scoring.0, scoring.1, config.scoring_interval, shutdown)
+        })
         .with_task(move |shutdown| {
             let worker = crm_service::jobs::Worker::new(pool.clone(), &[scoring::JOB]);
             worker.run(shutdown, move |job| {

@@ -40,6 +40,105 @@ pub struct KafkaConfig {
     /// the broker to expire the dead member (on tansu that wait was 5 to 11 minutes). Each
     /// replica of a part needs its own id: two live members with one id fence each other.
     pub instance_id: Option<String>,
+    /// How long the record of applied message ids (`processed_messages`) is kept
+    /// (`CRM_KAFKA__DEDUPE_RETENTION_HOURS`, default 336: twice Kafka's default topic
+    /// retention of 7 days). A message redelivered later than this would apply again, so it
+    /// must exceed the topics' `retention.ms`.
+    pub dedupe_retention: Duration,
+    /// How the clients reach the brokers: plaintext, TLS, SASL.
+    pub security: Security,
+}
+
+/// Connection security for every client (`security.protocol` and its companions). Empty
+/// fields leave librdkafka's defaults.
+#[derive(Clone, Default)]
+pub struct Security {
+    /// `security.protocol`: `plaintext` (default), `ssl`, `sasl_plaintext` or `sasl_ssl`
+    /// (`CRM_KAFKA__SECURITY_PROTOCOL`).
+    pub protocol: Option<String>,
+    /// `sasl.mechanism`: `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`
+    /// (`CRM_KAFKA__SASL_MECHANISM`).
+    pub sasl_mechanism: Option<String>,
+    /// `sasl.username` (`CRM_KAFKA__SASL_USERNAME`).
+    pub sasl_username: Option<String>,
+    /// `sasl.password` (`CRM_KAFKA__SASL_PASSWORD`; from a Secret, never logged).
+    pub sasl_password: Option<String>,
+    /// `ssl.ca.location`: the CA bundle that signed the brokers' certificates
+    /// (`CRM_KAFKA__SSL_CA_LOCATION`).
+    pub ssl_ca_location: Option<String>,
+}
+
+impl std::fmt::Debug for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Security")
+            .field("protocol", &self.protocol)
+            .field("sasl_mechanism", &self.sasl_mechanism)
+            .field(
+                "sasl_username",
+                &self.sasl_username.as_ref().map(|_| "<set>"),
+            )
+            .field(
+                "sasl_password",
+                &self.sasl_password.as_ref().map(|_| "<set>"),
+            )
+            .field("ssl_ca_location", &self.ssl_ca_location)
+            .finish()
+    }
+}
+
+/// Protocols librdkafka accepts for `security.protocol`.
+const PROTOCOLS: [&str; 4] = ["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"];
+
+impl Security {
+    /// Reads `CRM_KAFKA__SECURITY_PROTOCOL`, `CRM_KAFKA__SASL_*` and `CRM_KAFKA__SSL_CA_LOCATION`.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let get = |k: &str| env.raw(k).map(str::to_owned);
+        let protocol = get("CRM_KAFKA__SECURITY_PROTOCOL").map(|p| p.to_ascii_lowercase());
+        if let Some(p) = &protocol {
+            if !PROTOCOLS.contains(&p.as_str()) {
+                return Err(ConfigError {
+                    key: "CRM_KAFKA__SECURITY_PROTOCOL".into(),
+                    problem: format!("expected one of {}, got {p:?}", PROTOCOLS.join(", ")),
+                });
+            }
+        }
+        let security = Self {
+            protocol,
+            sasl_mechanism: get("CRM_KAFKA__SASL_MECHANISM"),
+            sasl_username: get("CRM_KAFKA__SASL_USERNAME"),
+            sasl_password: get("CRM_KAFKA__SASL_PASSWORD"),
+            ssl_ca_location: get("CRM_KAFKA__SSL_CA_LOCATION"),
+        };
+        let sasl = security
+            .protocol
+            .as_deref()
+            .is_some_and(|p| p.starts_with("sasl"));
+        if sasl && (security.sasl_username.is_none() || security.sasl_password.is_none()) {
+            return Err(ConfigError {
+                key: "CRM_KAFKA__SASL_USERNAME".into(),
+                problem: "a sasl_* security protocol needs CRM_KAFKA__SASL_USERNAME and \
+                          CRM_KAFKA__SASL_PASSWORD"
+                    .into(),
+            });
+        }
+        Ok(security)
+    }
+
+    /// Sets these options on a client's configuration.
+    pub fn apply(&self, client: &mut rdkafka::ClientConfig) {
+        let options = [
+            ("security.protocol", &self.protocol),
+            ("sasl.mechanism", &self.sasl_mechanism),
+            ("sasl.username", &self.sasl_username),
+            ("sasl.password", &self.sasl_password),
+            ("ssl.ca.location", &self.ssl_ca_location),
+        ];
+        for (key, value) in options {
+            if let Some(v) = value {
+                client.set(key, v);
+            }
+        }
+    }
 }
 
 impl KafkaConfig {
@@ -57,7 +156,20 @@ impl KafkaConfig {
             max_batch: env.ranged_or("CRM_KAFKA__MAX_BATCH", 500, 1..=10_000)?,
             batch_linger: env.millis_or("CRM_KAFKA__BATCH_LINGER_MS", 5)?,
             instance_id: instance_id(env),
+            dedupe_retention: Duration::from_secs(
+                3600 * env.ranged_or("CRM_KAFKA__DEDUPE_RETENTION_HOURS", 336u64, 1..=87_600)?,
+            ),
+            security: Security::from_env(env)?,
         })
+    }
+
+    /// A client configuration with the brokers and the connection security set; each client
+    /// (consumer, producer, admin, replay) adds its own options.
+    pub fn client(&self) -> rdkafka::ClientConfig {
+        let mut client = rdkafka::ClientConfig::new();
+        client.set("bootstrap.servers", &self.brokers);
+        self.security.apply(&mut client);
+        client
     }
 
     /// Settings for a local broker with a given prefix (tests, tools).
@@ -74,6 +186,8 @@ impl KafkaConfig {
             max_batch: 500,
             batch_linger: Duration::from_millis(5),
             instance_id: None,
+            dedupe_retention: Duration::from_secs(336 * 3600),
+            security: Security::default(),
         }
     }
 }

@@ -33,7 +33,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{ClientConfig, ClientContext};
+use rdkafka::ClientContext;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -223,9 +223,8 @@ pub async fn run<H: Handler>(
 ) -> anyhow::Result<()> {
     let topics = Topics::new(&config.topic_prefix);
     let group = topics.group(subscription.part);
-    let mut client = ClientConfig::new();
+    let mut client = config.client();
     client
-        .set("bootstrap.servers", &config.brokers)
         .set("group.id", &group)
         .set("enable.auto.commit", "true")
         .set("auto.commit.interval.ms", "1000")

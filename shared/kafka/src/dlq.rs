@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use crm_envelope::Topic;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use sqlx::PgPool;
 
 use crate::headers::from_kafka;
@@ -177,11 +177,10 @@ struct DeadLetter {
 /// Every message of `topic` from the start of each partition to the end it had when the read
 /// began (no consumer group: partitions are assigned directly and nothing is committed).
 async fn read_all(config: &KafkaConfig, topic: &str) -> anyhow::Result<Vec<DeadLetter>> {
-    let brokers = config.brokers.clone();
+    let mut client = config.client();
     let topic = topic.to_owned();
     tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<DeadLetter>> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &brokers)
+        let consumer: BaseConsumer = client
             .set("group.id", "crm-dlq-replay")
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false")

@@ -6,7 +6,6 @@ use crm_telemetry::Metrics;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::util::Timeout;
-use rdkafka::ClientConfig;
 
 use crate::headers::to_kafka;
 use crate::{KafkaConfig, Topics};
@@ -35,9 +34,8 @@ pub struct Producer {
 impl Producer {
     /// Creates the producer (off the async runtime: librdkafka's client creation blocks).
     pub async fn connect(config: &KafkaConfig, metrics: Metrics) -> anyhow::Result<Self> {
-        let mut client = ClientConfig::new();
+        let mut client = config.client();
         client
-            .set("bootstrap.servers", &config.brokers)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "2")

@@ -4,7 +4,6 @@ use crm_envelope::Topic;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::ClientConfig;
 
 use crate::KafkaConfig;
 
@@ -53,13 +52,10 @@ pub async fn ensure_topics(config: &KafkaConfig) -> anyhow::Result<()> {
         .iter()
         .flat_map(|t| [topics.name(*t), topics.dlq(*t)])
         .collect();
-    let brokers = config.brokers.clone();
-    let admin = tokio::task::spawn_blocking(move || {
-        ClientConfig::new()
-            .set("bootstrap.servers", &brokers)
-            .create::<AdminClient<DefaultClientContext>>()
-    })
-    .await??;
+    let client = config.client();
+    let admin =
+        tokio::task::spawn_blocking(move || client.create::<AdminClient<DefaultClientContext>>())
+            .await??;
     let new_topics: Vec<NewTopic<'_>> = names
         .iter()
         .map(|n| {

@@ -48,10 +48,13 @@ pub async fn connect(url: &str, size: u32) -> anyhow::Result<PgPool> {
         .await?)
 }
 
-/// Runs the shared tables' migrations (Kafka's outbox and dedupe, the jobs) and the part's own;
+/// The service kit's own tables: [`crate::jobs`] and [`crate::schedule`].
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// Runs the shared tables' migrations (Kafka's outbox and dedupe, jobs, schedules) and the part's own;
 /// each ignores the others' versions (0001.., 1001.., and the parts' timestamps).
 pub async fn migrate(pool: &PgPool, part: &Migrator) -> anyhow::Result<()> {
-    for migrator in [&crm_kafka::MIGRATOR, &crate::jobs::MIGRATOR, part] {
+    for migrator in [&crm_kafka::MIGRATOR, &MIGRATOR, part] {
         let mut migrator = Migrator {
             migrations: migrator.migrations.clone(),
             ..Migrator::DEFAULT

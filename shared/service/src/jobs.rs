@@ -21,9 +21,6 @@ use serde_json::Value;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-/// The jobs table's migration, run by [`crate::db::migrate`] beside every part's own.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
 /// A job taken over this many times (its holder died each time) is failed.
 pub const MAX_ATTEMPTS: i32 = 3;
 

@@ -9,6 +9,7 @@
 //! - [`cli`]: the `serve` / `migrate` command line every part's binary shares;
 //! - [`PartConfig`]: how a part reads its settings;
 //! - [`jobs`]: persistent long-running jobs with leases, run off the async runtime's threads;
+//! - [`schedule`]: periodic work that one replica runs per tick, with leases in the database;
 //! - [`db`], [`shutdown`] and [`tenant_from_path`] helpers.
 
 #![forbid(unsafe_code)]
@@ -21,6 +22,7 @@ pub mod jobs;
 mod middleware;
 mod ops;
 mod problem;
+pub mod schedule;
 mod server;
 pub mod shutdown;
 mod token;

@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::middleware::{trace_context, track_metrics};
+use crate::schedule::Schedule;
 use crate::Base;
 
 /// A part ready to serve: its listener is bound (port 0 gives a free port, see
@@ -18,6 +19,36 @@ pub struct PartServer {
     listener: TcpListener,
     router: Router,
     background: Vec<Background>,
+}
+
+/// How often each part purges its record of applied messages past the dedupe retention.
+const PURGE_PROCESSED_EVERY: Duration = Duration::from_secs(3600);
+
+/// The hourly purge of `processed_messages` rows older than `CRM_KAFKA__DEDUPE_RETENTION_HOURS`,
+/// on one replica per tick.
+fn purge_processed_task(
+    base: &Base,
+) -> impl FnOnce(CancellationToken) -> BoxFuture<'static, ()> + Send + 'static {
+    let pool = base.pool.clone();
+    let keep = base.config.kafka.dedupe_retention;
+    move |shutdown| {
+        let schedule = Schedule::every("kafka.processed_messages.purge", PURGE_PROCESSED_EVERY);
+        Box::pin(crate::schedule::run(
+            pool.clone(),
+            schedule,
+            shutdown,
+            move || {
+                let pool = pool.clone();
+                async move {
+                    let deleted = crate::schedule::purge_processed(&pool, keep).await?;
+                    if deleted > 0 {
+                        tracing::info!(deleted, "applied-message records purged past retention");
+                    }
+                    Ok(())
+                }
+            },
+        ))
+    }
 }
 
 /// A task that runs beside HTTP until shutdown (a job worker, a scheduler).
@@ -46,12 +77,14 @@ impl PartServer {
                 base.metrics.clone(),
                 track_metrics,
             ));
+        let purge = purge_processed_task(&base);
         Ok(Self {
             base,
             listener,
             router,
             background: Vec::new(),
-        })
+        }
+        .with_task(purge))
     }
 
     /// Adds a task that starts with the part and is given its shutdown token (a job worker, a

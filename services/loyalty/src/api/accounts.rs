@@ -4,6 +4,7 @@
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
@@ -13,6 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::keyed::Keyed;
 use super::{idempotency_key, json_body, op_problem, programme_of, ApiState};
 use crate::store::{rewards, tiers};
 
@@ -189,11 +191,16 @@ async fn adjust(
     Path((tenant, id)): Path<(String, Uuid)>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), Problem> {
+) -> Result<Response, Problem> {
     let tenant = tenant_from_path(&tenant)?;
     let key = idempotency_key(&headers)?;
     let a: Adjustment = json_body(&body)?;
     let mut tx = state.pool.begin().await?;
+    let op = format!("adjustment {id}");
+    let keyed = match Keyed::start(&mut tx, &tenant, &headers, &op, &body).await? {
+        Ok(k) => k,
+        Err(replayed) => return Ok(replayed),
+    };
     let p = programme_of(&mut tx, tenant.as_str()).await?;
     let (transaction_id, messages) = rewards::adjust(
         &mut tx,
@@ -213,14 +220,13 @@ async fn adjust(
         .bind(id)
         .fetch_one(&mut *tx)
         .await?;
+    let body = json!({"transaction_id": transaction_id, "customer_id": id, "points": a.points, "balance": balance});
+    let answer = keyed
+        .answer(&mut tx, &tenant, StatusCode::CREATED, &body)
+        .await?;
     tx.commit().await?;
     state.relay.notify_one();
-    Ok((
-        StatusCode::CREATED,
-        Json(
-            json!({"transaction_id": transaction_id, "customer_id": id, "points": a.points, "balance": balance}),
-        ),
-    ))
+    Ok(answer)
 }
 
 /// What the programme owes: points held by customers (available and reserved), with issued,

@@ -1,8 +1,10 @@
 //! Loyalty's internal HTTP API, reached only through the gateway, which authenticates the
-//! caller, enforces `Idempotency-Key` on writes and passes the key on (it becomes the ledger
-//! transaction's source, so even a retried forward cannot post twice).
+//! caller, enforces `Idempotency-Key` on writes and passes the key on. Loyalty applies each
+//! write once per key itself ([`keyed`]): the answer is stored in the write's transaction, and
+//! a retried forward gets it back instead of a second effect.
 
 mod accounts;
+mod keyed;
 mod programme;
 mod rewards;
 

@@ -3,10 +3,12 @@
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use crm_service::{tenant_from_path, Problem};
 
+use super::keyed::Keyed;
 use super::{actor, json_body, programme_of, ApiState};
 use crate::programme::Programme;
 use crate::store::programmes;
@@ -32,7 +34,7 @@ async fn write(
     Path(tenant): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Programme>, Problem> {
+) -> Result<Response, Problem> {
     let tenant = tenant_from_path(&tenant)?;
     let p: Programme = json_body(&body)?;
     if let Some(problem) = p.problem() {
@@ -42,7 +44,13 @@ async fn write(
             problem,
         ));
     }
-    let mut conn = state.pool.acquire().await?;
-    programmes::save(&mut conn, tenant.as_str(), &p, &actor(&headers)).await?;
-    Ok(Json(p))
+    let mut tx = state.pool.begin().await?;
+    let keyed = match Keyed::start(&mut tx, &tenant, &headers, "programme.write", &body).await? {
+        Ok(k) => k,
+        Err(replayed) => return Ok(replayed),
+    };
+    programmes::save(&mut tx, tenant.as_str(), &p, &actor(&headers)).await?;
+    let answer = keyed.answer(&mut tx, &tenant, StatusCode::OK, &p).await?;
+    tx.commit().await?;
+    Ok(answer)
 }

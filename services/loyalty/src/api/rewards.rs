@@ -3,6 +3,7 @@
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
@@ -12,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::keyed::Keyed;
 use super::{idempotency_key, json_body, op_problem, programme_of, ApiState};
 use crate::store::rewards::{self, Redemption};
 
@@ -106,11 +108,17 @@ fn reward_json(r: &RewardRow) -> Value {
 async fn create(
     State(state): State<ApiState>,
     Path(tenant): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), Problem> {
+) -> Result<Response, Problem> {
     let tenant = tenant_from_path(&tenant)?;
     let r: RewardBody = json_body(&body)?;
     check(&r)?;
+    let mut tx = state.pool.begin().await?;
+    let keyed = match Keyed::start(&mut tx, &tenant, &headers, "reward.create", &body).await? {
+        Ok(k) => k,
+        Err(replayed) => return Ok(replayed),
+    };
     let row: RewardRow = sqlx::query_as(&format!(
         "INSERT INTO rewards (tenant_id, id, name, cost, stock, valid_from, valid_to, active) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {REWARD}"
     ))
@@ -122,19 +130,30 @@ async fn create(
     .bind(r.valid_from)
     .bind(r.valid_to)
     .bind(r.active)
-    .fetch_one(&state.pool)
+    .fetch_one(&mut *tx)
     .await?;
-    Ok((StatusCode::CREATED, Json(reward_json(&row))))
+    let answer = keyed
+        .answer(&mut tx, &tenant, StatusCode::CREATED, &reward_json(&row))
+        .await?;
+    tx.commit().await?;
+    Ok(answer)
 }
 
 async fn update(
     State(state): State<ApiState>,
     Path((tenant, id)): Path<(String, Uuid)>,
+    headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Response, Problem> {
     let tenant = tenant_from_path(&tenant)?;
     let r: RewardBody = json_body(&body)?;
     check(&r)?;
+    let mut tx = state.pool.begin().await?;
+    let op = format!("reward.update {id}");
+    let keyed = match Keyed::start(&mut tx, &tenant, &headers, &op, &body).await? {
+        Ok(k) => k,
+        Err(replayed) => return Ok(replayed),
+    };
     let row: Option<RewardRow> = sqlx::query_as(&format!(
         "UPDATE rewards SET name = $3, cost = $4, stock = $5, valid_from = $6, valid_to = $7, active = $8 WHERE tenant_id = $1 AND id = $2 RETURNING {REWARD}"
     ))
@@ -146,10 +165,15 @@ async fn update(
     .bind(r.valid_from)
     .bind(r.valid_to)
     .bind(r.active)
-    .fetch_optional(&state.pool)
+    .fetch_optional(&mut *tx)
     .await?;
-    row.map(|r| Json(reward_json(&r)))
-        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "not_found", "no such reward"))
+    let row =
+        row.ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "not_found", "no such reward"))?;
+    let answer = keyed
+        .answer(&mut tx, &tenant, StatusCode::OK, &reward_json(&row))
+        .await?;
+    tx.commit().await?;
+    Ok(answer)
 }
 
 async fn list(
@@ -180,11 +204,15 @@ async fn reserve(
     Path(tenant): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<(StatusCode, Json<Redemption>), Problem> {
+) -> Result<Response, Problem> {
     let tenant = tenant_from_path(&tenant)?;
     let key = idempotency_key(&headers)?;
     let b: ReserveBody = json_body(&body)?;
     let mut tx = state.pool.begin().await?;
+    let keyed = match Keyed::start(&mut tx, &tenant, &headers, "redemption.reserve", &body).await? {
+        Ok(k) => k,
+        Err(replayed) => return Ok(replayed),
+    };
     let p = programme_of(&mut tx, tenant.as_str()).await?;
     let r = rewards::reserve(
         &mut tx,
@@ -197,8 +225,11 @@ async fn reserve(
     )
     .await
     .map_err(op_problem)?;
+    let answer = keyed
+        .answer(&mut tx, &tenant, StatusCode::CREATED, &r)
+        .await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(r)))
+    Ok(answer)
 }
 
 async fn read(
@@ -219,32 +250,42 @@ async fn confirm(
     State(state): State<ApiState>,
     Path((tenant, id)): Path<(String, Uuid)>,
     headers: HeaderMap,
-) -> Result<Json<Redemption>, Problem> {
+) -> Result<Response, Problem> {
     let tenant = tenant_from_path(&tenant)?;
-    idempotency_key(&headers)?;
     let mut tx = state.pool.begin().await?;
+    let op = format!("redemption.confirm {id}");
+    let keyed = match Keyed::start(&mut tx, &tenant, &headers, &op, &[]).await? {
+        Ok(k) => k,
+        Err(replayed) => return Ok(replayed),
+    };
     let p = programme_of(&mut tx, tenant.as_str()).await?;
     let (r, messages) = rewards::confirm(&mut tx, &tenant, &p, id, Utc::now())
         .await
         .map_err(op_problem)?;
     enqueue_all(&mut tx, &messages).await?;
+    let answer = keyed.answer(&mut tx, &tenant, StatusCode::OK, &r).await?;
     tx.commit().await?;
     state.relay.notify_one();
-    Ok(Json(r))
+    Ok(answer)
 }
 
 async fn cancel(
     State(state): State<ApiState>,
     Path((tenant, id)): Path<(String, Uuid)>,
     headers: HeaderMap,
-) -> Result<Json<Redemption>, Problem> {
+) -> Result<Response, Problem> {
     let tenant = tenant_from_path(&tenant)?;
-    idempotency_key(&headers)?;
     let mut tx = state.pool.begin().await?;
+    let op = format!("redemption.cancel {id}");
+    let keyed = match Keyed::start(&mut tx, &tenant, &headers, &op, &[]).await? {
+        Ok(k) => k,
+        Err(replayed) => return Ok(replayed),
+    };
     let p = programme_of(&mut tx, tenant.as_str()).await?;
     let r = rewards::cancel(&mut tx, &tenant, &p, id, "cancelled", Utc::now())
         .await
         .map_err(op_problem)?;
+    let answer = keyed.answer(&mut tx, &tenant, StatusCode::OK, &r).await?;
     tx.commit().await?;
-    Ok(Json(r))
+    Ok(answer)
 }

@@ -1,5 +1,6 @@
 //! The part's tables.
 
+pub mod api_writes;
 pub mod ledger;
 pub mod members;
 pub mod programmes;
