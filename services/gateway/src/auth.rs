@@ -1,8 +1,11 @@
 //! API keys: generation, hashing, and the extractor that turns a request's key into a caller.
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
 use crm_envelope::TenantId;
 use crm_service::Problem;
 use rand::RngCore;
@@ -10,37 +13,55 @@ use sha2::{Digest, Sha256};
 
 use crate::AppState;
 
-/// What a key may do.
+/// What a key may do. Each route needs one scope (the OpenAPI document names it in the
+/// route's security requirement); `admin` passes every check.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
 )]
-#[serde(rename_all = "lowercase")]
 pub enum Scope {
-    /// Post events (write keys for integrations).
+    /// Post events and imports (write keys for integrations and SDKs).
+    #[serde(rename = "ingest")]
     Ingest,
-    /// Read customers.
+    /// Read customers, segments, reports, loyalty accounts (dashboards, storefronts).
+    #[serde(rename = "read")]
     Read,
-    /// Everything, including managing keys.
+    /// Redeem and adjust points: reserve, confirm and cancel redemptions, adjustments (a
+    /// storefront or a support desk). Not the programme or the catalogue.
+    #[serde(rename = "write:loyalty")]
+    WriteLoyalty,
+    /// Personal data requests: export, erase, consent changes (the privacy team's tooling).
+    #[serde(rename = "privacy")]
+    Privacy,
+    /// Everything, including keys, settings, segment definitions, merges and the loyalty
+    /// programme.
+    #[serde(rename = "admin")]
     Admin,
 }
 
 impl Scope {
-    /// The scope's name as stored.
+    /// Every scope, in the order documented.
+    pub const ALL: [Scope; 5] = [
+        Scope::Ingest,
+        Scope::Read,
+        Scope::WriteLoyalty,
+        Scope::Privacy,
+        Scope::Admin,
+    ];
+
+    /// The scope's name as stored and documented.
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::Ingest => "ingest",
             Scope::Read => "read",
+            Scope::WriteLoyalty => "write:loyalty",
+            Scope::Privacy => "privacy",
             Scope::Admin => "admin",
         }
     }
 
-    fn parse(s: &str) -> Option<Self> {
-        match s {
-            "ingest" => Some(Scope::Ingest),
-            "read" => Some(Scope::Read),
-            "admin" => Some(Scope::Admin),
-            _ => None,
-        }
+    /// The scope named `s`, if any.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|scope| scope.as_str() == s)
     }
 }
 
@@ -68,8 +89,8 @@ pub(crate) struct Caller {
 }
 
 impl Caller {
-    /// 403 unless the key has `scope` (or `admin`).
-    pub fn require(&self, scope: Scope) -> Result<(), Problem> {
+    /// 403 unless the key has `scope` (or `admin`). Routes check it through [`needs`].
+    fn require(&self, scope: Scope) -> Result<(), Problem> {
         if self.scopes.contains(&scope) || self.scopes.contains(&Scope::Admin) {
             Ok(())
         } else {
@@ -86,35 +107,105 @@ fn unauthorized(detail: &str) -> Problem {
     Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
 }
 
+/// Why a request has no caller, left by [`authenticate`] for the scope check.
+#[derive(Debug, Clone)]
+struct Unauthenticated(&'static str);
+
+/// Resolves the request's API key, if it has one, into a [`Caller`] in the request's
+/// extensions, before any route runs; [`needs`] and the [`Caller`] extractor read it there.
+pub(crate) async fn authenticate(
+    State(app): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    match caller_of(&app, request.headers()).await {
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
+        }
+        Err(why) => {
+            request.extensions_mut().insert(why);
+        }
+    }
+    next.run(request).await
+}
+
+/// A key as looked up: tenant, scopes, id, name.
+type KeyRow = (String, Vec<String>, uuid::Uuid, String);
+
+/// The caller a request's key names.
+async fn caller_of(app: &AppState, headers: &HeaderMap) -> Result<Caller, Unauthenticated> {
+    let key = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .ok_or(Unauthenticated(
+            "send an API key as 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'",
+        ))?;
+    let row: Result<Option<KeyRow>, _> = sqlx::query_as(
+        "SELECT tenant_id, scopes, id, name FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+    )
+    .bind(hash_key(key.trim()))
+    .fetch_optional(&app.pool)
+    .await;
+    let row = match row {
+        Ok(row) => row,
+        Err(e) => {
+            tracing::error!(error = %e, "API key lookup failed");
+            return Err(Unauthenticated(
+                "the API key could not be checked (the gateway's database is unavailable); retry",
+            ));
+        }
+    };
+    let (tenant, scopes, key_id, key_name) = row.ok_or(Unauthenticated(
+        "the API key is not valid (unknown or revoked)",
+    ))?;
+    let tenant = TenantId::parse(&tenant)
+        .map_err(|_| Unauthenticated("the API key belongs to no valid tenant"))?;
+    Ok(Caller {
+        tenant,
+        scopes: scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
+        actor: format!("key:{key_name}/{key_id}"),
+    })
+}
+
+/// `route` restricted to callers whose key has `scope` (or `admin`): 401 without a valid
+/// key, 403 `insufficient_scope` otherwise, checked before the route reads its body. Each
+/// route of the API declares its scope this way, and the OpenAPI document names the same
+/// scope in the route's security requirement (a test walks both).
+pub(crate) fn needs(scope: Scope, route: MethodRouter<AppState>) -> MethodRouter<AppState> {
+    route.route_layer(axum::middleware::from_fn(
+        move |request: Request, next: Next| async move {
+            let allowed = match request.extensions().get::<Caller>() {
+                Some(caller) => caller.require(scope),
+                None => Err(unauthorized(
+                    request
+                        .extensions()
+                        .get::<Unauthenticated>()
+                        .map_or("send an API key", |u| u.0),
+                )),
+            };
+            match allowed {
+                Ok(()) => next.run(request).await,
+                Err(problem) => problem.into_response(),
+            }
+        },
+    ))
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = Problem;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
-        let key = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .or_else(|| parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()))
-            .ok_or_else(|| {
-                unauthorized(
-                    "send an API key as 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'",
-                )
-            })?;
-        let row: Option<(String, Vec<String>, uuid::Uuid, String)> = sqlx::query_as(
-            "SELECT tenant_id, scopes, id, name FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
-        )
-        .bind(hash_key(key.trim()))
-        .fetch_optional(&state.pool)
-        .await?;
-        let (tenant, scopes, key_id, key_name) =
-            row.ok_or_else(|| unauthorized("the API key is not valid"))?;
-        let tenant = TenantId::parse(&tenant).map_err(|e| Problem::internal(&e.into()))?;
-        Ok(Caller {
-            tenant,
-            scopes: scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
-            actor: format!("key:{key_name}/{key_id}"),
-        })
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Problem> {
+        match parts.extensions.get::<Caller>() {
+            Some(caller) => Ok(caller.clone()),
+            None => Err(unauthorized(
+                parts
+                    .extensions
+                    .get::<Unauthenticated>()
+                    .map_or("send an API key", |u| u.0),
+            )),
+        }
     }
 }
 

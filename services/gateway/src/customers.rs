@@ -10,14 +10,14 @@ use crm_service::Problem;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::auth::{Caller, Scope};
+use crate::auth::{needs, Caller, Scope};
 use crate::proxy::{passthrough, IDENTITY};
 use crate::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
-        .route("/v1/customers/{id}", get(get_customer))
-        .route("/v1/customers", get(find_customers))
+        .route("/v1/customers/{id}", needs(Scope::Read, get(get_customer)))
+        .route("/v1/customers", needs(Scope::Read, get(find_customers)))
 }
 
 fn not_found() -> Problem {
@@ -38,14 +38,13 @@ fn not_found() -> Problem {
         (status = 404, description = "No such customer for this tenant", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Identity unreachable and profile not cached", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["read"]))
 )]
 pub(crate) async fn get_customer(
     State(app): State<AppState>,
     caller: Caller,
     Path(raw_id): Path<String>,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Read)?;
     let id = Uuid::parse_str(&raw_id).map_err(|_| not_found())?;
     let key = app.cache.key(&caller.tenant, id);
     match app.cache.get(&key).await {
@@ -109,14 +108,13 @@ pub(crate) struct Lookup {
         (status = 400, description = "Not exactly one identifier", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["read"]))
 )]
 pub(crate) async fn find_customers(
     State(app): State<AppState>,
     caller: Caller,
     Query(q): Query<Lookup>,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Read)?;
     let mut query = Vec::new();
     for (name, value) in [
         ("user_id", &q.user_id),

@@ -19,7 +19,7 @@ use crm_service::Problem;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::auth::{Caller, Scope};
+use crate::auth::{needs, Caller, Scope};
 use crate::AppState;
 
 /// Largest request body: 500 KiB.
@@ -27,7 +27,7 @@ pub const MAX_REQUEST_BYTES: usize = 500 * 1024;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
-        .route("/v1/events", post(post_events))
+        .route("/v1/events", needs(Scope::Ingest, post(post_events)))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
 }
 
@@ -67,14 +67,13 @@ pub struct IngestAccepted {
         (status = 413, description = "Body over 500 KiB", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The broker did not acknowledge some events; resend them with the same ids", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["ingest"]))
 )]
 pub(crate) async fn post_events(
     State(app): State<AppState>,
     caller: Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<IngestAccepted>), Problem> {
-    caller.require(Scope::Ingest)?;
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             Problem::new(

@@ -10,7 +10,7 @@ use crm_service::Problem;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::auth::{Caller, Scope};
+use crate::auth::{needs, Caller, Scope};
 use crate::proxy::{passthrough, relay, IDENTITY};
 use crate::AppState;
 
@@ -21,10 +21,10 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route(
             "/v1/imports",
-            post(start_import).layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
+            needs(Scope::Ingest, post(start_import)).layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
         )
-        .route("/v1/imports/{id}", get(import_status))
-        .route("/v1/cleanup", post(cleanup))
+        .route("/v1/imports/{id}", needs(Scope::Read, get(import_status)))
+        .route("/v1/cleanup", needs(Scope::Admin, post(cleanup)))
 }
 
 /// The file's format.
@@ -47,7 +47,7 @@ pub(crate) struct ImportQuery {
         (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Larger than 64 MiB", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["ingest"]))
 )]
 pub(crate) async fn start_import(
     State(app): State<AppState>,
@@ -55,7 +55,6 @@ pub(crate) async fn start_import(
     Query(q): Query<ImportQuery>,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Admin)?;
     let mut query = Vec::new();
     if let Some(f) = &q.format {
         query.push(("format", f.as_str()));
@@ -77,14 +76,13 @@ pub(crate) async fn start_import(
         (status = 200, description = "{\"id\", \"status\", \"total_rows\", \"processed\", \"imported\", \"unchanged\", \"failed\", \"errors\": [{\"row\", \"code\", \"detail\"}], \"cleanup\", \"failure\"}"),
         (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["read"]))
 )]
 pub(crate) async fn import_status(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<Uuid>,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Read)?;
     let path = format!("imports/{id}");
     relay(&app, &caller, reqwest::Method::GET, &path, &[], None).await
 }
@@ -97,12 +95,11 @@ pub(crate) async fn import_status(
         (status = 200, description = "{\"customers\", \"candidate_pairs\", \"merged\", \"reviews\", \"too_few_pairs\"}"),
         (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["admin"]))
 )]
 pub(crate) async fn cleanup(
     State(app): State<AppState>,
     caller: Caller,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Admin)?;
     relay(&app, &caller, reqwest::Method::POST, "cleanup", &[], None).await
 }

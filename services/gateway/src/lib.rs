@@ -136,5 +136,9 @@ fn router(state: AppState) -> Router {
         .merge(settings::routes())
         .merge(imports::routes())
         .merge(openapi::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
         .with_state(state)
 }

@@ -12,7 +12,7 @@ use crm_service::Problem;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::auth::{Caller, Scope};
+use crate::auth::{needs, Caller, Scope};
 use crate::idempotency::write_once;
 use crate::proxy::{json_body as body_of, query_of, LOYALTY};
 use crate::AppState;
@@ -21,18 +21,46 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route(
             "/v1/loyalty/programme",
-            get(read_programme).put(write_programme),
+            needs(Scope::Read, get(read_programme))
+                .merge(needs(Scope::Admin, put(write_programme))),
         )
-        .route("/v1/loyalty/customers/{id}", get(account))
-        .route("/v1/loyalty/customers/{id}/statement", get(statement))
-        .route("/v1/loyalty/customers/{id}/adjustments", post(adjust))
-        .route("/v1/loyalty/liability", get(liability))
-        .route("/v1/loyalty/rewards", get(list_rewards).post(create_reward))
-        .route("/v1/loyalty/rewards/{id}", put(update_reward))
-        .route("/v1/loyalty/redemptions", post(reserve))
-        .route("/v1/loyalty/redemptions/{id}", get(read_redemption))
-        .route("/v1/loyalty/redemptions/{id}/confirm", post(confirm))
-        .route("/v1/loyalty/redemptions/{id}/cancel", post(cancel))
+        .route(
+            "/v1/loyalty/customers/{id}",
+            needs(Scope::Read, get(account)),
+        )
+        .route(
+            "/v1/loyalty/customers/{id}/statement",
+            needs(Scope::Read, get(statement)),
+        )
+        .route(
+            "/v1/loyalty/customers/{id}/adjustments",
+            needs(Scope::WriteLoyalty, post(adjust)),
+        )
+        .route("/v1/loyalty/liability", needs(Scope::Read, get(liability)))
+        .route(
+            "/v1/loyalty/rewards",
+            needs(Scope::Read, get(list_rewards)).merge(needs(Scope::Admin, post(create_reward))),
+        )
+        .route(
+            "/v1/loyalty/rewards/{id}",
+            needs(Scope::Admin, put(update_reward)),
+        )
+        .route(
+            "/v1/loyalty/redemptions",
+            needs(Scope::WriteLoyalty, post(reserve)),
+        )
+        .route(
+            "/v1/loyalty/redemptions/{id}",
+            needs(Scope::Read, get(read_redemption)),
+        )
+        .route(
+            "/v1/loyalty/redemptions/{id}/confirm",
+            needs(Scope::WriteLoyalty, post(confirm)),
+        )
+        .route(
+            "/v1/loyalty/redemptions/{id}/cancel",
+            needs(Scope::WriteLoyalty, post(cancel)),
+        )
 }
 
 async fn read(
@@ -41,7 +69,6 @@ async fn read(
     path: &str,
     query: &[(&str, &str)],
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Read)?;
     LOYALTY
         .relay(app, caller, reqwest::Method::GET, path, query, None)
         .await
@@ -55,7 +82,6 @@ async fn write(
     path: &str,
     body: Option<&serde_json::Value>,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Admin)?;
     write_once(app, &LOYALTY, caller, headers, method, path, body).await
 }
 
@@ -63,7 +89,7 @@ async fn write(
 /// bonuses, expiry, tiers (docs/loyalty.md).
 #[utoipa::path(get, path = "/v1/loyalty/programme", tag = "loyalty",
     responses((status = 200, description = "The programme"), (status = 409, description = "No programme yet (no_programme)", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+    security(("api_key" = ["read"])))]
 pub(crate) async fn read_programme(
     State(app): State<AppState>,
     caller: Caller,
@@ -77,7 +103,7 @@ pub(crate) async fn read_programme(
     request_body(content = Object, description = "{\"currency\": \"points\", \"earn_rate\": 1, \"rounding\": \"floor|nearest|ceil\", \"category_multipliers\": {\"shoes\": 2}, \"caps\": [{\"period\": \"day|week|month\", \"max_points\": 500}], \"bonuses\": {\"sign_up\", \"birthday\", \"referral\", \"review\", \"positive_mention\"}, \"expiry_days\": 365, \"allow_negative\": false, \"tiers\": [{\"name\", \"threshold\", \"multiplier\"}], \"tier_window_days\": 365, \"tier_period_days\": 365, \"reservation_timeout_secs\": 900}"),
     responses((status = 200, description = "Stored"), (status = 400, description = "Missing Idempotency-Key or bad JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid programme, or key reused with other parameters", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+    security(("api_key" = ["admin"])))]
 pub(crate) async fn write_programme(
     State(app): State<AppState>,
     caller: Caller,
@@ -99,7 +125,7 @@ pub(crate) async fn write_programme(
 /// A customer's balance, reserved points, tier, qualifying points and expiring lots.
 #[utoipa::path(get, path = "/v1/loyalty/customers/{id}", tag = "loyalty", params(("id" = Uuid, Path, description = "Customer id")),
     responses((status = 200, description = "{\"balance\", \"reserved\", \"tier\": {name, since, period_end}, \"qualifying_points\", \"expiring\": [{expires_at, points}]}")),
-    security(("api_key" = [])))]
+    security(("api_key" = ["read"])))]
 pub(crate) async fn account(
     State(app): State<AppState>,
     caller: Caller,
@@ -121,7 +147,7 @@ pub(crate) struct StatementQuery {
 /// source event.
 #[utoipa::path(get, path = "/v1/loyalty/customers/{id}/statement", tag = "loyalty", params(("id" = Uuid, Path, description = "Customer id"), StatementQuery),
     responses((status = 200, description = "{\"items\": [{entry_id, account, points, transaction_id, kind, reason, source_event, at}], \"next\"}")),
-    security(("api_key" = [])))]
+    security(("api_key" = ["read"])))]
 pub(crate) async fn statement(
     State(app): State<AppState>,
     caller: Caller,
@@ -148,7 +174,7 @@ pub(crate) async fn statement(
     responses((status = 201, description = "{\"transaction_id\", \"points\", \"balance\"}"),
         (status = 409, description = "Not enough points (insufficient_points)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Key reused with other parameters, or bad points / reason", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+    security(("api_key" = ["write:loyalty"])))]
 pub(crate) async fn adjust(
     State(app): State<AppState>,
     caller: Caller,
@@ -172,7 +198,7 @@ pub(crate) async fn adjust(
 /// redeemed and expired totals.
 #[utoipa::path(get, path = "/v1/loyalty/liability", tag = "loyalty",
     responses((status = 200, description = "{\"outstanding\", \"available\", \"reserved\", \"customers_with_points\", \"issued\", \"redeemed\", \"expired\", \"reconciles\"}")),
-    security(("api_key" = [])))]
+    security(("api_key" = ["read"])))]
 pub(crate) async fn liability(
     State(app): State<AppState>,
     caller: Caller,
@@ -181,7 +207,7 @@ pub(crate) async fn liability(
 }
 
 /// The reward catalogue.
-#[utoipa::path(get, path = "/v1/loyalty/rewards", tag = "loyalty", responses((status = 200, description = "{\"items\": [{id, name, cost, stock, valid_from, valid_to, active}]}")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/v1/loyalty/rewards", tag = "loyalty", responses((status = 200, description = "{\"items\": [{id, name, cost, stock, valid_from, valid_to, active}]}")), security(("api_key" = ["read"])))]
 pub(crate) async fn list_rewards(
     State(app): State<AppState>,
     caller: Caller,
@@ -194,7 +220,7 @@ pub(crate) async fn list_rewards(
     params(("Idempotency-Key" = String, Header, description = "Unique per intended reward")),
     request_body(content = Object, description = "{\"name\", \"cost\", \"stock\" (absent: unlimited), \"valid_from\", \"valid_to\", \"active\"}"),
     responses((status = 201, description = "The reward"), (status = 422, description = "Invalid reward", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+    security(("api_key" = ["admin"])))]
 pub(crate) async fn create_reward(
     State(app): State<AppState>,
     caller: Caller,
@@ -218,7 +244,7 @@ pub(crate) async fn create_reward(
     params(("id" = Uuid, Path, description = "Reward id"), ("Idempotency-Key" = String, Header, description = "Unique per intended change")),
     request_body(content = Object, description = "As for creation"),
     responses((status = 200, description = "The reward"), (status = 404, description = "No such reward", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+    security(("api_key" = ["admin"])))]
 pub(crate) async fn update_reward(
     State(app): State<AppState>,
     caller: Caller,
@@ -246,7 +272,7 @@ pub(crate) async fn update_reward(
     responses((status = 201, description = "{id, customer_id, reward_id, points, status: reserved, reserved_at, expires_at}"),
         (status = 409, description = "Not enough points (insufficient_points), reward unavailable or out of stock (reward_unavailable)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Key reused with other parameters", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+    security(("api_key" = ["write:loyalty"])))]
 pub(crate) async fn reserve(
     State(app): State<AppState>,
     caller: Caller,
@@ -267,7 +293,7 @@ pub(crate) async fn reserve(
 
 /// One redemption.
 #[utoipa::path(get, path = "/v1/loyalty/redemptions/{id}", tag = "loyalty", params(("id" = Uuid, Path, description = "Redemption id")),
-    responses((status = 200, description = "The redemption, with its coupon once confirmed")), security(("api_key" = [])))]
+    responses((status = 200, description = "The redemption, with its coupon once confirmed")), security(("api_key" = ["read"])))]
 pub(crate) async fn read_redemption(
     State(app): State<AppState>,
     caller: Caller,
@@ -282,7 +308,7 @@ pub(crate) async fn read_redemption(
     params(("id" = Uuid, Path, description = "Redemption id"), ("Idempotency-Key" = String, Header, description = "Unique per intended confirmation")),
     responses((status = 200, description = "The redemption, status confirmed, with coupon_code"),
         (status = 409, description = "Not reserved any more (invalid_state)", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+    security(("api_key" = ["write:loyalty"])))]
 pub(crate) async fn confirm(
     State(app): State<AppState>,
     caller: Caller,
@@ -305,7 +331,7 @@ pub(crate) async fn confirm(
     params(("id" = Uuid, Path, description = "Redemption id"), ("Idempotency-Key" = String, Header, description = "Unique per intended cancellation")),
     responses((status = 200, description = "The redemption, status cancelled"),
         (status = 409, description = "Not reserved any more (invalid_state)", body = Problem, content_type = "application/problem+json")),
-    security(("api_key" = [])))]
+    security(("api_key" = ["write:loyalty"])))]
 pub(crate) async fn cancel(
     State(app): State<AppState>,
     caller: Caller,

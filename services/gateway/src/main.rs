@@ -1,4 +1,5 @@
-//! `crm-gateway`: `serve` (default), `migrate`, `create-tenant`, `create-key`.
+//! `crm-gateway`: `serve` (default), `migrate`, `create-tenant`, `create-key`, `list-keys`,
+//! `revoke-key`, and the shared `dlq replay`.
 
 use clap::{Parser, Subcommand};
 use crm_config::Env;
@@ -36,12 +37,27 @@ enum Command {
         /// Tenant id.
         #[arg(long)]
         tenant: String,
-        /// Comma-separated scopes: ingest, read, admin.
+        /// Comma-separated scopes: ingest, read, write:loyalty, privacy, admin.
         #[arg(long, default_value = "admin")]
         scopes: String,
         /// What the key is for.
         #[arg(long, default_value = "cli")]
         name: String,
+    },
+    /// List a tenant's API keys as JSON (names, prefixes, scopes, revocation; never the keys).
+    ListKeys {
+        /// Tenant id.
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Revoke one of a tenant's API keys; it is refused from the next request on.
+    RevokeKey {
+        /// Tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// The key's id (from `list-keys`).
+        #[arg(long)]
+        id: uuid::Uuid,
     },
 }
 
@@ -75,15 +91,31 @@ async fn main() -> anyhow::Result<()> {
             let tenant = TenantId::parse(&tenant)?;
             let scopes = scopes
                 .split(',')
-                .map(|s| {
-                    serde_json::from_value::<Scope>(serde_json::Value::String(s.trim().to_owned()))
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|_| {
-                    anyhow::anyhow!("--scopes takes ingest, read and admin, comma-separated")
+                .map(|s| Scope::parse(s.trim()))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--scopes takes ingest, read, write:loyalty, privacy and admin, comma-separated"
+                    )
                 })?;
             let pool = admin_pool(&config).await?;
             let key = tenants::create_key(&pool, &tenant, &name, &scopes).await?;
+            println!("{}", serde_json::to_string_pretty(&key)?);
+            Ok(())
+        }
+        Command::ListKeys { tenant } => {
+            let tenant = TenantId::parse(&tenant)?;
+            let pool = admin_pool(&config).await?;
+            let keys = tenants::list_keys(&pool, &tenant).await?;
+            println!("{}", serde_json::to_string_pretty(&keys)?);
+            Ok(())
+        }
+        Command::RevokeKey { tenant, id } => {
+            let tenant = TenantId::parse(&tenant)?;
+            let pool = admin_pool(&config).await?;
+            let key = tenants::revoke_key(&pool, &tenant, id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("tenant {tenant} has no API key {id}"))?;
             println!("{}", serde_json::to_string_pretty(&key)?);
             Ok(())
         }

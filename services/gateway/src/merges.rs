@@ -9,15 +9,24 @@ use axum::Router;
 use crm_service::Problem;
 use uuid::Uuid;
 
-use crate::auth::{Caller, Scope};
+use crate::auth::{needs, Caller, Scope};
 use crate::proxy::relay;
 use crate::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
-        .route("/v1/customers/{id}/merges", get(customer_merges))
-        .route("/v1/customers/{id}/identifiers", get(customer_identifiers))
-        .route("/v1/merges/{id}/unmerge", post(unmerge))
+        .route(
+            "/v1/customers/{id}/merges",
+            needs(Scope::Read, get(customer_merges)),
+        )
+        .route(
+            "/v1/customers/{id}/identifiers",
+            needs(Scope::Read, get(customer_identifiers)),
+        )
+        .route(
+            "/v1/merges/{id}/unmerge",
+            needs(Scope::Admin, post(unmerge)),
+        )
 }
 
 /// The merges a customer took part in, newest first, with their evidence.
@@ -29,14 +38,13 @@ pub(crate) fn routes() -> Router<AppState> {
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such customer", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["read"]))
 )]
 pub(crate) async fn customer_merges(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<Uuid>,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Read)?;
     let path = format!("customers/{id}/merges");
     relay(&app, &caller, reqwest::Method::GET, &path, &[], None).await
 }
@@ -50,14 +58,13 @@ pub(crate) async fn customer_merges(
         (status = 200, description = "{\"customer_id\", \"items\": [{\"kind\", \"value\", \"first_seen_at\"}]}"),
         (status = 404, description = "No such customer", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["read"]))
 )]
 pub(crate) async fn customer_identifiers(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<Uuid>,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Read)?;
     let path = format!("customers/{id}/identifiers");
     relay(&app, &caller, reqwest::Method::GET, &path, &[], None).await
 }
@@ -74,14 +81,13 @@ pub(crate) async fn customer_identifiers(
         (status = 404, description = "No merge in force with this id", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The survivor was merged again since", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["admin"]))
 )]
 pub(crate) async fn unmerge(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<Uuid>,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Admin)?;
     let path = format!("merges/{id}/unmerge");
     relay(&app, &caller, reqwest::Method::POST, &path, &[], None).await
 }

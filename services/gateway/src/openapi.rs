@@ -15,6 +15,8 @@ use crate::AppState;
         crate::customers::get_customer,
         crate::customers::find_customers,
         crate::keys::issue_key,
+        crate::keys::keys,
+        crate::keys::revoke,
         crate::reviews::list_reviews,
         crate::reviews::accept_review,
         crate::reviews::reject_review,

@@ -12,7 +12,7 @@ use crm_service::Problem;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::auth::{Caller, Scope};
+use crate::auth::{needs, Caller, Scope};
 use crate::proxy::relay;
 use crate::AppState;
 
@@ -20,10 +20,17 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route(
             "/v1/customers/{id}/consent",
-            get(read_consent).post(record_consent),
+            needs(Scope::Read, get(read_consent))
+                .merge(needs(Scope::Privacy, post(record_consent))),
         )
-        .route("/v1/customers/{id}/export", get(export))
-        .route("/v1/customers/{id}/erase", post(erase))
+        .route(
+            "/v1/customers/{id}/export",
+            needs(Scope::Privacy, get(export)),
+        )
+        .route(
+            "/v1/customers/{id}/erase",
+            needs(Scope::Privacy, post(erase)),
+        )
 }
 
 /// The customer's current consent: the latest entry per purpose and channel.
@@ -34,14 +41,13 @@ pub(crate) fn routes() -> Router<AppState> {
         (status = 200, description = "{\"customer_id\", \"items\": [{\"purpose\", \"channel\", \"granted\", \"source\", \"at\"}]}"),
         (status = 404, description = "No such customer", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["read"]))
 )]
 pub(crate) async fn read_consent(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<Uuid>,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Read)?;
     let path = format!("customers/{id}/consent");
     relay(&app, &caller, reqwest::Method::GET, &path, &[], None).await
 }
@@ -76,7 +82,7 @@ pub(crate) struct ConsentRequest {
         (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such customer", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["privacy"]))
 )]
 pub(crate) async fn record_consent(
     State(app): State<AppState>,
@@ -84,7 +90,6 @@ pub(crate) async fn record_consent(
     Path(id): Path<Uuid>,
     body: Result<Json<ConsentRequest>, JsonRejection>,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Admin)?;
     let Json(request) = body.map_err(|e| {
         Problem::new(
             StatusCode::BAD_REQUEST,
@@ -124,14 +129,13 @@ pub(crate) async fn record_consent(
         (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such customer", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["privacy"]))
 )]
 pub(crate) async fn export(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<Uuid>,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Admin)?;
     let path = format!("customers/{id}/export");
     relay(&app, &caller, reqwest::Method::GET, &path, &[], None).await
 }
@@ -146,14 +150,13 @@ pub(crate) async fn export(
         (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such customer (or erased already)", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["privacy"]))
 )]
 pub(crate) async fn erase(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<Uuid>,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Admin)?;
     let path = format!("customers/{id}/erase");
     let response = relay(&app, &caller, reqwest::Method::POST, &path, &[], None).await?;
     // Identity evicted the hot profiles; evict here too, so a fill that raced the erasure

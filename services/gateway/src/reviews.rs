@@ -9,16 +9,22 @@ use crm_service::Problem;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::auth::{Caller, Scope};
+use crate::auth::{needs, Caller, Scope};
 use crate::proxy::relay;
 use crate::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
-        .route("/v1/reviews", get(list_reviews))
-        .route("/v1/reviews/{id}/accept", post(accept_review))
-        .route("/v1/reviews/{id}/reject", post(reject_review))
-        .route("/v1/data-quality", get(data_quality))
+        .route("/v1/reviews", needs(Scope::Read, get(list_reviews)))
+        .route(
+            "/v1/reviews/{id}/accept",
+            needs(Scope::Admin, post(accept_review)),
+        )
+        .route(
+            "/v1/reviews/{id}/reject",
+            needs(Scope::Admin, post(reject_review)),
+        )
+        .route("/v1/data-quality", needs(Scope::Read, get(data_quality)))
 }
 
 /// Which reviews to list.
@@ -40,14 +46,13 @@ pub(crate) struct ReviewQuery {
         (status = 400, description = "Bad status or limit", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["read"]))
 )]
 pub(crate) async fn list_reviews(
     State(app): State<AppState>,
     caller: Caller,
     Query(q): Query<ReviewQuery>,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Read)?;
     let limit = q.limit.map(|l| l.to_string());
     let after = q.after.map(|a| a.to_string());
     let mut query = Vec::new();
@@ -72,7 +77,7 @@ pub(crate) async fn list_reviews(
         (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No pending review with this id", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["admin"]))
 )]
 pub(crate) async fn accept_review(
     State(app): State<AppState>,
@@ -91,7 +96,7 @@ pub(crate) async fn accept_review(
         (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No pending review with this id", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["admin"]))
 )]
 pub(crate) async fn reject_review(
     State(app): State<AppState>,
@@ -108,13 +113,12 @@ pub(crate) async fn reject_review(
         (status = 200, description = "{\"fields\": [{\"field\", \"present\", \"valid\", \"invalid\", \"standardised\"}]}"),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["read"]))
 )]
 pub(crate) async fn data_quality(
     State(app): State<AppState>,
     caller: Caller,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Read)?;
     relay(
         &app,
         &caller,
@@ -132,7 +136,6 @@ async fn decide(
     id: Uuid,
     decision: &str,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Admin)?;
     let path = format!("reviews/{id}/{decision}");
     relay(app, caller, reqwest::Method::POST, &path, &[], None).await
 }

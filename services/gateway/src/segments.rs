@@ -7,37 +7,69 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use crm_service::Problem;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::auth::{Caller, Scope};
+use crate::auth::{needs, Caller, Scope};
 use crate::proxy::{json_body as body_of, passthrough, query_of, SEGMENTATION};
 use crate::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
-        .route("/v1/segments", get(list_segments).post(create_segment))
-        .route("/v1/segments/preview", post(preview_segment))
+        .route(
+            "/v1/segments",
+            needs(Scope::Read, get(list_segments)).merge(needs(Scope::Admin, post(create_segment))),
+        )
+        .route(
+            "/v1/segments/preview",
+            needs(Scope::Read, post(preview_segment)),
+        )
         .route(
             "/v1/segments/{id}",
-            get(read_segment).put(update_segment).delete(delete_segment),
+            needs(Scope::Read, get(read_segment))
+                .merge(needs(Scope::Admin, put(update_segment)))
+                .merge(needs(Scope::Admin, delete(delete_segment))),
         )
-        .route("/v1/segments/{id}/versions", get(segment_versions))
-        .route("/v1/segments/{id}/members", get(segment_members))
-        .route("/v1/segments/{id}/recompute", post(recompute_segment))
-        .route("/v1/customers/{id}/segments", get(customer_segments))
-        .route("/v1/customers/{id}/scores", get(customer_scores))
-        .route("/v1/customers/{id}/activity", get(customer_activity))
-        .route("/v1/reports/rfm", get(rfm_report))
-        .route("/v1/reports/lifecycle", get(lifecycle_report))
-        .route("/v1/scoring/runs", get(scoring_runs).post(run_scoring))
-        .route("/v1/jobs/{job_id}", get(read_job))
+        .route(
+            "/v1/segments/{id}/versions",
+            needs(Scope::Read, get(segment_versions)),
+        )
+        .route(
+            "/v1/segments/{id}/members",
+            needs(Scope::Read, get(segment_members)),
+        )
+        .route(
+            "/v1/segments/{id}/recompute",
+            needs(Scope::Admin, post(recompute_segment)),
+        )
+        .route(
+            "/v1/customers/{id}/segments",
+            needs(Scope::Read, get(customer_segments)),
+        )
+        .route(
+            "/v1/customers/{id}/scores",
+            needs(Scope::Read, get(customer_scores)),
+        )
+        .route(
+            "/v1/customers/{id}/activity",
+            needs(Scope::Read, get(customer_activity)),
+        )
+        .route("/v1/reports/rfm", needs(Scope::Read, get(rfm_report)))
+        .route(
+            "/v1/reports/lifecycle",
+            needs(Scope::Read, get(lifecycle_report)),
+        )
+        .route(
+            "/v1/scoring/runs",
+            needs(Scope::Read, get(scoring_runs)).merge(needs(Scope::Admin, post(run_scoring))),
+        )
+        .route("/v1/jobs/{job_id}", needs(Scope::Read, get(read_job)))
         .route(
             "/v1/segmentation/settings",
-            get(read_settings).put(write_settings),
+            needs(Scope::Read, get(read_settings)).merge(needs(Scope::Admin, put(write_settings))),
         )
 }
 
@@ -53,14 +85,13 @@ pub(crate) fn routes() -> Router<AppState> {
         (status = 409, description = "Name taken (segment_name_taken)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid rule (invalid_rule, with `path`), reference cycle (segment_cycle), unknown referenced segment (unknown_segment)", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["admin"]))
 )]
 pub(crate) async fn create_segment(
     State(app): State<AppState>,
     caller: Caller,
     body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Admin)?;
     let body = body_of(body)?;
     SEGMENTATION
         .relay(
@@ -78,13 +109,12 @@ pub(crate) async fn create_segment(
 #[utoipa::path(
     get, path = "/v1/segments", tag = "segments",
     responses((status = 200, description = "{\"items\": [{\"segment\": {...}, \"size\": n}]}")),
-    security(("api_key" = []))
+    security(("api_key" = ["read"]))
 )]
 pub(crate) async fn list_segments(
     State(app): State<AppState>,
     caller: Caller,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Read)?;
     SEGMENTATION
         .relay(&app, &caller, reqwest::Method::GET, "segments", &[], None)
         .await
@@ -97,14 +127,13 @@ pub(crate) async fn list_segments(
         (status = 200, description = "{\"segment\": {...}, \"size\": n}"),
         (status = 404, description = "No such segment", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["read"]))
 )]
 pub(crate) async fn read_segment(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<Uuid>,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Read)?;
     let path = format!("segments/{id}");
     SEGMENTATION
         .relay(&app, &caller, reqwest::Method::GET, &path, &[], None)
@@ -121,7 +150,7 @@ pub(crate) async fn read_segment(
         (status = 404, description = "No such segment", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid rule or cycle", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["admin"]))
 )]
 pub(crate) async fn update_segment(
     State(app): State<AppState>,
@@ -129,7 +158,6 @@ pub(crate) async fn update_segment(
     Path(id): Path<Uuid>,
     body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Admin)?;
     let body = body_of(body)?;
     let path = format!("segments/{id}");
     SEGMENTATION
@@ -145,14 +173,13 @@ pub(crate) async fn update_segment(
         (status = 404, description = "No such segment", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Other segments refer to it (segment_in_use)", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["admin"]))
 )]
 pub(crate) async fn delete_segment(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<Uuid>,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Admin)?;
     let path = format!("segments/{id}");
     let response = SEGMENTATION
         .relay(&app, &caller, reqwest::Method::DELETE, &path, &[], None)
@@ -172,14 +199,13 @@ pub(crate) async fn delete_segment(
         (status = 200, description = "{\"segment_id\", \"versions\": [{version, change, name, description, rule, changed_by, changed_at}]}"),
         (status = 404, description = "No such segment", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["read"]))
 )]
 pub(crate) async fn segment_versions(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<Uuid>,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Read)?;
     let path = format!("segments/{id}/versions");
     SEGMENTATION
         .relay(&app, &caller, reqwest::Method::GET, &path, &[], None)
@@ -194,14 +220,13 @@ pub(crate) async fn segment_versions(
         (status = 200, description = "{\"size\", \"customers\", \"sample\": [customer ids]}"),
         (status = 422, description = "Invalid rule (with `path`)", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["read"]))
 )]
 pub(crate) async fn preview_segment(
     State(app): State<AppState>,
     caller: Caller,
     body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Read)?;
     let body = body_of(body)?;
     SEGMENTATION
         .relay(
@@ -231,7 +256,7 @@ pub(crate) struct MembersQuery {
         (status = 200, description = "{\"segment_id\", \"items\": [{customer_id, entered_at}], \"next\": id or null}"),
         (status = 404, description = "No such segment", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["read"]))
 )]
 pub(crate) async fn segment_members(
     State(app): State<AppState>,
@@ -239,7 +264,6 @@ pub(crate) async fn segment_members(
     Path(id): Path<Uuid>,
     Query(q): Query<MembersQuery>,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Read)?;
     let pairs = [
         ("limit", q.limit.map(|l| l.to_string())),
         ("after", q.after.map(|a| a.to_string())),
@@ -264,14 +288,13 @@ pub(crate) async fn segment_members(
         (status = 200, description = "{\"segment_id\", \"applied\": {customers, entered, exited, stage_changes}, \"elapsed_ms\"}"),
         (status = 404, description = "No such segment", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["admin"]))
 )]
 pub(crate) async fn recompute_segment(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<Uuid>,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Admin)?;
     let path = format!("segments/{id}/recompute");
     SEGMENTATION
         .relay(&app, &caller, reqwest::Method::POST, &path, &[], None)
@@ -282,14 +305,13 @@ pub(crate) async fn recompute_segment(
 #[utoipa::path(
     get, path = "/v1/customers/{id}/segments", tag = "segments", params(("id" = Uuid, Path, description = "Customer id (a merged id works too)")),
     responses((status = 200, description = "{\"customer_id\", \"segments\": [{segment_id, name, entered_at}]}")),
-    security(("api_key" = []))
+    security(("api_key" = ["read"]))
 )]
 pub(crate) async fn customer_segments(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<Uuid>,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Read)?;
     let path = format!("customers/{id}/segments");
     SEGMENTATION
         .relay(&app, &caller, reqwest::Method::GET, &path, &[], None)
@@ -304,14 +326,13 @@ pub(crate) async fn customer_segments(
         (status = 200, description = "{\"stage\", \"stage_since\", \"rfm\": {r, f, m, group}, \"lead\": {score, qualified, qualified_at, explanation: [{label, kind, events, points}]}, \"value\": {probability_alive, expected_purchases, lifetime_value, horizon_weeks}, \"loyalty_tier\"}"),
         (status = 404, description = "Segmentation knows no such customer", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["read"]))
 )]
 pub(crate) async fn customer_scores(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<Uuid>,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Read)?;
     let path = format!("customers/{id}/scores");
     SEGMENTATION
         .relay(&app, &caller, reqwest::Method::GET, &path, &[], None)
@@ -326,14 +347,13 @@ pub(crate) async fn customer_scores(
         (status = 200, description = "{\"events_total\", \"orders\", \"revenue\", \"average_order_value\", \"categories\", \"last_order_at\", \"events\": {name: {count, sum, last_7_days, last_30_days, last_90_days}}}"),
         (status = 404, description = "Segmentation knows no such customer", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["read"]))
 )]
 pub(crate) async fn customer_activity(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<Uuid>,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Read)?;
     let path = format!("customers/{id}/activity");
     SEGMENTATION
         .relay(&app, &caller, reqwest::Method::GET, &path, &[], None)
@@ -344,13 +364,12 @@ pub(crate) async fn customer_activity(
 #[utoipa::path(
     get, path = "/v1/reports/rfm", tag = "reports",
     responses((status = 200, description = "{\"groups\": [{group, customers, revenue}], \"cells\": [{r, f, customers}], \"last_run\"}")),
-    security(("api_key" = []))
+    security(("api_key" = ["read"]))
 )]
 pub(crate) async fn rfm_report(
     State(app): State<AppState>,
     caller: Caller,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Read)?;
     SEGMENTATION
         .relay(
             &app,
@@ -382,14 +401,13 @@ pub(crate) struct LifecycleQuery {
         (status = 200, description = "{\"stages\": {stage: n}, \"periods\": [{period_start, into: {stage: n}, transitions: [{from, to, customers}]}]}"),
         (status = 400, description = "Bad period or range", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["read"]))
 )]
 pub(crate) async fn lifecycle_report(
     State(app): State<AppState>,
     caller: Caller,
     Query(q): Query<LifecycleQuery>,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Read)?;
     let pairs = [("period", q.period), ("from", q.from), ("to", q.to)];
     SEGMENTATION
         .relay(
@@ -410,13 +428,12 @@ pub(crate) async fn lifecycle_report(
 #[utoipa::path(
     post, path = "/v1/scoring/runs", tag = "reports",
     responses((status = 202, description = "{\"job_id\": \"segmentation-42\", \"status\": \"queued\", \"url\": \"/v1/jobs/segmentation-42\"}; header Location: the same URL")),
-    security(("api_key" = []))
+    security(("api_key" = ["admin"]))
 )]
 pub(crate) async fn run_scoring(
     State(app): State<AppState>,
     caller: Caller,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Admin)?;
     let (status, body) = SEGMENTATION
         .client(&app)
         .call_as(
@@ -449,14 +466,13 @@ pub(crate) async fn run_scoring(
         (status = 200, description = "{\"job_id\", \"kind\", \"status\", \"progress\", \"result\", \"error\", \"attempts\", \"created_at\", \"started_at\", \"finished_at\"}"),
         (status = 404, description = "No such job for this tenant (job_not_found)", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["read"]))
 )]
 pub(crate) async fn read_job(
     State(app): State<AppState>,
     caller: Caller,
     Path(job_id): Path<String>,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Read)?;
     let not_found = || {
         Problem::new(
             StatusCode::NOT_FOUND,
@@ -484,13 +500,12 @@ pub(crate) async fn read_job(
 #[utoipa::path(
     get, path = "/v1/scoring/runs", tag = "reports",
     responses((status = 200, description = "{\"runs\": [...], \"value_model\": {model, fitted_at} or null}")),
-    security(("api_key" = []))
+    security(("api_key" = ["read"]))
 )]
 pub(crate) async fn scoring_runs(
     State(app): State<AppState>,
     caller: Caller,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Read)?;
     SEGMENTATION
         .relay(
             &app,
@@ -507,13 +522,12 @@ pub(crate) async fn scoring_runs(
 #[utoipa::path(
     get, path = "/v1/segmentation/settings", tag = "segments",
     responses((status = 200, description = "{\"lifecycle\": {new_days, active_days, lapsed_days}, \"lead_scoring\": {behaviour, fit, half_life_days, qualified_at}, \"retention_days\", \"horizon_weeks\", \"lead_recheck_minutes\"}")),
-    security(("api_key" = []))
+    security(("api_key" = ["read"]))
 )]
 pub(crate) async fn read_settings(
     State(app): State<AppState>,
     caller: Caller,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Read)?;
     SEGMENTATION
         .relay(
             &app,
@@ -536,14 +550,13 @@ pub(crate) async fn read_settings(
         (status = 400, description = "Unknown field (invalid_body)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad value (invalid_settings)", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["admin"]))
 )]
 pub(crate) async fn write_settings(
     State(app): State<AppState>,
     caller: Caller,
     body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Admin)?;
     let body = body_of(body)?;
     SEGMENTATION
         .relay(

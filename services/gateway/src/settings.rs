@@ -5,13 +5,13 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, put};
 use axum::{Json, Router};
 use crm_service::Problem;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::auth::{Caller, Scope};
+use crate::auth::{needs, Caller, Scope};
 use crate::proxy::{query_of, relay};
 use crate::AppState;
 
@@ -19,9 +19,12 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route(
             "/v1/identity/settings",
-            get(read_settings).put(write_settings),
+            needs(Scope::Admin, get(read_settings)).merge(needs(Scope::Admin, put(write_settings))),
         )
-        .route("/v1/customers/search", get(search_customers))
+        .route(
+            "/v1/customers/search",
+            needs(Scope::Read, get(search_customers)),
+        )
 }
 
 /// The tenant's identity settings: `survivorship` (`most_recent`, `most_trusted_source`,
@@ -33,13 +36,12 @@ pub(crate) fn routes() -> Router<AppState> {
         (status = 200, description = "The settings (defaults when never set)"),
         (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["admin"]))
 )]
 pub(crate) async fn read_settings(
     State(app): State<AppState>,
     caller: Caller,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Admin)?;
     relay(&app, &caller, reqwest::Method::GET, "settings", &[], None).await
 }
 
@@ -52,14 +54,13 @@ pub(crate) async fn read_settings(
         (status = 400, description = "Unknown field or bad value (code invalid_settings)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["admin"]))
 )]
 pub(crate) async fn write_settings(
     State(app): State<AppState>,
     caller: Caller,
     body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Admin)?;
     let Json(body) =
         body.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_settings", e.body_text()))?;
     relay(
@@ -92,14 +93,13 @@ pub(crate) struct SearchQuery {
         (status = 200, description = "{\"items\": [profile], \"next_after\": id or null}"),
         (status = 400, description = "Bad query or limit", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["read"]))
 )]
 pub(crate) async fn search_customers(
     State(app): State<AppState>,
     caller: Caller,
     Query(q): Query<SearchQuery>,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Read)?;
     let pairs = [
         ("q", Some(q.q)),
         ("limit", q.limit.map(|l| l.to_string())),

@@ -104,3 +104,49 @@ async fn insert_key(
         scopes: scopes.to_vec(),
     })
 }
+
+/// A key as listed: never the key itself, only its first characters.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct KeyInfo {
+    /// The key's id.
+    pub id: Uuid,
+    /// What it is for.
+    pub name: String,
+    /// Its first 12 characters (`crm_` and 8 more), to recognise it.
+    pub key_prefix: String,
+    /// What it may do.
+    pub scopes: Vec<String>,
+    /// When it was issued.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// When it was revoked; a revoked key is refused at once.
+    pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// `tenant`'s keys, newest first, revoked ones included.
+pub async fn list_keys(pool: &PgPool, tenant: &TenantId) -> Result<Vec<KeyInfo>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, name, key_prefix, scopes, created_at, revoked_at FROM api_keys
+         WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC",
+    )
+    .bind(tenant.as_str())
+    .fetch_all(pool)
+    .await
+}
+
+/// Revokes `tenant`'s key `id` (again revoking a revoked key keeps its first time); the key
+/// as listed, or `None` when the tenant has no such key.
+pub async fn revoke_key(
+    pool: &PgPool,
+    tenant: &TenantId,
+    id: Uuid,
+) -> Result<Option<KeyInfo>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
+         WHERE tenant_id = $1 AND id = $2
+         RETURNING id, name, key_prefix, scopes, created_at, revoked_at",
+    )
+    .bind(tenant.as_str())
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}

@@ -8,12 +8,15 @@ use crm_service::Problem;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::auth::{Caller, Scope};
+use crate::auth::{needs, Caller, Scope};
 use crate::proxy::{query_of, relay};
 use crate::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/v1/customers/{id}/timeline", get(timeline))
+    Router::new().route(
+        "/v1/customers/{id}/timeline",
+        needs(Scope::Read, get(timeline)),
+    )
 }
 
 /// Which page.
@@ -34,7 +37,7 @@ pub(crate) struct TimelineQuery {
         (status = 400, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such customer", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []))
+    security(("api_key" = ["read"]))
 )]
 pub(crate) async fn timeline(
     State(app): State<AppState>,
@@ -42,7 +45,6 @@ pub(crate) async fn timeline(
     Path(id): Path<Uuid>,
     Query(q): Query<TimelineQuery>,
 ) -> Result<Response, Problem> {
-    caller.require(Scope::Read)?;
     let pairs = [
         ("limit", q.limit.map(|l| l.to_string())),
         ("cursor", q.cursor),

@@ -94,7 +94,18 @@ async fn segments(
 ) -> Result<Json<Value>, Problem> {
     let tenant = tenant_from_path(&tenant)?;
     let mut conn = state.pool.acquire().await?;
-    let id = lookup(&mut conn, tenant.as_str(), id).await?.customer;
+    let found = lookup(&mut conn, tenant.as_str(), id).await?;
+    let id = found.customer;
+    let known: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM customer_activity WHERE tenant_id = $1 AND customer_id = $2)",
+    )
+    .bind(tenant.as_str())
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await?;
+    if found.erased || !known {
+        return Err(not_found());
+    }
     let rows: Vec<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(
         "SELECT m.segment_id, s.name, m.entered_at FROM memberships m
          JOIN segments s ON s.tenant_id = m.tenant_id AND s.id = m.segment_id
