@@ -60,7 +60,7 @@ async fn main() {
             source: "bench".into(),
             identity: Identity {
                 user_id: Some(format!("user-{user}")),
-                email: first.then(|| format!("user{user}@example.com")),
+                email: first.then(|| format!("user{user}@example.com").into()),
                 ..Identity::default()
             },
             customer_id: None,

@@ -258,8 +258,8 @@ impl Suite {
     pub async fn customer_by(&self, kind: &str, value: &str) -> Option<Value> {
         let body: Value = self
             .http
-            .get(format!("{}/v1/customers", self.gateway))
-            .query(&[(kind, value)])
+            .post(format!("{}/v1/customers/lookup", self.gateway))
+            .json(&serde_json::json!({ kind: value }))
             .bearer_auth(&self.key)
             .send()
             .await

@@ -1,13 +1,15 @@
 //! Customer reads: `GET /v1/customers/{id}` from the hot-profile cache (falling back to
-//! identity and filling the cache), and `GET /v1/customers?user_id=…` by exact identifier.
+//! identity and filling the cache), `GET /v1/customers?user_id=…` by exact identifier, and
+//! `POST /v1/customers/lookup` for identifiers that are personal data (emails).
 
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use crm_service::Problem;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::{needs, Caller, Scope};
@@ -18,6 +20,10 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/customers/{id}", needs(Scope::Read, get(get_customer)))
         .route("/v1/customers", needs(Scope::Read, get(find_customers)))
+        .route(
+            "/v1/customers/lookup",
+            needs(Scope::Read, post(lookup_customers)),
+        )
 }
 
 fn not_found() -> Problem {
@@ -96,16 +102,17 @@ pub(crate) struct Lookup {
     user_id: Option<String>,
     /// A device or browser id.
     anonymous_id: Option<String>,
-    /// An email address (case-insensitive).
+    /// Refused here (400 `pii_in_query`): use `POST /v1/customers/lookup`.
     email: Option<String>,
 }
 
-/// Find customers by an exact identifier.
+/// Find customers by `user_id` or `anonymous_id`. Emails are personal data and query strings
+/// end up in access logs: look them up with `POST /v1/customers/lookup`.
 #[utoipa::path(
     get, path = "/v1/customers", tag = "customers", params(Lookup),
     responses(
         (status = 200, description = "{\"items\": [profile]} (empty when none)"),
-        (status = 400, description = "Not exactly one identifier", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Not exactly one identifier (invalid_lookup), or an email in the query (pii_in_query)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["read"]))
@@ -115,12 +122,15 @@ pub(crate) async fn find_customers(
     caller: Caller,
     Query(q): Query<Lookup>,
 ) -> Result<Response, Problem> {
+    if q.email.is_some() {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "pii_in_query",
+            "emails are personal data and query strings end up in logs: POST /v1/customers/lookup with {\"email\": \"…\"}",
+        ));
+    }
     let mut query = Vec::new();
-    for (name, value) in [
-        ("user_id", &q.user_id),
-        ("anonymous_id", &q.anonymous_id),
-        ("email", &q.email),
-    ] {
+    for (name, value) in [("user_id", &q.user_id), ("anonymous_id", &q.anonymous_id)] {
         if let Some(v) = value {
             query.push((name, v.as_str()));
         }
@@ -133,6 +143,62 @@ pub(crate) async fn find_customers(
             "customers",
             &query,
             None,
+        )
+        .await
+        .map_err(|e| IDENTITY.unavailable(&e))?;
+    Ok(passthrough(status, body))
+}
+
+/// One identifier to look a customer up by, in a body (so that no email reaches a URL).
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LookupBody {
+    /// The customer's id in your system.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user_id: Option<String>,
+    /// A device or browser id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    anonymous_id: Option<String>,
+    /// An email address (case-insensitive, with the tenant's provider rules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
+}
+
+/// Find customers by exactly one identifier given in the body: `user_id`, `anonymous_id` or
+/// `email`.
+#[utoipa::path(
+    post, path = "/v1/customers/lookup", tag = "customers", request_body = LookupBody,
+    responses(
+        (status = 200, description = "{\"items\": [profile]} (empty when none)"),
+        (status = 400, description = "Not exactly one identifier, or an invalid email", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = ["read"]))
+)]
+pub(crate) async fn lookup_customers(
+    State(app): State<AppState>,
+    caller: Caller,
+    body: Result<Json<LookupBody>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let Json(body) = body.map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_lookup",
+            format!(
+                "the body is {{\"user_id\" | \"anonymous_id\" | \"email\": \"…\"}}: {}",
+                e.body_text()
+            ),
+        )
+    })?;
+    let body = serde_json::to_value(&body).map_err(|e| Problem::internal(&e.into()))?;
+    let (status, body) = app
+        .identity
+        .call(
+            reqwest::Method::POST,
+            &caller.tenant,
+            "customers/lookup",
+            &[],
+            Some(&body),
         )
         .await
         .map_err(|e| IDENTITY.unavailable(&e))?;

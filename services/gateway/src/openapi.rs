@@ -14,6 +14,7 @@ use crate::AppState;
         crate::events::post_events,
         crate::customers::get_customer,
         crate::customers::find_customers,
+        crate::customers::lookup_customers,
         crate::keys::issue_key,
         crate::keys::keys,
         crate::keys::revoke,

@@ -140,7 +140,7 @@ pub(crate) fn change_event(tenant: &TenantId, kind: &str, p: &Profile) -> Envelo
     };
     e.identity.user_id = first("user_id");
     e.identity.anonymous_id = first("anonymous_id");
-    e.identity.email = first("email");
-    e.identity.phone = first("phone");
+    e.identity.email = first("email").map(crm_envelope::Pii::new);
+    e.identity.phone = first("phone").map(crm_envelope::Pii::new);
     e
 }

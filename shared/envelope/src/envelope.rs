@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::TenantId;
+use crate::{Pii, TenantId};
 
 /// A social network handle, such as `{"network": "twitter", "handle": "@ana"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -12,7 +12,8 @@ pub struct Handle {
     /// The network, lower case (`twitter`, `instagram`, ...).
     pub network: String,
     /// The handle on that network.
-    pub handle: String,
+    #[schema(value_type = String)]
+    pub handle: Pii<String>,
 }
 
 /// The identifiers an event carries. At least `user_id` or `anonymous_id` is present on
@@ -28,17 +29,22 @@ pub struct Identity {
     pub anonymous_id: Option<String>,
     /// An email address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub email: Option<Pii<String>>,
     /// A phone number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phone: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub phone: Option<Pii<String>>,
     /// Social network handles.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub handles: Vec<Handle>,
 }
 
 /// One event, as carried by every topic of the suite (ARCHITECTURE.md, "The event envelope").
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+///
+/// Its `Debug` shows the identifiers redacted ([`Pii`]) and only the keys of `traits`,
+/// `properties` and `context`, whose values (names, addresses, IPs) are personal data.
+#[derive(Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Envelope {
     /// Message id: client-supplied, or a new UUIDv7. Consumers dedupe on `(tenant_id, id)`.
     pub id: String,
@@ -72,6 +78,26 @@ pub struct Envelope {
     /// Context: ip, user agent, library, ...
     #[serde(default)]
     pub context: Map<String, Value>,
+}
+
+impl std::fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys = |m: &Map<String, Value>| m.keys().cloned().collect::<Vec<_>>();
+        f.debug_struct("Envelope")
+            .field("id", &self.id)
+            .field("tenant_id", &self.tenant_id)
+            .field("kind", &self.kind)
+            .field("name", &self.name)
+            .field("occurred_at", &self.occurred_at)
+            .field("received_at", &self.received_at)
+            .field("source", &self.source)
+            .field("identity", &self.identity)
+            .field("customer_id", &self.customer_id)
+            .field("traits", &keys(&self.traits))
+            .field("properties", &keys(&self.properties))
+            .field("context", &keys(&self.context))
+            .finish()
+    }
 }
 
 impl Envelope {

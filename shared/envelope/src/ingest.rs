@@ -194,12 +194,12 @@ fn check_ingest_contract(e: &Envelope) -> Result<(), EventError> {
         ));
     }
     for (pointer, value) in [
-        ("/identity/user_id", &id.user_id),
-        ("/identity/anonymous_id", &id.anonymous_id),
-        ("/identity/email", &id.email),
-        ("/identity/phone", &id.phone),
+        ("/identity/user_id", id.user_id.as_deref()),
+        ("/identity/anonymous_id", id.anonymous_id.as_deref()),
+        ("/identity/email", id.email.as_ref().map(|e| e.as_str())),
+        ("/identity/phone", id.phone.as_ref().map(|p| p.as_str())),
     ] {
-        if value.as_deref().is_some_and(|v| v.len() > 256) {
+        if value.is_some_and(|v| v.len() > 256) {
             return Err(EventError::new(
                 "invalid_field",
                 Some(pointer),

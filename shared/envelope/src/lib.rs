@@ -6,12 +6,14 @@
 
 mod envelope;
 mod ingest;
+mod pii;
 mod profile;
 mod tenant;
 mod topic;
 
 pub use envelope::{Envelope, Handle, Identity};
 pub use ingest::{parse_ingest_event, EventError, IngestLimits, MAX_BATCH_EVENTS, MAX_EVENT_BYTES};
+pub use pii::Pii;
 pub use profile::{Profile, ProfileIdentifier};
 pub use tenant::{TenantId, TenantIdError};
 pub use topic::Topic;

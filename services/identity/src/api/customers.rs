@@ -2,7 +2,7 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use crm_envelope::Profile;
 use crm_service::{tenant_from_path, Problem};
@@ -20,6 +20,10 @@ pub(crate) fn routes() -> Router<ApiState> {
         .route(
             "/internal/v1/tenants/{tenant}/customers/{id}",
             get(get_customer),
+        )
+        .route(
+            "/internal/v1/tenants/{tenant}/customers/lookup",
+            post(lookup_customers),
         )
         .route(
             "/internal/v1/tenants/{tenant}/customers",
@@ -79,13 +83,51 @@ struct Lookup {
     email: Option<String>,
 }
 
-/// Customers holding an exact identifier (0 or 1 in this slice).
+/// `GET …/customers?user_id=` or `?anonymous_id=`: emails are personal data and query strings
+/// end up in access logs, so an email lookup is a POST (see [`lookup_customers`]).
 async fn find_customers(
-    State(ApiState { pool, .. }): State<ApiState>,
+    State(state): State<ApiState>,
     Path(raw_tenant): Path<String>,
     Query(q): Query<Lookup>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    let tenant = tenant_from_path(&raw_tenant)?;
+    if q.email.is_some() {
+        return Err(pii_in_query());
+    }
+    lookup(&state, &raw_tenant, q).await
+}
+
+/// `POST …/customers/lookup` with `{"user_id" | "anonymous_id" | "email": …}` in the body.
+async fn lookup_customers(
+    State(state): State<ApiState>,
+    Path(raw_tenant): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let q: Lookup = serde_json::from_slice(&body).map_err(|_| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_lookup",
+            "the body is {\"user_id\" | \"anonymous_id\" | \"email\": \"…\"}",
+        )
+    })?;
+    lookup(&state, &raw_tenant, q).await
+}
+
+/// 400 for an email in a query string.
+fn pii_in_query() -> Problem {
+    Problem::new(
+        StatusCode::BAD_REQUEST,
+        "pii_in_query",
+        "emails are personal data and query strings end up in logs: POST /v1/customers/lookup with {\"email\": \"…\"}",
+    )
+}
+
+/// Customers holding an exact identifier (0 or 1 in this slice).
+async fn lookup(
+    ApiState { pool, .. }: &ApiState,
+    raw_tenant: &str,
+    q: Lookup,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let tenant = tenant_from_path(raw_tenant)?;
     let (kind, value) = match (q.user_id, q.anonymous_id, q.email) {
         (Some(v), None, None) => ("user_id", v.trim().to_owned()),
         (None, Some(v), None) => ("anonymous_id", v.trim().to_owned()),

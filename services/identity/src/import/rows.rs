@@ -7,7 +7,7 @@
 //! another file) is deduplicated like any redelivered event: it creates nothing new.
 
 use chrono::{DateTime, Utc};
-use crm_envelope::{Envelope, Handle, Identity, TenantId};
+use crm_envelope::{Envelope, Handle, Identity, Pii, TenantId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -132,8 +132,8 @@ fn event_of(tenant: &TenantId, row: u64, mut fields: Map<String, Value>) -> Row 
     let mut identity = Identity {
         user_id: take("user_id"),
         anonymous_id: take("anonymous_id"),
-        email: take("email"),
-        phone: take("phone"),
+        email: take("email").map(Pii::new),
+        phone: take("phone").map(Pii::new),
         handles: Vec::new(),
     };
     let occurred_at = match take("occurred_at") {
@@ -159,7 +159,10 @@ fn event_of(tenant: &TenantId, row: u64, mut fields: Map<String, Value>) -> Row 
         if let Some(Value::String(handle)) = fields.remove(&key) {
             let network = key.trim_start_matches("handle_").to_owned();
             if !network.is_empty() && !handle.trim().is_empty() {
-                identity.handles.push(Handle { network, handle });
+                identity.handles.push(Handle {
+                    network,
+                    handle: handle.into(),
+                });
             }
         }
     }
@@ -238,7 +241,10 @@ mod tests {
         assert_eq!(rows.len(), 4);
         let first = rows[0].as_ref().unwrap();
         assert_eq!(first.identity.user_id.as_deref(), Some("u1"));
-        assert_eq!(first.identity.email.as_deref(), Some("Ana@Example.com"));
+        assert_eq!(
+            first.identity.email.as_ref().map(|e| e.as_str()),
+            Some("Ana@Example.com")
+        );
         assert_eq!(first.traits["first_name"], "Ana");
         assert_eq!(first.traits["plan"], "pro");
         assert!(!first.traits.contains_key("occurred_at"));
