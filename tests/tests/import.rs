@@ -35,7 +35,8 @@ async fn import(suite: &Suite, body: String, format: &str) -> Value {
         .json()
         .await
         .unwrap();
-    assert_eq!(started["status"], "running", "{started}");
+    // The file is stored before the answer; the import runs as a job.
+    assert_eq!(started["status"], "queued", "{started}");
     let id = started["id"].as_str().unwrap().to_owned();
     // The import is a long job: on a loaded machine it may outlast eventually's minute.
     eventually_within("import done", Duration::from_secs(240), || async {
@@ -110,6 +111,32 @@ async fn importing_febrl_merges_the_true_pairs_and_a_second_import_changes_nothi
     assert_eq!(again["imported"], 0);
     assert_eq!(again["unchanged"], 1000);
     assert_eq!(again["cleanup"]["merged"], 0);
+
+    // A clean-up on demand is a job: 202 with its URL, followed to its result.
+    let started = suite.post(&suite.key, "/v1/cleanup", None).await;
+    assert_eq!(started.status().as_u16(), 202);
+    let location = started.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with("/v1/jobs/identity-"), "{location}");
+    let job = eventually_within("the clean-up job", Duration::from_secs(240), || async {
+        let job: Value = suite
+            .get(Some(&suite.key), &location)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_ne!(job["status"], "failed", "{job}");
+        (job["status"] == "succeeded").then_some(job)
+    })
+    .await;
+    assert_eq!(job["kind"], "cleanup");
+    assert_eq!(job["result"]["customers"], 500, "{job}");
+    assert_eq!(job["result"]["merged"], 0, "{job}");
+    // The uploaded files are gone once their imports ended.
+    let chunks: i64 = sqlx::query_scalar("SELECT count(*) FROM import_chunks")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(chunks, 0);
     let customers: i64 =
         sqlx::query_scalar("SELECT count(*) FROM customers WHERE tenant_id = 'acme'")
             .fetch_one(&pool)
@@ -165,5 +192,80 @@ async fn bad_rows_are_reported_and_the_rest_imported() {
         .unwrap();
     assert_eq!(bad.status(), 400);
     assert_eq!(bad.json::<Value>().await.unwrap()["code"], "invalid_format");
+    suite.stop().await;
+}
+
+/// An import whose worker died mid-file: its job's lease runs out, a worker takes it over and
+/// goes on from the last checkpoint (rows before it are not read again), and the file is
+/// deleted at the end.
+#[tokio::test]
+async fn an_import_whose_worker_died_is_taken_over_from_its_checkpoint() {
+    let suite = Suite::start().await;
+    let pool = suite.identity_pool().await;
+    let mut csv = String::from("user_id,email,first_name\n");
+    for i in 1..=10 {
+        csv.push_str(&format!("resume-{i},resume{i}@example.com,R{i}\n"));
+    }
+    // What a worker that died after checkpointing row 5 leaves: the job row with its counts,
+    // the stored file, and a running job whose lease has run out.
+    let id = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO import_jobs (tenant_id, id, format, status, total_rows, processed, imported)
+         VALUES ('acme', $1, 'csv', 'running', 10, 5, 5)",
+    )
+    .bind(id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (first, second) = csv.as_bytes().split_at(40);
+    for (seq, part) in [first, second].iter().enumerate() {
+        sqlx::query("INSERT INTO import_chunks (tenant_id, import_id, seq, data) VALUES ('acme', $1, $2, $3)")
+            .bind(id)
+            .bind(seq as i32)
+            .bind(*part)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO jobs (tenant_id, kind, params, status, attempts, lease_owner, lease_until, started_at)
+         VALUES ('acme', 'import', $1, 'running', 1, 'dead-replica', now() - interval '1 second', now())",
+    )
+    .bind(sqlx::types::Json(json!({"import_id": id})))
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let job = eventually("the import taken over", || async {
+        let job: Value = suite
+            .get(Some(&suite.key), &format!("/v1/imports/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_ne!(job["status"], "failed", "{job}");
+        (job["status"] == "done").then_some(job)
+    })
+    .await;
+    assert_eq!(job["imported"], 10, "{job}");
+    assert_eq!(job["processed"], 10);
+    // Rows 6 to 10 were imported by the new worker; rows 1 to 5 were not read again.
+    assert!(suite.customer_by_user("resume-6").await.is_some());
+    assert!(suite.customer_by_user("resume-10").await.is_some());
+    assert!(suite.customer_by_user("resume-5").await.is_none());
+    let (attempts, owner): (i32, Option<String>) = sqlx::query_as(
+        "SELECT attempts, lease_owner FROM jobs WHERE kind = 'import' AND params->>'import_id' = $1",
+    )
+    .bind(id.to_string())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((attempts, owner), (2, None));
+    let chunks: i64 = sqlx::query_scalar("SELECT count(*) FROM import_chunks WHERE import_id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(chunks, 0);
     suite.stop().await;
 }

@@ -1,8 +1,8 @@
 //! Import jobs and the clean-up of a tenant's base, relayed to identity:
 //! `POST /v1/imports`, `GET /v1/imports/{id}`, `POST /v1/cleanup`.
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
@@ -14,15 +14,9 @@ use crate::auth::{needs, Caller, Scope};
 use crate::proxy::{passthrough, relay, IDENTITY};
 use crate::AppState;
 
-/// Largest import file (64 MiB; larger files go through `crm-identity import`).
-const MAX_IMPORT_BYTES: usize = 64 * 1024 * 1024;
-
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
-        .route(
-            "/v1/imports",
-            needs(Scope::Ingest, post(start_import)).layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
-        )
+        .route("/v1/imports", needs(Scope::Ingest, post(start_import)))
         .route("/v1/imports/{id}", needs(Scope::Read, get(import_status)))
         .route("/v1/cleanup", needs(Scope::Admin, post(cleanup)))
 }
@@ -42,7 +36,7 @@ pub(crate) struct ImportQuery {
     post, path = "/v1/imports", tag = "identity", params(ImportQuery),
     request_body(content = String, content_type = "text/csv", description = "The file (CSV or NDJSON, UTF-8, at most 64 MiB)"),
     responses(
-        (status = 202, description = "{\"id\", \"status\": \"running\"}: follow it at /v1/imports/{id}"),
+        (status = 202, description = "{\"id\", \"status\": \"queued\"}: the file is stored; follow the import at /v1/imports/{id}"),
         (status = 400, description = "Unknown format or not UTF-8", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Larger than 64 MiB", body = Problem, content_type = "application/problem+json"),
@@ -53,7 +47,7 @@ pub(crate) async fn start_import(
     State(app): State<AppState>,
     caller: Caller,
     Query(q): Query<ImportQuery>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, Problem> {
     let mut query = Vec::new();
     if let Some(f) = &q.format {
@@ -61,7 +55,12 @@ pub(crate) async fn start_import(
     }
     let (status, answer) = app
         .identity
-        .post_file(&caller.tenant, "imports", &query, body)
+        .post_file(
+            &caller.tenant,
+            "imports",
+            &query,
+            reqwest::Body::wrap_stream(body.into_data_stream()),
+        )
         .await
         .map_err(|e| IDENTITY.unavailable(&e))?;
     Ok(passthrough(status, answer))
@@ -88,11 +87,12 @@ pub(crate) async fn import_status(
 }
 
 /// Clean the tenant's base with the probabilistic matcher: merges above the threshold, reviews
-/// between the thresholds.
+/// between the thresholds. A persistent job (the fit takes seconds on a large base): 202 with
+/// its URL; follow it with `GET /v1/jobs/{job_id}`.
 #[utoipa::path(
     post, path = "/v1/cleanup", tag = "identity",
     responses(
-        (status = 200, description = "{\"customers\", \"candidate_pairs\", \"merged\", \"reviews\", \"too_few_pairs\"}"),
+        (status = 202, description = "{\"job_id\": \"identity-7\", \"url\": \"/v1/jobs/identity-7\"}, header Location: the same URL. The job's result: {\"customers\", \"candidate_pairs\", \"merged\", \"reviews\", \"too_few_pairs\"}"),
         (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["admin"]))
@@ -101,5 +101,10 @@ pub(crate) async fn cleanup(
     State(app): State<AppState>,
     caller: Caller,
 ) -> Result<Response, Problem> {
-    relay(&app, &caller, reqwest::Method::POST, "cleanup", &[], None).await
+    let (status, body) = app
+        .identity
+        .call(reqwest::Method::POST, &caller.tenant, "cleanup", &[], None)
+        .await
+        .map_err(|e| IDENTITY.unavailable(&e))?;
+    Ok(crate::jobs::accepted(status, body))
 }

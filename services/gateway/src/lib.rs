@@ -9,6 +9,7 @@ mod customers;
 mod events;
 mod idempotency;
 mod imports;
+mod jobs;
 mod keys;
 mod loyalty;
 mod merges;
@@ -135,6 +136,7 @@ fn router(state: AppState) -> Router {
         .merge(timeline::routes())
         .merge(settings::routes())
         .merge(imports::routes())
+        .merge(jobs::routes())
         .merge(openapi::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

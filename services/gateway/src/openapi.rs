@@ -52,7 +52,7 @@ use crate::AppState;
         crate::segments::lifecycle_report,
         crate::segments::run_scoring,
         crate::segments::scoring_runs,
-        crate::segments::read_job,
+        crate::jobs::read_job,
         crate::segments::read_settings,
         crate::segments::write_settings,
         crate::loyalty::read_programme,

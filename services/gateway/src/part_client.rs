@@ -77,14 +77,14 @@ impl PartClient {
         Self::json_answer(request).await
     }
 
-    /// Posts a file (`body`, as it came) to identity's `/internal/v1/tenants/{tenant}/{path}`
+    /// Posts a file (`body`, streamed as it comes, never held whole) to identity's `/internal/v1/tenants/{tenant}/{path}`
     /// and returns its status and JSON body as they are.
     pub async fn post_file(
         &self,
         tenant: &TenantId,
         path: &str,
         query: &[(&str, &str)],
-        body: axum::body::Bytes,
+        body: reqwest::Body,
     ) -> anyhow::Result<(StatusCode, serde_json::Value)> {
         let request = self
             .request(reqwest::Method::POST, tenant, path)

@@ -5,7 +5,7 @@
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
@@ -14,7 +14,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::auth::{needs, Caller, Scope};
-use crate::proxy::{json_body as body_of, passthrough, query_of, SEGMENTATION};
+use crate::proxy::{json_body as body_of, query_of, SEGMENTATION};
 use crate::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -66,7 +66,6 @@ pub(crate) fn routes() -> Router<AppState> {
             "/v1/scoring/runs",
             needs(Scope::Read, get(scoring_runs)).merge(needs(Scope::Admin, post(run_scoring))),
         )
-        .route("/v1/jobs/{job_id}", needs(Scope::Read, get(read_job)))
         .route(
             "/v1/segmentation/settings",
             needs(Scope::Read, get(read_settings)).merge(needs(Scope::Admin, put(write_settings))),
@@ -446,54 +445,7 @@ pub(crate) async fn run_scoring(
         )
         .await
         .map_err(|e| SEGMENTATION.unavailable(&e))?;
-    let location = body["url"]
-        .as_str()
-        .and_then(|u| HeaderValue::from_str(u).ok());
-    let mut response = passthrough(status, body);
-    if let Some(url) = location.filter(|_| status == reqwest::StatusCode::ACCEPTED) {
-        response.headers_mut().insert(header::LOCATION, url);
-    }
-    Ok(response)
-}
-
-/// A long-running job (a scoring run): `status` is `queued`, `running`, `succeeded` or
-/// `failed`, with `progress`, `result` or `error`, and the times it was asked for, started and
-/// ended. Job ids name their part (`segmentation-42`).
-#[utoipa::path(
-    get, path = "/v1/jobs/{job_id}", tag = "reports",
-    params(("job_id" = String, Path, description = "As returned when the job was started, e.g. segmentation-42")),
-    responses(
-        (status = 200, description = "{\"job_id\", \"kind\", \"status\", \"progress\", \"result\", \"error\", \"attempts\", \"created_at\", \"started_at\", \"finished_at\"}"),
-        (status = 404, description = "No such job for this tenant (job_not_found)", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("api_key" = ["read"]))
-)]
-pub(crate) async fn read_job(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(job_id): Path<String>,
-) -> Result<Response, Problem> {
-    let not_found = || {
-        Problem::new(
-            StatusCode::NOT_FOUND,
-            "job_not_found",
-            "no such job for this tenant; job ids look like segmentation-42",
-        )
-    };
-    let id: i64 = job_id
-        .strip_prefix("segmentation-")
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(not_found)?;
-    SEGMENTATION
-        .relay(
-            &app,
-            &caller,
-            reqwest::Method::GET,
-            &format!("jobs/{id}"),
-            &[],
-            None,
-        )
-        .await
+    Ok(crate::jobs::accepted(status, body))
 }
 
 /// Recent scoring runs and the tenant's fitted value model.

@@ -71,6 +71,21 @@ pub fn person_of(traits: &Map<String, Value>) -> Option<Record> {
     Some(person::record(&raw))
 }
 
+/// The persistent job kind of a clean-up on demand (`crm_service::jobs`).
+pub const JOB: &str = "cleanup";
+
+/// Runs a claimed clean-up job; its result is the [`Cleanup`] summary.
+pub async fn run_job(
+    pool: &PgPool,
+    hot: &HotProfiles,
+    job: &crm_service::jobs::Claimed,
+) -> Result<Value, String> {
+    let done = clean_tenant(pool, hot, &job.tenant)
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    serde_json::to_value(done).map_err(|e| e.to_string())
+}
+
 /// Cleans `tenant`'s base.
 pub async fn clean_tenant(
     pool: &PgPool,
@@ -95,8 +110,12 @@ pub async fn clean_tenant(
         done.too_few_pairs = true;
         return Ok(done);
     }
-    let options = MatchOptions::default();
-    let outcome = deduplicate(person::shared(), &records, &options).map_err(anyhow::Error::msg)?;
+    // The fit and the pair scoring take seconds for a large base: off the async runtime.
+    let outcome = tokio::task::spawn_blocking(move || {
+        deduplicate(person::shared(), &records, &MatchOptions::default())
+    })
+    .await?
+    .map_err(anyhow::Error::msg)?;
     done.candidate_pairs = outcome.stats.candidate_pairs;
     done.too_few_pairs = outcome.stats.candidate_pairs < MIN_PAIRS_TO_MERGE;
     if !done.too_few_pairs {

@@ -80,15 +80,40 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
         pool: base.pool.clone(),
         hot: hot::HotProfiles::new(std::sync::Arc::clone(&base.cache), base.pool.clone()),
         relay: base.relay.waker(),
-        resolver: Resolver::new(&base),
     });
     let purge_pool = base.pool.clone();
+    let (job_resolver, job_hot) = (
+        Resolver::new(&base),
+        hot::HotProfiles::new(std::sync::Arc::clone(&base.cache), base.pool.clone()),
+    );
     let repairs = hot::HotProfiles::new(std::sync::Arc::clone(&base.cache), base.pool.clone());
     let server = PartServer::bind(base, api)
         .await?
         .with_task(move |shutdown| repairs.run_repairs(CACHE_REPAIR_EVERY, shutdown))
-        .with_task(move |shutdown| timeline_purge(purge_pool, shutdown));
+        .with_task(move |shutdown| timeline_purge(purge_pool, shutdown))
+        .with_task(move |shutdown| run_jobs(job_resolver, job_hot, shutdown));
     Ok(ConsumerApp::new(server, subscription(), handler))
+}
+
+/// Runs identity's persistent jobs (uploaded imports, clean-ups) until `shutdown`.
+async fn run_jobs(
+    resolver: Resolver,
+    hot: hot::HotProfiles,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let worker =
+        crm_service::jobs::Worker::new(resolver.pool().clone(), &[import::JOB, cleanup::JOB]);
+    worker
+        .run(shutdown, move |job| {
+            let (resolver, hot) = (resolver.clone(), hot.clone());
+            async move {
+                match job.kind.as_str() {
+                    import::JOB => import::run_job(&resolver, &job).await,
+                    _ => cleanup::run_job(resolver.pool(), &hot, &job).await,
+                }
+            }
+        })
+        .await;
 }
 
 /// How often timeline entries past retention are purged.

@@ -146,7 +146,7 @@ async fn import(tenant: &str, file: &Path, format: Option<&str>) -> anyhow::Resu
         .with_context(|| format!("reading {} (it must be UTF-8)", file.display()))?;
     let (pool, hot, relay) = connect().await?;
     let resolver = Resolver::from_parts(pool.clone(), hot, relay);
-    let job = crm_identity::import::create_job(&pool, &tenant, format).await?;
+    let job = crm_identity::import::create_job(&pool, &tenant, format, "running").await?;
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} rows  {per_sec}  eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),

@@ -56,6 +56,11 @@ impl Problem {
         self
     }
 
+    /// What the client is told to fix.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
     /// The stable code.
     pub fn code(&self) -> &'static str {
         self.code

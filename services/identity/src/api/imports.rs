@@ -1,32 +1,31 @@
-//! Import jobs (start, status with the per-row error report) and the clean-up of a tenant's
-//! base on demand.
+//! Import jobs (an upload streamed into storage and queued, status with the per-row error
+//! report), the clean-up of a tenant's base on demand (a persistent job), and job status.
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use crm_service::{tenant_from_path, Problem};
+use crm_service::{jobs, tenant_from_path, Problem};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::ApiState;
 use crate::cleanup;
-use crate::import::{self, rows::Format};
+use crate::import::{self, chunks, rows::Format};
 
 /// Largest import file accepted through the API (the CLI has no limit).
 pub const MAX_IMPORT_BYTES: usize = 64 * 1024 * 1024;
 
 pub(crate) fn routes() -> Router<ApiState> {
     Router::new()
-        .route(
-            "/internal/v1/tenants/{tenant}/imports",
-            post(start).layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
-        )
+        .route("/internal/v1/tenants/{tenant}/imports", post(start))
         .route("/internal/v1/tenants/{tenant}/imports/{id}", get(status))
         .route("/internal/v1/tenants/{tenant}/cleanup", post(clean))
+        .route("/internal/v1/tenants/{tenant}/jobs/{id}", get(job))
 }
 
 #[derive(Debug, Deserialize)]
@@ -34,11 +33,16 @@ struct StartQuery {
     format: Option<String>,
 }
 
+/// Bytes of the file stored per `import_chunks` row.
+const CHUNK_BYTES: usize = 1024 * 1024;
+
+/// Streams the file into `import_chunks` as it arrives (never whole in memory), then queues the
+/// import as a persistent job and answers 202.
 async fn start(
     State(state): State<ApiState>,
     Path(raw_tenant): Path<String>,
     Query(q): Query<StartQuery>,
-    body: Bytes,
+    body: Body,
 ) -> Result<(StatusCode, Json<Value>), Problem> {
     let tenant = tenant_from_path(&raw_tenant)?;
     let format = Format::parse(q.format.as_deref().unwrap_or("csv")).ok_or_else(|| {
@@ -48,31 +52,79 @@ async fn start(
             "format is csv or ndjson",
         )
     })?;
-    let text = String::from_utf8(body.to_vec()).map_err(|e| {
+    let unavailable = |e: anyhow::Error| {
+        tracing::error!(error = %format!("{e:#}"), "storing an import failed");
         Problem::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_encoding",
-            format!("the file must be UTF-8: {e}"),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "import_unavailable",
+            "the import could not be stored; retry shortly",
         )
-    })?;
-    let job = import::create_job(&state.pool, &tenant, format)
+    };
+    let pool = &state.pool;
+    let id = import::create_job(pool, &tenant, format, "receiving")
         .await
-        .map_err(|e| {
-            tracing::error!(error = %format!("{e:#}"), "creating an import job failed");
-            Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "import_unavailable",
-                "the import could not start; retry shortly",
-            )
-        })?;
-    let task_tenant = tenant.clone();
-    tokio::spawn(async move {
-        let _ = import::run(&state.resolver, &task_tenant, job, format, &text, |_, _| {}).await;
-    });
+        .map_err(unavailable)?;
+    let received = receive(pool, &tenant, id, body).await;
+    if let Err(problem) = received {
+        // Nothing of a partial upload is imported.
+        let _ = chunks::delete(pool, &tenant, id).await;
+        let _ = import::fail(pool, &tenant, id, problem.detail()).await;
+        return Err(problem);
+    }
+    let job = jobs::enqueue(pool, &tenant, import::JOB, &json!({"import_id": id}))
+        .await
+        .map_err(|e| unavailable(e.into()))?;
+    sqlx::query("UPDATE import_jobs SET status = 'queued' WHERE tenant_id = $1 AND id = $2 AND status = 'receiving'")
+        .bind(tenant.as_str())
+        .bind(id)
+        .execute(pool)
+        .await?;
+    tracing::info!(import = %id, job, "import queued");
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "id": job, "status": "running" })),
+        Json(json!({ "id": id, "status": "queued" })),
     ))
+}
+
+/// Stores `body` in chunks of [`CHUNK_BYTES`]; 413 past [`MAX_IMPORT_BYTES`].
+async fn receive(
+    pool: &sqlx::PgPool,
+    tenant: &crm_envelope::TenantId,
+    id: Uuid,
+    body: Body,
+) -> Result<(), Problem> {
+    let mut stream = body.into_data_stream();
+    let (mut buffer, mut seq, mut total) = (Vec::with_capacity(CHUNK_BYTES), 0i32, 0usize);
+    while let Some(piece) = stream.next().await {
+        let piece = piece.map_err(|_| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "upload_interrupted",
+                "the file did not arrive whole; send it again",
+            )
+        })?;
+        total += piece.len();
+        if total > MAX_IMPORT_BYTES {
+            return Err(Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!(
+                    "an import through the API is at most {} MiB; use `crm-identity import` for larger files",
+                    MAX_IMPORT_BYTES / (1024 * 1024)
+                ),
+            ));
+        }
+        buffer.extend_from_slice(&piece);
+        if buffer.len() >= CHUNK_BYTES {
+            chunks::store(pool, tenant, id, seq, &buffer).await?;
+            seq += 1;
+            buffer.clear();
+        }
+    }
+    if !buffer.is_empty() || seq == 0 {
+        chunks::store(pool, tenant, id, seq, &buffer).await?;
+    }
+    Ok(())
 }
 
 /// A job as the API shows it.
@@ -119,20 +171,38 @@ async fn status(
     .ok_or_else(not_found)
 }
 
+/// Queues a clean-up of the tenant's base (the probabilistic matcher's fit and merges) as a
+/// persistent job; 202 with the job's id.
 async fn clean(
     State(state): State<ApiState>,
     Path(raw_tenant): Path<String>,
-) -> Result<Json<cleanup::Cleanup>, Problem> {
+) -> Result<(StatusCode, Json<Value>), Problem> {
     let tenant = tenant_from_path(&raw_tenant)?;
-    cleanup::clean_tenant(&state.pool, &state.hot, &tenant)
-        .await
+    let id = jobs::enqueue(&state.pool, &tenant, cleanup::JOB, &json!({})).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(
+            json!({ "job_id": format!("identity-{id}"), "url": format!("/v1/jobs/identity-{id}") }),
+        ),
+    ))
+}
+
+/// A persistent job of the tenant (a clean-up, an import's run).
+async fn job(
+    State(state): State<ApiState>,
+    Path((raw_tenant, id)): Path<(String, String)>,
+) -> Result<Json<jobs::JobView>, Problem> {
+    let tenant = tenant_from_path(&raw_tenant)?;
+    let not_found = || {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "job_not_found",
+            "no such job for this tenant",
+        )
+    };
+    let id: i64 = id.parse().map_err(|_| not_found())?;
+    jobs::get(&state.pool, &tenant, id)
+        .await?
         .map(Json)
-        .map_err(|e| {
-            tracing::error!(error = %format!("{e:#}"), "clean-up failed");
-            Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "cleanup_failed",
-                "the clean-up stopped; what it merged stays, run it again",
-            )
-        })
+        .ok_or_else(not_found)
 }

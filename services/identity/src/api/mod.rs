@@ -21,7 +21,6 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::hot::HotProfiles;
-use crate::resolve::Resolver;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -30,8 +29,6 @@ pub(crate) struct ApiState {
     pub(crate) hot: HotProfiles,
     /// Wakes the outbox relay after a commit that enqueued events.
     pub(crate) relay: Arc<Notify>,
-    /// Resolves imported rows like ingested events.
-    pub(crate) resolver: Resolver,
 }
 
 pub(crate) fn routes(state: ApiState) -> Router {

@@ -2,6 +2,7 @@
 //! (so the same file twice creates nothing new), a per-row error report, progress in the job
 //! row, and a clean-up of the tenant's base with the probabilistic matcher at the end.
 
+pub mod chunks;
 pub mod rows;
 
 use crm_envelope::TenantId;
@@ -41,18 +42,113 @@ pub struct Summary {
     pub cleanup: Option<Cleanup>,
 }
 
-/// Creates a job row for an import of `format`, status `running`.
-pub async fn create_job(pool: &PgPool, tenant: &TenantId, format: Format) -> anyhow::Result<Uuid> {
+/// The persistent job kind that runs an uploaded import (`crm_service::jobs`).
+pub const JOB: &str = "import";
+
+/// Creates a job row for an import of `format` with `status` (`running` for the CLI,
+/// `receiving` while an upload streams in).
+pub async fn create_job(
+    pool: &PgPool,
+    tenant: &TenantId,
+    format: Format,
+    status: &str,
+) -> anyhow::Result<Uuid> {
     let id = Uuid::now_v7();
+    sqlx::query("INSERT INTO import_jobs (tenant_id, id, format, status) VALUES ($1, $2, $3, $4)")
+        .bind(tenant.as_str())
+        .bind(id)
+        .bind(serde_json::to_value(format)?.as_str().unwrap_or("csv"))
+        .bind(status)
+        .execute(pool)
+        .await?;
+    Ok(id)
+}
+
+/// Marks import `job` failed with `why` (an upload that broke off or was too large).
+pub async fn fail(
+    pool: &PgPool,
+    tenant: &TenantId,
+    job: Uuid,
+    why: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO import_jobs (tenant_id, id, format, status) VALUES ($1, $2, $3, 'running')",
+        "UPDATE import_jobs SET status = 'failed', failure = $3, finished_at = now()
+         WHERE tenant_id = $1 AND id = $2",
     )
     .bind(tenant.as_str())
-    .bind(id)
-    .bind(serde_json::to_value(format)?.as_str().unwrap_or("csv"))
+    .bind(job)
+    .bind(why)
     .execute(pool)
     .await?;
-    Ok(id)
+    Ok(())
+}
+
+/// An import's row as a resumed job reads it: format, processed, imported, unchanged, failed,
+/// errors.
+type JobRow = (String, i64, i64, i64, i64, sqlx::types::Json<Vec<RowError>>);
+
+/// Where an interrupted import goes on from: rows done and the counts so far.
+#[derive(Debug, Clone, Default)]
+struct Checkpoint {
+    processed: u64,
+    summary: Summary,
+}
+
+/// Runs the uploaded import named by a claimed job (`{"import_id": …}`), from its last
+/// checkpoint when another worker had started it; the file is deleted when the job ends. Rows
+/// between the last checkpoint and a crash are resolved again, which changes nothing (each
+/// row is applied once) and counts them as unchanged.
+pub async fn run_job(
+    resolver: &Resolver,
+    job: &crm_service::jobs::Claimed,
+) -> Result<serde_json::Value, String> {
+    let pool = resolver.pool();
+    let tenant = &job.tenant;
+    let id = job.params["import_id"]
+        .as_str()
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .ok_or("the job names no import")?;
+    let outcome = async {
+        let row: Option<JobRow> = sqlx::query_as(
+                "SELECT format, processed, imported, unchanged, failed, errors FROM import_jobs
+                 WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(tenant.as_str())
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+        let (format, processed, imported, unchanged, failed, errors) =
+            row.ok_or_else(|| anyhow::anyhow!("import {id} does not exist"))?;
+        let format = Format::parse(&format).unwrap_or(Format::Csv);
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        let start = Checkpoint {
+            processed: count(processed),
+            summary: Summary {
+                imported: count(imported),
+                unchanged: count(unchanged),
+                failed: count(failed),
+                errors: errors.0,
+                ..Summary::default()
+            },
+        };
+        let bytes = chunks::file(pool, tenant, id).await?;
+        let text =
+            String::from_utf8(bytes).map_err(|e| anyhow::anyhow!("the file must be UTF-8: {e}"))?;
+        import(resolver, tenant, id, format, &text, &|_, _| {}, start).await
+    }
+    .await;
+    if let Err(e) = &outcome {
+        tracing::error!(error = %format!("{e:#}"), job = %id, "import failed");
+        if let Err(e2) = fail(pool, tenant, id, &format!("{e:#}")).await {
+            tracing::warn!(error = %e2, "could not record an import's failure");
+        }
+    }
+    if let Err(e) = chunks::delete(pool, tenant, id).await {
+        tracing::warn!(error = %e, job = %id, "could not delete an import's file");
+    }
+    outcome
+        .map(|s| serde_json::json!({"import_id": id, "imported": s.imported, "unchanged": s.unchanged, "failed": s.failed}))
+        .map_err(|e| format!("{e:#}"))
 }
 
 /// Runs an import of `text` for job `job`, reporting progress to the job row and to
@@ -67,7 +163,16 @@ pub async fn run(
     progress: impl Fn(u64, u64),
 ) -> anyhow::Result<Summary> {
     let pool = resolver.pool();
-    let result = import(resolver, tenant, job, format, text, &progress).await;
+    let result = import(
+        resolver,
+        tenant,
+        job,
+        format,
+        text,
+        &progress,
+        Checkpoint::default(),
+    )
+    .await;
     if let Err(e) = &result {
         tracing::error!(error = %format!("{e:#}"), %job, "import failed");
         sqlx::query(
@@ -90,15 +195,17 @@ async fn import(
     format: Format,
     text: &str,
     progress: &impl Fn(u64, u64),
+    start: Checkpoint,
 ) -> anyhow::Result<Summary> {
     let (pool, hot) = (resolver.pool(), resolver.hot());
     let rows: Vec<Row> = rows::read(tenant, format, text);
     let mut summary = Summary {
         total_rows: rows.len() as u64,
-        ..Summary::default()
+        ..start.summary
     };
-    update(pool, tenant, job, "running", &summary, 0).await?;
-    for (n, row) in rows.iter().enumerate() {
+    update(pool, tenant, job, "running", &summary, start.processed).await?;
+    let skip = usize::try_from(start.processed).unwrap_or(usize::MAX);
+    for (n, row) in rows.iter().enumerate().skip(skip) {
         match row {
             Ok(event) => {
                 let applied = resolver
