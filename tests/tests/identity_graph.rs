@@ -465,3 +465,59 @@ async fn an_unmerge_splits_the_customers_again_and_no_stale_profile_is_served() 
     assert_eq!(id_of(&still), id_of(&second));
     suite.stop().await;
 }
+
+/// An identifier that another customer holds is not attached, and the profile says why
+/// (the README's first example: its email belongs to a customer of the demo data).
+#[tokio::test]
+async fn a_profile_says_why_an_identifier_was_not_attached() {
+    let suite = Suite::start().await;
+    let post = |body: Value| {
+        let suite = &suite;
+        async move {
+            let r = suite.post_events(&suite.key, &body).await;
+            assert_eq!(r.status().as_u16(), 202);
+        }
+    };
+    post(json!({"id": "why-1", "kind": "identify",
+        "identity": {"user_id": "why-a", "email": "shared.why@example.com"}}))
+    .await;
+    let a = suite.wait_for_customer("why-a", |_| true).await;
+    post(json!({"id": "why-2", "kind": "identify",
+        "identity": {"user_id": "why-b", "email": "shared.why@example.com"}}))
+    .await;
+    let b = suite.wait_for_customer("why-b", |_| true).await;
+    assert_ne!(a["id"], b["id"], "two user ids: two people");
+    let ids = b["identifiers"].as_array().unwrap();
+    assert!(!ids.iter().any(|i| i["kind"] == "email"), "{b}");
+    // The answer the API gives (the cache or identity) explains it.
+    let profile: Value = suite
+        .get(
+            Some(&suite.key),
+            &format!("/v1/customers/{}", b["id"].as_str().unwrap()),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let unattached = profile["unattached"].as_array().expect("unattached");
+    assert_eq!(unattached.len(), 1, "{profile}");
+    assert_eq!(unattached[0]["kind"], "email");
+    assert_eq!(
+        unattached[0]["reason"],
+        "held_by_customer_with_another_user_id"
+    );
+    assert_eq!(unattached[0]["held_by"], a["id"]);
+    assert_eq!(unattached[0]["event_id"], "why-2");
+    // A's own profile has nothing unattached.
+    let a_profile: Value = suite
+        .get(
+            Some(&suite.key),
+            &format!("/v1/customers/{}", a["id"].as_str().unwrap()),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(a_profile.get("unattached").is_none(), "{a_profile}");
+    suite.stop().await;
+}

@@ -164,6 +164,7 @@ pub async fn merge(
     .bind(survivor.id)
     .execute(&mut *tx)
     .await?;
+    crate::profile::merge_unattached(tx, tenant, survivor.id, merged.id).await?;
     sqlx::query(
         "UPDATE customers SET traits = $3, trait_sources = $4, event_count = event_count + $5,
                 first_seen_at = LEAST(first_seen_at, $6), last_seen_at = GREATEST(last_seen_at, $7),

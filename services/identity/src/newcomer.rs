@@ -96,6 +96,7 @@ pub(crate) fn create(
                 value: k.value.clone(),
             })
             .collect(),
+        unattached: Vec::new(),
         event_count: 1,
         version: 1,
         first_seen_at: envelope.occurred_at,

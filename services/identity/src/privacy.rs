@@ -201,6 +201,13 @@ pub async fn erase(
         .bind(&ids)
         .execute(&mut *tx)
         .await?;
+    sqlx::query(
+        "DELETE FROM unattached_identifiers WHERE tenant_id = $1 AND (customer_id = ANY($2) OR held_by = ANY($2))",
+    )
+    .bind(t)
+    .bind(&ids)
+    .execute(&mut *tx)
+    .await?;
     owned::erase(tx, tenant, &ids).await?;
     sqlx::query("DELETE FROM match_keys WHERE tenant_id = $1 AND customer_id = ANY($2)")
         .bind(t)

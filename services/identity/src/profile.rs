@@ -1,7 +1,7 @@
 //! Loading the customer profile (`crm_envelope::Profile`) that identity serves and caches.
 
 use chrono::{DateTime, Utc};
-use crm_envelope::{Envelope, Profile, ProfileIdentifier, TenantId};
+use crm_envelope::{Envelope, Profile, ProfileIdentifier, TenantId, UnattachedIdentifier};
 use serde_json::{Map, Value};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -18,6 +18,7 @@ struct CustomerRow {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     identifiers: sqlx::types::Json<Vec<(String, String)>>,
+    unattached: sqlx::types::Json<Vec<UnattachedIdentifier>>,
 }
 
 /// The customer columns of a profile and its identifiers (in first-seen order), in one round
@@ -28,7 +29,13 @@ const PROFILE_SELECT: &str = "SELECT c.id, c.tenant_id, c.traits, c.event_count,
                                    ORDER BY i.first_seen_at, i.kind, i.value)
                   FROM identifiers i
                   WHERE i.tenant_id = c.tenant_id AND i.customer_id = c.id),
-                 '[]'::jsonb) AS identifiers
+                 '[]'::jsonb) AS identifiers,
+        COALESCE((SELECT jsonb_agg(jsonb_build_object('kind', u.kind, 'reason', u.reason,
+                                   'held_by', u.held_by, 'event_id', u.event_id, 'at', u.at)
+                                   ORDER BY u.at, u.kind)
+                  FROM unattached_identifiers u
+                  WHERE u.tenant_id = c.tenant_id AND u.customer_id = c.id),
+                 '[]'::jsonb) AS unattached
  FROM customers c WHERE c.tenant_id = $1 AND ";
 
 impl From<CustomerRow> for Profile {
@@ -43,6 +50,7 @@ impl From<CustomerRow> for Profile {
                 .into_iter()
                 .map(|(kind, value)| ProfileIdentifier { kind, value })
                 .collect(),
+            unattached: row.unattached.0,
             event_count: row.event_count,
             version: row.version,
             first_seen_at: row.first_seen_at,
@@ -143,4 +151,75 @@ pub(crate) fn change_event(tenant: &TenantId, kind: &str, p: &Profile) -> Envelo
     e.identity.email = first("email").map(crm_envelope::Pii::new);
     e.identity.phone = first("phone").map(crm_envelope::Pii::new);
     e
+}
+
+/// Records that `kind` from event `event_id` was not attached to `customer`, and why.
+pub(crate) async fn record_unattached(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    customer: Uuid,
+    kind: &str,
+    held_by: Option<Uuid>,
+    reason: &str,
+    event_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO unattached_identifiers (tenant_id, customer_id, kind, held_by, reason, event_id)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (tenant_id, customer_id, kind, coalesce(held_by, '00000000-0000-0000-0000-000000000000'::uuid))
+         DO UPDATE SET reason = EXCLUDED.reason, event_id = EXCLUDED.event_id, at = now()",
+    )
+    .bind(tenant.as_str())
+    .bind(customer)
+    .bind(kind)
+    .bind(held_by)
+    .bind(reason)
+    .bind(event_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// After `merged` joined `survivor`: what one held is no longer unattached from the other, and
+/// the merged customer's records move to the survivor.
+pub(crate) async fn merge_unattached(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    survivor: Uuid,
+    merged: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "DELETE FROM unattached_identifiers WHERE tenant_id = $1
+           AND ((customer_id = $2 AND held_by = $3) OR (customer_id = $3 AND held_by = $2))",
+    )
+    .bind(tenant.as_str())
+    .bind(survivor)
+    .bind(merged)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO unattached_identifiers (tenant_id, customer_id, kind, held_by, reason, event_id, at)
+         SELECT tenant_id, $2, kind, held_by, reason, event_id, at FROM unattached_identifiers
+         WHERE tenant_id = $1 AND customer_id = $3
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant.as_str())
+    .bind(survivor)
+    .bind(merged)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM unattached_identifiers WHERE tenant_id = $1 AND customer_id = $2")
+        .bind(tenant.as_str())
+        .bind(merged)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "UPDATE unattached_identifiers SET held_by = $2 WHERE tenant_id = $1 AND held_by = $3",
+    )
+    .bind(tenant.as_str())
+    .bind(survivor)
+    .bind(merged)
+    .execute(conn)
+    .await?;
+    Ok(())
 }

@@ -392,9 +392,18 @@ async fn apply(
             }
         }
     };
+    // Identifiers another customer holds that this event's customer does not get, and why.
+    let mut unattached: Vec<(String, Option<Uuid>, String)> = Vec::new();
     if customer.is_none() {
         customer = Some(create_customer(tx, envelope).await?);
         created = true;
+        for &(n, other) in &owners {
+            unattached.push((
+                keys[n].kind.clone(),
+                Some(other),
+                "held_by_customer_with_another_user_id".into(),
+            ));
+        }
         owners.clear();
     }
     let Some(mut customer) = customer else {
@@ -411,6 +420,11 @@ async fn apply(
         });
         if let Some(reason) = graph::merge_blocker(tx, tenant, settings, customer, other).await? {
             graph::open_review(tx, tenant, (customer, other), reason, None, evidence).await?;
+            unattached.push((
+                keys[n].kind.clone(),
+                Some(other),
+                format!("merge_refused:{reason}"),
+            ));
             continue;
         }
         // A merge moves timeline rows and publishes: what is pending goes first.
@@ -436,7 +450,23 @@ async fn apply(
         .filter(|(_, h)| !**h)
         .map(|(k, _)| k)
         .collect();
-    let linked = link_identifiers(tx, tenant, settings, customer, created, &unheld).await?;
+    let (linked, over_cap) =
+        link_identifiers(tx, tenant, settings, customer, created, &unheld).await?;
+    for key in &over_cap {
+        unattached.push((key.kind.clone(), None, "cap_reached".into()));
+    }
+    for (kind, held_by, reason) in &unattached {
+        crate::profile::record_unattached(
+            tx,
+            tenant,
+            customer,
+            kind,
+            *held_by,
+            reason,
+            &envelope.id,
+        )
+        .await?;
+    }
     if created && linked.is_empty() && !keys.is_empty() {
         // Another replica created a customer for the same identifier meanwhile; retrying finds it.
         return Err(HandleError::Transient(anyhow::anyhow!(
@@ -548,7 +578,7 @@ async fn create_customer(tx: &mut PgConnection, e: &Envelope) -> Result<Uuid, sq
 
 /// Links the identifiers no customer has yet, within the tenant's cap per kind and never a
 /// second user_id; identifiers of other customers stay where they are (a merge moved them
-/// already, or a review holds the pair). Returns those linked.
+/// already, or a review holds the pair). Returns those linked and those the caps refused.
 async fn link_identifiers(
     tx: &mut PgConnection,
     tenant: &TenantId,
@@ -556,9 +586,9 @@ async fn link_identifiers(
     customer_id: Uuid,
     created: bool,
     keys: &[&IdentifierKey],
-) -> Result<Vec<IdentifierKey>, sqlx::Error> {
+) -> Result<(Vec<IdentifierKey>, Vec<IdentifierKey>), sqlx::Error> {
     if keys.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
     // A customer created by this event holds nothing yet.
     let mut held: HashMap<String, i64> = if created {
@@ -576,6 +606,11 @@ async fn link_identifiers(
         .collect()
     };
     let allowed = within_caps(settings, &mut held, keys.iter().copied());
+    let over_cap: Vec<IdentifierKey> = keys
+        .iter()
+        .filter(|k| !allowed.iter().any(|a| *a == **k))
+        .map(|k| (*k).clone())
+        .collect();
     let kinds: Vec<&str> = allowed.iter().map(|k| k.kind.as_str()).collect();
     let values: Vec<&str> = allowed.iter().map(|k| k.value.as_str()).collect();
     let linked: Vec<(String, String)> = sqlx::query_as(
@@ -589,10 +624,11 @@ async fn link_identifiers(
     .bind(customer_id)
     .fetch_all(&mut *tx)
     .await?;
-    Ok(linked
+    let linked = linked
         .into_iter()
         .map(|(kind, value)| IdentifierKey { kind, value })
-        .collect())
+        .collect();
+    Ok((linked, over_cap))
 }
 
 /// Combines the event's (standardised) traits by the tenant's survivorship rule, keeps invalid

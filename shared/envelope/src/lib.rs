@@ -14,6 +14,6 @@ mod topic;
 pub use envelope::{Envelope, Handle, Identity};
 pub use ingest::{parse_ingest_event, EventError, IngestLimits, MAX_BATCH_EVENTS, MAX_EVENT_BYTES};
 pub use pii::Pii;
-pub use profile::{Profile, ProfileIdentifier};
+pub use profile::{Profile, ProfileIdentifier, UnattachedIdentifier};
 pub use tenant::{TenantId, TenantIdError};
 pub use topic::Topic;

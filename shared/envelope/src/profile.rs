@@ -14,6 +14,24 @@ pub struct ProfileIdentifier {
     pub value: String,
 }
 
+/// An identifier an event carried that identity did not attach to this customer, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UnattachedIdentifier {
+    /// `email`, `phone`, `user_id`, ...
+    pub kind: String,
+    /// Why: `held_by_customer_with_another_user_id` (another customer has the value and its
+    /// own user_id, so the two are different people), `merge_refused:<guard>` (another customer
+    /// has it and a merge guard stopped the merge; a review is open), `cap_reached` (the
+    /// tenant's cap of identifiers of this kind per customer).
+    pub reason: String,
+    /// The customer that holds the value, if another one does.
+    pub held_by: Option<Uuid>,
+    /// The event that carried it.
+    pub event_id: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
 /// A customer's profile.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Profile {
@@ -26,6 +44,9 @@ pub struct Profile {
     pub traits: Map<String, Value>,
     /// Identifiers linked to the customer.
     pub identifiers: Vec<ProfileIdentifier>,
+    /// Identifiers its events carried that were not attached, with the reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unattached: Vec<UnattachedIdentifier>,
     /// Events applied to this customer.
     pub event_count: i64,
     /// Bumped by every applied event; lets clients see that a change happened.

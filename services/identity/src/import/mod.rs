@@ -110,13 +110,13 @@ pub async fn run_job(
         .ok_or("the job names no import")?;
     let outcome = async {
         let row: Option<JobRow> = sqlx::query_as(
-                "SELECT format, processed, imported, unchanged, failed, errors FROM import_jobs
+            "SELECT format, processed, imported, unchanged, failed, errors FROM import_jobs
                  WHERE tenant_id = $1 AND id = $2",
-            )
-            .bind(tenant.as_str())
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
+        )
+        .bind(tenant.as_str())
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
         let (format, processed, imported, unchanged, failed, errors) =
             row.ok_or_else(|| anyhow::anyhow!("import {id} does not exist"))?;
         let format = Format::parse(&format).unwrap_or(Format::Csv);
