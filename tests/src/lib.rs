@@ -325,7 +325,86 @@ impl Suite {
         format!("t{}.{logical}", self.id)
     }
 
+    /// A second replica of every part, on the same databases, topics and consumer groups.
+    pub async fn start_replicas(&self) -> Replicas {
+        let shutdown = CancellationToken::new();
+        let mut tasks = Vec::new();
+        let url = |port: u16| format!("http://127.0.0.1:{port}");
+        let identity = crm_identity::build(crm_identity::Config {
+            common: part_config(&self.id, "identity", &self.redis),
+        })
+        .await
+        .expect("identity replica starts");
+        let identity_url = url(identity.port());
+        spawn(&mut tasks, identity.run(shutdown.clone()));
+        let segmentation = crm_segmentation::build(crm_segmentation::Config {
+            common: part_config(&self.id, "segmentation", &self.redis),
+            recheck_tick: Duration::from_millis(200),
+            scoring_interval: None,
+        })
+        .await
+        .expect("segmentation replica starts");
+        let segmentation_url = url(segmentation.port());
+        spawn(&mut tasks, segmentation.run(shutdown.clone()));
+        let loyalty = crm_loyalty::build(crm_loyalty::Config {
+            common: part_config(&self.id, "loyalty", &self.redis),
+            scheduler_tick: Duration::from_millis(200),
+        })
+        .await
+        .expect("loyalty replica starts");
+        let loyalty_url = url(loyalty.port());
+        spawn(&mut tasks, loyalty.run(shutdown.clone()));
+        let campaign = crm_campaign::build(crm_campaign::Config {
+            common: part_config(&self.id, "campaign", &self.redis),
+        })
+        .await
+        .expect("campaign replica starts");
+        let campaign_url = url(campaign.port());
+        spawn(&mut tasks, campaign.run(shutdown.clone()));
+        let gateway = crm_gateway::build(crm_gateway::Config {
+            common: part_config(&self.id, "gateway", &self.redis),
+            identity_url: identity_url.clone(),
+            segmentation_url: segmentation_url.clone(),
+            loyalty_url: loyalty_url.clone(),
+            upstream_timeout: Duration::from_secs(2),
+        })
+        .await
+        .expect("gateway replica starts");
+        let gateway_url = url(gateway.port());
+        spawn(&mut tasks, gateway.run(shutdown.clone()));
+        Replicas {
+            gateway: gateway_url,
+            identity: identity_url,
+            segmentation: segmentation_url,
+            campaign: campaign_url,
+            loyalty: loyalty_url,
+            shutdown,
+            tasks,
+        }
+    }
+
     /// Stops every part and waits for them to drain.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+        }
+    }
+}
+
+/// Second replicas of the five parts ([`Suite::start_replicas`]).
+pub struct Replicas {
+    pub gateway: String,
+    pub identity: String,
+    pub segmentation: String,
+    pub campaign: String,
+    pub loyalty: String,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Replicas {
+    /// Stops the replicas and waits for them to drain.
     pub async fn stop(self) {
         self.shutdown.cancel();
         for task in self.tasks {
