@@ -37,6 +37,13 @@ async fn import(suite: &Suite, body: String, format: &str) -> Value {
         .unwrap();
     // The file is stored before the answer; the import runs as a job.
     assert_eq!(started["status"], "queued", "{started}");
+    assert_eq!(
+        started["url"]
+            .as_str()
+            .map(|u| u.starts_with("/v1/imports/")),
+        Some(true),
+        "{started}"
+    );
     let id = started["id"].as_str().unwrap().to_owned();
     // The import is a long job: on a loaded machine it may outlast eventually's minute.
     eventually_within("import done", Duration::from_secs(240), || async {

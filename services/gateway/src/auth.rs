@@ -107,9 +107,35 @@ fn unauthorized(detail: &str) -> Problem {
     Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
 }
 
-/// Why a request has no caller, left by [`authenticate`] for the scope check.
+/// Why a request has no caller, left by [`authenticate`] for the scope check: no key, a key
+/// that is not valid (401), or a key that could not be checked (503: retry).
 #[derive(Debug, Clone)]
-struct Unauthenticated(&'static str);
+struct Unauthenticated {
+    status: StatusCode,
+    code: &'static str,
+    detail: &'static str,
+}
+
+impl Unauthenticated {
+    const fn unauthorized(detail: &'static str) -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthorized",
+            detail,
+        }
+    }
+
+    fn problem(&self) -> Problem {
+        Problem::new(self.status, self.code, self.detail)
+    }
+}
+
+/// The answer for a request that reached a route without a caller.
+fn no_caller(extensions: &axum::http::Extensions) -> Problem {
+    extensions
+        .get::<Unauthenticated>()
+        .map_or_else(|| unauthorized("send an API key"), Unauthenticated::problem)
+}
 
 /// Resolves the request's API key, if it has one, into a [`Caller`] in the request's
 /// extensions, before any route runs; [`needs`] and the [`Caller`] extractor read it there.
@@ -139,7 +165,7 @@ async fn caller_of(app: &AppState, headers: &HeaderMap) -> Result<Caller, Unauth
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
-        .ok_or(Unauthenticated(
+        .ok_or(Unauthenticated::unauthorized(
             "send an API key as 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'",
         ))?;
     let row: Result<Option<KeyRow>, _> = sqlx::query_as(
@@ -152,16 +178,18 @@ async fn caller_of(app: &AppState, headers: &HeaderMap) -> Result<Caller, Unauth
         Ok(row) => row,
         Err(e) => {
             tracing::error!(error = %e, "API key lookup failed");
-            return Err(Unauthenticated(
-                "the API key could not be checked (the gateway's database is unavailable); retry",
-            ));
+            return Err(Unauthenticated {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "auth_unavailable",
+                detail: "the API key could not be checked (the gateway's database is unavailable); retry",
+            });
         }
     };
-    let (tenant, scopes, key_id, key_name) = row.ok_or(Unauthenticated(
+    let (tenant, scopes, key_id, key_name) = row.ok_or(Unauthenticated::unauthorized(
         "the API key is not valid (unknown or revoked)",
     ))?;
     let tenant = TenantId::parse(&tenant)
-        .map_err(|_| Unauthenticated("the API key belongs to no valid tenant"))?;
+        .map_err(|_| Unauthenticated::unauthorized("the API key belongs to no valid tenant"))?;
     Ok(Caller {
         tenant,
         scopes: scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
@@ -178,12 +206,7 @@ pub(crate) fn needs(scope: Scope, route: MethodRouter<AppState>) -> MethodRouter
         move |request: Request, next: Next| async move {
             let allowed = match request.extensions().get::<Caller>() {
                 Some(caller) => caller.require(scope),
-                None => Err(unauthorized(
-                    request
-                        .extensions()
-                        .get::<Unauthenticated>()
-                        .map_or("send an API key", |u| u.0),
-                )),
+                None => Err(no_caller(request.extensions())),
             };
             match allowed {
                 Ok(()) => next.run(request).await,
@@ -199,12 +222,7 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Problem> {
         match parts.extensions.get::<Caller>() {
             Some(caller) => Ok(caller.clone()),
-            None => Err(unauthorized(
-                parts
-                    .extensions
-                    .get::<Unauthenticated>()
-                    .map_or("send an API key", |u| u.0),
-            )),
+            None => Err(no_caller(&parts.extensions)),
         }
     }
 }

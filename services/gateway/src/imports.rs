@@ -11,7 +11,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::auth::{needs, Caller, Scope};
-use crate::proxy::{passthrough, relay, IDENTITY};
+use crate::proxy::{relay, IDENTITY};
 use crate::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -36,7 +36,7 @@ pub(crate) struct ImportQuery {
     post, path = "/v1/imports", tag = "identity", params(ImportQuery),
     request_body(content = String, content_type = "text/csv", description = "The file (CSV or NDJSON, UTF-8, at most 64 MiB)"),
     responses(
-        (status = 202, description = "{\"id\", \"status\": \"queued\"}: the file is stored; follow the import at /v1/imports/{id}"),
+        (status = 202, description = "{\"id\", \"status\": \"queued\", \"url\": \"/v1/imports/{id}\"}, header Location: the same URL: the file is stored; follow the import there"),
         (status = 400, description = "Unknown format or not UTF-8", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Larger than 64 MiB", body = Problem, content_type = "application/problem+json"),
@@ -63,7 +63,7 @@ pub(crate) async fn start_import(
         )
         .await
         .map_err(|e| IDENTITY.unavailable(&e))?;
-    Ok(passthrough(status, answer))
+    Ok(crate::jobs::accepted(status, answer))
 }
 
 /// An import job: status (`running`, `deduplicating`, `done`, `failed`), counts, the per-row

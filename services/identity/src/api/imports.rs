@@ -82,7 +82,7 @@ async fn start(
     tracing::info!(import = %id, job, "import queued");
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "id": id, "status": "queued" })),
+        Json(json!({ "id": id, "status": "queued", "url": format!("/v1/imports/{id}") })),
     ))
 }
 

@@ -134,7 +134,7 @@ pub async fn run_job(
         let bytes = chunks::file(pool, tenant, id).await?;
         let text =
             String::from_utf8(bytes).map_err(|e| anyhow::anyhow!("the file must be UTF-8: {e}"))?;
-        import(resolver, tenant, id, format, &text, &|_, _| {}, start).await
+        import(resolver, tenant, id, format, text, &|_, _| {}, start).await
     }
     .await;
     if let Err(e) = &outcome {
@@ -168,7 +168,7 @@ pub async fn run(
         tenant,
         job,
         format,
-        text,
+        text.to_owned(),
         &progress,
         Checkpoint::default(),
     )
@@ -193,12 +193,15 @@ async fn import(
     tenant: &TenantId,
     job: Uuid,
     format: Format,
-    text: &str,
+    text: String,
     progress: &impl Fn(u64, u64),
     start: Checkpoint,
 ) -> anyhow::Result<Summary> {
     let (pool, hot) = (resolver.pool(), resolver.hot());
-    let rows: Vec<Row> = rows::read(tenant, format, text);
+    // Parsing a large file is CPU work: off the async runtime.
+    let parse_tenant = tenant.clone();
+    let rows: Vec<Row> =
+        tokio::task::spawn_blocking(move || rows::read(&parse_tenant, format, &text)).await?;
     let mut summary = Summary {
         total_rows: rows.len() as u64,
         ..start.summary
