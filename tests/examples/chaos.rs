@@ -611,6 +611,27 @@ async fn main() {
             .await
             .unwrap();
     let customer_of: HashMap<String, uuid::Uuid> = users.into_iter().collect();
+    // ... and each on its own customer's timeline.
+    let entries: Vec<(String, uuid::Uuid)> =
+        sqlx::query_as("SELECT event_id, customer_id FROM timeline")
+            .fetch_all(&pools["identity"])
+            .await
+            .unwrap();
+    let misplaced = entries
+        .iter()
+        .filter(|(event, customer)| {
+            traffic
+                .events
+                .get(event)
+                .and_then(|user| customer_of.get(user))
+                != Some(customer)
+        })
+        .count();
+    if misplaced != 0 {
+        failures.push(format!(
+            "{misplaced} timeline entries on another customer's timeline"
+        ));
+    }
     let balances: Vec<(uuid::Uuid, i64)> =
         sqlx::query_as("SELECT customer_id, balance FROM accounts WHERE kind = 'customer'")
             .fetch_all(&pools["loyalty"])
@@ -707,6 +728,7 @@ async fn main() {
     );
     println!("| events lost | {lost} |");
     println!("| events duplicated | {duplicated} |");
+    println!("| events on the wrong customer's timeline | {misplaced} |");
     println!(
         "| balances wrong | {wrong_balances} of {} buyers |",
         traffic.orders.len()
