@@ -11,7 +11,9 @@
 //!
 //! Run `scripts/chaos` (100,000 events of 10,000 customers) or `scripts/chaos --short` (the
 //! version `scripts/test` runs). Options: `--seed N`, `--customers N`, `--events N`,
-//! `--budget S` (the run fails past it), `--no-postgres` (skip the PostgreSQL restart).
+//! `--budget S` (the run fails past it), `--no-postgres` (skip the PostgreSQL restart),
+//! `--rate N` (events per second at most; tansu with sqlite storage on a 2-core machine stops
+//! answering group requests when flooded, see docs/operations.md).
 //! Traffic stays on 127.0.0.1.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
@@ -46,6 +48,9 @@ struct Args {
     events: usize,
     budget: Duration,
     postgres_restart: bool,
+    /// Events per second the client sends at most (0: as fast as the gateway accepts; the long
+    /// run's default 400, the short run's 0).
+    rate: usize,
 }
 
 fn args() -> Args {
@@ -55,6 +60,7 @@ fn args() -> Args {
         events: 100_000,
         budget: Duration::from_secs(1_800),
         postgres_restart: true,
+        rate: 400,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -68,8 +74,10 @@ fn args() -> Args {
                 a.customers = 300;
                 a.events = 3_000;
                 a.budget = Duration::from_secs(600);
+                a.rate = 0;
             }
             "--no-postgres" => a.postgres_restart = false,
+            "--rate" => a.rate = value().parse().expect("--rate N"),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -438,8 +446,15 @@ async fn main() {
         );
         let batches = traffic.batches.clone();
         let planned = plan.len();
+        let pause =
+            (args.rate > 0).then(|| Duration::from_secs_f64(BATCH as f64 / args.rate as f64));
         tokio::spawn(async move {
+            let mut next = Instant::now();
             for (n, batch) in batches.iter().enumerate() {
+                if let Some(pause) = pause {
+                    next += pause;
+                    tokio::time::sleep_until(next.into()).await;
+                }
                 let needed = (n / step).saturating_sub(1).min(planned);
                 while done.load(Ordering::Relaxed) < needed {
                     tokio::time::sleep(Duration::from_millis(50)).await;
