@@ -152,7 +152,7 @@ async fn import(tenant: &str, file: &Path, format: Option<&str>) -> anyhow::Resu
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let summary =
-        crm_identity::import::run(&resolver, &tenant, job, format, &text, |done, total| {
+        crm_identity::import::run(&resolver, &tenant, job, format, text, |done, total| {
             bar.set_length(total);
             bar.set_position(done);
         })

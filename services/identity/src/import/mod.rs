@@ -159,7 +159,7 @@ pub async fn run(
     tenant: &TenantId,
     job: Uuid,
     format: Format,
-    text: &str,
+    text: String,
     progress: impl Fn(u64, u64),
 ) -> anyhow::Result<Summary> {
     let pool = resolver.pool();
@@ -168,7 +168,7 @@ pub async fn run(
         tenant,
         job,
         format,
-        text.to_owned(),
+        text,
         &progress,
         Checkpoint::default(),
     )
