@@ -13,23 +13,20 @@ use serde_json::{json, Value};
 
 const CUSTOMERS: usize = 200;
 
-async fn consumed(suite: &Suite, base: &str) -> f64 {
+/// The sum of a metric family's samples on the part at `base`.
+async fn sum_of(suite: &Suite, base: &str, family: &str) -> f64 {
     let text = suite.metrics_of(base).await;
     text.lines()
-        .filter(|l| l.starts_with("crm_kafka_messages_consumed_total"))
+        .filter(|l| l.starts_with(family))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
 
-/// NOT YET RELIABLE, so not in `scripts/test` (open in issue 12's note). It found two problems:
-/// with two segmentation replicas, one customer's order and profile messages can be evaluated
-/// at once by both (the topics' partitions are assigned separately) and one evaluation
-/// overwrites the other's membership (199 of 201 buyers in the segment); and on a fresh tansu
-/// broker one replica sometimes holds every partition for the whole run, so the "both
-/// consume" check fails. Run it with
-/// `cargo nextest run -p crm-tests --test replicas --run-ignored all`.
+async fn consumed(suite: &Suite, base: &str) -> f64 {
+    sum_of(suite, base, "crm_kafka_messages_consumed_total").await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "known bugs: concurrent segment evaluations by two replicas lose memberships; one replica may hold every partition"]
 async fn two_replicas_of_every_part_apply_everything_once() {
     let started = Instant::now();
     let suite = Suite::start().await;
@@ -81,6 +78,27 @@ async fn two_replicas_of_every_part_apply_everything_once() {
         (n == 1).then_some(())
     })
     .await;
+
+    // Both replicas of each consuming part are in their group and hold a share of its
+    // partitions before the traffic: a group rebalances a few seconds after a member joins,
+    // and traffic sent before that would all go to the first replica.
+    for (part, first, second) in [
+        ("identity", &suite.identity, &replicas.identity),
+        ("segmentation", &suite.segmentation, &replicas.segmentation),
+        ("loyalty", &suite.loyalty, &replicas.loyalty),
+        ("campaign", &suite.campaign, &replicas.campaign),
+    ] {
+        eventually_within(
+            &format!("both {part} replicas hold partitions"),
+            Duration::from_secs(120),
+            || async {
+                let a = sum_of(&suite, first, "crm_kafka_assigned_partitions").await;
+                let b = sum_of(&suite, second, "crm_kafka_assigned_partitions").await;
+                (a > 0.0 && b > 0.0).then_some(())
+            },
+        )
+        .await;
+    }
 
     // Every customer: an identify with an email and one order of 20. Batches alternate between
     // the two gateways; every tenth batch is sent again through the other one.

@@ -663,3 +663,45 @@ async fn rfm_stages_and_lead_scores_through_the_api() {
     );
     suite.stop().await;
 }
+
+/// A change of the tenant's segments waits for every evaluation in progress (which may be
+/// using the old model), and evaluations that start during the change wait for it: so the
+/// recompute that follows a change sees every customer an old-model evaluation touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_segment_change_waits_for_evaluations_in_progress() {
+    let suite = Suite::start().await;
+    let pool = suite.pool_of("segmentation").await;
+    let mut evaluation = pool.begin().await.unwrap();
+    crm_segmentation::settings::hold_generation(&mut evaluation, "acme")
+        .await
+        .unwrap();
+    let before = crm_segmentation::settings::generation(&mut evaluation, "acme")
+        .await
+        .unwrap();
+    let change = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let mut tx = pool.begin().await.unwrap();
+            crm_segmentation::settings::bump_generation(&mut tx, "acme")
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        !change.is_finished(),
+        "the change went ahead while an evaluation held the generation"
+    );
+    evaluation.commit().await.unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), change)
+        .await
+        .expect("the change proceeds once the evaluation commits")
+        .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    let after = crm_segmentation::settings::generation(&mut conn, "acme")
+        .await
+        .unwrap();
+    assert_eq!(after, before + 1);
+    suite.stop().await;
+}

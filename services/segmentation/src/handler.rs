@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::engine::apply::membership_message;
 use crate::engine::{evaluate_many, Catalog, Change};
+use crate::settings;
 use crate::store::activity;
 
 /// Applies messages of the subscribed topics, once per message id.
@@ -161,6 +162,7 @@ impl Handler for SegmentationHandler {
         if !dedupe::first_delivery(&mut tx, consumer, &e.tenant_id, &e.id).await? {
             return Ok(());
         }
+        settings::hold_generation(&mut tx, e.tenant_id.as_str()).await?;
         match meta.topic {
             Topic::Events => self.on_event(&mut tx, e).await?,
             Topic::Profiles => self.on_profile(&mut tx, e).await?,

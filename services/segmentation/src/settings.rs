@@ -91,8 +91,33 @@ pub async fn save(
     bump_generation(conn, tenant).await
 }
 
-/// Marks the tenant's segments or settings as changed.
+/// The advisory lock that orders evaluations against changes of the tenant's model: every
+/// evaluating transaction holds it shared ([`hold_generation`]), a change takes it exclusive
+/// ([`bump_generation`]).
+const GENERATION_LOCK: &str = "hashtextextended('crm.segmentation.generation:' || $1, 0)";
+
+/// Holds the tenant's generation steady until the caller's transaction ends: a change of
+/// segments or settings waits for this transaction, and this one waits for a change in
+/// progress. A transaction that evaluated with the old model has therefore committed before
+/// the change does, so the recompute that follows the change sees every customer it touched.
+/// Without it, a customer created by an evaluation of the old model while the recompute was
+/// already past its id never got the new segment.
+pub async fn hold_generation(conn: &mut PgConnection, tenant: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!(
+        "SELECT pg_advisory_xact_lock_shared({GENERATION_LOCK})"
+    ))
+    .bind(tenant)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Marks the tenant's segments or settings as changed (see [`hold_generation`]).
 pub async fn bump_generation(conn: &mut PgConnection, tenant: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!("SELECT pg_advisory_xact_lock({GENERATION_LOCK})"))
+        .bind(tenant)
+        .execute(&mut *conn)
+        .await?;
     sqlx::query(
         "INSERT INTO tenant_generations (tenant_id, generation) VALUES ($1, 1)
          ON CONFLICT (tenant_id) DO UPDATE SET generation = tenant_generations.generation + 1",

@@ -199,6 +199,52 @@ impl ConsumerContext for LoopContext {
             commit_stored(consumer);
         }
     }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(list) => tracing::info!(
+                partitions = %partition_names(list),
+                "partitions assigned"
+            ),
+            Rebalance::Revoke(list) => tracing::info!(
+                partitions = %partition_names(list),
+                "partitions revoked"
+            ),
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+        // The gauge follows what the consumer holds after the rebalance, topic by topic.
+        let mut held: HashMap<String, i64> = HashMap::new();
+        if let Ok(subscribed) = consumer.subscription() {
+            for e in subscribed.elements() {
+                held.entry(e.topic().to_owned()).or_insert(0);
+            }
+        }
+        if let Ok(assigned) = consumer.assignment() {
+            for e in assigned.elements() {
+                *held.entry(e.topic().to_owned()).or_insert(0) += 1;
+            }
+        }
+        for (name, n) in &held {
+            let label = self
+                .topics
+                .logical(name)
+                .map(Topic::name)
+                .unwrap_or(name.as_str());
+            self.metrics
+                .assigned_partitions
+                .with_label_values(&[label])
+                .set(*n);
+        }
+    }
+}
+
+/// `topic[partition]` of each entry, for the rebalance log lines.
+fn partition_names(list: &rdkafka::TopicPartitionList) -> String {
+    list.elements()
+        .iter()
+        .map(|e| format!("{}[{}]", e.topic(), e.partition()))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn commit_stored<C: Consumer<LoopContext>>(consumer: &C) {

@@ -30,6 +30,9 @@ pub struct Metrics {
     pub offsets_skipped: IntCounterVec,
     /// Consumer lag by topic and partition, as reported by librdkafka's statistics.
     pub consumer_lag: IntGaugeVec,
+    /// `crm_kafka_assigned_partitions{topic}`: partitions this replica holds now (0 on every
+    /// topic: an idle replica, or one whose group has not yet given it a share).
+    pub assigned_partitions: IntGaugeVec,
     /// Outbox rows committed but not yet published.
     pub outbox_backlog: IntGauge,
 }
@@ -99,6 +102,13 @@ impl Metrics {
             ),
             &["topic", "partition"],
         )?;
+        let assigned_partitions = IntGaugeVec::new(
+            Opts::new(
+                "kafka_assigned_partitions",
+                "Partitions of the topic assigned to this replica",
+            ),
+            &["topic"],
+        )?;
         let outbox_backlog = IntGauge::new("outbox_backlog", "Outbox rows not yet published")?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_latency.clone()))?;
@@ -109,6 +119,7 @@ impl Metrics {
         registry.register(Box::new(batched.clone()))?;
         registry.register(Box::new(offsets_skipped.clone()))?;
         registry.register(Box::new(consumer_lag.clone()))?;
+        registry.register(Box::new(assigned_partitions.clone()))?;
         registry.register(Box::new(outbox_backlog.clone()))?;
         Ok(Self {
             registry,
@@ -121,6 +132,7 @@ impl Metrics {
             batched,
             offsets_skipped,
             consumer_lag,
+            assigned_partitions,
             outbox_backlog,
         })
     }

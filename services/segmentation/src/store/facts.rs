@@ -97,6 +97,11 @@ impl Row {
 
 /// The facts of those of `ids` the part knows, in id order. With `lock`, their rows stay
 /// locked until the caller's transaction ends, so two evaluators never interleave.
+///
+/// The lock is taken by a statement of its own, before the read: a `SELECT ... FOR UPDATE`
+/// that waits for another evaluator's lock returns the row's newest version but evaluates its
+/// subqueries (the memberships) on the snapshot it started with, from before the other
+/// evaluator committed. Reading after the lock is held sees everything that evaluator wrote.
 pub async fn load_many(
     conn: &mut PgConnection,
     tenant: &str,
@@ -105,21 +110,29 @@ pub async fn load_many(
     now: DateTime<Utc>,
     lock: bool,
 ) -> Result<Vec<Facts>, sqlx::Error> {
-    let sql = format!(
+    if lock {
+        sqlx::query(
+            "SELECT 1 FROM customer_activity WHERE tenant_id = $1 AND customer_id = ANY($2)
+             ORDER BY customer_id FOR UPDATE",
+        )
+        .bind(tenant)
+        .bind(ids)
+        .execute(&mut *conn)
+        .await?;
+    }
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT customer_id, traits, loyalty_tier, first_seen_at, last_seen_at, last_order_at,
                 last_order_value, categories, rfm_r, rfm_f, rfm_m, rfm_group, probability_alive,
                 expected_purchases, lifetime_value, stage, lead_score, lead_qualified, recheck_at,
                 ARRAY(SELECT m.segment_id FROM memberships m
                       WHERE m.tenant_id = a.tenant_id AND m.customer_id = a.customer_id) AS segments
          FROM customer_activity a WHERE tenant_id = $1 AND customer_id = ANY($2)
-         ORDER BY customer_id {}",
-        if lock { "FOR UPDATE" } else { "" }
-    );
-    let rows: Vec<Row> = sqlx::query_as(&sql)
-        .bind(tenant)
-        .bind(ids)
-        .fetch_all(&mut *conn)
-        .await?;
+         ORDER BY customer_id",
+    )
+    .bind(tenant)
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await?;
     let mut facts: Vec<Facts> = rows.into_iter().map(Row::into_facts).collect();
     if facts.is_empty() {
         return Ok(facts);
