@@ -12,25 +12,11 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::hot::HotProfiles;
-use crate::matching::person;
+use crate::matching::person::{self, person_of};
 use crate::matching::schema::Record;
 use crate::matching::{deduplicate, MatchOptions, ScoredPair};
 use crate::settings;
-use crate::{graph, online};
-
-/// Trait names read as each person field, first found wins.
-const TRAIT_NAMES: [&[&str]; 10] = [
-    &["given_name", "first_name", "firstname"],
-    &["surname", "last_name", "lastname", "family_name"],
-    &["street_number", "house_number"],
-    &["address_1", "address", "street", "address_line_1"],
-    &["address_2", "address_line_2"],
-    &["suburb", "city", "town", "locality"],
-    &["postcode", "postal_code", "zip", "zip_code"],
-    &["state", "region", "province"],
-    &["date_of_birth", "birthday", "birth_date", "dob"],
-    &["soc_sec_id", "national_id", "tax_id"],
-];
+use crate::{graph, match_keys};
 
 /// Fewer candidate pairs than this are too few to estimate m and u: every likely pair goes to
 /// review instead of merging.
@@ -49,26 +35,6 @@ pub struct Cleanup {
     pub reviews: usize,
     /// Whether there were too few pairs to merge automatically.
     pub too_few_pairs: bool,
-}
-
-/// The person record of a customer's traits, if it has at least two person fields.
-pub fn person_of(traits: &Map<String, Value>) -> Option<Record> {
-    let text = |names: &[&str]| {
-        names.iter().find_map(|n| match traits.get(*n) {
-            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
-            Some(Value::Number(x)) => Some(x.to_string()),
-            _ => None,
-        })
-    };
-    let values: Vec<Option<String>> = TRAIT_NAMES.iter().map(|names| text(names)).collect();
-    if values.iter().filter(|v| v.is_some()).count() < 2 {
-        return None;
-    }
-    let mut raw: [Option<&str>; 10] = [None; 10];
-    for (slot, value) in raw.iter_mut().zip(&values) {
-        *slot = value.as_deref();
-    }
-    Some(person::record(&raw))
 }
 
 /// The persistent job kind of a clean-up on demand (`crm_service::jobs`).
@@ -121,7 +87,7 @@ pub async fn clean_tenant(
     if !done.too_few_pairs {
         // The model online matching scores new customers with.
         let mut conn = pool.acquire().await?;
-        online::save_model(&mut conn, tenant, &outcome.model, done.candidate_pairs).await?;
+        match_keys::save_model(&mut conn, tenant, &outcome.model, done.candidate_pairs).await?;
     }
 
     let mut likely: Vec<(ScoredPair, bool)> = outcome

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::profile;
 use crate::settings::Settings;
 use crate::survivorship::{combine, Traits};
-use crate::{online, owned, search};
+use crate::{match_keys, owned, search};
 
 /// A customer row, locked for a change.
 #[derive(Debug, sqlx::FromRow)]
@@ -207,7 +207,7 @@ pub async fn merge(
         .bind(merged.id)
         .execute(&mut *tx)
         .await?;
-    online::refresh_keys(tx, tenant, survivor.id, &traits.values).await?;
+    match_keys::refresh_keys(tx, tenant, survivor.id, &traits.values).await?;
 
     let merge_id = Uuid::now_v7();
     sqlx::query(

@@ -11,11 +11,13 @@
 
 mod api;
 pub mod cleanup;
+pub mod consent;
 pub mod dedupe;
 pub mod graph;
 pub mod hot;
 mod identifiers;
 pub mod import;
+pub mod match_keys;
 pub mod matching;
 mod newcomer;
 pub mod online;
@@ -30,6 +32,7 @@ pub mod settings;
 pub mod standardise;
 pub mod survivorship;
 pub mod timeline;
+pub mod traits;
 mod unmerge;
 
 use crm_config::{ConfigError, Env};

@@ -13,14 +13,14 @@ use serde_json::{Map, Value};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::cleanup::person_of;
 use crate::identifiers::{Extracted, IdentifierKey};
+use crate::match_keys::keys_of;
 use crate::matching::person;
-use crate::online::keys_of;
-use crate::resolve::{combine_event, within_caps};
+use crate::matching::person::person_of;
 use crate::search::search_text;
 use crate::settings::Settings;
 use crate::survivorship::Traits;
+use crate::traits::{combine_event, within_caps};
 
 /// A customer to insert.
 #[derive(Debug, Clone)]
@@ -236,7 +236,7 @@ mod tests {
         let settings = Settings::default();
         let e = identify(json!({"first_name": "ana", "birthday": "31/31/1990"}));
         let mut extracted = crate::identifiers_of(&e, &settings);
-        let traits = crate::resolve::standardised_traits(&e, &mut extracted);
+        let traits = crate::traits::standardised_traits(&e, &mut extracted);
         let now = Utc::now();
         let (customer, profile) = create(&settings, &e, &traits, &extracted, now);
         assert_eq!(profile.id, customer.id);

@@ -19,15 +19,16 @@ use crate::hot::HotProfiles;
 use crate::identifiers::{identifiers_of, Extracted, IdentifierKey};
 use crate::matching::fellegi_sunter::Model;
 use crate::newcomer;
-use crate::online;
 use crate::owners::Owners;
 use crate::pending::Pending;
 use crate::privacy;
 use crate::profile;
 use crate::search;
 use crate::settings::{self, Settings};
-use crate::standardise::{standardise_traits, Quality};
-use crate::survivorship::{self, Traits};
+use crate::standardise::Quality;
+use crate::survivorship::Traits;
+use crate::traits::{combine_event, standardised_traits, within_caps};
+use crate::{match_keys, online};
 
 /// Resolves events to customers, each in one transaction: dedupe by event id, find or create
 /// the customer, link new identifiers, merge customers an event links, combine traits, and
@@ -152,7 +153,7 @@ async fn apply_all(
         let tenant = &envelope.tenant_id;
         if !contexts.contains_key(tenant) {
             let settings = settings::load(tx, tenant).await?;
-            let model = online::model(tx, tenant).await?;
+            let model = match_keys::model(tx, tenant).await?;
             contexts.insert(tenant.clone(), TenantContext { settings, model });
         }
         if let Some(context) = contexts.get(tenant) {
@@ -706,80 +707,4 @@ async fn update_customer(
     .execute(&mut *tx)
     .await?;
     Ok(changed.then_some(traits.values))
-}
-
-/// The event's traits with names and dates of birth in standard form; invalid ones stay as
-/// received, and every check is recorded in `extracted`.
-pub(crate) fn standardised_traits(
-    envelope: &Envelope,
-    extracted: &mut Extracted,
-) -> Map<String, Value> {
-    let mut traits = envelope.traits.clone();
-    for (field, received, checked) in standardise_traits(&mut traits, Utc::now().date_naive()) {
-        extracted.check(&field, &received, &checked);
-    }
-    traits
-}
-
-/// Combines an event's standardised traits into `traits` by the tenant's survivorship rule,
-/// and flags in `quality` its invalid values and a malformed `consent` (kept as received, not
-/// applied); whether the trait values changed.
-pub(crate) fn combine_event(
-    settings: &Settings,
-    traits: &mut Traits,
-    quality: &mut Map<String, Value>,
-    e: &Envelope,
-    incoming_traits: &Map<String, Value>,
-    extracted: &Extracted,
-) -> bool {
-    let mut values = incoming_traits.clone();
-    let consent = values.remove("consent");
-    let incoming = survivorship::from_event(&values, &e.source, e.occurred_at);
-    let changed = survivorship::combine(
-        settings.survivorship,
-        &settings.source_trust,
-        traits,
-        &incoming,
-    );
-    if let Some(raw) = consent.filter(|v| privacy::parse_consent(v).is_err()) {
-        quality.insert(
-            "consent".into(),
-            json!({"value": raw, "quality": "invalid", "at": e.occurred_at}),
-        );
-    }
-    for check in extracted
-        .checks
-        .iter()
-        .filter(|c| c.quality == Quality::Invalid)
-    {
-        quality.insert(
-            check.field.clone(),
-            json!({"value": check.received, "quality": "invalid", "at": e.occurred_at}),
-        );
-    }
-    changed
-}
-
-/// The identifiers of `keys` a customer holding `held` (count per kind) may link: at most one
-/// user_id, and up to the tenant's cap of any other kind; `held` counts them in.
-pub(crate) fn within_caps<'k>(
-    settings: &Settings,
-    held: &mut HashMap<String, i64>,
-    keys: impl IntoIterator<Item = &'k IdentifierKey>,
-) -> Vec<&'k IdentifierKey> {
-    keys.into_iter()
-        .filter(|key| {
-            let cap = if key.kind == "user_id" {
-                1
-            } else {
-                i64::from(settings.max_identifiers_per_kind)
-            };
-            let count = held.entry(key.kind.clone()).or_insert(0);
-            let fits = *count < cap;
-            if fits {
-                *count += 1;
-            }
-            fits
-        })
-        .collect()
 }

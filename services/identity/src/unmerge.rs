@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::{online, owned, profile, search};
+use crate::{match_keys, owned, profile, search};
 
 /// The merge's stored row.
 #[derive(Debug, sqlx::FromRow)]
@@ -209,8 +209,8 @@ pub async fn unmerge(
     owned::follow_unmerge(tx, tenant, survivor, restored).await?;
     search::refresh(tx, tenant, survivor).await?;
     search::refresh(tx, tenant, restored).await?;
-    online::refresh_keys(tx, tenant, survivor, &traits).await?;
-    online::refresh_keys(tx, tenant, restored, &their_traits).await?;
+    match_keys::refresh_keys(tx, tenant, survivor, &traits).await?;
+    match_keys::refresh_keys(tx, tenant, restored, &their_traits).await?;
     sqlx::query("UPDATE merges SET undone_at = now() WHERE tenant_id = $1 AND id = $2")
         .bind(tenant.as_str())
         .bind(merge_id)

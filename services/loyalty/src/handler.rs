@@ -33,7 +33,7 @@ impl LoyaltyHandler {
 }
 
 /// A posting failure as the consumer sees it.
-pub(crate) fn post_error(e: PostError) -> HandleError {
+fn post_error(e: PostError) -> HandleError {
     match e {
         PostError::Db(e) => e.into(),
         PostError::Unbalanced(..) => HandleError::permanent("unbalanced", e.to_string()),
@@ -42,6 +42,41 @@ pub(crate) fn post_error(e: PostError) -> HandleError {
             "a posting would leave a negative balance",
         ),
     }
+}
+
+fn uuid_prop(e: &Envelope, key: &str) -> Result<Uuid, HandleError> {
+    e.uuid_property(key).ok_or_else(|| {
+        HandleError::permanent(
+            "missing_property",
+            format!("{} without a valid properties.{key}", e.kind),
+        )
+    })
+}
+
+/// Applies one `crm.profiles.v1` message inside the caller's transaction: birthdays from
+/// traits, merges (balances, lots and redemptions move to the survivor) and erasures
+/// (docs/events.md).
+async fn on_profile(conn: &mut PgConnection, e: &Envelope) -> Result<(), HandleError> {
+    let tenant = e.tenant_id.as_str();
+    match e.kind.as_str() {
+        "profile.created" | "profile.updated" => {
+            let id = require_customer(e)?;
+            let birthday = ["birthday", "date_of_birth", "dob"]
+                .iter()
+                .find_map(|k| e.traits.get(*k).and_then(serde_json::Value::as_str))
+                .filter(|b| chrono::NaiveDate::parse_from_str(b, "%Y-%m-%d").is_ok());
+            members::set_birthday(conn, tenant, id, birthday).await?;
+        }
+        "profile.merged" => {
+            let (survivor, merged) = (uuid_prop(e, "survivor_id")?, uuid_prop(e, "merged_id")?);
+            members::merge(conn, tenant, &e.id, survivor, merged)
+                .await
+                .map_err(post_error)?;
+        }
+        "profile.erased" => members::erase(conn, tenant, &e.erased_ids()).await?,
+        _ => {}
+    }
+    Ok(())
 }
 
 /// One tenant's events of a batch, each with its customer.
@@ -85,7 +120,7 @@ impl Handler for LoyaltyHandler {
             let customer = require_customer(e)?;
             earn_all(&mut tx, &[(e, customer)]).await?;
         } else {
-            members::on_profile(&mut tx, e).await?;
+            on_profile(&mut tx, e).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::facts::Facts;
-use crate::rules::eval::{filter_holds, value_matches};
+use crate::rules::filter::{filter_holds, value_matches};
 use crate::rules::{MatchOp, PropertyFilter};
 
 /// A tenant's lead scoring rules.

@@ -13,7 +13,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use serde::{Deserialize, Serialize};
 
 use super::compare::MISSING;
-use super::schema::Schema;
+use super::schema::{Schema, MAX_FIELDS};
 
 /// Distinct comparison patterns and how many candidate pairs have each.
 #[derive(Debug, Clone, Default)]
@@ -31,9 +31,6 @@ fn pack(pattern: &[u8]) -> u128 {
         .iter()
         .fold(0u128, |acc, &level| (acc << 8) | u128::from(level))
 }
-
-/// Most fields a schema may have: patterns pack into 128 bits.
-pub const MAX_FIELDS: usize = 16;
 
 /// Hasher of packed patterns (not for untrusted keys: patterns are levels we computed).
 #[derive(Debug, Clone, Copy, Default)]

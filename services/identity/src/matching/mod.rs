@@ -10,8 +10,10 @@ pub mod blocking;
 pub mod cluster;
 pub mod compare;
 pub mod fellegi_sunter;
+pub mod keys;
 pub mod person;
 pub mod quality;
+pub mod record;
 pub mod schema;
 pub mod similarity;
 

@@ -4,6 +4,8 @@
 
 use std::sync::LazyLock;
 
+use serde_json::{Map, Value as Json};
+
 use super::blocking::{BlockingKey, KeyPart, Transform};
 use super::compare::{Comparator, Value};
 use super::schema::{Field, Record, Schema};
@@ -104,6 +106,40 @@ pub fn record(raw: &[Option<&str>; 10]) -> Record {
         })
         .collect();
     Record { values }
+}
+
+/// Trait names read as each person field, first found wins.
+const TRAIT_NAMES: [&[&str]; 10] = [
+    &["given_name", "first_name", "firstname"],
+    &["surname", "last_name", "lastname", "family_name"],
+    &["street_number", "house_number"],
+    &["address_1", "address", "street", "address_line_1"],
+    &["address_2", "address_line_2"],
+    &["suburb", "city", "town", "locality"],
+    &["postcode", "postal_code", "zip", "zip_code"],
+    &["state", "region", "province"],
+    &["date_of_birth", "birthday", "birth_date", "dob"],
+    &["soc_sec_id", "national_id", "tax_id"],
+];
+
+/// The person record of a customer's traits, if it has at least two person fields.
+pub fn person_of(traits: &Map<String, Json>) -> Option<Record> {
+    let text = |names: &[&str]| {
+        names.iter().find_map(|n| match traits.get(*n) {
+            Some(Json::String(s)) if !s.trim().is_empty() => Some(s.clone()),
+            Some(Json::Number(x)) => Some(x.to_string()),
+            _ => None,
+        })
+    };
+    let values: Vec<Option<String>> = TRAIT_NAMES.iter().map(|names| text(names)).collect();
+    if values.iter().filter(|v| v.is_some()).count() < 2 {
+        return None;
+    }
+    let mut raw: [Option<&str>; 10] = [None; 10];
+    for (slot, value) in raw.iter_mut().zip(&values) {
+        *slot = value.as_deref();
+    }
+    Some(record(&raw))
 }
 
 #[cfg(test)]

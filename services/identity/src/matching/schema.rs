@@ -3,9 +3,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::blocking::BlockingKey;
 use super::compare::{similarity, Comparator, Value, MISSING};
-use super::fellegi_sunter::MAX_FIELDS;
+pub use super::keys::BlockingKey;
+pub use super::record::Record;
+
+/// Most fields a schema may have: a comparison pattern packs one 8-bit level per field into
+/// 128 bits (`fellegi_sunter`).
+pub const MAX_FIELDS: usize = 16;
 
 /// One compared field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,13 +32,6 @@ pub struct Schema {
     pub swappable: Option<(String, String)>,
     /// Blocking keys: two records are compared when they share the value of any key.
     pub blocking: Vec<BlockingKey>,
-}
-
-/// A record ready for matching: one optional value per schema field.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Record {
-    /// Values in schema field order; `None` when missing.
-    pub values: Vec<Option<Value>>,
 }
 
 impl Schema {

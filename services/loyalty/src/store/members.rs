@@ -3,74 +3,57 @@
 //! (docs/events.md): entries stay, balanced, under the tombstone id; reasons are cleared.
 
 use chrono::Utc;
-use crm_envelope::Envelope;
-use crm_kafka::{require_customer, HandleError};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::ledger::{Account, Transaction, TxKind};
-use crate::store::ledger::post_all;
+use crate::store::ledger::{post_all, PostError};
 
-fn uuid_prop(e: &Envelope, key: &str) -> Result<Uuid, HandleError> {
-    e.uuid_property(key).ok_or_else(|| {
-        HandleError::permanent(
-            "missing_property",
-            format!("{} without a valid properties.{key}", e.kind),
-        )
-    })
+/// Records the customer's birthday (`None` clears it), creating its profile row.
+pub async fn set_birthday(
+    conn: &mut PgConnection,
+    tenant: &str,
+    customer: Uuid,
+    birthday: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO profiles (tenant_id, customer_id, birthday) VALUES ($1, $2, $3)
+         ON CONFLICT (tenant_id, customer_id) DO UPDATE SET birthday = EXCLUDED.birthday",
+    )
+    .bind(tenant)
+    .bind(customer)
+    .bind(birthday)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
-/// Applies one `crm.profiles.v1` message inside the caller's transaction.
-pub async fn on_profile(conn: &mut PgConnection, e: &Envelope) -> Result<(), HandleError> {
-    let tenant = e.tenant_id.as_str();
-    match e.kind.as_str() {
-        "profile.created" | "profile.updated" => {
-            let id = require_customer(e)?;
-            let birthday = ["birthday", "date_of_birth", "dob"]
-                .iter()
-                .find_map(|k| e.traits.get(*k).and_then(serde_json::Value::as_str))
-                .filter(|b| chrono::NaiveDate::parse_from_str(b, "%Y-%m-%d").is_ok());
-            sqlx::query(
-                "INSERT INTO profiles (tenant_id, customer_id, birthday) VALUES ($1, $2, $3)
-                 ON CONFLICT (tenant_id, customer_id) DO UPDATE SET birthday = EXCLUDED.birthday",
-            )
-            .bind(tenant)
-            .bind(id)
-            .bind(birthday)
-            .execute(conn)
-            .await?;
-        }
-        "profile.merged" => {
-            let (survivor, merged) = (uuid_prop(e, "survivor_id")?, uuid_prop(e, "merged_id")?);
-            merge(conn, e, survivor, merged).await?;
-        }
-        "profile.erased" => {
-            let ids = e.erased_ids();
-            sqlx::query("DELETE FROM profiles WHERE tenant_id = $1 AND customer_id = ANY($2)")
-                .bind(tenant)
-                .bind(&ids)
-                .execute(&mut *conn)
-                .await?;
-            sqlx::query("UPDATE ledger_transactions SET reason = 'erased', source_event = NULL WHERE tenant_id = $1 AND customer_id = ANY($2)")
-                .bind(tenant)
-                .bind(&ids)
-                .execute(&mut *conn)
-                .await?;
-        }
-        _ => {}
-    }
+/// Clears what loyalty keeps of erased customers: their profile rows, and the reasons and
+/// source events of their ledger transactions (the entries stay, balanced).
+pub async fn erase(conn: &mut PgConnection, tenant: &str, ids: &[Uuid]) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM profiles WHERE tenant_id = $1 AND customer_id = ANY($2)")
+        .bind(tenant)
+        .bind(ids)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("UPDATE ledger_transactions SET reason = 'erased', source_event = NULL WHERE tenant_id = $1 AND customer_id = ANY($2)")
+        .bind(tenant)
+        .bind(ids)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
 /// Moves the merged customer's balances (available and reserved) to the survivor in one
 /// balanced transaction, re-keying lots (with their dates), orders, redemptions and members.
-async fn merge(
+/// `source_event` is the `profile.merged` message's id.
+pub async fn merge(
     conn: &mut PgConnection,
-    e: &Envelope,
+    tenant: &str,
+    source_event: &str,
     survivor: Uuid,
     merged: Uuid,
-) -> Result<(), HandleError> {
-    let tenant = e.tenant_id.as_str();
+) -> Result<(), PostError> {
     let balances: Vec<(String, i64)> = sqlx::query_as(
         "SELECT kind, balance FROM accounts WHERE tenant_id = $1 AND customer_id = $2 AND kind IN ('customer', 'reserved') FOR UPDATE",
     )
@@ -93,14 +76,12 @@ async fn merge(
             kind: TxKind::Adjust,
             customer: survivor,
             source_key: format!("merge:{merged}"),
-            source_event: Some(e.id.clone()),
+            source_event: Some(source_event.to_owned()),
             reason: format!("merge of {merged}"),
             entries,
             lots: false,
         };
-        post_all(conn, tenant, &[tx], Utc::now(), None, true)
-            .await
-            .map_err(crate::handler::post_error)?;
+        post_all(conn, tenant, &[tx], Utc::now(), None, true).await?;
     }
     for table in ["lots", "orders", "redemptions"] {
         sqlx::query(&format!(

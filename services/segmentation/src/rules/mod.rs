@@ -8,6 +8,7 @@
 
 mod deps;
 pub(crate) mod eval;
+pub mod filter;
 mod validate;
 
 use serde::{Deserialize, Serialize};
