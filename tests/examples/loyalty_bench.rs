@@ -23,7 +23,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-fn programme() -> crm_loyalty::programme::Programme {
+fn programme() -> crm_loyalty::domain::programme::Programme {
     serde_json::from_value(json!({
         "earn_rate": 1, "category_multipliers": {"shoes": 2}, "caps": [{"period": "day", "max_points": 100000}],
         "expiry_days": 365,

@@ -565,7 +565,7 @@ async fn random_ledger_sequences_keep_every_invariant() {
         .await
         .unwrap();
     let tenant = TenantId::parse("acme").unwrap();
-    let programme: crm_loyalty::programme::Programme = serde_json::from_value(json!({
+    let programme: crm_loyalty::domain::programme::Programme = serde_json::from_value(json!({
         "category_multipliers": {"shoes": 2}, "caps": [{"period": "day", "max_points": 400}],
         "expiry_days": 10, "tiers": [{"name": "base", "threshold": 0}, {"name": "gold", "threshold": 300, "multiplier": 2}]})).unwrap();
     crm_loyalty::store::programmes::save(

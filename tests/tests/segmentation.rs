@@ -672,17 +672,17 @@ async fn a_segment_change_waits_for_evaluations_in_progress() {
     let suite = Suite::start().await;
     let pool = suite.pool_of("segmentation").await;
     let mut evaluation = pool.begin().await.unwrap();
-    crm_segmentation::settings::hold_generation(&mut evaluation, "acme")
+    crm_segmentation::store::settings::hold_generation(&mut evaluation, "acme")
         .await
         .unwrap();
-    let before = crm_segmentation::settings::generation(&mut evaluation, "acme")
+    let before = crm_segmentation::store::settings::generation(&mut evaluation, "acme")
         .await
         .unwrap();
     let change = {
         let pool = pool.clone();
         tokio::spawn(async move {
             let mut tx = pool.begin().await.unwrap();
-            crm_segmentation::settings::bump_generation(&mut tx, "acme")
+            crm_segmentation::store::settings::bump_generation(&mut tx, "acme")
                 .await
                 .unwrap();
             tx.commit().await.unwrap();
@@ -699,7 +699,7 @@ async fn a_segment_change_waits_for_evaluations_in_progress() {
         .expect("the change proceeds once the evaluation commits")
         .unwrap();
     let mut conn = pool.acquire().await.unwrap();
-    let after = crm_segmentation::settings::generation(&mut conn, "acme")
+    let after = crm_segmentation::store::settings::generation(&mut conn, "acme")
         .await
         .unwrap();
     assert_eq!(after, before + 1);

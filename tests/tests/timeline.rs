@@ -88,7 +88,9 @@ async fn timeline_pages_follows_merges_and_keeps_retention() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    let purged = crm_identity::timeline::purge(&pool, 730).await.unwrap();
+    let purged = crm_identity::store::timeline::purge(&pool, 730)
+        .await
+        .unwrap();
     assert_eq!(purged, 1);
     let after: i64 = sqlx::query_scalar("SELECT count(*) FROM timeline WHERE tenant_id = 'acme'")
         .fetch_one(&pool)

@@ -5,14 +5,14 @@
 #![forbid(unsafe_code)]
 
 mod api;
-mod handler;
+pub(crate) mod consumer;
 
 use crm_config::{ConfigError, Env};
 use crm_envelope::Topic;
 use crm_kafka::consumer::Subscription;
 use crm_service::{Base, CommonConfig, ConsumerApp, PartConfig, PartServer};
 
-pub use handler::CampaignHandler;
+pub use consumer::CampaignHandler;
 
 /// The part's name: database `crm_campaign`, group `crm-campaign`, `CRM_CAMPAIGN__*`.
 pub const PART: &str = "campaign";

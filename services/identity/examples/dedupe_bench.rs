@@ -15,8 +15,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use crm_identity::dedupe::{read_records, read_true_pairs};
-use crm_identity::matching::quality::pair_quality;
-use crm_identity::matching::{deduplicate, person, MatchOptions};
+use crm_identity::domain::matching::quality::pair_quality;
+use crm_identity::domain::matching::{deduplicate, person, MatchOptions};
 
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");

@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use crm_envelope::TenantId;
 use crm_identity::dedupe::read_records;
-use crm_identity::match_keys::{keys_of, save_model};
-use crm_identity::matching::{deduplicate, person, MatchOptions};
-use crm_identity::online::best_candidate;
+use crm_identity::domain::matching::{deduplicate, person, MatchOptions};
+use crm_identity::resolve::online::best_candidate;
+use crm_identity::store::match_keys::{keys_of, save_model};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Map, Value};
@@ -184,7 +184,7 @@ async fn main() {
         for _ in 0..size {
             let id = Uuid::now_v7();
             let t = customer(&mut rng);
-            let record = crm_identity::matching::person::person_of(&t).unwrap();
+            let record = crm_identity::domain::matching::person::person_of(&t).unwrap();
             for k in keys_of(&schema, &record) {
                 key_ids.push(id);
                 keys.push(k);
@@ -239,7 +239,7 @@ async fn main() {
     let (mut found, mut candidates_seen) = (0, 0usize);
     for (id, traits) in &sample {
         let probe = corrupt(&mut rng, traits);
-        let record = crm_identity::matching::person::person_of(&probe).unwrap();
+        let record = crm_identity::domain::matching::person::person_of(&probe).unwrap();
         let t = Instant::now();
         let best = best_candidate(&mut conn, &tenant, &fitted.model, Uuid::nil(), &record)
             .await

@@ -11,12 +11,14 @@ use serde_json::{json, Map, Value};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::hot::HotProfiles;
-use crate::matching::person::{self, person_of};
-use crate::matching::schema::Record;
-use crate::matching::{deduplicate, MatchOptions, ScoredPair};
-use crate::settings;
-use crate::{graph, match_keys};
+use crate::domain::matching::person;
+use crate::domain::matching::person::person_of;
+use crate::domain::matching::schema::Record;
+use crate::domain::matching::{deduplicate, MatchOptions, ScoredPair};
+use crate::merge;
+use crate::store::hot::HotProfiles;
+use crate::store::match_keys;
+use crate::store::settings;
 
 /// Fewer candidate pairs than this are too few to estimate m and u: every likely pair goes to
 /// review instead of merging.
@@ -119,10 +121,10 @@ pub async fn clean_tenant(
         });
         let mut tx = pool.begin().await?;
         let settings = settings::load(&mut tx, tenant).await?;
-        let blocker = graph::merge_blocker(&mut tx, tenant, &settings, a, b).await?;
+        let blocker = merge::merge_blocker(&mut tx, tenant, &settings, a, b).await?;
         match (merge, blocker) {
             (true, None) => {
-                let merged = graph::merge_announced(
+                let merged = merge::merge_announced(
                     &mut tx,
                     tenant,
                     &settings,
@@ -142,7 +144,7 @@ pub async fn clean_tenant(
             (_, blocker) => {
                 let reason = blocker.unwrap_or("probabilistic");
                 if reason != "rejected_before" {
-                    graph::open_review(
+                    merge::open_review(
                         &mut tx,
                         tenant,
                         (a, b),
@@ -163,7 +165,7 @@ pub async fn clean_tenant(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::matching::person::FIELDS;
+    use crate::domain::matching::person::FIELDS;
     use serde_json::json;
 
     #[test]

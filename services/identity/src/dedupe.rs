@@ -10,8 +10,9 @@ use std::io::{Read, Write};
 
 use anyhow::{bail, Context};
 
-use crate::matching::person::{self, FIELDS};
-use crate::matching::schema::Record;
+use crate::domain::matching::person;
+use crate::domain::matching::person::FIELDS;
+use crate::domain::matching::schema::Record;
 
 /// Records read from a CSV file.
 #[derive(Debug, Clone)]

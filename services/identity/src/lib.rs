@@ -2,45 +2,35 @@
 //! keeps profiles (traits, identifiers), publishes resolved events on `crm.events.v1` and
 //! profile changes on `crm.profiles.v1` through the outbox, and writes hot profiles to Redis.
 //!
-//! Identifiers are standardised ([`standardise`]) and resolved deterministically; an event that
-//! links identifiers of two customers merges them ([`survivorship`] decides which trait values
-//! stay), with guards against over-merging ([`settings`]). [`matching`] is the probabilistic
-//! (Fellegi–Sunter) matcher, also behind `crm-identity dedupe` ([`dedupe`]).
+//! Identifiers are standardised ([`domain::standardise`]) and resolved deterministically
+//! ([`resolve`]); an event that links identifiers of two customers merges them ([`merge`];
+//! [`domain::survivorship`] decides which trait values stay), with guards against over-merging
+//! ([`domain::settings`]). [`domain::matching`] is the probabilistic (Fellegi–Sunter) matcher,
+//! also behind `crm-identity dedupe` ([`dedupe`]). docs/architecture.md describes the layout:
+//! `domain/` (no I/O), `store/`, the use cases, then the consumer, `api/` and `cli`.
 
 #![forbid(unsafe_code)]
 
 mod api;
 pub mod cleanup;
-pub mod consent;
+pub mod cli;
+mod consumer;
 pub mod dedupe;
-pub mod graph;
-pub mod hot;
-mod identifiers;
+pub mod domain;
 pub mod import;
-pub mod match_keys;
-pub mod matching;
-mod newcomer;
-pub mod online;
-mod owned;
-mod owners;
-mod pending;
+pub mod merge;
 pub mod privacy;
-mod profile;
-mod resolve;
-pub mod search;
-pub mod settings;
-pub mod standardise;
-pub mod survivorship;
-pub mod timeline;
-pub mod traits;
+pub mod resolve;
+pub mod store;
 mod unmerge;
 
 use crm_config::{ConfigError, Env};
 use crm_kafka::consumer::Subscription;
 use crm_service::{Base, CommonConfig, ConsumerApp, PartConfig, PartServer};
 
-pub use identifiers::{identifiers_of, Extracted, FieldCheck, IdentifierKey};
-pub use resolve::{IngestHandler, Resolver};
+pub use consumer::IngestHandler;
+pub use domain::identifiers::{identifiers_of, Extracted, FieldCheck, IdentifierKey};
+pub use resolve::Resolver;
 
 /// The part's name: database `crm_identity`, group `crm-identity`, `CRM_IDENTITY__*`.
 pub const PART: &str = "identity";
@@ -81,15 +71,16 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
     let handler = IngestHandler::new(&base);
     let api = api::routes(api::ApiState {
         pool: base.pool.clone(),
-        hot: hot::HotProfiles::new(std::sync::Arc::clone(&base.cache), base.pool.clone()),
+        hot: store::hot::HotProfiles::new(std::sync::Arc::clone(&base.cache), base.pool.clone()),
         relay: base.relay.waker(),
     });
     let purge_pool = base.pool.clone();
     let (job_resolver, job_hot) = (
         Resolver::new(&base),
-        hot::HotProfiles::new(std::sync::Arc::clone(&base.cache), base.pool.clone()),
+        store::hot::HotProfiles::new(std::sync::Arc::clone(&base.cache), base.pool.clone()),
     );
-    let repairs = hot::HotProfiles::new(std::sync::Arc::clone(&base.cache), base.pool.clone());
+    let repairs =
+        store::hot::HotProfiles::new(std::sync::Arc::clone(&base.cache), base.pool.clone());
     let server = PartServer::bind(base, api)
         .await?
         .with_task(move |shutdown| repairs.run_repairs(CACHE_REPAIR_EVERY, shutdown))
@@ -101,7 +92,7 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
 /// Runs identity's persistent jobs (uploaded imports, clean-ups) until `shutdown`.
 async fn run_jobs(
     resolver: Resolver,
-    hot: hot::HotProfiles,
+    hot: store::hot::HotProfiles,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     let worker =
@@ -130,8 +121,8 @@ async fn timeline_purge(pool: sqlx::PgPool, shutdown: tokio_util::sync::Cancella
     schedule::run(pool.clone(), schedule, shutdown, move || {
         let pool = pool.clone();
         async move {
-            let default_days = settings::Settings::default().timeline_retention_days;
-            let n = timeline::purge(&pool, default_days).await?;
+            let default_days = domain::settings::Settings::default().timeline_retention_days;
+            let n = store::timeline::purge(&pool, default_days).await?;
             if n > 0 {
                 tracing::info!(deleted = n, "timeline purged past retention");
             }

@@ -9,9 +9,10 @@ use serde_json::{json, Value};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::{graph, owned, profile, timeline};
+use crate::merge;
+use crate::store::{owned, profile, timeline};
 
-pub use crate::consent::{parse_consent, ConsentChange};
+pub use crate::domain::consent::{parse_consent, ConsentChange};
 
 /// Records consent changes of a customer.
 pub async fn record_consent(
@@ -115,7 +116,7 @@ pub async fn export(
     .bind(target)
     .fetch_all(&mut *conn)
     .await?;
-    let mut merges = graph::merges_of(conn, tenant, target).await?;
+    let mut merges = merge::merges_of(conn, tenant, target).await?;
     merges.reverse();
     let consent = consent_history(conn, tenant, target).await?;
     let events = timeline::all(conn, tenant, target).await?;

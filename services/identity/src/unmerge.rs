@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::{match_keys, owned, profile, search};
+use crate::store::{match_keys, owned, profile, search};
 
 /// The merge's stored row.
 #[derive(Debug, sqlx::FromRow)]

@@ -8,8 +8,8 @@ use std::fs::File;
 use std::path::PathBuf;
 
 use crm_identity::dedupe::{read_records, read_true_pairs};
-use crm_identity::matching::quality::{pair_quality, PairQuality};
-use crm_identity::matching::{deduplicate, person, MatchOptions};
+use crm_identity::domain::matching::quality::{pair_quality, PairQuality};
+use crm_identity::domain::matching::{deduplicate, person, MatchOptions};
 
 /// A reference file: from `CRM_REFERENCE_DATA`, else `../shared/data` beside the repository.
 fn data(name: &str) -> PathBuf {

@@ -12,11 +12,12 @@ use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::earning::{self, Bonus};
-use crate::ledger::{Account, AccountKind, Transaction, TxKind};
-use crate::messages::message;
-use crate::programme::Programme;
+use crate::domain::earn_rules;
+use crate::domain::earn_rules::Bonus;
+use crate::domain::ledger::{Account, AccountKind, Transaction, TxKind};
+use crate::domain::programme::Programme;
 use crate::store::ledger::{self, PostError, Posted};
+use crate::store::messages::message;
 use crate::store::orders::{self, StoredOrder};
 use crate::store::{programmes, tiers};
 
@@ -136,7 +137,7 @@ async fn load_state(
         .flat_map(|(e, _)| {
             p.caps
                 .iter()
-                .map(|cap| earning::period_key(cap, e.occurred_at))
+                .map(|cap| earn_rules::period_key(cap, e.occurred_at))
         })
         .collect::<BTreeSet<_>>()
         .into_iter()
@@ -218,17 +219,17 @@ fn plan_order(
         .get(&c)
         .and_then(|name| p.tiers.iter().find(|tier| &tier.name == name))
         .map_or(1.0, |tier| tier.multiplier);
-    let raw = earning::order_points(p, &e.properties, multiplier);
+    let raw = earn_rules::order_points(p, &e.properties, multiplier);
     let period_keys: Vec<String> = p
         .caps
         .iter()
-        .map(|cap| earning::period_key(cap, e.occurred_at))
+        .map(|cap| earn_rules::period_key(cap, e.occurred_at))
         .collect();
     let used: Vec<i64> = period_keys
         .iter()
         .map(|k| state.usage.get(&(c, k.clone())).copied().unwrap_or(0))
         .collect();
-    let points = earning::capped(raw, &p.caps, &used);
+    let points = earn_rules::capped(raw, &p.caps, &used);
     for k in period_keys {
         *state.usage.entry((c, k.clone())).or_default() += points;
         state.usage_changed.insert((c, k));
@@ -238,7 +239,7 @@ fn plan_order(
     } else {
         format!("order {id}")
     };
-    let revenue = earning::revenue(&e.properties).unwrap_or(0.0);
+    let revenue = earn_rules::revenue(&e.properties).unwrap_or(0.0);
     slot.insert(OrderState {
         stored: StoredOrder {
             customer: c,
@@ -264,11 +265,11 @@ fn plan_refund(
         .orders
         .get_mut(&id)
         .filter(|o| o.stored.customer == c)?;
-    let mut back = earning::refund_points(
+    let mut back = earn_rules::refund_points(
         o.stored.points,
         o.stored.taken,
         o.stored.revenue,
-        earning::revenue(&e.properties),
+        earn_rules::revenue(&e.properties),
     );
     if !p.allow_negative {
         back = back.min(state.balances.get(&c).copied().unwrap_or(0).max(0));
@@ -307,7 +308,7 @@ fn plan_bonuses(
     if state
         .birthdays
         .get(&c)
-        .is_some_and(|b| earning::is_birthday(b, e.occurred_at))
+        .is_some_and(|b| earn_rules::is_birthday(b, e.occurred_at))
     {
         planned.push((
             TxKind::Bonus,

@@ -7,13 +7,11 @@
 #![forbid(unsafe_code)]
 
 mod api;
+pub mod cli;
+mod consumer;
+pub mod domain;
 pub mod earn;
-pub mod earning;
-mod handler;
-pub mod ledger;
-pub mod messages;
-pub mod programme;
-pub mod scheduler;
+pub mod schedule;
 pub mod store;
 pub mod verify;
 
@@ -24,7 +22,7 @@ use crm_envelope::Topic;
 use crm_kafka::consumer::Subscription;
 use crm_service::{Base, CommonConfig, ConsumerApp, PartConfig, PartServer};
 
-pub use handler::LoyaltyHandler;
+pub use consumer::LoyaltyHandler;
 
 /// The part's name: database `crm_loyalty`, group `crm-loyalty`, `CRM_LOYALTY__*`.
 pub const PART: &str = "loyalty";
@@ -73,9 +71,9 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
         .await?
         .with_task({
             let pool = pool.clone();
-            move |shutdown| scheduler::run(pool, tick, relay, shutdown)
+            move |shutdown| schedule::run(pool, tick, relay, shutdown)
         })
-        .with_task(move |shutdown| scheduler::purge_keys(pool, shutdown));
+        .with_task(move |shutdown| schedule::purge_keys(pool, shutdown));
     Ok(ConsumerApp::new(server, subscription(), handler))
 }
 

@@ -18,7 +18,7 @@ async fn verify_exits_non_zero_on_a_violation() {
         .await
         .unwrap();
     let tenant = TenantId::parse("acme").unwrap();
-    let p = crm_loyalty::programme::Programme::default();
+    let p = crm_loyalty::domain::programme::Programme::default();
     let customer = Uuid::now_v7();
     let mut tx = pool.begin().await.unwrap();
     crm_loyalty::store::rewards::adjust(

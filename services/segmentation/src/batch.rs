@@ -7,9 +7,11 @@ use std::io::Write;
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use crate::lifecycle::{self, Thresholds};
-use crate::rfm::{self, RfmInput};
-use crate::value::{summarise, Transaction, ValueModel};
+use crate::domain::lifecycle;
+use crate::domain::lifecycle::Thresholds;
+use crate::domain::rfm;
+use crate::domain::rfm::RfmInput;
+use crate::domain::value::{summarise, Transaction, ValueModel};
 
 /// One customer's scores.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -7,26 +7,21 @@
 
 mod api;
 pub mod batch;
+pub mod cli;
+mod consumer;
+pub mod domain;
 pub mod engine;
-pub mod facts;
-mod handler;
-pub mod lead;
-pub mod lifecycle;
 pub mod recompute;
-pub mod rfm;
-pub mod rules;
-pub mod scheduler;
+pub mod schedule;
 pub mod scoring;
-pub mod settings;
 pub mod store;
-pub mod value;
 
 use crm_config::{ConfigError, Env};
 use crm_envelope::Topic;
 use crm_kafka::consumer::Subscription;
 use crm_service::{Base, CommonConfig, ConsumerApp, PartConfig, PartServer};
 
-pub use handler::SegmentationHandler;
+pub use consumer::SegmentationHandler;
 
 /// The part's name: database `crm_segmentation`, group `crm-segmentation`, `CRM_SEGMENTATION__*`.
 pub const PART: &str = "segmentation";
@@ -85,10 +80,10 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
     let server = PartServer::bind(base, api)
         .await?
         .with_task(move |shutdown| {
-            scheduler::recheck(recheck.0, recheck.1, config.recheck_tick, shutdown)
+            schedule::recheck(recheck.0, recheck.1, config.recheck_tick, shutdown)
         })
         .with_task(move |shutdown| {
-            scheduler::scoring(scoring.0, scoring.1, config.scoring_interval, shutdown)
+            schedule::scoring(scoring.0, scoring.1, config.scoring_interval, shutdown)
         })
         .with_task(move |shutdown| {
             let worker = crm_service::jobs::Worker::new(pool.clone(), &[scoring::JOB]);

@@ -11,8 +11,8 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::domain::rules::{evaluate, Context, Dependencies, Rule};
 use crate::engine::{evaluate_many, Applied, Catalog, Change};
-use crate::rules::{evaluate, Context, Dependencies, Rule};
 use crate::store::facts::load_many;
 
 /// Customers per chunk (one transaction each).

@@ -13,12 +13,13 @@ use sqlx::types::Json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::domain::facts::ORDER_COMPLETED;
+use crate::domain::rfm;
+use crate::domain::rfm::RfmInput;
+use crate::domain::value::{summarise, Transaction, ValueModel};
 use crate::engine::apply::message;
 use crate::engine::{Applied, Catalog};
-use crate::facts::ORDER_COMPLETED;
 use crate::recompute::recompute;
-use crate::rfm::{self, RfmInput};
-use crate::value::{summarise, Transaction, ValueModel};
 
 /// The kind of job that runs [`run`] for a tenant on demand.
 pub const JOB: &str = "scoring_run";
@@ -105,7 +106,7 @@ fn compute(
 ) -> (
     Vec<rfm::RfmScore>,
     Option<ValueModel>,
-    BTreeMap<Uuid, crate::value::Prediction>,
+    BTreeMap<Uuid, crate::domain::value::Prediction>,
 ) {
     let inputs: Vec<RfmInput> = histories
         .iter()
@@ -134,7 +135,7 @@ fn compute(
         .collect();
     let summaries = summarise(&transactions, today);
     let model = ValueModel::fit(&summaries);
-    let predictions: BTreeMap<Uuid, crate::value::Prediction> = match &model {
+    let predictions: BTreeMap<Uuid, crate::domain::value::Prediction> = match &model {
         Some(m) => summaries
             .iter()
             .filter_map(|s| Some((s.customer.parse().ok()?, m.predict(s, horizon_weeks))))
@@ -172,7 +173,7 @@ async fn score(
         }
     }
     let mut conn = pool.acquire().await?;
-    let settings = crate::settings::load(&mut conn, tenant.as_str()).await?;
+    let settings = crate::store::settings::load(&mut conn, tenant.as_str()).await?;
     drop(conn);
     // Quintiles and the maximum-likelihood fits are CPU work: off the async runtime's threads.
     let horizon_weeks = settings.horizon_weeks;
@@ -188,7 +189,7 @@ async fn score(
         let ids: Vec<Uuid> = chunk_h.iter().map(|h| h.id).collect();
         let pick = |f: fn(&rfm::RfmScore) -> i16| chunk_s.iter().map(f).collect::<Vec<i16>>();
         let groups: Vec<&str> = chunk_s.iter().map(|s| s.group.as_str()).collect();
-        let p = |f: fn(&crate::value::Prediction) -> f64| {
+        let p = |f: fn(&crate::domain::value::Prediction) -> f64| {
             ids.iter()
                 .map(|id| predictions.get(id).map(f))
                 .collect::<Vec<Option<f64>>>()

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use chrono::NaiveDate;
-use crm_segmentation::value::{read_transactions, summarise, ValueModel};
+use crm_segmentation::domain::value::{read_transactions, summarise, ValueModel};
 
 /// A reference file: from `CRM_REFERENCE_DATA`, else `../shared/data` beside the repository.
 fn data(name: &str) -> PathBuf {

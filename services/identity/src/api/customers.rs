@@ -10,9 +10,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{customer_not_found, customer_path, ApiState};
-use crate::profile;
-use crate::settings;
-use crate::standardise::{email, email_key};
+use crate::domain::standardise::{email, email_key};
+use crate::store::profile;
+use crate::store::settings;
 use crm_envelope::TenantId;
 
 pub(crate) fn routes() -> Router<ApiState> {
@@ -50,7 +50,7 @@ async fn identifiers(
 ) -> Result<Json<serde_json::Value>, Problem> {
     let (tenant, id) = customer_path(&raw_tenant, &raw_id)?;
     let mut conn = pool.acquire().await?;
-    let customer = crate::profile::canonical_id(&mut conn, &tenant, id)
+    let customer = crate::store::profile::canonical_id(&mut conn, &tenant, id)
         .await?
         .ok_or_else(customer_not_found)?;
     let items: Vec<Identifier> = sqlx::query_as(

@@ -9,8 +9,9 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::{customer_not_found, customer_path, ApiState};
+use crate::merge;
+use crate::store::profile;
 use crate::unmerge::{unmerge, UnmergeError};
-use crate::{graph, profile};
 
 pub(crate) fn routes() -> Router<ApiState> {
     Router::new()
@@ -31,7 +32,7 @@ async fn list(
 ) -> Result<Json<Value>, Problem> {
     let (tenant, id) = customer_path(&raw_tenant, &raw_id)?;
     let mut conn = pool.acquire().await?;
-    let items = graph::merges_of(&mut conn, &tenant, id).await?;
+    let items = merge::merges_of(&mut conn, &tenant, id).await?;
     if items.is_empty() {
         profile::load_following_alias(&mut conn, &tenant, id)
             .await?

@@ -20,7 +20,7 @@ use sqlx::PgPool;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::hot::HotProfiles;
+use crate::store::hot::HotProfiles;
 
 /// What the handlers share.
 #[derive(Clone)]

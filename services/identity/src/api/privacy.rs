@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::{customer_not_found, customer_path, ApiState};
 use crate::privacy::{self, ConsentChange};
-use crate::profile;
+use crate::store::profile;
 
 pub(crate) fn routes() -> Router<ApiState> {
     Router::new()

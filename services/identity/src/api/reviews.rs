@@ -13,7 +13,8 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::ApiState;
-use crate::{graph, settings};
+use crate::merge;
+use crate::store::settings;
 
 pub(crate) fn routes() -> Router<ApiState> {
     Router::new()
@@ -141,7 +142,7 @@ async fn decide(
     });
     // `None` when one of the two was merged or erased meanwhile.
     let merged =
-        graph::merge_announced(&mut tx, &tenant, &settings, (a, b), "manual", evidence).await?;
+        merge::merge_announced(&mut tx, &tenant, &settings, (a, b), "manual", evidence).await?;
     tx.commit().await?;
     state.relay.notify_one();
     if let Some((m, survivor)) = &merged {

@@ -11,8 +11,9 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::ApiState;
-use crate::settings::{self, Settings};
-use crate::{profile, search};
+use crate::domain::settings::Settings;
+use crate::store::settings;
+use crate::store::{profile, search};
 
 pub(crate) fn routes() -> Router<ApiState> {
     Router::new()

@@ -9,7 +9,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{customer_not_found, customer_path, ApiState};
-use crate::{profile, settings, timeline};
+use crate::store::settings;
+use crate::store::{profile, timeline};
 
 pub(crate) fn routes() -> Router<ApiState> {
     Router::new().route(

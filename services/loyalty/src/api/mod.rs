@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::Notify;
 
-use crate::programme::Programme;
+use crate::domain::programme::Programme;
 use crate::store::ledger::PostError;
 use crate::store::programmes;
 use crate::store::rewards::OpError;

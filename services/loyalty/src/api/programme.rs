@@ -10,7 +10,7 @@ use crm_service::{tenant_from_path, Problem};
 
 use super::keyed::Keyed;
 use super::{actor, json_body, programme_of, ApiState};
-use crate::programme::Programme;
+use crate::domain::programme::Programme;
 use crate::store::programmes;
 
 pub(crate) fn routes() -> Router<ApiState> {

@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::ledger::{consume_fifo, Account, AccountKind, Transaction, Unbalanced};
+use crate::domain::ledger::{consume_fifo, Account, AccountKind, Transaction, Unbalanced};
 
 /// Why posting failed.
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,7 @@ use chrono::Utc;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::ledger::{Account, Transaction, TxKind};
+use crate::domain::ledger::{Account, Transaction, TxKind};
 use crate::store::ledger::{post_all, PostError};
 
 /// Records the customer's birthday (`None` clears it), creating its profile row.

@@ -3,7 +3,7 @@
 use sqlx::types::Json;
 use sqlx::PgConnection;
 
-use crate::programme::Programme;
+use crate::domain::programme::Programme;
 
 /// The tenant's programme, when one was configured.
 pub async fn load(conn: &mut PgConnection, tenant: &str) -> Result<Option<Programme>, sqlx::Error> {

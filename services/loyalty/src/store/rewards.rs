@@ -12,10 +12,10 @@ use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::ledger::{Account, AccountKind, Transaction, TxKind};
-use crate::messages::message;
-use crate::programme::Programme;
+use crate::domain::ledger::{Account, AccountKind, Transaction, TxKind};
+use crate::domain::programme::Programme;
 use crate::store::ledger::{lock_balance, post_all, PostError};
+use crate::store::messages::message;
 
 /// Why an operation was refused.
 #[derive(Debug, thiserror::Error)]

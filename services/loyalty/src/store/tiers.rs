@@ -10,8 +10,8 @@ use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::messages::message;
-use crate::programme::Programme;
+use crate::domain::programme::Programme;
+use crate::store::messages::message;
 
 /// Points each of `customers` earned (net of take-backs) in the programme's window ending at
 /// `now`, whole UTC days.

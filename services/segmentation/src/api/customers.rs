@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::ApiState;
-use crate::lifecycle;
-use crate::rules::eval::{count_matching, Window};
+use crate::domain::lifecycle;
+use crate::domain::rules::eval::{count_matching, Window};
 use crate::store::activity::lookup;
 use crate::store::facts::load_many;
 

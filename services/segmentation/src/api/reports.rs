@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::ApiState;
-use crate::lifecycle::Stage;
+use crate::domain::lifecycle::Stage;
 use crate::scoring;
 
 pub(crate) fn routes() -> Router<ApiState> {

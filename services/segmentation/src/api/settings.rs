@@ -8,7 +8,8 @@ use axum::{Json, Router};
 use crm_service::{tenant_from_path, Problem};
 
 use super::{actor, json_body, ApiState};
-use crate::settings::{self, Settings};
+use crate::domain::settings::Settings;
+use crate::store::settings;
 
 pub(crate) fn routes() -> Router<ApiState> {
     Router::new().route(

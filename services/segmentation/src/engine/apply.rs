@@ -8,9 +8,9 @@ use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::catalog::TenantModel;
 use super::evaluate::Outcome;
-use crate::facts::Stored;
+use crate::domain::facts::Stored;
+use crate::domain::model::TenantModel;
 
 /// Counts of what an application changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]

@@ -6,11 +6,12 @@
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
-use super::catalog::{Change, TenantModel};
-use crate::facts::Facts;
-use crate::lead::LeadScore;
-use crate::lifecycle::{self, Stage};
-use crate::rules::{evaluate, Context};
+use crate::domain::facts::Facts;
+use crate::domain::lead::LeadScore;
+use crate::domain::lifecycle;
+use crate::domain::lifecycle::Stage;
+use crate::domain::model::{Change, TenantModel};
+use crate::domain::rules::{evaluate, Context};
 
 /// What an evaluation decided for one customer.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,7 +34,7 @@ pub struct Outcome {
 
 impl Outcome {
     /// Whether anything must be written.
-    pub fn changes_anything(&self, facts_stored: &crate::facts::Stored) -> bool {
+    pub fn changes_anything(&self, facts_stored: &crate::domain::facts::Stored) -> bool {
         !self.entered.is_empty()
             || !self.exited.is_empty()
             || self.stage_was.is_some()
@@ -106,10 +107,10 @@ pub fn evaluate_customer(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::catalog::Segment;
-    use crate::facts::{EventFact, NameTotals, ORDER_COMPLETED};
-    use crate::rules::{parse, Dependencies};
-    use crate::settings::Settings;
+    use crate::domain::facts::{EventFact, NameTotals, ORDER_COMPLETED};
+    use crate::domain::model::Segment;
+    use crate::domain::rules::{parse, Dependencies};
+    use crate::domain::settings::Settings;
 
     fn seg(id: u128, rule: &str) -> Segment {
         let rule = parse(rule).unwrap();
@@ -186,7 +187,7 @@ mod tests {
 
     mod streaming_equals_recompute {
         use super::*;
-        use crate::facts::NameTotals;
+        use crate::domain::facts::NameTotals;
         use proptest::prelude::*;
         use serde_json::json;
 
@@ -301,7 +302,7 @@ mod tests {
                     };
                     let before = f.stored;
                     let o = evaluate_customer(&model, &mut f, &change, now);
-                    f.stored = crate::facts::Stored { stage: Some(o.stage), recheck_at: o.recheck_at, ..before };
+                    f.stored = crate::domain::facts::Stored { stage: Some(o.stage), recheck_at: o.recheck_at, ..before };
                 }
                 let mut fresh = f.clone();
                 fresh.segments.clear();

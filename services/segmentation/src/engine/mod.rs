@@ -11,8 +11,9 @@ use crm_envelope::TenantId;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+pub use crate::domain::model::{Change, TenantModel};
 pub use apply::Applied;
-pub use catalog::{Catalog, Change, TenantModel};
+pub use catalog::Catalog;
 
 use crate::store::facts::load_many;
 

@@ -6,7 +6,7 @@ use sqlx::types::Json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::facts::{event_amount, order_categories, ORDER_COMPLETED};
+use crate::domain::facts::{event_amount, order_categories, ORDER_COMPLETED};
 
 /// What an event was, for choosing the segments to re-evaluate.
 #[derive(Debug, Clone, PartialEq, Eq)]

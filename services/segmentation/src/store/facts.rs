@@ -8,10 +8,10 @@ use sqlx::types::Json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::engine::catalog::TenantModel;
-use crate::facts::{EventFact, Facts, NameTotals, Stored, ValueFacts, ORDER_COMPLETED};
-use crate::lifecycle::Stage;
-use crate::rfm::{RfmGroup, RfmScore};
+use crate::domain::facts::{EventFact, Facts, NameTotals, Stored, ValueFacts, ORDER_COMPLETED};
+use crate::domain::lifecycle::Stage;
+use crate::domain::model::TenantModel;
+use crate::domain::rfm::{RfmGroup, RfmScore};
 
 /// A retained event as read: customer, name, time, properties.
 type EventRow = (

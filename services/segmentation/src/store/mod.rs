@@ -3,3 +3,4 @@
 pub mod activity;
 pub mod facts;
 pub mod segments;
+pub mod settings;

@@ -11,9 +11,10 @@ use sqlx::types::Json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::engine::catalog::find_cycle;
-use crate::rules::{from_value, Dependencies, Limits, Rule, RuleError};
-use crate::settings::{self, bump_generation};
+use crate::domain::model::find_cycle;
+use crate::domain::rules::{from_value, Dependencies, Limits, Rule, RuleError};
+use crate::store::settings;
+use crate::store::settings::bump_generation;
 
 /// A stored segment.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
