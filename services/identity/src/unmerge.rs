@@ -65,6 +65,29 @@ pub async fn unmerge(
     tenant: &TenantId,
     merge_id: Uuid,
 ) -> Result<Unmerged, UnmergeError> {
+    let row = lock_merge(tx, tenant, merge_id).await?;
+    let (survivor, restored) = (row.survivor_id, row.merged_id);
+    let snapshot = &row.snapshot.0;
+    let current = lock_survivor(tx, tenant, survivor).await?;
+    let split = split_traits(snapshot, current);
+    update_customers(tx, tenant, survivor, restored, snapshot, &split).await?;
+    give_back_identifiers(tx, tenant, survivor, restored, snapshot).await?;
+    owned::follow_unmerge(tx, tenant, survivor, restored).await?;
+    search::refresh(tx, tenant, survivor).await?;
+    search::refresh(tx, tenant, restored).await?;
+    match_keys::refresh_keys(tx, tenant, survivor, &split.survivor_traits).await?;
+    match_keys::refresh_keys(tx, tenant, restored, &split.their_traits).await?;
+    record_undone(tx, tenant, merge_id, survivor, restored).await?;
+    announce(tx, tenant, merge_id, survivor, restored).await?;
+    Ok(Unmerged { survivor, restored })
+}
+
+/// The merge, locked; not found when it does not exist or was undone.
+async fn lock_merge(
+    tx: &mut PgConnection,
+    tenant: &TenantId,
+    merge_id: Uuid,
+) -> Result<MergeRow, UnmergeError> {
     let row: Option<MergeRow> = sqlx::query_as(
         "SELECT survivor_id, merged_id, snapshot FROM merges
          WHERE tenant_id = $1 AND id = $2 AND undone_at IS NULL FOR UPDATE",
@@ -73,10 +96,15 @@ pub async fn unmerge(
     .bind(merge_id)
     .fetch_optional(&mut *tx)
     .await?;
-    let row = row.ok_or(UnmergeError::NotFound)?;
-    let (survivor, restored) = (row.survivor_id, row.merged_id);
-    let snapshot = &row.snapshot.0;
+    row.ok_or(UnmergeError::NotFound)
+}
 
+/// The survivor, locked; gone when it was merged or erased since.
+async fn lock_survivor(
+    tx: &mut PgConnection,
+    tenant: &TenantId,
+    survivor: Uuid,
+) -> Result<SurvivorRow, UnmergeError> {
     let current: Option<SurvivorRow> = sqlx::query_as(
         "SELECT traits, trait_sources, event_count FROM customers
          WHERE tenant_id = $1 AND id = $2 AND status = 'active' FOR UPDATE",
@@ -85,14 +113,23 @@ pub async fn unmerge(
     .bind(survivor)
     .fetch_optional(&mut *tx)
     .await?;
-    let current = current.ok_or(UnmergeError::SurvivorGone)?;
-    let (mut traits, mut sources, survivor_events) = (
-        current.traits.0,
-        current.trait_sources.0,
-        current.event_count,
-    );
+    current.ok_or(UnmergeError::SurvivorGone)
+}
 
-    // Trait values that still carry the restored customer's provenance go back to it.
+/// Both customers' traits and event counts after the split.
+struct Split {
+    survivor_traits: Map<String, Value>,
+    survivor_sources: Map<String, Value>,
+    survivor_events: i64,
+    their_traits: Map<String, Value>,
+    their_sources: Map<String, Value>,
+    their_events: i64,
+}
+
+/// Trait values that still carry the restored customer's provenance go back to it (the
+/// survivor's earlier value returns, if it had one); so does its event count.
+fn split_traits(snapshot: &Value, current: SurvivorRow) -> Split {
+    let (mut traits, mut sources) = (current.traits.0, current.trait_sources.0);
     let object = |v: &Value, key: &str| {
         v.get(key)
             .and_then(Value::as_object)
@@ -133,6 +170,26 @@ pub async fn unmerge(
         .get("event_count")
         .and_then(Value::as_i64)
         .unwrap_or(0);
+    Split {
+        survivor_traits: traits,
+        survivor_sources: sources,
+        survivor_events: (current.event_count - their_events).max(0),
+        their_traits,
+        their_sources,
+        their_events,
+    }
+}
+
+/// Writes the survivor's remaining traits and count, and brings the restored customer back
+/// with its own (and its first and last seen times from the snapshot).
+async fn update_customers(
+    tx: &mut PgConnection,
+    tenant: &TenantId,
+    survivor: Uuid,
+    restored: Uuid,
+    snapshot: &Value,
+    split: &Split,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE customers SET traits = $3, trait_sources = $4, event_count = $5,
                 version = version + 1, updated_at = now()
@@ -140,12 +197,16 @@ pub async fn unmerge(
     )
     .bind(tenant.as_str())
     .bind(survivor)
-    .bind(sqlx::types::Json(&traits))
-    .bind(sqlx::types::Json(&sources))
-    .bind((survivor_events - their_events).max(0))
+    .bind(sqlx::types::Json(&split.survivor_traits))
+    .bind(sqlx::types::Json(&split.survivor_sources))
+    .bind(split.survivor_events)
     .execute(&mut *tx)
     .await?;
-
+    let at = |key: &str| {
+        snapshot
+            .get(key)
+            .and_then(|v| serde_json::from_value::<chrono::DateTime<chrono::Utc>>(v.clone()).ok())
+    };
     sqlx::query(
         "UPDATE customers SET status = 'active', merged_into = NULL, traits = $3,
                 trait_sources = $4, event_count = $5, first_seen_at = COALESCE($6, first_seen_at),
@@ -155,23 +216,25 @@ pub async fn unmerge(
     )
     .bind(tenant.as_str())
     .bind(restored)
-    .bind(sqlx::types::Json(&their_traits))
-    .bind(sqlx::types::Json(&their_sources))
-    .bind(their_events)
-    .bind(
-        snapshot
-            .get("first_seen_at")
-            .and_then(|v| serde_json::from_value::<chrono::DateTime<chrono::Utc>>(v.clone()).ok()),
-    )
-    .bind(
-        snapshot
-            .get("last_seen_at")
-            .and_then(|v| serde_json::from_value::<chrono::DateTime<chrono::Utc>>(v.clone()).ok()),
-    )
+    .bind(sqlx::types::Json(&split.their_traits))
+    .bind(sqlx::types::Json(&split.their_sources))
+    .bind(split.their_events)
+    .bind(at("first_seen_at"))
+    .bind(at("last_seen_at"))
     .execute(&mut *tx)
     .await?;
+    Ok(())
+}
 
-    // Identifiers the survivor still holds from the snapshot go back.
+/// Identifiers the survivor still holds from the snapshot go back, and the restored
+/// customer's own earlier aliases point at it again.
+async fn give_back_identifiers(
+    tx: &mut PgConnection,
+    tenant: &TenantId,
+    survivor: Uuid,
+    restored: Uuid,
+    snapshot: &Value,
+) -> Result<(), sqlx::Error> {
     for identifier in snapshot
         .get("identifiers")
         .and_then(Value::as_array)
@@ -196,7 +259,6 @@ pub async fn unmerge(
         .execute(&mut *tx)
         .await?;
     }
-    // Its own earlier aliases point at it again.
     sqlx::query(
         "UPDATE customers SET merged_into = $2
          WHERE tenant_id = $1 AND id IN (SELECT merged_id FROM merges
@@ -206,11 +268,18 @@ pub async fn unmerge(
     .bind(restored)
     .execute(&mut *tx)
     .await?;
-    owned::follow_unmerge(tx, tenant, survivor, restored).await?;
-    search::refresh(tx, tenant, survivor).await?;
-    search::refresh(tx, tenant, restored).await?;
-    match_keys::refresh_keys(tx, tenant, survivor, &traits).await?;
-    match_keys::refresh_keys(tx, tenant, restored, &their_traits).await?;
+    Ok(())
+}
+
+/// Marks the merge undone and records the pair as a rejected review, so the next event that
+/// links them opens a review instead of merging again.
+async fn record_undone(
+    tx: &mut PgConnection,
+    tenant: &TenantId,
+    merge_id: Uuid,
+    survivor: Uuid,
+    restored: Uuid,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE merges SET undone_at = now() WHERE tenant_id = $1 AND id = $2")
         .bind(tenant.as_str())
         .bind(merge_id)
@@ -232,7 +301,17 @@ pub async fn unmerge(
     .bind(sqlx::types::Json(json!({ "merge_id": merge_id })))
     .execute(&mut *tx)
     .await?;
+    Ok(())
+}
 
+/// Enqueues `profile.unmerged` and both customers' `profile.updated`.
+async fn announce(
+    tx: &mut PgConnection,
+    tenant: &TenantId,
+    merge_id: Uuid,
+    survivor: Uuid,
+    restored: Uuid,
+) -> Result<(), sqlx::Error> {
     let mut event = Envelope::domain(tenant.clone(), "profile.unmerged", survivor, "identity");
     event.properties =
         json!({ "merge_id": merge_id, "survivor_id": survivor, "restored_id": restored })
@@ -246,5 +325,5 @@ pub async fn unmerge(
             outbox::enqueue(tx, Topic::Profiles, &changed).await?;
         }
     }
-    Ok(Unmerged { survivor, restored })
+    Ok(())
 }

@@ -336,90 +336,20 @@ async fn apply(
     let keys = &extracted.keys;
     pending.quality(tenant, &extracted);
 
-    let mut owners: Vec<(usize, Uuid)> = Vec::new();
-    // Identifiers someone holds already: never linked again (a merge moves them, if any).
-    let mut held = vec![false; keys.len()];
-    for (n, key) in keys.iter().enumerate() {
-        if let Some(id) = owned.get(tenant, key) {
-            held[n] = true;
-            if !owners.iter().any(|(_, o)| *o == id) {
-                owners.push((n, id));
-            }
-        }
-    }
-    let new_user_id = keys
-        .iter()
-        .find(|k| k.kind == "user_id")
-        .filter(|k| !owners.iter().any(|(n, _)| keys[*n] == **k));
-
+    let (owners, held) = owners_of(tenant, keys, owned);
+    let mut chosen = choose_customer(tx, envelope, keys, owners).await?;
     let mut merged = Vec::new();
-    let mut created = false;
-    let mut customer = match owners.first() {
-        None => None,
-        Some(&(_, first)) => {
-            if let Some(user) = new_user_id {
-                if has_other_user_id(tx, tenant, first, &user.value).await? {
-                    None
-                } else {
-                    Some(first)
-                }
-            } else {
-                Some(first)
-            }
-        }
-    };
-    // Identifiers another customer holds that this event's customer does not get, and why.
-    let mut unattached: Vec<(String, Option<Uuid>, String)> = Vec::new();
-    if customer.is_none() {
-        customer = Some(create_customer(tx, envelope).await?);
-        created = true;
-        for &(n, other) in &owners {
-            unattached.push((
-                keys[n].kind.clone(),
-                Some(other),
-                "held_by_customer_with_another_user_id".into(),
-            ));
-        }
-        owners.clear();
-    }
-    let Some(mut customer) = customer else {
-        return Err(HandleError::Transient(anyhow::anyhow!(
-            "no customer resolved"
-        )));
-    };
-
-    for &(n, other) in owners.iter().skip(1) {
-        let evidence = json!({
-            "event_id": envelope.id,
-            "linked_by": {"kind": keys[n].kind},
-            "rule": "shared identifier",
-        });
-        if let Some(reason) = merge::merge_blocker(tx, tenant, settings, customer, other).await? {
-            merge::open_review(tx, tenant, (customer, other), reason, None, evidence).await?;
-            unattached.push((
-                keys[n].kind.clone(),
-                Some(other),
-                format!("merge_refused:{reason}"),
-            ));
-            continue;
-        }
-        // A merge moves timeline rows and publishes: what is pending goes first.
-        pending.flush(tx).await?;
-        if let Some(m) = merge::merge(
-            tx,
-            tenant,
-            settings,
-            (customer, other),
-            "deterministic",
-            evidence,
-        )
-        .await?
-        {
-            merged.push(m.merged);
-            customer = m.survivor;
-        }
-    }
-
+    let mut customer = merge_linked(
+        tx,
+        envelope,
+        settings,
+        keys,
+        &mut chosen,
+        &mut merged,
+        pending,
+    )
+    .await?;
+    let created = chosen.created;
     let unheld: Vec<&IdentifierKey> = keys
         .iter()
         .zip(&held)
@@ -429,19 +359,13 @@ async fn apply(
     let (linked, over_cap) =
         link_identifiers(tx, tenant, settings, customer, created, &unheld).await?;
     for key in &over_cap {
-        unattached.push((key.kind.clone(), None, "cap_reached".into()));
+        chosen
+            .unattached
+            .push((key.kind.clone(), None, "cap_reached".into()));
     }
-    for (kind, held_by, reason) in &unattached {
-        crate::store::profile::record_unattached(
-            tx,
-            tenant,
-            customer,
-            kind,
-            *held_by,
-            reason,
-            &envelope.id,
-        )
-        .await?;
+    for (kind, held_by, reason) in &chosen.unattached {
+        profile::record_unattached(tx, tenant, customer, kind, *held_by, reason, &envelope.id)
+            .await?;
     }
     if created && linked.is_empty() && !keys.is_empty() {
         // Another replica created a customer for the same identifier meanwhile; retrying finds it.
@@ -482,38 +406,182 @@ async fn apply(
             customer = m.survivor;
         }
     }
-
-    let mut resolved = envelope.clone();
-    resolved.customer_id = Some(customer);
-    pending.publish(outgoing(Topic::Events, &resolved)?);
-    if created || traits_changed || !linked.is_empty() || !merged.is_empty() {
-        let profile = profile::load(tx, tenant, customer)
-            .await?
-            .ok_or_else(|| HandleError::Transient(anyhow::anyhow!("customer vanished")))?;
-        let emails: Vec<String> = profile
-            .identifiers
-            .iter()
-            .filter(|i| i.kind == "email")
-            .map(|i| i.value.clone())
-            .collect();
-        pending.search_text(
-            tenant,
-            customer,
-            search::search_text(&profile.traits, &emails),
-        );
-        let kind = if created {
-            "profile.created"
-        } else {
-            "profile.updated"
-        };
-        let change = profile::change_event(tenant, kind, &profile);
-        pending.publish(outgoing(Topic::Profiles, &change)?);
-    }
+    let changed = created || traits_changed || !linked.is_empty() || !merged.is_empty();
+    publish_resolved(tx, envelope, customer, created, changed, pending).await?;
     Ok(Applied {
         customer,
         merged,
         linked,
     })
+}
+
+/// The customers that hold the event's identifiers (each once, with the index of the first
+/// identifier it holds, most authoritative first), and which identifiers are held at all:
+/// a held identifier is never linked again (a merge moves it, if any).
+fn owners_of(
+    tenant: &TenantId,
+    keys: &[IdentifierKey],
+    owned: &Owners,
+) -> (Vec<(usize, Uuid)>, Vec<bool>) {
+    let mut owners: Vec<(usize, Uuid)> = Vec::new();
+    let mut held = vec![false; keys.len()];
+    for (n, key) in keys.iter().enumerate() {
+        if let Some(id) = owned.get(tenant, key) {
+            held[n] = true;
+            if !owners.iter().any(|(_, o)| *o == id) {
+                owners.push((n, id));
+            }
+        }
+    }
+    (owners, held)
+}
+
+/// The event's customer before merges: the owner of its most authoritative identifier, or a
+/// new customer.
+struct Chosen {
+    customer: Uuid,
+    created: bool,
+    /// The other owners, to merge with the customer.
+    owners: Vec<(usize, Uuid)>,
+    /// Identifiers another customer holds that this customer does not get: kind, holder, why.
+    unattached: Vec<(String, Option<Uuid>, String)>,
+}
+
+/// Picks the owner of the most authoritative identifier, unless the event's user_id is new and
+/// that owner holds another user_id (a shared device, not the same person): then, or when no
+/// one holds any identifier, a new customer.
+async fn choose_customer(
+    tx: &mut PgConnection,
+    envelope: &Envelope,
+    keys: &[IdentifierKey],
+    owners: Vec<(usize, Uuid)>,
+) -> Result<Chosen, HandleError> {
+    let tenant = &envelope.tenant_id;
+    let new_user_id = keys
+        .iter()
+        .find(|k| k.kind == "user_id")
+        .filter(|k| !owners.iter().any(|(n, _)| keys[*n] == **k));
+    let existing = match owners.first() {
+        None => None,
+        Some(&(_, first)) => match new_user_id {
+            Some(user) if has_other_user_id(tx, tenant, first, &user.value).await? => None,
+            _ => Some(first),
+        },
+    };
+    if let Some(customer) = existing {
+        return Ok(Chosen {
+            customer,
+            created: false,
+            owners,
+            unattached: Vec::new(),
+        });
+    }
+    let customer = create_customer(tx, envelope).await?;
+    let unattached = owners
+        .iter()
+        .map(|&(n, other)| {
+            (
+                keys[n].kind.clone(),
+                Some(other),
+                "held_by_customer_with_another_user_id".to_owned(),
+            )
+        })
+        .collect();
+    Ok(Chosen {
+        customer,
+        created: true,
+        owners: Vec::new(),
+        unattached,
+    })
+}
+
+/// Merges every other owner into the customer, unless a guard refuses (both hold different
+/// user_ids, or the merge would pass an identifier cap): then the pair goes to review and the
+/// identifier stays unattached. Returns the customer after the merges.
+async fn merge_linked(
+    tx: &mut PgConnection,
+    envelope: &Envelope,
+    settings: &Settings,
+    keys: &[IdentifierKey],
+    chosen: &mut Chosen,
+    merged: &mut Vec<Uuid>,
+    pending: &mut Pending,
+) -> Result<Uuid, HandleError> {
+    let tenant = &envelope.tenant_id;
+    let mut customer = chosen.customer;
+    for &(n, other) in chosen.owners.iter().skip(1) {
+        let evidence = json!({
+            "event_id": envelope.id,
+            "linked_by": {"kind": keys[n].kind},
+            "rule": "shared identifier",
+        });
+        if let Some(reason) = merge::merge_blocker(tx, tenant, settings, customer, other).await? {
+            merge::open_review(tx, tenant, (customer, other), reason, None, evidence).await?;
+            chosen.unattached.push((
+                keys[n].kind.clone(),
+                Some(other),
+                format!("merge_refused:{reason}"),
+            ));
+            continue;
+        }
+        // A merge moves timeline rows and publishes: what is pending goes first.
+        pending.flush(tx).await?;
+        if let Some(m) = merge::merge(
+            tx,
+            tenant,
+            settings,
+            (customer, other),
+            "deterministic",
+            evidence,
+        )
+        .await?
+        {
+            merged.push(m.merged);
+            customer = m.survivor;
+        }
+    }
+    Ok(customer)
+}
+
+/// Publishes the resolved event and, when the customer changed, its search text and
+/// `profile.created` / `profile.updated`.
+async fn publish_resolved(
+    tx: &mut PgConnection,
+    envelope: &Envelope,
+    customer: Uuid,
+    created: bool,
+    changed: bool,
+    pending: &mut Pending,
+) -> Result<(), HandleError> {
+    let tenant = &envelope.tenant_id;
+    let mut resolved = envelope.clone();
+    resolved.customer_id = Some(customer);
+    pending.publish(outgoing(Topic::Events, &resolved)?);
+    if !changed {
+        return Ok(());
+    }
+    let profile = profile::load(tx, tenant, customer)
+        .await?
+        .ok_or_else(|| HandleError::Transient(anyhow::anyhow!("customer vanished")))?;
+    let emails: Vec<String> = profile
+        .identifiers
+        .iter()
+        .filter(|i| i.kind == "email")
+        .map(|i| i.value.clone())
+        .collect();
+    pending.search_text(
+        tenant,
+        customer,
+        search::search_text(&profile.traits, &emails),
+    );
+    let kind = if created {
+        "profile.created"
+    } else {
+        "profile.updated"
+    };
+    let change = profile::change_event(tenant, kind, &profile);
+    pending.publish(outgoing(Topic::Profiles, &change)?);
+    Ok(())
 }
 
 /// `envelope` for the outbox, with the current trace context.

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{MatchOp, Rule};
+use super::{AggregateCondition, EventCondition, MatchOp, RfmCondition, Rule};
 
 /// Bounds on rules (per tenant settings may lower the retention).
 #[derive(Debug, Clone, Copy)]
@@ -126,6 +126,7 @@ fn fail<T>(path: impl Into<String>, message: impl Into<String>) -> Result<T, Rul
     })
 }
 
+/// Checks one node and, through [`check`] again, its children.
 fn check(
     rule: &Rule,
     path: &str,
@@ -146,31 +147,6 @@ fn check(
             format!("rule too deep: at most {} nested levels", l.max_depth),
         );
     }
-    let list = |len: usize, at: &str| -> Result<(), RuleError> {
-        if len == 0 {
-            return fail(at, "must not be empty");
-        }
-        if len > l.max_list {
-            return fail(at, format!("at most {} entries", l.max_list));
-        }
-        Ok(())
-    };
-    let name = |s: &str, at: &str| -> Result<(), RuleError> {
-        if s.trim().is_empty() {
-            return fail(at, "must not be empty");
-        }
-        if s.len() > l.max_string {
-            return fail(at, format!("at most {} characters", l.max_string));
-        }
-        Ok(())
-    };
-    let number = |x: f64, at: &str| -> Result<(), RuleError> {
-        if x.is_finite() {
-            Ok(())
-        } else {
-            fail(at, "must be a finite number")
-        }
-    };
     match rule {
         Rule::All(rules) | Rule::Any(rules) => {
             let key = if matches!(rule, Rule::All(_)) {
@@ -179,7 +155,7 @@ fn check(
                 "any"
             };
             let here = format!("{path}/{key}");
-            list(rules.len(), &here)?;
+            list(rules.len(), &here, l)?;
             for (i, r) in rules.iter().enumerate() {
                 check(r, &format!("{here}/{i}"), depth + 1, l, nodes)?;
             }
@@ -188,117 +164,149 @@ fn check(
         Rule::Not(r) => check(r, &format!("{path}/not"), depth + 1, l, nodes),
         Rule::Trait(c) => {
             let here = format!("{path}/trait");
-            name(&c.name, &format!("{here}/name"))?;
+            name(&c.name, &format!("{here}/name"), l)?;
             operand(c.op, c.value.as_ref(), &here, l)
         }
-        Rule::Aggregate(c) => {
-            let here = format!("{path}/aggregate");
-            number(c.value, &format!("{here}/value"))?;
-            let needs_event = matches!(c.metric, super::Metric::Count | super::Metric::Sum);
-            match (&c.event, needs_event) {
-                (Some(e), true) => name(e, &format!("{here}/event")),
-                (None, true) => fail(
-                    format!("{here}/event"),
-                    "`count` and `sum` need the event name",
-                ),
-                (Some(_), false) => fail(
-                    format!("{here}/event"),
-                    "only `count` and `sum` take an event name",
-                ),
-                (None, false) => Ok(()),
-            }
-        }
-        Rule::BoughtCategory(c) => {
-            let here = format!("{path}/bought_category/any_of");
-            list(c.any_of.len(), &here)?;
-            for (i, s) in c.any_of.iter().enumerate() {
-                name(s, &format!("{here}/{i}"))?;
-            }
-            Ok(())
-        }
-        Rule::Event(c) => {
-            let here = format!("{path}/event");
-            name(&c.name, &format!("{here}/name"))?;
-            if c.at_least.is_none() && c.at_most.is_none() {
-                return fail(&here, "give `at_least`, `at_most` or both");
-            }
-            if let (Some(min), Some(max)) = (c.at_least, c.at_most) {
-                if min > max {
-                    return fail(format!("{here}/at_least"), "must not exceed `at_most`");
-                }
-            }
-            if c.within_days.is_some() && c.between.is_some() {
-                return fail(&here, "give `within_days` or `between`, not both");
-            }
-            if let Some(d) = c.within_days {
-                if d == 0 || d > l.retention_days {
-                    return fail(
-                        format!("{here}/within_days"),
-                        format!(
-                            "must be 1 to {} (events are kept {} days)",
-                            l.retention_days, l.retention_days
-                        ),
-                    );
-                }
-            }
-            if let Some(b) = c.between {
-                if b.from >= b.to {
-                    return fail(format!("{here}/between"), "`from` must be before `to`");
-                }
-            }
-            if !c.filters.is_empty() && c.within_days.is_none() && c.between.is_none() {
-                return fail(
-                    &here,
-                    "property filters need a window: `within_days` or `between`",
-                );
-            }
-            if c.filters.len() > l.max_list {
-                return fail(
-                    format!("{here}/where"),
-                    format!("at most {} filters", l.max_list),
-                );
-            }
-            for (i, f) in c.filters.iter().enumerate() {
-                let at = format!("{here}/where/{i}");
-                name(&f.property, &format!("{at}/property"))?;
-                if f.property.matches('.').count() > 1 {
-                    return fail(format!("{at}/property"), "at most one `.`: `list.field`");
-                }
-                operand(f.op, f.value.as_ref(), &at, l)?;
-            }
-            Ok(())
-        }
-        Rule::Rfm(c) => {
-            let here = format!("{path}/rfm");
-            if c.r.is_none() && c.f.is_none() && c.m.is_none() && c.group.is_none() {
-                return fail(&here, "give at least one of `r`, `f`, `m`, `group`");
-            }
-            for (key, scores) in [("r", &c.r), ("f", &c.f), ("m", &c.m)] {
-                if let Some(scores) = scores {
-                    list(scores.len(), &format!("{here}/{key}"))?;
-                    if let Some(i) = scores.iter().position(|s| !(1..=5).contains(s)) {
-                        return fail(format!("{here}/{key}/{i}"), "scores are 1 to 5");
-                    }
-                }
-            }
-            if let Some(g) = &c.group {
-                list(g.len(), &format!("{here}/group"))?;
-            }
-            Ok(())
-        }
-        Rule::Stage(c) => list(c.stages.len(), &format!("{path}/stage/in")),
+        Rule::Aggregate(c) => check_aggregate(c, &format!("{path}/aggregate"), l),
+        Rule::BoughtCategory(c) => names(&c.any_of, &format!("{path}/bought_category/any_of"), l),
+        Rule::Event(c) => check_event(c, &format!("{path}/event"), l),
+        Rule::Rfm(c) => check_rfm(c, &format!("{path}/rfm"), l),
+        Rule::Stage(c) => list(c.stages.len(), &format!("{path}/stage/in"), l),
         Rule::LeadScore(c) => number(c.value, &format!("{path}/lead_score/value")),
-        Rule::LoyaltyTier(c) => {
-            let here = format!("{path}/loyalty_tier/in");
-            list(c.tiers.len(), &here)?;
-            for (i, s) in c.tiers.iter().enumerate() {
-                name(s, &format!("{here}/{i}"))?;
-            }
-            Ok(())
-        }
+        Rule::LoyaltyTier(c) => names(&c.tiers, &format!("{path}/loyalty_tier/in"), l),
         Rule::Value(c) => number(c.value, &format!("{path}/value/value")),
         Rule::Segment(_) => Ok(()),
     }
+}
+
+/// A list that is neither empty nor longer than the limit.
+fn list(len: usize, at: &str, l: &Limits) -> Result<(), RuleError> {
+    if len == 0 {
+        return fail(at, "must not be empty");
+    }
+    if len > l.max_list {
+        return fail(at, format!("at most {} entries", l.max_list));
+    }
+    Ok(())
+}
+
+/// A name that is neither blank nor longer than the limit.
+fn name(s: &str, at: &str, l: &Limits) -> Result<(), RuleError> {
+    if s.trim().is_empty() {
+        return fail(at, "must not be empty");
+    }
+    if s.len() > l.max_string {
+        return fail(at, format!("at most {} characters", l.max_string));
+    }
+    Ok(())
+}
+
+/// A list of names, each checked by [`name`].
+fn names(items: &[String], at: &str, l: &Limits) -> Result<(), RuleError> {
+    list(items.len(), at, l)?;
+    for (i, s) in items.iter().enumerate() {
+        name(s, &format!("{at}/{i}"), l)?;
+    }
+    Ok(())
+}
+
+/// A finite number.
+fn number(x: f64, at: &str) -> Result<(), RuleError> {
+    if x.is_finite() {
+        Ok(())
+    } else {
+        fail(at, "must be a finite number")
+    }
+}
+
+/// `count` and `sum` name their event; the other metrics do not.
+fn check_aggregate(c: &AggregateCondition, here: &str, l: &Limits) -> Result<(), RuleError> {
+    number(c.value, &format!("{here}/value"))?;
+    let needs_event = matches!(c.metric, super::Metric::Count | super::Metric::Sum);
+    match (&c.event, needs_event) {
+        (Some(e), true) => name(e, &format!("{here}/event"), l),
+        (None, true) => fail(
+            format!("{here}/event"),
+            "`count` and `sum` need the event name",
+        ),
+        (Some(_), false) => fail(
+            format!("{here}/event"),
+            "only `count` and `sum` take an event name",
+        ),
+        (None, false) => Ok(()),
+    }
+}
+
+/// Bounds that make sense, one window within the retention, filters only with a window.
+fn check_event(c: &EventCondition, here: &str, l: &Limits) -> Result<(), RuleError> {
+    name(&c.name, &format!("{here}/name"), l)?;
+    if c.at_least.is_none() && c.at_most.is_none() {
+        return fail(here, "give `at_least`, `at_most` or both");
+    }
+    if let (Some(min), Some(max)) = (c.at_least, c.at_most) {
+        if min > max {
+            return fail(format!("{here}/at_least"), "must not exceed `at_most`");
+        }
+    }
+    if c.within_days.is_some() && c.between.is_some() {
+        return fail(here, "give `within_days` or `between`, not both");
+    }
+    if let Some(d) = c.within_days {
+        if d == 0 || d > l.retention_days {
+            return fail(
+                format!("{here}/within_days"),
+                format!(
+                    "must be 1 to {} (events are kept {} days)",
+                    l.retention_days, l.retention_days
+                ),
+            );
+        }
+    }
+    if let Some(b) = c.between {
+        if b.from >= b.to {
+            return fail(format!("{here}/between"), "`from` must be before `to`");
+        }
+    }
+    if !c.filters.is_empty() && c.within_days.is_none() && c.between.is_none() {
+        return fail(
+            here,
+            "property filters need a window: `within_days` or `between`",
+        );
+    }
+    if c.filters.len() > l.max_list {
+        return fail(
+            format!("{here}/where"),
+            format!("at most {} filters", l.max_list),
+        );
+    }
+    for (i, f) in c.filters.iter().enumerate() {
+        let at = format!("{here}/where/{i}");
+        name(&f.property, &format!("{at}/property"), l)?;
+        if f.property.matches('.').count() > 1 {
+            return fail(format!("{at}/property"), "at most one `.`: `list.field`");
+        }
+        operand(f.op, f.value.as_ref(), &at, l)?;
+    }
+    Ok(())
+}
+
+/// At least one of the scores or groups, scores 1 to 5.
+fn check_rfm(c: &RfmCondition, here: &str, l: &Limits) -> Result<(), RuleError> {
+    if c.r.is_none() && c.f.is_none() && c.m.is_none() && c.group.is_none() {
+        return fail(here, "give at least one of `r`, `f`, `m`, `group`");
+    }
+    for (key, scores) in [("r", &c.r), ("f", &c.f), ("m", &c.m)] {
+        if let Some(scores) = scores {
+            list(scores.len(), &format!("{here}/{key}"), l)?;
+            if let Some(i) = scores.iter().position(|s| !(1..=5).contains(s)) {
+                return fail(format!("{here}/{key}/{i}"), "scores are 1 to 5");
+            }
+        }
+    }
+    if let Some(g) = &c.group {
+        list(g.len(), &format!("{here}/group"), l)?;
+    }
+    Ok(())
 }
 
 /// The value an operator needs: none for `exists`/`missing`, a list of scalars for `in`, a
