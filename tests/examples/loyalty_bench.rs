@@ -60,7 +60,7 @@ async fn main() {
         .unwrap();
     crm_loyalty::store::programmes::save(
         &mut pool.acquire().await.unwrap(),
-        "bench",
+        &crm_envelope::TenantId::parse("bench").unwrap(),
         &programme(),
         "bench",
     )

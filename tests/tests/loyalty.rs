@@ -570,7 +570,7 @@ async fn random_ledger_sequences_keep_every_invariant() {
         "expiry_days": 10, "tiers": [{"name": "base", "threshold": 0}, {"name": "gold", "threshold": 300, "multiplier": 2}]})).unwrap();
     crm_loyalty::store::programmes::save(
         &mut pool.acquire().await.unwrap(),
-        "acme",
+        &crm_envelope::TenantId::parse("acme").unwrap(),
         &programme,
         "test",
     )

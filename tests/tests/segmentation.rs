@@ -670,19 +670,21 @@ async fn rfm_stages_and_lead_scores_through_the_api() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_segment_change_waits_for_evaluations_in_progress() {
     let suite = Suite::start().await;
+    let acme = crm_envelope::TenantId::parse("acme").unwrap();
     let pool = suite.pool_of("segmentation").await;
     let mut evaluation = pool.begin().await.unwrap();
-    crm_segmentation::store::settings::hold_generation(&mut evaluation, "acme")
+    crm_segmentation::store::settings::hold_generation(&mut evaluation, &acme)
         .await
         .unwrap();
-    let before = crm_segmentation::store::settings::generation(&mut evaluation, "acme")
+    let before = crm_segmentation::store::settings::generation(&mut evaluation, &acme)
         .await
         .unwrap();
     let change = {
         let pool = pool.clone();
+        let acme = acme.clone();
         tokio::spawn(async move {
             let mut tx = pool.begin().await.unwrap();
-            crm_segmentation::store::settings::bump_generation(&mut tx, "acme")
+            crm_segmentation::store::settings::bump_generation(&mut tx, &acme)
                 .await
                 .unwrap();
             tx.commit().await.unwrap();
@@ -699,7 +701,7 @@ async fn a_segment_change_waits_for_evaluations_in_progress() {
         .expect("the change proceeds once the evaluation commits")
         .unwrap();
     let mut conn = pool.acquire().await.unwrap();
-    let after = crm_segmentation::store::settings::generation(&mut conn, "acme")
+    let after = crm_segmentation::store::settings::generation(&mut conn, &acme)
         .await
         .unwrap();
     assert_eq!(after, before + 1);

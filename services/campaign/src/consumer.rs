@@ -1,6 +1,6 @@
 //! Keeps the contacts campaigns can reach, following identity's merges and erasures.
 
-use crm_envelope::{Envelope, Topic};
+use crm_envelope::{Envelope, TenantId, Topic};
 use crm_kafka::{dedupe, require_customer, HandleError, Handler, MessageMeta};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
@@ -72,7 +72,7 @@ macro_rules! live {
 /// survivor's email win, the merged one's email fills a gap) and records the alias.
 async fn merge(
     tx: &mut Transaction<'_, Postgres>,
-    tenant: &str,
+    tenant: &TenantId,
     merged: Uuid,
     survivor: Uuid,
 ) -> Result<(), sqlx::Error> {
@@ -114,7 +114,7 @@ impl Handler for CampaignHandler {
         if !dedupe::first_delivery(&mut tx, &consumer, &e.tenant_id, &e.id).await? {
             return Ok(());
         }
-        let tenant = e.tenant_id.as_str();
+        let tenant = &e.tenant_id;
         match effect {
             Effect::Merge { merged, survivor } => merge(&mut tx, tenant, merged, survivor).await?,
             Effect::Erase(ids) => erase(&mut tx, tenant, &ids).await?,
@@ -156,7 +156,7 @@ impl Handler for CampaignHandler {
 /// Deletes the contacts of `ids` (email and activity) and remembers the ids.
 async fn erase(
     tx: &mut Transaction<'_, Postgres>,
-    tenant: &str,
+    tenant: &TenantId,
     ids: &[Uuid],
 ) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM contacts WHERE tenant_id = $1 AND customer_id = ANY($2)")

@@ -57,7 +57,7 @@ fn uuid_prop(e: &Envelope, key: &str) -> Result<Uuid, HandleError> {
 /// traits, merges (balances, lots and redemptions move to the survivor) and erasures
 /// (docs/events.md).
 async fn on_profile(conn: &mut PgConnection, e: &Envelope) -> Result<(), HandleError> {
-    let tenant = e.tenant_id.as_str();
+    let tenant = &e.tenant_id;
     match e.kind.as_str() {
         "profile.created" | "profile.updated" => {
             let id = require_customer(e)?;

@@ -65,7 +65,7 @@ pub async fn apply(
     events: &[(&Envelope, Uuid)],
     now: DateTime<Utc>,
 ) -> Result<Vec<Outgoing>, PostError> {
-    let t = tenant.as_str();
+    let t = tenant;
     // Members: enrolment and activity, whatever the programme.
     orders::record_activity(conn, t, &activity_of(events)).await?;
     let Some(p) = programmes::load(conn, t).await? else {
@@ -109,7 +109,7 @@ fn order_id(e: &Envelope) -> String {
 /// Loads (and locks) what the plan needs: tiers, orders, cap usage, birthdays, balances.
 async fn load_state(
     conn: &mut PgConnection,
-    t: &str,
+    t: &TenantId,
     p: &Programme,
     events: &[(&Envelope, Uuid)],
     customers: &[Uuid],
@@ -334,7 +334,7 @@ fn undo_replayed_refunds(state: &mut BatchState, posted: &Posted, plan: &Plan) {
 /// Writes new orders, what refunds took back, and cap usage.
 async fn save_state(
     conn: &mut PgConnection,
-    t: &str,
+    t: &TenantId,
     state: &BatchState,
 ) -> Result<(), sqlx::Error> {
     let new_orders: Vec<(&String, &StoredOrder)> = state

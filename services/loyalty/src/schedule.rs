@@ -39,7 +39,7 @@ impl Programmes {
         if let Some(p) = self.0.get(tenant.as_str()) {
             return Ok(p.clone());
         }
-        let p = programmes::load(&mut *pool.acquire().await?, tenant.as_str())
+        let p = programmes::load(&mut *pool.acquire().await?, tenant)
             .await?
             .unwrap_or_default();
         self.0.insert(tenant.as_str().to_owned(), p.clone());
@@ -54,7 +54,7 @@ pub async fn run_once(pool: &PgPool) -> anyhow::Result<Pass> {
     let mut pass = Pass::default();
     let mut programmes = Programmes::default();
     let now = Utc::now();
-    let due: Vec<(String, Uuid)> = sqlx::query_as("SELECT tenant_id, id FROM redemptions WHERE status = 'reserved' AND expires_at <= $1 LIMIT 1000")
+    let due: Vec<(TenantId, Uuid)> = sqlx::query_as("SELECT tenant_id, id FROM redemptions WHERE status = 'reserved' AND expires_at <= $1 LIMIT 1000")
         .bind(now)
         .fetch_all(pool)
         .await?;
@@ -64,7 +64,7 @@ pub async fn run_once(pool: &PgPool) -> anyhow::Result<Pass> {
             Err(e) => pass.failure("reservation release", &tenant, &e),
         }
     }
-    let expiring: Vec<(String, Uuid)> = sqlx::query_as(
+    let expiring: Vec<(TenantId, Uuid)> = sqlx::query_as(
         "SELECT DISTINCT tenant_id, customer_id FROM lots WHERE remaining > 0 AND expires_at <= $1 LIMIT 1000",
     )
     .bind(now)
@@ -76,7 +76,7 @@ pub async fn run_once(pool: &PgPool) -> anyhow::Result<Pass> {
             Err(e) => pass.failure("lot expiry", &tenant, &e),
         }
     }
-    let tenants: Vec<(String,)> =
+    let tenants: Vec<(TenantId,)> =
         sqlx::query_as("SELECT DISTINCT tenant_id FROM tier_status WHERE period_end <= $1")
             .bind(now)
             .fetch_all(pool)
@@ -91,9 +91,9 @@ pub async fn run_once(pool: &PgPool) -> anyhow::Result<Pass> {
 }
 
 impl Pass {
-    fn failure(&mut self, step: &str, tenant: &str, e: &anyhow::Error) {
+    fn failure(&mut self, step: &str, tenant: &TenantId, e: &anyhow::Error) {
         self.failed += 1;
-        tracing::warn!(step, tenant, error = %format!("{e:#}"), "loyalty scheduler step failed; retrying next pass");
+        tracing::warn!(step, tenant = %tenant, error = %format!("{e:#}"), "loyalty scheduler step failed; retrying next pass");
     }
 }
 
@@ -101,14 +101,13 @@ impl Pass {
 async fn release(
     pool: &PgPool,
     programmes: &mut Programmes,
-    tenant: &str,
+    tenant: &TenantId,
     id: Uuid,
     now: chrono::DateTime<Utc>,
 ) -> anyhow::Result<bool> {
-    let tenant = TenantId::parse(tenant)?;
-    let p = programmes.of(pool, &tenant).await?;
+    let p = programmes.of(pool, tenant).await?;
     let mut tx = pool.begin().await?;
-    match rewards::cancel(&mut tx, &tenant, &p, id, "released", now).await {
+    match rewards::cancel(&mut tx, tenant, &p, id, "released", now).await {
         Ok(_) => {
             tx.commit().await?;
             Ok(true)
@@ -122,14 +121,13 @@ async fn release(
 async fn expire(
     pool: &PgPool,
     programmes: &mut Programmes,
-    tenant: &str,
+    tenant: &TenantId,
     customer: Uuid,
     now: chrono::DateTime<Utc>,
 ) -> anyhow::Result<bool> {
-    let tenant = TenantId::parse(tenant)?;
-    let p = programmes.of(pool, &tenant).await?;
+    let p = programmes.of(pool, tenant).await?;
     let mut tx = pool.begin().await?;
-    let expired = match rewards::expire_customer(&mut tx, &tenant, &p, customer, now).await? {
+    let expired = match rewards::expire_customer(&mut tx, tenant, &p, customer, now).await? {
         Some(m) => {
             enqueue_all(&mut tx, &[m]).await?;
             true
@@ -143,14 +141,13 @@ async fn expire(
 /// Ends `tenant`'s tier periods that are over; how many tiers changed.
 async fn end_periods(
     pool: &PgPool,
-    tenant: &str,
+    tenant: &TenantId,
     now: chrono::DateTime<Utc>,
 ) -> anyhow::Result<u64> {
-    let tenant = TenantId::parse(tenant)?;
     let mut tx = pool.begin().await?;
     let mut changes = 0;
-    if let Some(p) = programmes::load(&mut tx, tenant.as_str()).await? {
-        let messages = tiers::end_periods(&mut tx, &tenant, &p, now).await?;
+    if let Some(p) = programmes::load(&mut tx, tenant).await? {
+        let messages = tiers::end_periods(&mut tx, tenant, &p, now).await?;
         changes = messages.len() as u64;
         enqueue_all(&mut tx, &messages).await?;
     }

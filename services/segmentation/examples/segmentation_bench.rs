@@ -92,7 +92,7 @@ fn rule(k: usize, first_id: Option<Uuid>) -> Value {
 }
 
 /// Creates `n` segments for `tenant` through the same code as the API.
-async fn define_segments(pool: &PgPool, tenant: &str, n: usize) {
+async fn define_segments(pool: &PgPool, tenant: &TenantId, n: usize) {
     let mut first = None;
     for k in 0..n {
         let mut tx = pool.begin().await.unwrap();
@@ -195,7 +195,7 @@ async fn streaming(pool: &PgPool, customers: usize, events: usize) {
     let tenant = TenantId::parse("stream").unwrap();
     println!("\n== Streaming evaluation: 100 segments, {customers} customers, {events} events ==");
     seed_customers(pool, tenant.as_str(), customers).await;
-    define_segments(pool, tenant.as_str(), 100).await;
+    define_segments(pool, &tenant, 100).await;
     let catalog = Arc::new(Catalog::default());
     let handler = SegmentationHandler::new(pool.clone(), Arc::clone(&catalog));
     let meta = MessageMeta {
@@ -241,9 +241,9 @@ async fn streaming(pool: &PgPool, customers: usize, events: usize) {
 
     // The in-memory part alone: all 100 segments evaluated for loaded customers.
     let mut conn = pool.acquire().await.unwrap();
-    let model = catalog.get(&mut conn, tenant.as_str()).await.unwrap();
+    let model = catalog.get(&mut conn, &tenant).await.unwrap();
     let ids: Vec<Uuid> = (1..=2000u128).map(Uuid::from_u128).collect();
-    let mut facts = load_many(&mut conn, tenant.as_str(), &ids, &model, Utc::now(), false)
+    let mut facts = load_many(&mut conn, &tenant, &ids, &model, Utc::now(), false)
         .await
         .unwrap();
     let mut eval = Vec::with_capacity(facts.len());
@@ -282,7 +282,7 @@ async fn full_recompute(pool: &PgPool, customers: usize) {
     let tenant = TenantId::parse("recompute").unwrap();
     println!("\n== Full recompute: 50 segments over {customers} customers ==");
     seed_customers(pool, tenant.as_str(), customers).await;
-    define_segments(pool, tenant.as_str(), 50).await;
+    define_segments(pool, &tenant, 50).await;
     let catalog = Catalog::default();
     let started = Instant::now();
     let applied = recompute(pool, &catalog, &tenant, None, Utc::now())

@@ -39,10 +39,7 @@ impl SegmentationHandler {
         change: Change,
         reason: &str,
     ) -> Result<(), HandleError> {
-        let model = self
-            .catalog
-            .at(conn, e.tenant_id.as_str(), generation)
-            .await?;
+        let model = self.catalog.at(conn, &e.tenant_id, generation).await?;
         evaluate_many(
             conn,
             &e.tenant_id,
@@ -57,7 +54,7 @@ impl SegmentationHandler {
     }
 
     async fn on_event(&self, conn: &mut PgConnection, e: &Envelope) -> Result<(), HandleError> {
-        let found = activity::lookup(conn, e.tenant_id.as_str(), require_customer(e)?).await?;
+        let found = activity::lookup(conn, &e.tenant_id, require_customer(e)?).await?;
         if found.erased {
             return Ok(());
         }
@@ -71,7 +68,7 @@ impl SegmentationHandler {
     }
 
     async fn on_profile(&self, conn: &mut PgConnection, e: &Envelope) -> Result<(), HandleError> {
-        let tenant = e.tenant_id.as_str();
+        let tenant = &e.tenant_id;
         let uuid_of = |key: &str| {
             e.uuid_property(key).ok_or_else(|| {
                 HandleError::permanent(
@@ -132,7 +129,7 @@ impl SegmentationHandler {
             .ok_or_else(|| {
                 HandleError::permanent("missing_property", "tier.changed without properties.tier")
             })?;
-        let tenant = e.tenant_id.as_str();
+        let tenant = &e.tenant_id;
         let found = activity::lookup(conn, tenant, require_customer(e)?).await?;
         if found.erased {
             return Ok(());
@@ -162,7 +159,7 @@ impl Handler for SegmentationHandler {
         if !dedupe::first_delivery(&mut tx, consumer, &e.tenant_id, &e.id).await? {
             return Ok(());
         }
-        settings::hold_generation(&mut tx, e.tenant_id.as_str()).await?;
+        settings::hold_generation(&mut tx, &e.tenant_id).await?;
         match meta.topic {
             Topic::Events => self.on_event(&mut tx, e).await?,
             Topic::Profiles => self.on_profile(&mut tx, e).await?,

@@ -21,7 +21,7 @@ pub const CHUNK: usize = 2_000;
 /// Ids of the tenant's customers after `after`, in id order.
 async fn next_ids(
     pool: &PgPool,
-    tenant: &str,
+    tenant: &TenantId,
     after: Uuid,
     limit: usize,
 ) -> Result<Vec<Uuid>, sqlx::Error> {
@@ -51,13 +51,13 @@ pub async fn recompute(
     let mut after = Uuid::nil();
     let started = Instant::now();
     for chunk in 1.. {
-        let ids = next_ids(pool, tenant.as_str(), after, CHUNK).await?;
+        let ids = next_ids(pool, tenant, after, CHUNK).await?;
         let Some(last) = ids.last().copied() else {
             break;
         };
         after = last;
         let mut tx = pool.begin().await?;
-        let model = catalog.get(&mut tx, tenant.as_str()).await?;
+        let model = catalog.get(&mut tx, tenant).await?;
         total += evaluate_many(&mut tx, tenant, &model, &ids, &change, now, "recompute").await?;
         tx.commit().await?;
         if chunk % 50 == 0 {
@@ -89,7 +89,7 @@ pub async fn preview(
     now: DateTime<Utc>,
 ) -> Result<Preview, sqlx::Error> {
     let mut conn = pool.acquire().await?;
-    let mut model = (*catalog.get(&mut conn, tenant.as_str()).await?).clone();
+    let mut model = (*catalog.get(&mut conn, tenant).await?).clone();
     let deps = Dependencies::of(rule);
     model.event_names.extend(deps.event_names.iter().cloned());
     model
@@ -107,12 +107,12 @@ pub async fn preview(
     };
     let mut after = Uuid::nil();
     loop {
-        let ids = next_ids(pool, tenant.as_str(), after, CHUNK).await?;
+        let ids = next_ids(pool, tenant, after, CHUNK).await?;
         let Some(last) = ids.last().copied() else {
             break;
         };
         after = last;
-        for facts in load_many(&mut conn, tenant.as_str(), &ids, &model, now, false).await? {
+        for facts in load_many(&mut conn, tenant, &ids, &model, now, false).await? {
             out.customers += 1;
             if evaluate(rule, &facts, &ctx) {
                 out.size += 1;

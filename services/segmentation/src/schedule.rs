@@ -56,7 +56,7 @@ async fn recheck_tenant(
     ids: &[Uuid],
 ) -> Result<Applied, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let model = catalog.get(&mut tx, tenant.as_str()).await?;
+    let model = catalog.get(&mut tx, tenant).await?;
     let applied = evaluate_many(
         &mut tx,
         tenant,
@@ -131,10 +131,10 @@ async fn score_and_purge(
     let s = crate::scoring::run(pool, catalog, tenant, "schedule", Utc::now()).await?;
     tracing::info!(tenant = %tenant, customers = s.customers, rfm_group_changes = s.rfm_group_changes, "scheduled scoring done");
     let mut conn = pool.acquire().await?;
-    let retention = crate::store::settings::load(&mut conn, tenant.as_str())
+    let retention = crate::store::settings::load(&mut conn, tenant)
         .await
         .map(|s| s.retention_days)
         .unwrap_or(365);
-    crate::store::activity::purge_events(&mut conn, tenant.as_str(), retention).await?;
+    crate::store::activity::purge_events(&mut conn, tenant, retention).await?;
     Ok(())
 }

@@ -173,7 +173,7 @@ async fn score(
         }
     }
     let mut conn = pool.acquire().await?;
-    let settings = crate::store::settings::load(&mut conn, tenant.as_str()).await?;
+    let settings = crate::store::settings::load(&mut conn, tenant).await?;
     drop(conn);
     // Quintiles and the maximum-likelihood fits are CPU work: off the async runtime's threads.
     let horizon_weeks = settings.horizon_weeks;
@@ -248,7 +248,7 @@ async fn score(
         .await?;
     }
     let mut conn = pool.acquire().await?;
-    let tenant_model = catalog.get(&mut conn, tenant.as_str()).await?;
+    let tenant_model = catalog.get(&mut conn, tenant).await?;
     drop(conn);
     let reading: BTreeSet<Uuid> = tenant_model
         .segments

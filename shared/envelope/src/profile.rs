@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use crate::TenantId;
+
 /// One identifier of a customer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProfileIdentifier {
@@ -38,7 +40,8 @@ pub struct Profile {
     /// Stable customer id.
     pub id: Uuid,
     /// Tenant.
-    pub tenant_id: String,
+    #[schema(value_type = String)]
+    pub tenant_id: TenantId,
     /// Traits from identify events (latest value wins, per key).
     #[schema(value_type = Object)]
     pub traits: Map<String, Value>,

@@ -57,6 +57,54 @@ impl fmt::Display for TenantId {
     }
 }
 
+impl AsRef<str> for TenantId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A tenant id binds as `text`, so a query takes `&TenantId` where it took `&str`, and a
+/// `tenant_id` column reads back as a checked id (a stored value that does not parse is an
+/// error, not a silently accepted string).
+#[cfg(feature = "sqlx")]
+mod sql {
+    use sqlx::encode::IsNull;
+    use sqlx::error::BoxDynError;
+    use sqlx::postgres::{PgArgumentBuffer, PgHasArrayType, PgTypeInfo, PgValueRef};
+    use sqlx::{Decode, Encode, Postgres, Type};
+
+    use super::TenantId;
+
+    impl Type<Postgres> for TenantId {
+        fn type_info() -> PgTypeInfo {
+            <String as Type<Postgres>>::type_info()
+        }
+
+        fn compatible(ty: &PgTypeInfo) -> bool {
+            <String as Type<Postgres>>::compatible(ty)
+        }
+    }
+
+    impl PgHasArrayType for TenantId {
+        fn array_type_info() -> PgTypeInfo {
+            <String as PgHasArrayType>::array_type_info()
+        }
+    }
+
+    impl Encode<'_, Postgres> for TenantId {
+        fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
+            <&str as Encode<Postgres>>::encode(self.as_str(), buf)
+        }
+    }
+
+    impl<'r> Decode<'r, Postgres> for TenantId {
+        fn decode(value: PgValueRef<'r>) -> Result<Self, BoxDynError> {
+            let text = <&str as Decode<Postgres>>::decode(value)?;
+            Ok(TenantId::parse(text)?)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

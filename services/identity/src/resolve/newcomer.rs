@@ -87,7 +87,7 @@ pub(crate) fn create(
     let id = Uuid::now_v7();
     let profile = Profile {
         id,
-        tenant_id: envelope.tenant_id.as_str().to_owned(),
+        tenant_id: envelope.tenant_id.clone(),
         traits: traits.values.clone(),
         identifiers: identifiers
             .iter()

@@ -9,7 +9,7 @@ use uuid::Uuid;
 #[derive(sqlx::FromRow)]
 struct CustomerRow {
     id: Uuid,
-    tenant_id: String,
+    tenant_id: TenantId,
     traits: sqlx::types::Json<Map<String, Value>>,
     event_count: i64,
     version: i64,

@@ -68,7 +68,7 @@ async fn account(
 ) -> Result<Json<Value>, Problem> {
     let tenant = tenant_from_path(&tenant)?;
     let mut conn = state.pool.acquire().await?;
-    let p = programme_of(&mut conn, tenant.as_str()).await?;
+    let p = programme_of(&mut conn, &tenant).await?;
     let balances: Vec<(String, i64)> = sqlx::query_as(
         "SELECT kind, balance FROM accounts WHERE tenant_id = $1 AND customer_id = $2",
     )
@@ -83,7 +83,7 @@ async fn account(
             .map_or(0, |(_, b)| *b)
     };
     let now = Utc::now();
-    let qualifying = tiers::qualifying(&mut conn, tenant.as_str(), &p, &[id], now)
+    let qualifying = tiers::qualifying(&mut conn, &tenant, &p, &[id], now)
         .await?
         .get(&id)
         .copied()
@@ -201,7 +201,7 @@ async fn adjust(
         Ok(k) => k,
         Err(replayed) => return Ok(replayed),
     };
-    let p = programme_of(&mut tx, tenant.as_str()).await?;
+    let p = programme_of(&mut tx, &tenant).await?;
     let (transaction_id, messages) = rewards::adjust(
         &mut tx,
         &tenant,

@@ -49,8 +49,8 @@ impl Keyed {
             Err(_) => h.update(body),
         }
         let request = hex::encode(h.finalize());
-        api_writes::lock(tx, tenant.as_str(), &key).await?;
-        let stored = api_writes::find(tx, tenant.as_str(), &key).await?;
+        api_writes::lock(tx, tenant, &key).await?;
+        let stored = api_writes::find(tx, tenant, &key).await?;
         match stored {
             None => Ok(Ok(Self { key, request })),
             Some((r, ..)) if r != request => Err(Problem::new(
@@ -84,7 +84,7 @@ impl Keyed {
         let body = serde_json::to_value(body).map_err(|e| Problem::internal(&e.into()))?;
         api_writes::record(
             tx,
-            tenant.as_str(),
+            tenant,
             &self.key,
             &self.request,
             i16::try_from(status.as_u16()).unwrap_or(200),

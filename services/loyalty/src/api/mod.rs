@@ -8,6 +8,7 @@ mod keyed;
 mod programme;
 mod rewards;
 
+use crm_envelope::TenantId;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -78,7 +79,7 @@ pub(crate) fn actor(headers: &HeaderMap) -> String {
 /// The tenant's programme, or 409 `no_programme`.
 pub(crate) async fn programme_of(
     conn: &mut PgConnection,
-    tenant: &str,
+    tenant: &TenantId,
 ) -> Result<Programme, Problem> {
     programmes::load(conn, tenant).await?.ok_or_else(|| {
         Problem::new(

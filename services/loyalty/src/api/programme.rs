@@ -26,7 +26,7 @@ async fn read(
 ) -> Result<Json<Programme>, Problem> {
     let tenant = tenant_from_path(&tenant)?;
     let mut conn = state.pool.acquire().await?;
-    Ok(Json(programme_of(&mut conn, tenant.as_str()).await?))
+    Ok(Json(programme_of(&mut conn, &tenant).await?))
 }
 
 async fn write(
@@ -49,7 +49,7 @@ async fn write(
         Ok(k) => k,
         Err(replayed) => return Ok(replayed),
     };
-    programmes::save(&mut tx, tenant.as_str(), &p, &actor(&headers)).await?;
+    programmes::save(&mut tx, &tenant, &p, &actor(&headers)).await?;
     let answer = keyed.answer(&mut tx, &tenant, StatusCode::OK, &p).await?;
     tx.commit().await?;
     Ok(answer)

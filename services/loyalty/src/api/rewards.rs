@@ -213,7 +213,7 @@ async fn reserve(
         Ok(k) => k,
         Err(replayed) => return Ok(replayed),
     };
-    let p = programme_of(&mut tx, tenant.as_str()).await?;
+    let p = programme_of(&mut tx, &tenant).await?;
     let r = rewards::reserve(
         &mut tx,
         &tenant,
@@ -258,7 +258,7 @@ async fn confirm(
         Ok(k) => k,
         Err(replayed) => return Ok(replayed),
     };
-    let p = programme_of(&mut tx, tenant.as_str()).await?;
+    let p = programme_of(&mut tx, &tenant).await?;
     let (r, messages) = rewards::confirm(&mut tx, &tenant, &p, id, Utc::now())
         .await
         .map_err(op_problem)?;
@@ -281,7 +281,7 @@ async fn cancel(
         Ok(k) => k,
         Err(replayed) => return Ok(replayed),
     };
-    let p = programme_of(&mut tx, tenant.as_str()).await?;
+    let p = programme_of(&mut tx, &tenant).await?;
     let r = rewards::cancel(&mut tx, &tenant, &p, id, "cancelled", Utc::now())
         .await
         .map_err(op_problem)?;

@@ -1,5 +1,6 @@
 //! `api_writes`: the answers of API writes, by tenant and idempotency key (see `api::keyed`).
 
+use crm_envelope::TenantId;
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 
@@ -10,7 +11,7 @@ pub const RETENTION_DAYS: i32 = 7;
 pub type Stored = (String, i16, sqlx::types::Json<Value>);
 
 /// Holds `tenant`'s `key` until the transaction ends: a second request with it waits.
-pub async fn lock(tx: &mut PgConnection, tenant: &str, key: &str) -> Result<(), sqlx::Error> {
+pub async fn lock(tx: &mut PgConnection, tenant: &TenantId, key: &str) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1 || E'\\n' || $2, 7))")
         .bind(tenant)
         .bind(key)
@@ -22,7 +23,7 @@ pub async fn lock(tx: &mut PgConnection, tenant: &str, key: &str) -> Result<(), 
 /// The answer stored for `key`, if a write with it was applied.
 pub async fn find(
     tx: &mut PgConnection,
-    tenant: &str,
+    tenant: &TenantId,
     key: &str,
 ) -> Result<Option<Stored>, sqlx::Error> {
     sqlx::query_as("SELECT request, status, body FROM api_writes WHERE tenant_id = $1 AND key = $2")
@@ -35,7 +36,7 @@ pub async fn find(
 /// Stores the answer of the write applied with `key` (in the write's transaction).
 pub async fn record(
     tx: &mut PgConnection,
-    tenant: &str,
+    tenant: &TenantId,
     key: &str,
     request: &str,
     status: i16,

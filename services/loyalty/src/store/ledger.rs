@@ -3,6 +3,7 @@
 //! batch, lots created and consumed oldest first, and no customer balance below zero unless the
 //! programme allows it.
 
+use crm_envelope::TenantId;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
@@ -42,7 +43,7 @@ pub struct Posted {
 /// Posts `txs` in order inside the caller's transaction. `expiry_days` dates new lots.
 pub async fn post_all(
     conn: &mut PgConnection,
-    tenant: &str,
+    tenant: &TenantId,
     txs: &[Transaction],
     now: DateTime<Utc>,
     expiry_days: Option<u32>,
@@ -169,7 +170,7 @@ pub async fn post_all(
 /// leave them.
 async fn update_lots(
     conn: &mut PgConnection,
-    tenant: &str,
+    tenant: &TenantId,
     txs: &[&Transaction],
     now: DateTime<Utc>,
     expiry_days: Option<u32>,
@@ -252,7 +253,7 @@ async fn update_lots(
 /// Adds the qualifying points of `txs` (earned, bonus, taken back) to today's buckets.
 async fn update_qualifying(
     conn: &mut PgConnection,
-    tenant: &str,
+    tenant: &TenantId,
     txs: &[&Transaction],
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
@@ -287,7 +288,7 @@ async fn update_qualifying(
 /// transaction ends (so checks and postings of one customer never interleave).
 pub async fn lock_balance(
     conn: &mut PgConnection,
-    tenant: &str,
+    tenant: &TenantId,
     customer: Uuid,
 ) -> Result<i64, sqlx::Error> {
     sqlx::query("INSERT INTO accounts (tenant_id, kind, customer_id, balance) VALUES ($1, 'customer', $2, 0) ON CONFLICT DO NOTHING")

@@ -3,6 +3,7 @@
 //! (docs/events.md): entries stay, balanced, under the tombstone id; reasons are cleared.
 
 use chrono::Utc;
+use crm_envelope::TenantId;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -12,7 +13,7 @@ use crate::store::ledger::{post_all, PostError};
 /// Records the customer's birthday (`None` clears it), creating its profile row.
 pub async fn set_birthday(
     conn: &mut PgConnection,
-    tenant: &str,
+    tenant: &TenantId,
     customer: Uuid,
     birthday: Option<&str>,
 ) -> Result<(), sqlx::Error> {
@@ -30,7 +31,11 @@ pub async fn set_birthday(
 
 /// Clears what loyalty keeps of erased customers: their profile rows, and the reasons and
 /// source events of their ledger transactions (the entries stay, balanced).
-pub async fn erase(conn: &mut PgConnection, tenant: &str, ids: &[Uuid]) -> Result<(), sqlx::Error> {
+pub async fn erase(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    ids: &[Uuid],
+) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM profiles WHERE tenant_id = $1 AND customer_id = ANY($2)")
         .bind(tenant)
         .bind(ids)
@@ -49,7 +54,7 @@ pub async fn erase(conn: &mut PgConnection, tenant: &str, ids: &[Uuid]) -> Resul
 /// `source_event` is the `profile.merged` message's id.
 pub async fn merge(
     conn: &mut PgConnection,
-    tenant: &str,
+    tenant: &TenantId,
     source_event: &str,
     survivor: Uuid,
     merged: Uuid,

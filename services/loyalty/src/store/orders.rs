@@ -2,6 +2,7 @@
 //! activity, orders (their points and what refunds took back), cap usage per period, and the
 //! birthdays and balances a batch needs.
 
+use crm_envelope::TenantId;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -25,7 +26,7 @@ pub struct StoredOrder {
 /// `activity` is (customer, orders in this poll, latest event time).
 pub async fn record_activity(
     conn: &mut PgConnection,
-    tenant: &str,
+    tenant: &TenantId,
     activity: &[(Uuid, i64, DateTime<Utc>)],
 ) -> Result<(), sqlx::Error> {
     let ids: Vec<Uuid> = activity.iter().map(|a| a.0).collect();
@@ -50,7 +51,7 @@ pub async fn record_activity(
 /// The known orders among `ids`, locked for this transaction.
 pub async fn lock_orders(
     conn: &mut PgConnection,
-    tenant: &str,
+    tenant: &TenantId,
     ids: &[String],
 ) -> Result<HashMap<String, StoredOrder>, sqlx::Error> {
     let rows: Vec<(String, Uuid, f64, i64, i64)> = sqlx::query_as(
@@ -77,7 +78,7 @@ pub async fn lock_orders(
 /// Points already earned by each (customer, cap period key), locked for this transaction.
 pub async fn lock_cap_usage(
     conn: &mut PgConnection,
-    tenant: &str,
+    tenant: &TenantId,
     customers: &[Uuid],
     keys: &[String],
 ) -> Result<HashMap<(Uuid, String), i64>, sqlx::Error> {
@@ -95,7 +96,7 @@ pub async fn lock_cap_usage(
 /// The customers' birthdays (`MM-DD` or `YYYY-MM-DD`, as recorded from their traits).
 pub async fn birthdays(
     conn: &mut PgConnection,
-    tenant: &str,
+    tenant: &TenantId,
     customers: &[Uuid],
 ) -> Result<HashMap<Uuid, String>, sqlx::Error> {
     Ok(sqlx::query_as::<_, (Uuid, String)>("SELECT customer_id, birthday FROM profiles WHERE tenant_id = $1 AND customer_id = ANY($2) AND birthday IS NOT NULL")
@@ -110,7 +111,7 @@ pub async fn birthdays(
 /// The customers' balances, their accounts locked in customer order.
 pub async fn lock_balances(
     conn: &mut PgConnection,
-    tenant: &str,
+    tenant: &TenantId,
     customers: &[Uuid],
 ) -> Result<HashMap<Uuid, i64>, sqlx::Error> {
     Ok(sqlx::query_as::<_, (Uuid, i64)>("SELECT customer_id, balance FROM accounts WHERE tenant_id = $1 AND kind = 'customer' AND customer_id = ANY($2) ORDER BY customer_id FOR UPDATE")
@@ -125,7 +126,7 @@ pub async fn lock_balances(
 /// Inserts orders seen for the first time (an order already stored is left as it is).
 pub async fn insert_orders(
     conn: &mut PgConnection,
-    tenant: &str,
+    tenant: &TenantId,
     orders: &[(&String, &StoredOrder)],
 ) -> Result<(), sqlx::Error> {
     if orders.is_empty() {
@@ -150,7 +151,7 @@ pub async fn insert_orders(
 /// Records what refunds have now taken back of stored orders.
 pub async fn update_taken_back(
     conn: &mut PgConnection,
-    tenant: &str,
+    tenant: &TenantId,
     orders: &[(&String, &StoredOrder)],
 ) -> Result<(), sqlx::Error> {
     if orders.is_empty() {
@@ -168,7 +169,7 @@ pub async fn update_taken_back(
 /// Writes the cap usage of (customer, period key) pairs.
 pub async fn save_cap_usage(
     conn: &mut PgConnection,
-    tenant: &str,
+    tenant: &TenantId,
     rows: &[(Uuid, String, i64)],
 ) -> Result<(), sqlx::Error> {
     if rows.is_empty() {

@@ -1,12 +1,16 @@
 //! The tenant's programme, stored as checked JSON.
 
+use crm_envelope::TenantId;
 use sqlx::types::Json;
 use sqlx::PgConnection;
 
 use crate::domain::programme::Programme;
 
 /// The tenant's programme, when one was configured.
-pub async fn load(conn: &mut PgConnection, tenant: &str) -> Result<Option<Programme>, sqlx::Error> {
+pub async fn load(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+) -> Result<Option<Programme>, sqlx::Error> {
     let row: Option<(Json<Programme>,)> =
         sqlx::query_as("SELECT programme FROM programmes WHERE tenant_id = $1")
             .bind(tenant)
@@ -18,7 +22,7 @@ pub async fn load(conn: &mut PgConnection, tenant: &str) -> Result<Option<Progra
 /// Saves the tenant's programme (already checked).
 pub async fn save(
     conn: &mut PgConnection,
-    tenant: &str,
+    tenant: &TenantId,
     p: &Programme,
     by: &str,
 ) -> Result<(), sqlx::Error> {

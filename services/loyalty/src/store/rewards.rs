@@ -92,7 +92,7 @@ const REDEMPTION: &str =
 
 async fn post_one(
     conn: &mut PgConnection,
-    tenant: &str,
+    tenant: &TenantId,
     p: &Programme,
     tx: Transaction,
     now: DateTime<Utc>,
@@ -133,7 +133,7 @@ pub async fn adjust(
             "a reason of 1 to 500 characters is required".into(),
         ));
     }
-    let balance = lock_balance(conn, tenant.as_str(), customer).await?;
+    let balance = lock_balance(conn, tenant, customer).await?;
     if points < 0 && balance + points < 0 && !p.allow_negative {
         return Err(OpError::Insufficient {
             balance,
@@ -155,7 +155,7 @@ pub async fn adjust(
         to,
         points.abs(),
     );
-    let (id, balance) = post_one(conn, tenant.as_str(), p, tx, now).await?;
+    let (id, balance) = post_one(conn, tenant, p, tx, now).await?;
     let kind = if points > 0 {
         "points.earned"
     } else {
@@ -181,7 +181,7 @@ pub async fn reserve(
     key: &str,
     now: DateTime<Utc>,
 ) -> Result<Redemption, OpError> {
-    let t = tenant.as_str();
+    let t = tenant;
     let row: Option<RewardState> =
         sqlx::query_as("SELECT cost, stock, valid_from, valid_to, active, name FROM rewards WHERE tenant_id = $1 AND id = $2 FOR UPDATE")
             .bind(t)
@@ -239,7 +239,11 @@ pub async fn reserve(
     Ok(r)
 }
 
-async fn locked(conn: &mut PgConnection, tenant: &str, id: Uuid) -> Result<Redemption, OpError> {
+async fn locked(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    id: Uuid,
+) -> Result<Redemption, OpError> {
     sqlx::query_as(&format!(
         "SELECT {REDEMPTION} FROM redemptions WHERE tenant_id = $1 AND id = $2 FOR UPDATE"
     ))
@@ -268,7 +272,7 @@ pub async fn confirm(
     id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<(Redemption, Vec<Outgoing>), OpError> {
-    let t = tenant.as_str();
+    let t = tenant;
     let r = locked(conn, t, id).await?;
     if r.status != "reserved" {
         return Err(OpError::State(format!(
@@ -341,7 +345,7 @@ pub async fn cancel(
     status: &str,
     now: DateTime<Utc>,
 ) -> Result<Redemption, OpError> {
-    let t = tenant.as_str();
+    let t = tenant;
     let r = locked(conn, t, id).await?;
     if r.status != "reserved" {
         return Err(OpError::State(format!(
@@ -378,7 +382,7 @@ pub async fn expire_customer(
     customer: Uuid,
     now: DateTime<Utc>,
 ) -> Result<Option<Outgoing>, OpError> {
-    let t = tenant.as_str();
+    let t = tenant;
     let balance = lock_balance(conn, t, customer).await?;
     let (due, last): (Option<i64>, Option<i64>) = sqlx::query_as(
         "SELECT sum(remaining)::int8, max(id) FROM lots WHERE tenant_id = $1 AND customer_id = $2 AND remaining > 0 AND expires_at <= $3",

@@ -17,7 +17,7 @@ use crate::store::messages::message;
 /// `now`, whole UTC days.
 pub async fn qualifying(
     conn: &mut PgConnection,
-    tenant: &str,
+    tenant: &TenantId,
     p: &Programme,
     customers: &[Uuid],
     now: DateTime<Utc>,
@@ -38,7 +38,7 @@ pub async fn qualifying(
 /// The current tiers of `customers`.
 pub async fn current(
     conn: &mut PgConnection,
-    tenant: &str,
+    tenant: &TenantId,
     customers: &[Uuid],
 ) -> Result<HashMap<Uuid, String>, sqlx::Error> {
     let rows: Vec<(Uuid, String)> = sqlx::query_as(
@@ -65,7 +65,7 @@ pub async fn upgrade(
     if p.tiers.is_empty() || customers.is_empty() {
         return Ok(Vec::new());
     }
-    let q = qualifying(conn, tenant.as_str(), p, customers, now).await?;
+    let q = qualifying(conn, tenant, p, customers, now).await?;
     let mut changes = Vec::new();
     for c in customers {
         let points = q.get(c).copied().unwrap_or(0);
@@ -144,7 +144,7 @@ pub async fn end_periods(
         return Ok(Vec::new());
     }
     let ids: Vec<Uuid> = due.iter().map(|d| d.0).collect();
-    let q = qualifying(conn, tenant.as_str(), p, &ids, now).await?;
+    let q = qualifying(conn, tenant, p, &ids, now).await?;
     let mut changes = Vec::new();
     let mut renew = Vec::new();
     for (c, tier) in due {

@@ -48,8 +48,8 @@ async fn activity(
 ) -> Result<Json<Value>, Problem> {
     let tenant = tenant_from_path(&tenant)?;
     let mut conn = state.pool.acquire().await?;
-    let id = lookup(&mut conn, tenant.as_str(), id).await?.customer;
-    let model = state.catalog.get(&mut conn, tenant.as_str()).await?;
+    let id = lookup(&mut conn, &tenant, id).await?.customer;
+    let model = state.catalog.get(&mut conn, &tenant).await?;
     let mut model = (*model).clone();
     let names: Vec<(String,)> = sqlx::query_as(
         "SELECT DISTINCT name FROM daily_activity WHERE tenant_id = $1 AND customer_id = $2",
@@ -60,7 +60,7 @@ async fn activity(
     .await?;
     model.event_names.extend(names.into_iter().map(|(n,)| n));
     let now = Utc::now();
-    let f = load_many(&mut conn, tenant.as_str(), &[id], &model, now, false)
+    let f = load_many(&mut conn, &tenant, &[id], &model, now, false)
         .await?
         .pop()
         .ok_or_else(not_found)?;
@@ -94,7 +94,7 @@ async fn segments(
 ) -> Result<Json<Value>, Problem> {
     let tenant = tenant_from_path(&tenant)?;
     let mut conn = state.pool.acquire().await?;
-    let found = lookup(&mut conn, tenant.as_str(), id).await?;
+    let found = lookup(&mut conn, &tenant, id).await?;
     let id = found.customer;
     let known: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM customer_activity WHERE tenant_id = $1 AND customer_id = $2)",
@@ -128,10 +128,10 @@ async fn scores(
 ) -> Result<Json<Value>, Problem> {
     let tenant = tenant_from_path(&tenant)?;
     let mut conn = state.pool.acquire().await?;
-    let id = lookup(&mut conn, tenant.as_str(), id).await?.customer;
-    let model = state.catalog.get(&mut conn, tenant.as_str()).await?;
+    let id = lookup(&mut conn, &tenant, id).await?.customer;
+    let model = state.catalog.get(&mut conn, &tenant).await?;
     let now = Utc::now();
-    let f = load_many(&mut conn, tenant.as_str(), &[id], &model, now, false)
+    let f = load_many(&mut conn, &tenant, &[id], &model, now, false)
         .await?
         .pop()
         .ok_or_else(not_found)?;

@@ -150,7 +150,7 @@ async fn create(
     let mut tx = state.pool.begin().await?;
     let row = segments::create(
         &mut tx,
-        tenant.as_str(),
+        &tenant,
         &new.name,
         &new.description,
         new.rule,
@@ -172,7 +172,7 @@ async fn list(
 ) -> Result<Json<Value>, Problem> {
     let tenant = tenant_from_path(&tenant)?;
     let mut conn = state.pool.acquire().await?;
-    let rows = segments::list(&mut conn, tenant.as_str()).await?;
+    let rows = segments::list(&mut conn, &tenant).await?;
     let counts: Vec<(Uuid, i64)> = sqlx::query_as(
         "SELECT segment_id, count(*) FROM memberships WHERE tenant_id = $1 GROUP BY segment_id",
     )
@@ -198,7 +198,7 @@ async fn read(
 ) -> Result<Json<Value>, Problem> {
     let tenant = tenant_from_path(&tenant)?;
     let mut conn = state.pool.acquire().await?;
-    let row = segments::get(&mut conn, tenant.as_str(), id)
+    let row = segments::get(&mut conn, &tenant, id)
         .await?
         .ok_or_else(not_found)?;
     let (size,): (i64,) =
@@ -222,7 +222,7 @@ async fn update(
     let mut tx = state.pool.begin().await?;
     let row = segments::update(
         &mut tx,
-        tenant.as_str(),
+        &tenant,
         id,
         patch.name.as_deref(),
         patch.description.as_deref(),
@@ -245,8 +245,8 @@ async fn delete(
 ) -> Result<StatusCode, Problem> {
     let tenant = tenant_from_path(&tenant)?;
     let mut tx = state.pool.begin().await?;
-    let model = state.catalog.get(&mut tx, tenant.as_str()).await?;
-    let (_, members) = segments::delete(&mut tx, tenant.as_str(), id, &actor(&headers))
+    let model = state.catalog.get(&mut tx, &tenant).await?;
+    let (_, members) = segments::delete(&mut tx, &tenant, id, &actor(&headers))
         .await
         .map_err(save_problem)?;
     let exits = members
@@ -265,7 +265,7 @@ async fn versions(
 ) -> Result<Json<Value>, Problem> {
     let tenant = tenant_from_path(&tenant)?;
     let mut conn = state.pool.acquire().await?;
-    let rows = segments::versions(&mut conn, tenant.as_str(), id).await?;
+    let rows = segments::versions(&mut conn, &tenant, id).await?;
     if rows.is_empty() {
         return Err(not_found());
     }
@@ -290,7 +290,7 @@ async fn preview(
     let sample = req.sample.unwrap_or(10).min(100);
     let mut conn = state.pool.acquire().await?;
     // Checked as when saving (references included), under a fresh id.
-    let rule = segments::check_rule(&mut conn, tenant.as_str(), Uuid::now_v7(), req.rule)
+    let rule = segments::check_rule(&mut conn, &tenant, Uuid::now_v7(), req.rule)
         .await
         .map_err(save_problem)?;
     drop(conn);
@@ -321,7 +321,7 @@ async fn members(
     let tenant = tenant_from_path(&tenant)?;
     let limit = page_size(q.limit)?;
     let mut conn = state.pool.acquire().await?;
-    segments::get(&mut conn, tenant.as_str(), id)
+    segments::get(&mut conn, &tenant, id)
         .await?
         .ok_or_else(not_found)?;
     let rows: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(
@@ -352,7 +352,7 @@ async fn recompute_one(
 ) -> Result<Json<Value>, Problem> {
     let tenant = tenant_from_path(&tenant)?;
     let mut conn = state.pool.acquire().await?;
-    segments::get(&mut conn, tenant.as_str(), id)
+    segments::get(&mut conn, &tenant, id)
         .await?
         .ok_or_else(not_found)?;
     drop(conn);

@@ -24,7 +24,7 @@ async fn read(
 ) -> Result<Json<Settings>, Problem> {
     let tenant = tenant_from_path(&tenant)?;
     let mut conn = state.pool.acquire().await?;
-    Ok(Json(settings::load(&mut conn, tenant.as_str()).await?))
+    Ok(Json(settings::load(&mut conn, &tenant).await?))
 }
 
 async fn write(
@@ -43,7 +43,7 @@ async fn write(
         ));
     }
     let mut tx = state.pool.begin().await?;
-    settings::save(&mut tx, tenant.as_str(), &new, &actor(&headers)).await?;
+    settings::save(&mut tx, &tenant, &new, &actor(&headers)).await?;
     tx.commit().await?;
     Ok(Json(new))
 }

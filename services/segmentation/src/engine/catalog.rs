@@ -1,6 +1,7 @@
 //! A tenant's compiled model ([`TenantModel`]), loaded from its settings and segments and
 //! cached until the tenant's generation changes.
 
+use crm_envelope::TenantId;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -14,7 +15,7 @@ use crate::store::settings;
 /// Compiled tenant models, reloaded when a tenant's generation moves.
 #[derive(Default)]
 pub struct Catalog {
-    cache: Mutex<HashMap<String, Arc<TenantModel>>>,
+    cache: Mutex<HashMap<TenantId, Arc<TenantModel>>>,
 }
 
 impl Catalog {
@@ -22,7 +23,7 @@ impl Catalog {
     pub async fn get(
         &self,
         conn: &mut PgConnection,
-        tenant: &str,
+        tenant: &TenantId,
     ) -> Result<Arc<TenantModel>, sqlx::Error> {
         let generation = settings::generation(conn, tenant).await?;
         self.at(conn, tenant, generation).await
@@ -32,7 +33,7 @@ impl Catalog {
     pub async fn at(
         &self,
         conn: &mut PgConnection,
-        tenant: &str,
+        tenant: &TenantId,
         generation: i64,
     ) -> Result<Arc<TenantModel>, sqlx::Error> {
         if let Some(m) = self.cached(tenant).filter(|m| m.generation == generation) {
@@ -62,12 +63,12 @@ impl Catalog {
         }
         let model = Arc::new(TenantModel::build(generation, settings, segments));
         if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(tenant.to_owned(), Arc::clone(&model));
+            cache.insert(tenant.clone(), Arc::clone(&model));
         }
         Ok(model)
     }
 
-    fn cached(&self, tenant: &str) -> Option<Arc<TenantModel>> {
+    fn cached(&self, tenant: &TenantId) -> Option<Arc<TenantModel>> {
         self.cache.lock().ok()?.get(tenant).cloned()
     }
 }

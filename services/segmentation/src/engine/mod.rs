@@ -28,7 +28,7 @@ pub async fn evaluate_many(
     now: DateTime<Utc>,
     reason: &str,
 ) -> Result<Applied, sqlx::Error> {
-    let mut facts = load_many(conn, tenant.as_str(), ids, model, now, true).await?;
+    let mut facts = load_many(conn, tenant, ids, model, now, true).await?;
     let outcomes: Vec<_> = facts
         .iter_mut()
         .map(|f| {

@@ -1,7 +1,7 @@
 //! Writing customers' activity: events into the per-name daily aggregates, the retained events
 //! and the customer row; traits and tiers from other parts; merges and erasures.
 
-use crm_envelope::Envelope;
+use crm_envelope::{Envelope, TenantId};
 use sqlx::types::Json;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -28,7 +28,7 @@ pub async fn record_event(
     customer: Uuid,
     e: &Envelope,
 ) -> Result<Recorded, sqlx::Error> {
-    let tenant = e.tenant_id.as_str();
+    let tenant = &e.tenant_id;
     let name = event_name(e);
     let is_order = name == ORDER_COMPLETED;
     let amount = event_amount(&e.properties);
@@ -85,7 +85,7 @@ pub async fn record_event(
 /// of a customer seen only through its profile so far.
 pub async fn set_traits(
     conn: &mut PgConnection,
-    tenant: &str,
+    tenant: &TenantId,
     customer: Uuid,
     traits: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<(), sqlx::Error> {
@@ -104,7 +104,7 @@ pub async fn set_traits(
 /// Sets the customer's loyalty tier.
 pub async fn set_tier(
     conn: &mut PgConnection,
-    tenant: &str,
+    tenant: &TenantId,
     customer: Uuid,
     tier: &str,
 ) -> Result<(), sqlx::Error> {
@@ -135,7 +135,7 @@ pub struct Lookup {
 /// [`Lookup`] of `id`.
 pub async fn lookup(
     conn: &mut PgConnection,
-    tenant: &str,
+    tenant: &TenantId,
     id: Uuid,
 ) -> Result<Lookup, sqlx::Error> {
     let (erased, survivor, generation): (bool, Option<Uuid>, Option<i64>) = sqlx::query_as(
@@ -160,7 +160,7 @@ pub async fn lookup(
 /// the exits and re-evaluates the survivor).
 pub async fn merge(
     conn: &mut PgConnection,
-    tenant: &str,
+    tenant: &TenantId,
     survivor: Uuid,
     merged: Uuid,
 ) -> Result<Vec<Uuid>, sqlx::Error> {
@@ -247,7 +247,11 @@ pub async fn merge(
 /// Deletes everything kept under `ids` and records them as erased (docs/events.md, "What every
 /// part does on `profile.erased`"). Stage transitions keep their counts for the reports,
 /// re-keyed to no one.
-pub async fn erase(conn: &mut PgConnection, tenant: &str, ids: &[Uuid]) -> Result<(), sqlx::Error> {
+pub async fn erase(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    ids: &[Uuid],
+) -> Result<(), sqlx::Error> {
     for table in [
         "customer_activity",
         "daily_activity",
@@ -283,7 +287,7 @@ pub async fn erase(conn: &mut PgConnection, tenant: &str, ids: &[Uuid]) -> Resul
 /// Forgets that `restored` was merged: it is a customer of its own again.
 pub async fn unmerge(
     conn: &mut PgConnection,
-    tenant: &str,
+    tenant: &TenantId,
     restored: Uuid,
 ) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM aliases WHERE tenant_id = $1 AND merged_id = $2")
@@ -297,7 +301,7 @@ pub async fn unmerge(
 /// Deletes retained events older than each tenant's retention (aggregates stay).
 pub async fn purge_events(
     conn: &mut PgConnection,
-    tenant: &str,
+    tenant: &TenantId,
     retention_days: u32,
 ) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(

@@ -1,6 +1,7 @@
 //! Loading customers' facts: three set-based queries for any number of customers, so one event
 //! and a million-customer recompute read the same way.
 
+use crm_envelope::TenantId;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -104,7 +105,7 @@ impl Row {
 /// evaluator committed. Reading after the lock is held sees everything that evaluator wrote.
 pub async fn load_many(
     conn: &mut PgConnection,
-    tenant: &str,
+    tenant: &TenantId,
     ids: &[Uuid],
     model: &TenantModel,
     now: DateTime<Utc>,

@@ -2,6 +2,7 @@
 //! what, when). Rules are checked when saved; references must name live segments and must not
 //! close a cycle.
 
+use crm_envelope::TenantId;
 use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
@@ -90,7 +91,7 @@ pub enum SaveError {
 /// The rule in `value`, checked against the tenant's limits and its other segments.
 pub async fn check_rule(
     conn: &mut PgConnection,
-    tenant: &str,
+    tenant: &TenantId,
     id: Uuid,
     value: Value,
 ) -> Result<Rule, SaveError> {
@@ -155,7 +156,7 @@ fn name_taken(e: sqlx::Error, name: &str) -> SaveError {
 
 async fn record_version(
     conn: &mut PgConnection,
-    tenant: &str,
+    tenant: &TenantId,
     row: &SegmentRow,
     change: &str,
 ) -> Result<(), sqlx::Error> {
@@ -182,7 +183,7 @@ const COLUMNS: &str = "id, name, description, rule, version, created_at, updated
 /// Creates a segment (version 1).
 pub async fn create(
     conn: &mut PgConnection,
-    tenant: &str,
+    tenant: &TenantId,
     name: &str,
     description: &str,
     rule: Value,
@@ -212,7 +213,7 @@ pub async fn create(
 /// A live segment.
 pub async fn get(
     conn: &mut PgConnection,
-    tenant: &str,
+    tenant: &TenantId,
     id: Uuid,
 ) -> Result<Option<SegmentRow>, sqlx::Error> {
     sqlx::query_as(&format!(
@@ -225,7 +226,10 @@ pub async fn get(
 }
 
 /// The tenant's live segments by name.
-pub async fn list(conn: &mut PgConnection, tenant: &str) -> Result<Vec<SegmentRow>, sqlx::Error> {
+pub async fn list(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+) -> Result<Vec<SegmentRow>, sqlx::Error> {
     sqlx::query_as(&format!("SELECT {COLUMNS} FROM segments WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY lower(name)"))
         .bind(tenant)
         .fetch_all(conn)
@@ -235,7 +239,7 @@ pub async fn list(conn: &mut PgConnection, tenant: &str) -> Result<Vec<SegmentRo
 /// Changes a segment's name, description or rule (each optional); a new version.
 pub async fn update(
     conn: &mut PgConnection,
-    tenant: &str,
+    tenant: &TenantId,
     id: Uuid,
     name: Option<&str>,
     description: Option<&str>,
@@ -285,7 +289,7 @@ pub async fn update(
 /// memberships are removed; the caller publishes the exits).
 pub async fn delete(
     conn: &mut PgConnection,
-    tenant: &str,
+    tenant: &TenantId,
     id: Uuid,
     by: &str,
 ) -> Result<(SegmentRow, Vec<Uuid>), SaveError> {
@@ -332,7 +336,7 @@ pub async fn delete(
 /// Every version of a segment (deleted ones too), newest first.
 pub async fn versions(
     conn: &mut PgConnection,
-    tenant: &str,
+    tenant: &TenantId,
     id: Uuid,
 ) -> Result<Vec<VersionRow>, sqlx::Error> {
     sqlx::query_as(

@@ -1,12 +1,13 @@
 //! The tenant's settings, stored as one JSON document, and the tenant's generation: every
 //! change of settings or segments bumps it so that evaluators reload their compiled model.
 
+use crm_envelope::TenantId;
 use sqlx::PgConnection;
 
 use crate::domain::settings::Settings;
 
 /// The tenant's settings (defaults when none were saved).
-pub async fn load(conn: &mut PgConnection, tenant: &str) -> Result<Settings, sqlx::Error> {
+pub async fn load(conn: &mut PgConnection, tenant: &TenantId) -> Result<Settings, sqlx::Error> {
     let row: Option<(sqlx::types::Json<Settings>,)> =
         sqlx::query_as("SELECT settings FROM tenant_settings WHERE tenant_id = $1")
             .bind(tenant)
@@ -18,7 +19,7 @@ pub async fn load(conn: &mut PgConnection, tenant: &str) -> Result<Settings, sql
 /// Saves the tenant's settings (already checked) and bumps its generation.
 pub async fn save(
     conn: &mut PgConnection,
-    tenant: &str,
+    tenant: &TenantId,
     settings: &Settings,
     by: &str,
 ) -> Result<(), sqlx::Error> {
@@ -46,7 +47,10 @@ const GENERATION_LOCK: &str = "hashtextextended('crm.segmentation.generation:' |
 /// the change does, so the recompute that follows the change sees every customer it touched.
 /// Without it, a customer created by an evaluation of the old model while the recompute was
 /// already past its id never got the new segment.
-pub async fn hold_generation(conn: &mut PgConnection, tenant: &str) -> Result<(), sqlx::Error> {
+pub async fn hold_generation(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+) -> Result<(), sqlx::Error> {
     sqlx::query(&format!(
         "SELECT pg_advisory_xact_lock_shared({GENERATION_LOCK})"
     ))
@@ -57,7 +61,10 @@ pub async fn hold_generation(conn: &mut PgConnection, tenant: &str) -> Result<()
 }
 
 /// Marks the tenant's segments or settings as changed (see [`hold_generation`]).
-pub async fn bump_generation(conn: &mut PgConnection, tenant: &str) -> Result<(), sqlx::Error> {
+pub async fn bump_generation(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+) -> Result<(), sqlx::Error> {
     sqlx::query(&format!("SELECT pg_advisory_xact_lock({GENERATION_LOCK})"))
         .bind(tenant)
         .execute(&mut *conn)
@@ -73,7 +80,7 @@ pub async fn bump_generation(conn: &mut PgConnection, tenant: &str) -> Result<()
 }
 
 /// The tenant's current generation (0 before any change).
-pub async fn generation(conn: &mut PgConnection, tenant: &str) -> Result<i64, sqlx::Error> {
+pub async fn generation(conn: &mut PgConnection, tenant: &TenantId) -> Result<i64, sqlx::Error> {
     let row: Option<(i64,)> =
         sqlx::query_as("SELECT generation FROM tenant_generations WHERE tenant_id = $1")
             .bind(tenant)
