@@ -626,7 +626,7 @@ async fn random_ledger_sequences_keep_every_invariant() {
                             &tenant,
                             &programme,
                             c,
-                            points,
+                            crm_loyalty::domain::ledger::Points::adjustment(points).unwrap(),
                             "random",
                             &unique_id(),
                             now,

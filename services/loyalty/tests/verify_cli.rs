@@ -26,7 +26,7 @@ async fn verify_exits_non_zero_on_a_violation() {
         &tenant,
         &p,
         customer,
-        40,
+        crm_loyalty::domain::ledger::Points::adjustment(40).unwrap(),
         "welcome",
         "k1",
         Utc::now(),

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{customer_not_found, customer_path, ApiState};
-use crate::domain::standardise::{email, email_key};
+use crate::domain::standardise::EmailAddress;
 use crate::store::profile;
 use crate::store::settings;
 use crm_envelope::TenantId;
@@ -159,14 +159,13 @@ async fn email_lookup_key(
     tenant: &TenantId,
     raw: &str,
 ) -> Result<String, Problem> {
-    let checked = email(raw);
-    if !checked.is_valid() {
+    let Some(address) = EmailAddress::parse(raw) else {
         return Err(Problem::new(
             StatusCode::BAD_REQUEST,
             "invalid_email",
             "email is not a valid address",
         ));
-    }
+    };
     let settings = settings::load(conn, tenant).await?;
-    Ok(email_key(&checked.value, settings.email_provider_rules))
+    Ok(address.key(settings.email_provider_rules))
 }

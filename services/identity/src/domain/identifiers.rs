@@ -3,7 +3,7 @@
 use crm_envelope::Envelope;
 
 use crate::domain::settings::Settings;
-use crate::domain::standardise::{email, email_key, phone, region, Checked, Quality};
+use crate::domain::standardise::{region, Checked, EmailAddress, PhoneE164, Quality};
 
 /// One identifier: `(kind, value)`, such as `("email", "ana@example.com")`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -73,19 +73,24 @@ pub fn identifiers_of(envelope: &Envelope, settings: &Settings) -> Extracted {
         out.push(settings, "anonymous_id".into(), v.trim().to_owned());
     }
     if let Some(raw) = id.email.as_deref().filter(|v| !v.trim().is_empty()) {
-        let checked = email(raw);
+        let parsed = EmailAddress::parse(raw);
+        let checked = Checked::of(raw, parsed.as_ref().map(EmailAddress::as_str));
         out.check("email", raw, &checked);
-        if checked.is_valid() {
-            let key = email_key(&checked.value, settings.email_provider_rules);
-            out.push(settings, "email".into(), key);
+        if let Some(address) = parsed {
+            out.push(
+                settings,
+                "email".into(),
+                address.key(settings.email_provider_rules),
+            );
         }
     }
     if let Some(raw) = id.phone.as_deref().filter(|v| !v.trim().is_empty()) {
         let default_region = settings.phone_region.as_deref().and_then(region);
-        let checked = phone(raw, default_region);
+        let parsed = PhoneE164::parse(raw, default_region);
+        let checked = Checked::of(raw, parsed.as_ref().map(PhoneE164::as_str));
         out.check("phone", raw, &checked);
-        if checked.is_valid() {
-            out.push(settings, "phone".into(), checked.value);
+        if let Some(number) = parsed {
+            out.push(settings, "phone".into(), number.as_str().to_owned());
         }
     }
     for h in &id.handles {

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::keyed::Keyed;
 use super::{idempotency_key, json_body, op_problem, programme_of, ApiState};
+use crate::domain::ledger::Points;
 use crate::store::{rewards, tiers};
 
 pub(crate) fn routes() -> Router<ApiState> {
@@ -202,12 +203,15 @@ async fn adjust(
         Err(replayed) => return Ok(replayed),
     };
     let p = programme_of(&mut tx, &tenant).await?;
+    let points = Points::adjustment(a.points)
+        .map_err(rewards::OpError::Invalid)
+        .map_err(op_problem)?;
     let (transaction_id, messages) = rewards::adjust(
         &mut tx,
         &tenant,
         &p,
         id,
-        a.points,
+        points,
         &a.reason,
         &key,
         Utc::now(),

@@ -211,9 +211,45 @@ pub fn consume_fifo(lots: &[(i64, i64)], n: i64) -> (Vec<(i64, i64)>, i64) {
     (taken, left)
 }
 
+/// A signed number of points moved by hand (an adjustment): non-zero and at most
+/// [`Points::MAX`] in size. Only [`Points::adjustment`] makes one, so the store never takes an
+/// unchecked number for an adjustment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Points(i64);
+
+impl Points {
+    /// The largest adjustment, either way.
+    pub const MAX: i64 = 1_000_000_000;
+
+    /// `n` as an adjustment, or why it cannot be one.
+    pub fn adjustment(n: i64) -> Result<Self, String> {
+        if n == 0 || n.unsigned_abs() > Self::MAX.unsigned_abs() {
+            return Err("points must be non-zero and at most 1e9 in size".into());
+        }
+        Ok(Self(n))
+    }
+
+    /// The signed number.
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_adjustment_is_non_zero_and_bounded() {
+        assert_eq!(Points::adjustment(-40).map(Points::get), Ok(-40));
+        assert_eq!(
+            Points::adjustment(Points::MAX).map(Points::get),
+            Ok(Points::MAX)
+        );
+        assert!(Points::adjustment(0).is_err());
+        assert!(Points::adjustment(Points::MAX + 1).is_err());
+        assert!(Points::adjustment(i64::MIN).is_err());
+    }
     use proptest::prelude::*;
 
     #[test]

@@ -12,7 +12,7 @@ use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::domain::ledger::{Account, AccountKind, Transaction, TxKind};
+use crate::domain::ledger::{Account, AccountKind, Points, Transaction, TxKind};
 use crate::domain::programme::Programme;
 use crate::store::ledger::{lock_balance, post_all, PostError};
 use crate::store::messages::message;
@@ -118,16 +118,12 @@ pub async fn adjust(
     tenant: &TenantId,
     p: &Programme,
     customer: Uuid,
-    points: i64,
+    points: Points,
     reason: &str,
     key: &str,
     now: DateTime<Utc>,
 ) -> Result<(i64, Vec<Outgoing>), OpError> {
-    if points == 0 || points.abs() > 1_000_000_000 {
-        return Err(OpError::Invalid(
-            "points must be non-zero and at most 1e9 in size".into(),
-        ));
-    }
+    let points = points.get();
     if reason.trim().is_empty() || reason.len() > 500 {
         return Err(OpError::Invalid(
             "a reason of 1 to 500 characters is required".into(),

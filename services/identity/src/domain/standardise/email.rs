@@ -20,22 +20,43 @@ pub enum ProviderRules {
 /// Domains where dots in the local part are ignored by the provider.
 const DOTLESS_DOMAINS: &[&str] = &["gmail.com", "googlemail.com"];
 
-/// The standard form of an email address: trimmed, domain lower-cased (the local part is kept
-/// as typed: it is the owner's). Invalid when it does not look like `local@domain.tld`.
-pub fn email(raw: &str) -> Checked {
-    let s = raw.trim();
-    let Some((local, domain)) = s.rsplit_once('@') else {
-        return Checked::invalid(raw);
-    };
-    let domain = domain.to_lowercase();
-    if !valid_local(local) || !valid_domain(&domain) {
-        return Checked::invalid(raw);
+/// An email address in standard form (trimmed, domain lower-cased, the local part as typed):
+/// only [`EmailAddress::parse`] makes one, so a function that takes it never sees an
+/// unchecked string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EmailAddress(String);
+
+impl EmailAddress {
+    /// The address in standard form; `None` when `raw` does not look like `local@domain.tld`.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let s = raw.trim();
+        let (local, domain) = s.rsplit_once('@')?;
+        let domain = domain.to_lowercase();
+        (valid_local(local) && valid_domain(&domain)).then(|| Self(format!("{local}@{domain}")))
     }
-    Checked::valid(raw, format!("{local}@{domain}"))
+
+    /// The standard form.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The matching key: lower-cased, with `rules` applied.
+    pub fn key(&self, rules: ProviderRules) -> String {
+        email_key(&self.0, rules)
+    }
+}
+
+/// The standard form of an email address ([`EmailAddress`]) with its quality flag; invalid
+/// (kept as received) when it does not look like `local@domain.tld`.
+pub fn email(raw: &str) -> Checked {
+    match EmailAddress::parse(raw) {
+        Some(address) => Checked::valid(raw, address.0),
+        None => Checked::invalid(raw),
+    }
 }
 
 /// The matching key of a standardised address: lower-cased, with `rules` applied.
-pub fn email_key(standard: &str, rules: ProviderRules) -> String {
+fn email_key(standard: &str, rules: ProviderRules) -> String {
     let lower = standard.to_lowercase();
     if rules == ProviderRules::Off {
         return lower;
@@ -81,6 +102,24 @@ fn valid_domain(domain: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_valid_address_becomes_an_email_address() {
+        let a = EmailAddress::parse("  Ana.Lima+news@GoogleMail.com ").unwrap();
+        assert_eq!(a.as_str(), "Ana.Lima+news@googlemail.com");
+        assert_eq!(a.key(ProviderRules::On), "analima@gmail.com");
+        assert_eq!(a.key(ProviderRules::Off), "ana.lima+news@googlemail.com");
+        for bad in [
+            "",
+            "ana",
+            "ana@",
+            "@example.com",
+            "ana@@example.com",
+            "a..b@example.com",
+        ] {
+            assert_eq!(EmailAddress::parse(bad), None, "{bad}");
+        }
+    }
     use crate::domain::standardise::Quality;
     use proptest::prelude::*;
 

@@ -14,9 +14,9 @@ mod traits;
 
 pub use address::{address_key, STREET_TYPES};
 pub use date::birth_date;
-pub use email::{email, email_key, ProviderRules};
+pub use email::{email, EmailAddress, ProviderRules};
 pub use name::{fold, name_display, name_key};
-pub use phone::{phone, region};
+pub use phone::{phone, region, PhoneE164};
 pub use traits::{standardise_traits, BIRTH_DATE_TRAITS, NAME_TRAITS};
 
 use serde::Serialize;
@@ -51,6 +51,14 @@ impl Checked {
             Quality::Standardised
         };
         Self { value, quality }
+    }
+
+    /// `standard` when the value parsed, else the input kept as received, flagged invalid.
+    pub fn of(received: &str, standard: Option<&str>) -> Self {
+        match standard {
+            Some(value) => Self::valid(received, value.to_owned()),
+            None => Self::invalid(received),
+        }
     }
 
     /// The input kept as received, flagged invalid.

@@ -11,26 +11,46 @@ pub fn region(code: &str) -> Option<Id> {
     code.trim().to_uppercase().parse().ok()
 }
 
-/// The E.164 form of `raw`, read in `default_region` when it has no `+` or `00` prefix.
-/// Invalid (kept as received) when it is not a valid number of any region.
-pub fn phone(raw: &str, default_region: Option<Id>) -> Checked {
-    let trimmed = raw.trim();
-    if trimmed.is_empty() || trimmed.len() > 40 {
-        return Checked::invalid(raw);
-    }
-    let international = trimmed
-        .strip_prefix("00")
-        .map_or_else(|| trimmed.to_owned(), |rest| format!("+{rest}"));
-    let region = if international.starts_with('+') {
-        None
-    } else {
-        default_region
-    };
-    match phonenumber::parse(region, &international) {
-        Ok(number) if phonenumber::is_valid(&number) => {
-            Checked::valid(raw, number.format().mode(Mode::E164).to_string())
+/// A phone number in E.164 form (`+441632960961`): only [`PhoneE164::parse`] makes one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PhoneE164(String);
+
+impl PhoneE164 {
+    /// The E.164 form of `raw`, read in `default_region` when it has no `+` or `00` prefix;
+    /// `None` when it is not a valid number of any region.
+    pub fn parse(raw: &str, default_region: Option<Id>) -> Option<Self> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() || trimmed.len() > 40 {
+            return None;
         }
-        _ => Checked::invalid(raw),
+        let international = trimmed
+            .strip_prefix("00")
+            .map_or_else(|| trimmed.to_owned(), |rest| format!("+{rest}"));
+        let region = if international.starts_with('+') {
+            None
+        } else {
+            default_region
+        };
+        match phonenumber::parse(region, &international) {
+            Ok(number) if phonenumber::is_valid(&number) => {
+                Some(Self(number.format().mode(Mode::E164).to_string()))
+            }
+            _ => None,
+        }
+    }
+
+    /// The E.164 form.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The E.164 form of `raw` ([`PhoneE164`]) with its quality flag; invalid (kept as received)
+/// when it is not a valid number of any region.
+pub fn phone(raw: &str, default_region: Option<Id>) -> Checked {
+    match PhoneE164::parse(raw, default_region) {
+        Some(number) => Checked::valid(raw, number.0),
+        None => Checked::invalid(raw),
     }
 }
 
@@ -38,6 +58,15 @@ pub fn phone(raw: &str, default_region: Option<Id>) -> Checked {
 mod tests {
     use super::*;
     use crate::domain::standardise::Quality;
+
+    #[test]
+    fn only_a_valid_number_becomes_a_phone_e164() {
+        let n = PhoneE164::parse("612 34 56 78", region("ES")).unwrap();
+        assert_eq!(n.as_str(), "+34612345678");
+        assert_eq!(PhoneE164::parse("612 34 56 78", None), None);
+        assert_eq!(PhoneE164::parse("12", region("GB")), None);
+        assert_eq!(PhoneE164::parse("", region("GB")), None);
+    }
 
     #[test]
     fn national_and_international_forms() {
