@@ -44,6 +44,7 @@ pub fn part_config(id: &str, part: &str, redis: &str) -> CommonConfig {
         database_pool: 5,
         migrate_on_start: true,
         outbox_poll: Duration::from_millis(50),
+        http: crm_service::limits::HttpLimits::default(),
         kafka: KafkaConfig {
             session_timeout: Duration::from_secs(6),
             ..KafkaConfig::local(&brokers(), &format!("t{id}."))

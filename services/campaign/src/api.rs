@@ -1,11 +1,13 @@
 //! Campaign's internal API.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use crm_service::{tenant_from_path, Problem};
+use crm_service::Code;
+use crm_service::Problem;
+use crm_service::TenantAnd;
 use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -26,9 +28,8 @@ struct Contact {
 
 async fn contact(
     State(pool): State<PgPool>,
-    Path((tenant, id)): Path<(String, Uuid)>,
+    TenantAnd(tenant, id): TenantAnd<Uuid>,
 ) -> Result<Json<Contact>, Problem> {
-    let tenant = tenant_from_path(&tenant)?;
     sqlx::query_as(
         "SELECT customer_id, email, events_seen, last_event_at FROM contacts
          WHERE tenant_id = $1 AND customer_id = $2",
@@ -41,7 +42,7 @@ async fn contact(
     .ok_or_else(|| {
         Problem::new(
             StatusCode::NOT_FOUND,
-            "contact_not_found",
+            Code::ContactNotFound,
             "no contact for this customer",
         )
     })

@@ -7,6 +7,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use crm_envelope::TenantId;
+use crm_service::Code;
 use crm_service::Problem;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -96,7 +97,7 @@ impl Caller {
         } else {
             Err(Problem::new(
                 StatusCode::FORBIDDEN,
-                "insufficient_scope",
+                Code::InsufficientScope,
                 format!("this API key lacks the '{}' scope", scope.as_str()),
             ))
         }
@@ -104,7 +105,7 @@ impl Caller {
 }
 
 fn unauthorized(detail: &str) -> Problem {
-    Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+    Problem::new(StatusCode::UNAUTHORIZED, Code::Unauthorized, detail)
 }
 
 /// Why a request has no caller, left by [`authenticate`] for the scope check: no key, a key
@@ -112,7 +113,7 @@ fn unauthorized(detail: &str) -> Problem {
 #[derive(Debug, Clone)]
 struct Unauthenticated {
     status: StatusCode,
-    code: &'static str,
+    code: Code,
     detail: &'static str,
 }
 
@@ -120,7 +121,7 @@ impl Unauthenticated {
     const fn unauthorized(detail: &'static str) -> Self {
         Self {
             status: StatusCode::UNAUTHORIZED,
-            code: "unauthorized",
+            code: Code::Unauthorized,
             detail,
         }
     }
@@ -180,7 +181,7 @@ async fn caller_of(app: &AppState, headers: &HeaderMap) -> Result<Caller, Unauth
             tracing::error!(error = %e, "API key lookup failed");
             return Err(Unauthenticated {
                 status: StatusCode::SERVICE_UNAVAILABLE,
-                code: "auth_unavailable",
+                code: Code::AuthUnavailable,
                 detail: "the API key could not be checked (the gateway's database is unavailable); retry",
             });
         }

@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use crm_service::Code;
 use crm_service::Problem;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -29,7 +30,7 @@ pub(crate) fn routes() -> Router<AppState> {
 fn not_found() -> Problem {
     Problem::new(
         StatusCode::NOT_FOUND,
-        "customer_not_found",
+        Code::CustomerNotFound,
         "no customer with this id for your tenant",
     )
 }
@@ -125,7 +126,7 @@ pub(crate) async fn find_customers(
     if q.email.is_some() {
         return Err(Problem::new(
             StatusCode::BAD_REQUEST,
-            "pii_in_query",
+            Code::PiiInQuery,
             "emails are personal data and query strings end up in logs: POST /v1/customers/lookup with {\"email\": \"…\"}",
         ));
     }
@@ -183,7 +184,7 @@ pub(crate) async fn lookup_customers(
     let Json(body) = body.map_err(|e| {
         Problem::new(
             StatusCode::BAD_REQUEST,
-            "invalid_lookup",
+            Code::InvalidLookup,
             format!(
                 "the body is {{\"user_id\" | \"anonymous_id\" | \"email\": \"…\"}}: {}",
                 e.body_text()

@@ -15,6 +15,7 @@ use chrono::Utc;
 use crm_envelope::{
     parse_ingest_event, Envelope, EventError, IngestLimits, Topic, MAX_BATCH_EVENTS,
 };
+use crm_service::Code;
 use crm_service::Problem;
 use serde::Serialize;
 use serde_json::Value;
@@ -78,11 +79,11 @@ pub(crate) async fn post_events(
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             Problem::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                Code::PayloadTooLarge,
                 format!("a request carries at most {MAX_REQUEST_BYTES} bytes; split the batch"),
             )
         } else {
-            Problem::new(StatusCode::BAD_REQUEST, "unreadable_body", e.body_text())
+            Problem::new(StatusCode::BAD_REQUEST, Code::UnreadableBody, e.body_text())
         }
     })?;
     let (items, single) = split(&body)?;
@@ -122,7 +123,7 @@ pub(crate) async fn post_events(
         }
         return Err(Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "broker_unavailable",
+            Code::BrokerUnavailable,
             format!("{failed} of {} events were not acknowledged by the broker; resend those marked failed with the same ids", events.len()),
         )
         .with("results", serde_json::to_value(results).unwrap_or_default()));
@@ -141,7 +142,7 @@ fn split(body: &[u8]) -> Result<(Vec<Value>, bool), Problem> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         Problem::new(
             StatusCode::BAD_REQUEST,
-            "invalid_json",
+            Code::InvalidJson,
             format!(
                 "the body is not valid JSON (line {}, column {})",
                 e.line(),
@@ -156,7 +157,7 @@ fn split(body: &[u8]) -> Result<(Vec<Value>, bool), Problem> {
             _ => {
                 return Err(Problem::new(
                     StatusCode::BAD_REQUEST,
-                    "invalid_batch",
+                    Code::InvalidBatch,
                     "'batch' must be an array of events",
                 ))
             }
@@ -166,14 +167,14 @@ fn split(body: &[u8]) -> Result<(Vec<Value>, bool), Problem> {
     if items.is_empty() {
         return Err(Problem::new(
             StatusCode::BAD_REQUEST,
-            "empty_batch",
+            Code::EmptyBatch,
             "send at least one event",
         ));
     }
     if items.len() > MAX_BATCH_EVENTS {
         return Err(Problem::new(
             StatusCode::BAD_REQUEST,
-            "batch_too_large",
+            Code::BatchTooLarge,
             format!(
                 "a batch carries at most {MAX_BATCH_EVENTS} events; this one has {}",
                 items.len()
@@ -206,9 +207,12 @@ fn rejection(parsed: Vec<Result<Envelope, EventError>>, rejected: usize, single:
         })
         .collect();
     let (code, detail) = match (single, results.first().and_then(|r| r.error.as_ref())) {
-        (true, Some(err)) => (err.code, err.detail.clone()),
+        (true, Some(err)) => (
+            Code::from_name(err.code).unwrap_or(Code::InvalidEvents),
+            err.detail.clone(),
+        ),
         _ => (
-            "invalid_events",
+            Code::InvalidEvents,
             format!("{rejected} of {total} events break the contract; nothing was accepted. Fix the events marked rejected and resend the batch"),
         ),
     };

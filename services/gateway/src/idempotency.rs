@@ -12,6 +12,7 @@
 //! a second effect. A key whose holder died (the gateway replica was killed mid-request) is
 //! taken over once its lease has run out.
 
+use crm_service::Code;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -42,7 +43,7 @@ fn key_of(headers: &HeaderMap) -> Result<String, Problem> {
         .ok_or_else(|| {
             Problem::new(
                 StatusCode::BAD_REQUEST,
-                "idempotency_key_required",
+                Code::IdempotencyKeyRequired,
                 "every write takes an Idempotency-Key header (1 to 255 characters, unique per intended effect, e.g. a UUID)",
             )
         })
@@ -104,7 +105,7 @@ pub(crate) async fn write_once(
             Waiting::InFlight if started.elapsed() > WAIT => {
                 return Err(Problem::new(
                     StatusCode::CONFLICT,
-                    "idempotency_key_in_progress",
+                    Code::IdempotencyKeyInProgress,
                     "a request with this Idempotency-Key is still in progress; retry shortly",
                 ))
             }
@@ -217,7 +218,7 @@ fn upstream_failed(part: &Upstream, e: &anyhow::Error) -> Problem {
     if timed_out {
         Problem::new(
             StatusCode::GATEWAY_TIMEOUT,
-            "upstream_timeout",
+            Code::UpstreamTimeout,
             format!(
                 "{} did not answer in time; the write may have been applied: retry with the same Idempotency-Key to get its outcome",
                 part.name
@@ -226,7 +227,7 @@ fn upstream_failed(part: &Upstream, e: &anyhow::Error) -> Problem {
     } else {
         Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "upstream_unavailable",
+            Code::UpstreamUnavailable,
             format!(
                 "{} is unreachable; retry with the same Idempotency-Key",
                 part.name
@@ -262,7 +263,7 @@ async fn stored_answer(
     match row {
         Some((f, _, _, _)) if f != print => Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "idempotency_key_reused",
+            Code::IdempotencyKeyReused,
             "this Idempotency-Key was used with other parameters; use a new key for a new request",
         )),
         Some((_, Some(status), content_type, body)) => Ok(Waiting::Answer(stored(

@@ -7,6 +7,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
+use crm_service::Code;
 use crm_service::Problem;
 
 use crate::auth::{needs, Caller, Scope};
@@ -52,7 +53,7 @@ pub(crate) async fn read_job(
     let not_found = || {
         Problem::new(
             StatusCode::NOT_FOUND,
-            "job_not_found",
+            Code::JobNotFound,
             "no such job for this tenant; job ids look like segmentation-42 or identity-7",
         )
     };

@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use crm_service::Code;
 use crm_service::Problem;
 use serde::Deserialize;
 
@@ -50,7 +51,7 @@ pub(crate) async fn issue_key(
     if body.scopes.is_empty() || body.name.trim().is_empty() {
         return Err(Problem::new(
             StatusCode::BAD_REQUEST,
-            "invalid_key_request",
+            Code::InvalidKeyRequest,
             "give a name and at least one scope",
         ));
     }
@@ -104,7 +105,7 @@ pub(crate) async fn revoke(
     let not_found = || {
         Problem::new(
             StatusCode::NOT_FOUND,
-            "key_not_found",
+            Code::KeyNotFound,
             "this tenant has no API key with this id",
         )
     };

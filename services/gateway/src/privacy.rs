@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use crm_service::Code;
 use crm_service::Problem;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -93,7 +94,7 @@ pub(crate) async fn record_consent(
     let Json(request) = body.map_err(|e| {
         Problem::new(
             StatusCode::BAD_REQUEST,
-            "invalid_consent",
+            Code::InvalidConsent,
             format!(
                 "expected {{purpose, channel, granted, at?, source?}}: {}",
                 e.body_text()
@@ -103,7 +104,7 @@ pub(crate) async fn record_consent(
     let body = serde_json::to_value(&request).map_err(|_| {
         Problem::new(
             StatusCode::BAD_REQUEST,
-            "invalid_consent",
+            Code::InvalidConsent,
             "unreadable consent",
         )
     })?;

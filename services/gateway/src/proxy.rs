@@ -5,6 +5,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use crm_service::Code;
 use crm_service::Problem;
 
 use crate::auth::Caller;
@@ -17,7 +18,7 @@ pub(crate) struct Upstream {
     /// The part's name (in logs).
     pub name: &'static str,
     /// The stable code of the 503.
-    code: &'static str,
+    code: Code,
     /// The 503's detail.
     detail: &'static str,
     /// Its client.
@@ -27,7 +28,7 @@ pub(crate) struct Upstream {
 /// Identity.
 pub(crate) const IDENTITY: Upstream = Upstream {
     name: "identity",
-    code: "identity_unavailable",
+    code: Code::IdentityUnavailable,
     detail: "the profile store is unreachable; retry shortly",
     client: |app| &app.identity,
 };
@@ -35,7 +36,7 @@ pub(crate) const IDENTITY: Upstream = Upstream {
 /// Segmentation.
 pub(crate) const SEGMENTATION: Upstream = Upstream {
     name: "segmentation",
-    code: "segmentation_unavailable",
+    code: Code::SegmentationUnavailable,
     detail: "segmentation is unreachable; retry shortly",
     client: |app| &app.segmentation,
 };
@@ -43,7 +44,7 @@ pub(crate) const SEGMENTATION: Upstream = Upstream {
 /// Loyalty.
 pub(crate) const LOYALTY: Upstream = Upstream {
     name: "loyalty",
-    code: "upstream_unavailable",
+    code: Code::UpstreamUnavailable,
     detail: "loyalty is unreachable; retry shortly",
     client: |app| &app.loyalty,
 };
@@ -117,7 +118,7 @@ pub(crate) fn json_body(
     body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<serde_json::Value, Problem> {
     body.map(|Json(v)| v)
-        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text()))
+        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, Code::InvalidBody, e.body_text()))
 }
 
 /// The pairs of a query string whose values are given.

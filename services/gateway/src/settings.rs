@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, put};
 use axum::{Json, Router};
+use crm_service::Code;
 use crm_service::Problem;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -61,8 +62,13 @@ pub(crate) async fn write_settings(
     caller: Caller,
     body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Response, Problem> {
-    let Json(body) =
-        body.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_settings", e.body_text()))?;
+    let Json(body) = body.map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            Code::InvalidSettings,
+            e.body_text(),
+        )
+    })?;
     relay(
         &app,
         &caller,

@@ -39,6 +39,8 @@ pub struct CommonConfig {
     /// internal calls without it, so no client can bypass the gateway or forge `x-crm-actor`.
     /// Required to serve; commands that do not serve (migrate, verify) run without it.
     pub service_token: Option<crate::ServiceToken>,
+    /// Limits on every HTTP request (timeout, requests in flight, body size).
+    pub http: crate::limits::HttpLimits,
 }
 
 impl CommonConfig {
@@ -61,6 +63,7 @@ impl CommonConfig {
             kafka: KafkaConfig::from_env(env)?,
             service_token: crate::token::from_env(env)?,
             redis: CacheConfig::from_env(env)?,
+            http: crate::limits::HttpLimits::from_env(env, &upper)?,
         })
     }
 }

@@ -16,9 +16,12 @@
 
 mod base;
 pub mod cli;
+mod code;
 mod common;
 pub mod db;
+mod extract;
 pub mod jobs;
+pub mod limits;
 mod middleware;
 mod ops;
 mod problem;
@@ -28,7 +31,9 @@ pub mod shutdown;
 mod token;
 
 pub use base::Base;
+pub use code::Code;
 pub use common::{CommonConfig, PartConfig};
+pub use extract::{TenantAnd, TenantPath};
 pub use problem::{tenant_from_path, Problem};
 pub use server::{ConsumerApp, PartServer};
 pub use token::{ServiceToken, HEADER as SERVICE_TOKEN_HEADER};

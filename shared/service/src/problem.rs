@@ -5,13 +5,15 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::Code;
+
 /// An RFC 9457 problem answer: `type`, `title`, `status`, `detail`, plus a stable `code` that
 /// clients switch on, and optional extension members (such as per-event results). Kept small,
 /// since every fallible handler returns it.
 #[derive(Debug, Clone)]
 pub struct Problem {
     status: StatusCode,
-    code: &'static str,
+    code: Code,
     detail: String,
     extensions: Option<Box<Map<String, Value>>>,
 }
@@ -39,7 +41,7 @@ struct ProblemBody<'a> {
 
 impl Problem {
     /// A problem with `status`, stable `code` and a `detail` for the client.
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: Code, detail: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -63,7 +65,7 @@ impl Problem {
 
     /// The stable code.
     pub fn code(&self) -> &'static str {
-        self.code
+        self.code.as_str()
     }
 
     /// An opaque 500; the cause is logged (with its chain), never sent to the client.
@@ -71,7 +73,7 @@ impl Problem {
         tracing::error!(error = %format!("{cause:#}"), "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            Code::Internal,
             "an internal error occurred; it has been logged",
         )
     }
@@ -87,7 +89,7 @@ impl From<sqlx::Error> for Problem {
 /// The tenant named in an internal API's path, or 400 `invalid_tenant`.
 pub fn tenant_from_path(raw: &str) -> Result<crm_envelope::TenantId, Problem> {
     crm_envelope::TenantId::parse(raw)
-        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_tenant", e.to_string()))
+        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, Code::InvalidTenant, e.to_string()))
 }
 
 impl IntoResponse for Problem {
@@ -96,7 +98,7 @@ impl IntoResponse for Problem {
             type_uri: format!("urn:crm:problem:{}", self.code),
             title: self.status.canonical_reason().unwrap_or("Error"),
             status: self.status.as_u16(),
-            code: self.code,
+            code: self.code.as_str(),
             detail: &self.detail,
             extensions: self.extensions.as_deref(),
         };

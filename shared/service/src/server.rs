@@ -66,12 +66,14 @@ impl PartServer {
             )
         })?;
         let listener = TcpListener::bind(base.config.listen).await?;
-        let router = api
-            .layer(axum::middleware::from_fn_with_state(
+        let api = base
+            .config
+            .http
+            .apply(api.layer(axum::middleware::from_fn_with_state(
                 token,
                 crate::token::require,
-            ))
-            .merge(base.ops_routes())
+            )));
+        let router = crate::limits::problem_answers(api.merge(base.ops_routes()))
             .layer(axum::middleware::from_fn(trace_context))
             .layer(axum::middleware::from_fn_with_state(
                 base.metrics.clone(),

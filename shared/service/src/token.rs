@@ -1,6 +1,7 @@
 //! The service token: a shared secret per deployment that closes the parts' internal APIs to
 //! everything but the gateway. Compared in constant time; never logged.
 
+use crate::Code;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
@@ -100,7 +101,7 @@ pub(crate) async fn require(
     }
     Problem::new(
         StatusCode::UNAUTHORIZED,
-        "service_token_required",
+        Code::ServiceTokenRequired,
         "internal APIs answer the gateway only: call the public API through the gateway",
     )
     .into_response()

@@ -1,15 +1,16 @@
 //! Reading customers: by id (aliases answer their survivor) and by exact identifier.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use crm_envelope::Profile;
-use crm_service::{tenant_from_path, Problem};
+use crm_service::Code;
+use crm_service::{Problem, TenantPath};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{customer_not_found, customer_path, ApiState};
+use super::{customer_not_found, ApiState, CustomerPath};
 use crate::domain::standardise::EmailAddress;
 use crate::store::profile;
 use crate::store::settings;
@@ -46,9 +47,8 @@ struct Identifier {
 /// The identifiers of the customer `id` answers to (itself or its survivor), by kind.
 async fn identifiers(
     State(ApiState { pool, .. }): State<ApiState>,
-    Path((raw_tenant, raw_id)): Path<(String, String)>,
+    CustomerPath(tenant, id): CustomerPath,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    let (tenant, id) = customer_path(&raw_tenant, &raw_id)?;
     let mut conn = pool.acquire().await?;
     let customer = crate::store::profile::canonical_id(&mut conn, &tenant, id)
         .await?
@@ -66,9 +66,8 @@ async fn identifiers(
 
 async fn get_customer(
     State(ApiState { pool, .. }): State<ApiState>,
-    Path((raw_tenant, raw_id)): Path<(String, String)>,
+    CustomerPath(tenant, id): CustomerPath,
 ) -> Result<Json<Profile>, Problem> {
-    let (tenant, id) = customer_path(&raw_tenant, &raw_id)?;
     let mut conn = pool.acquire().await?;
     profile::load_following_alias(&mut conn, &tenant, id)
         .await?
@@ -87,36 +86,36 @@ struct Lookup {
 /// end up in access logs, so an email lookup is a POST (see [`lookup_customers`]).
 async fn find_customers(
     State(state): State<ApiState>,
-    Path(raw_tenant): Path<String>,
+    TenantPath(tenant): TenantPath,
     Query(q): Query<Lookup>,
 ) -> Result<Json<serde_json::Value>, Problem> {
     if q.email.is_some() {
         return Err(pii_in_query());
     }
-    lookup(&state, &raw_tenant, q).await
+    lookup(&state, &tenant, q).await
 }
 
 /// `POST …/customers/lookup` with `{"user_id" | "anonymous_id" | "email": …}` in the body.
 async fn lookup_customers(
     State(state): State<ApiState>,
-    Path(raw_tenant): Path<String>,
+    TenantPath(tenant): TenantPath,
     body: axum::body::Bytes,
 ) -> Result<Json<serde_json::Value>, Problem> {
     let q: Lookup = serde_json::from_slice(&body).map_err(|_| {
         Problem::new(
             StatusCode::BAD_REQUEST,
-            "invalid_lookup",
+            Code::InvalidLookup,
             "the body is {\"user_id\" | \"anonymous_id\" | \"email\": \"…\"}",
         )
     })?;
-    lookup(&state, &raw_tenant, q).await
+    lookup(&state, &tenant, q).await
 }
 
 /// 400 for an email in a query string.
 fn pii_in_query() -> Problem {
     Problem::new(
         StatusCode::BAD_REQUEST,
-        "pii_in_query",
+        Code::PiiInQuery,
         "emails are personal data and query strings end up in logs: POST /v1/customers/lookup with {\"email\": \"…\"}",
     )
 }
@@ -124,29 +123,28 @@ fn pii_in_query() -> Problem {
 /// Customers holding an exact identifier (0 or 1 in this slice).
 async fn lookup(
     ApiState { pool, .. }: &ApiState,
-    raw_tenant: &str,
+    tenant: &TenantId,
     q: Lookup,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    let tenant = tenant_from_path(raw_tenant)?;
     let (kind, value) = match (q.user_id, q.anonymous_id, q.email) {
         (Some(v), None, None) => ("user_id", v.trim().to_owned()),
         (None, Some(v), None) => ("anonymous_id", v.trim().to_owned()),
         (None, None, Some(v)) => {
             let mut conn = pool.acquire().await?;
-            ("email", email_lookup_key(&mut conn, &tenant, &v).await?)
+            ("email", email_lookup_key(&mut conn, tenant, &v).await?)
         }
         _ => {
             return Err(Problem::new(
                 StatusCode::BAD_REQUEST,
-                "invalid_lookup",
+                Code::InvalidLookup,
                 "give exactly one of user_id, anonymous_id or email",
             ))
         }
     };
     let mut conn = pool.acquire().await?;
     let mut items = Vec::new();
-    if let Some(id) = profile::find_by_identifier(&mut conn, &tenant, kind, &value).await? {
-        if let Some(p) = profile::load(&mut conn, &tenant, id).await? {
+    if let Some(id) = profile::find_by_identifier(&mut conn, tenant, kind, &value).await? {
+        if let Some(p) = profile::load(&mut conn, tenant, id).await? {
             items.push(p);
         }
     }
@@ -162,7 +160,7 @@ async fn email_lookup_key(
     let Some(address) = EmailAddress::parse(raw) else {
         return Err(Problem::new(
             StatusCode::BAD_REQUEST,
-            "invalid_email",
+            Code::InvalidEmail,
             "email is not a valid address",
         ));
     };

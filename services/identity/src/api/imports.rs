@@ -2,12 +2,14 @@
 //! report), the clean-up of a tenant's base on demand (a persistent job), and job status.
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use crm_service::{jobs, tenant_from_path, Problem};
+use crm_service::Code;
+use crm_service::{jobs, Problem};
+use crm_service::{TenantAnd, TenantPath};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -40,15 +42,14 @@ const CHUNK_BYTES: usize = 1024 * 1024;
 /// import as a persistent job and answers 202.
 async fn start(
     State(state): State<ApiState>,
-    Path(raw_tenant): Path<String>,
+    TenantPath(tenant): TenantPath,
     Query(q): Query<StartQuery>,
     body: Body,
 ) -> Result<(StatusCode, Json<Value>), Problem> {
-    let tenant = tenant_from_path(&raw_tenant)?;
     let format = Format::parse(q.format.as_deref().unwrap_or("csv")).ok_or_else(|| {
         Problem::new(
             StatusCode::BAD_REQUEST,
-            "invalid_format",
+            Code::InvalidFormat,
             "format is csv or ndjson",
         )
     })?;
@@ -56,7 +57,7 @@ async fn start(
         tracing::error!(error = %format!("{e:#}"), "storing an import failed");
         Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "import_unavailable",
+            Code::ImportUnavailable,
             "the import could not be stored; retry shortly",
         )
     };
@@ -99,7 +100,7 @@ async fn receive(
         let piece = piece.map_err(|_| {
             Problem::new(
                 StatusCode::BAD_REQUEST,
-                "upload_interrupted",
+                Code::UploadInterrupted,
                 "the file did not arrive whole; send it again",
             )
         })?;
@@ -107,7 +108,7 @@ async fn receive(
         if total > MAX_IMPORT_BYTES {
             return Err(Problem::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                Code::PayloadTooLarge,
                 format!(
                     "an import through the API is at most {} MiB; use `crm-identity import` for larger files",
                     MAX_IMPORT_BYTES / (1024 * 1024)
@@ -147,13 +148,12 @@ struct Job {
 
 async fn status(
     State(ApiState { pool, .. }): State<ApiState>,
-    Path((raw_tenant, raw_id)): Path<(String, String)>,
+    TenantAnd(tenant, raw_id): TenantAnd<String>,
 ) -> Result<Json<Job>, Problem> {
-    let tenant = tenant_from_path(&raw_tenant)?;
     let not_found = || {
         Problem::new(
             StatusCode::NOT_FOUND,
-            "import_not_found",
+            Code::ImportNotFound,
             "no import job with this id for this tenant",
         )
     };
@@ -175,9 +175,8 @@ async fn status(
 /// persistent job; 202 with the job's id.
 async fn clean(
     State(state): State<ApiState>,
-    Path(raw_tenant): Path<String>,
+    TenantPath(tenant): TenantPath,
 ) -> Result<(StatusCode, Json<Value>), Problem> {
-    let tenant = tenant_from_path(&raw_tenant)?;
     let id = jobs::enqueue(&state.pool, &tenant, cleanup::JOB, &json!({})).await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -190,13 +189,12 @@ async fn clean(
 /// A persistent job of the tenant (a clean-up, an import's run).
 async fn job(
     State(state): State<ApiState>,
-    Path((raw_tenant, id)): Path<(String, String)>,
+    TenantAnd(tenant, id): TenantAnd<String>,
 ) -> Result<Json<jobs::JobView>, Problem> {
-    let tenant = tenant_from_path(&raw_tenant)?;
     let not_found = || {
         Problem::new(
             StatusCode::NOT_FOUND,
-            "job_not_found",
+            Code::JobNotFound,
             "no such job for this tenant",
         )
     };

@@ -1,14 +1,16 @@
 //! Merges and their evidence, and unmerge.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use crm_service::{tenant_from_path, Problem};
+use crm_service::Code;
+use crm_service::Problem;
+use crm_service::TenantAnd;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::{customer_not_found, customer_path, ApiState};
+use super::{customer_not_found, ApiState, CustomerPath};
 use crate::merge;
 use crate::store::profile;
 use crate::unmerge::{unmerge, UnmergeError};
@@ -28,9 +30,8 @@ pub(crate) fn routes() -> Router<ApiState> {
 /// The merges a customer took part in, newest first.
 async fn list(
     State(ApiState { pool, .. }): State<ApiState>,
-    Path((raw_tenant, raw_id)): Path<(String, String)>,
+    CustomerPath(tenant, id): CustomerPath,
 ) -> Result<Json<Value>, Problem> {
-    let (tenant, id) = customer_path(&raw_tenant, &raw_id)?;
     let mut conn = pool.acquire().await?;
     let items = merge::merges_of(&mut conn, &tenant, id).await?;
     if items.is_empty() {
@@ -43,13 +44,12 @@ async fn list(
 
 async fn split(
     State(state): State<ApiState>,
-    Path((raw_tenant, raw_id)): Path<(String, String)>,
+    TenantAnd(tenant, raw_id): TenantAnd<String>,
 ) -> Result<Json<Value>, Problem> {
-    let tenant = tenant_from_path(&raw_tenant)?;
     let not_found = || {
         Problem::new(
             StatusCode::NOT_FOUND,
-            "merge_not_found",
+            Code::MergeNotFound,
             "no merge with this id for this tenant that is still in force",
         )
     };
@@ -61,7 +61,7 @@ async fn split(
         Err(UnmergeError::SurvivorGone) => {
             return Err(Problem::new(
                 StatusCode::CONFLICT,
-                "survivor_merged_again",
+                Code::SurvivorMergedAgain,
                 "the survivor of this merge was merged or erased since; undo that first",
             ))
         }

@@ -10,12 +10,14 @@ mod reviews;
 mod search;
 mod timeline;
 
+use crm_service::Code;
+use crm_service::TenantAnd;
 use std::sync::Arc;
 
 use axum::http::StatusCode;
 use axum::Router;
 use crm_envelope::TenantId;
-use crm_service::{tenant_from_path, Problem};
+use crm_service::Problem;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -47,15 +49,25 @@ pub(crate) fn routes(state: ApiState) -> Router {
 pub(crate) fn customer_not_found() -> Problem {
     Problem::new(
         StatusCode::NOT_FOUND,
-        "customer_not_found",
+        Code::CustomerNotFound,
         "no customer with this id for this tenant",
     )
 }
 
 /// The tenant and customer id of a `/tenants/{tenant}/customers/{id}/...` path; an id that is
-/// not a UUID names no customer.
-pub(crate) fn customer_path(raw_tenant: &str, raw_id: &str) -> Result<(TenantId, Uuid), Problem> {
-    let tenant = tenant_from_path(raw_tenant)?;
-    let id = Uuid::parse_str(raw_id).map_err(|_| customer_not_found())?;
-    Ok((tenant, id))
+/// not a UUID names no customer (404 `customer_not_found`).
+pub(crate) struct CustomerPath(pub TenantId, pub Uuid);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for CustomerPath {
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Problem> {
+        let TenantAnd(tenant, raw_id) =
+            TenantAnd::<String>::from_request_parts(parts, state).await?;
+        let id = Uuid::parse_str(&raw_id).map_err(|_| customer_not_found())?;
+        Ok(Self(tenant, id))
+    }
 }

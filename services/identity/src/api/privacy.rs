@@ -1,17 +1,18 @@
 //! Consent (read, record), export and erasure of a customer.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use crm_envelope::{Envelope, Topic};
 use crm_kafka::outbox;
+use crm_service::Code;
 use crm_service::Problem;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{customer_not_found, customer_path, ApiState};
+use super::{customer_not_found, ApiState, CustomerPath};
 use crate::privacy::{self, ConsentChange};
 use crate::store::profile;
 
@@ -33,9 +34,8 @@ pub(crate) fn routes() -> Router<ApiState> {
 
 async fn read_consent(
     State(ApiState { pool, .. }): State<ApiState>,
-    Path((raw_tenant, raw_id)): Path<(String, String)>,
+    CustomerPath(tenant, id): CustomerPath,
 ) -> Result<Json<Value>, Problem> {
-    let (tenant, id) = customer_path(&raw_tenant, &raw_id)?;
     let mut conn = pool.acquire().await?;
     let customer = profile::canonical_id(&mut conn, &tenant, id)
         .await?
@@ -59,14 +59,13 @@ struct ConsentBody {
 
 async fn record_consent(
     State(state): State<ApiState>,
-    Path((raw_tenant, raw_id)): Path<(String, String)>,
+    CustomerPath(tenant, id): CustomerPath,
     body: Result<Json<ConsentBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, Problem> {
-    let (tenant, id) = customer_path(&raw_tenant, &raw_id)?;
     let Json(body) = body.map_err(|e| {
         Problem::new(
             StatusCode::BAD_REQUEST,
-            "invalid_consent",
+            Code::InvalidConsent,
             format!(
                 "expected {{purpose, channel, granted, at?, source?}}: {}",
                 e.body_text()
@@ -80,7 +79,7 @@ async fn record_consent(
     };
     change
         .validate()
-        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_consent", &e))?;
+        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, Code::InvalidConsent, &e))?;
     let mut tx = state.pool.begin().await?;
     let customer = profile::canonical_id(&mut tx, &tenant, id)
         .await?
@@ -113,9 +112,8 @@ async fn record_consent(
 
 async fn export(
     State(ApiState { pool, .. }): State<ApiState>,
-    Path((raw_tenant, raw_id)): Path<(String, String)>,
+    CustomerPath(tenant, id): CustomerPath,
 ) -> Result<Json<Value>, Problem> {
-    let (tenant, id) = customer_path(&raw_tenant, &raw_id)?;
     let mut conn = pool.acquire().await?;
     privacy::export(&mut conn, &tenant, id)
         .await?
@@ -125,9 +123,8 @@ async fn export(
 
 async fn erase(
     State(state): State<ApiState>,
-    Path((raw_tenant, raw_id)): Path<(String, String)>,
+    CustomerPath(tenant, id): CustomerPath,
 ) -> Result<Json<Value>, Problem> {
-    let (tenant, id) = customer_path(&raw_tenant, &raw_id)?;
     let mut tx = state.pool.begin().await?;
     let erased = privacy::erase(&mut tx, &tenant, id)
         .await?

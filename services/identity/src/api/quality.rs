@@ -1,9 +1,10 @@
 //! The per-tenant data-quality report.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use crm_service::{tenant_from_path, Problem};
+use crm_service::Problem;
+use crm_service::TenantPath;
 use serde::Serialize;
 
 use super::ApiState;
@@ -28,9 +29,8 @@ pub(crate) fn routes() -> Router<ApiState> {
 
 async fn report(
     State(ApiState { pool, .. }): State<ApiState>,
-    Path(raw_tenant): Path<String>,
+    TenantPath(tenant): TenantPath,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    let tenant = tenant_from_path(&raw_tenant)?;
     let fields: Vec<FieldQuality> = sqlx::query_as(
         "SELECT field, present, valid, invalid, standardised FROM data_quality
          WHERE tenant_id = $1 ORDER BY field",

@@ -7,6 +7,8 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use crm_service::Code;
+use crm_service::TenantPath;
 use crm_service::{tenant_from_path, Problem};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -49,26 +51,28 @@ struct ListQuery {
     after: Option<Uuid>,
 }
 
-fn bad_request(code: &'static str, detail: &str) -> Problem {
+fn bad_request(code: Code, detail: &str) -> Problem {
     Problem::new(StatusCode::BAD_REQUEST, code, detail)
 }
 
 async fn list(
     State(ApiState { pool, .. }): State<ApiState>,
-    Path(raw_tenant): Path<String>,
+    TenantPath(tenant): TenantPath,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, Problem> {
-    let tenant = tenant_from_path(&raw_tenant)?;
     let status = q.status.as_deref().unwrap_or("pending");
     if !["pending", "accepted", "rejected"].contains(&status) {
         return Err(bad_request(
-            "invalid_status",
+            Code::InvalidStatus,
             "status is one of pending, accepted, rejected",
         ));
     }
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
-        return Err(bad_request("invalid_limit", "limit is between 1 and 200"));
+        return Err(bad_request(
+            Code::InvalidLimit,
+            "limit is between 1 and 200",
+        ));
     }
     let items: Vec<Review> = sqlx::query_as(
         "SELECT id, customer_a, customer_b, reason, probability, evidence, status, created_at, decided_at
@@ -96,7 +100,7 @@ async fn decide(
     let not_found = || {
         Problem::new(
             StatusCode::NOT_FOUND,
-            "review_not_found",
+            Code::ReviewNotFound,
             "no pending review with this id for this tenant",
         )
     };
@@ -107,7 +111,7 @@ async fn decide(
         _ => {
             return Err(Problem::new(
                 StatusCode::NOT_FOUND,
-                "unknown_decision",
+                Code::UnknownDecision,
                 "decide a review with /accept or /reject",
             ))
         }

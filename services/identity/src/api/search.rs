@@ -1,11 +1,13 @@
 //! Customer search and per-tenant identity settings.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use crm_service::{tenant_from_path, Problem};
+use crm_service::Code;
+use crm_service::Problem;
+use crm_service::TenantPath;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -33,15 +35,14 @@ struct SearchQuery {
 
 async fn find(
     State(ApiState { pool, .. }): State<ApiState>,
-    Path(raw_tenant): Path<String>,
+    TenantPath(tenant): TenantPath,
     Query(q): Query<SearchQuery>,
 ) -> Result<Json<Value>, Problem> {
-    let tenant = tenant_from_path(&raw_tenant)?;
     let text = q.q.unwrap_or_default();
     if text.trim().chars().count() < 2 || text.len() > 200 {
         return Err(Problem::new(
             StatusCode::BAD_REQUEST,
-            "invalid_query",
+            Code::InvalidQuery,
             "q is 2 to 200 characters: an identifier, or words of a name or email",
         ));
     }
@@ -49,7 +50,7 @@ async fn find(
     if !(1..=100).contains(&limit) {
         return Err(Problem::new(
             StatusCode::BAD_REQUEST,
-            "invalid_limit",
+            Code::InvalidLimit,
             "limit is between 1 and 100",
         ));
     }
@@ -69,23 +70,26 @@ async fn find(
 
 async fn read_settings(
     State(ApiState { pool, .. }): State<ApiState>,
-    Path(raw_tenant): Path<String>,
+    TenantPath(tenant): TenantPath,
 ) -> Result<Json<Settings>, Problem> {
-    let tenant = tenant_from_path(&raw_tenant)?;
     let mut conn = pool.acquire().await?;
     Ok(Json(settings::load(&mut conn, &tenant).await?))
 }
 
 async fn write_settings(
     State(ApiState { pool, .. }): State<ApiState>,
-    Path(raw_tenant): Path<String>,
+    TenantPath(tenant): TenantPath,
     body: Result<Json<Settings>, JsonRejection>,
 ) -> Result<Json<Settings>, Problem> {
-    let tenant = tenant_from_path(&raw_tenant)?;
-    let Json(new) =
-        body.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_settings", e.body_text()))?;
+    let Json(new) = body.map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            Code::InvalidSettings,
+            e.body_text(),
+        )
+    })?;
     new.validate()
-        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid_settings", e))?;
+        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, Code::InvalidSettings, e))?;
     let mut conn = pool.acquire().await?;
     settings::save(&mut conn, &tenant, &new).await?;
     Ok(Json(new))

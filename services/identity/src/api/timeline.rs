@@ -1,14 +1,15 @@
 //! A customer's timeline, newest first, with cursor paging.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+use crm_service::Code;
 use crm_service::Problem;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{customer_not_found, customer_path, ApiState};
+use super::{customer_not_found, ApiState, CustomerPath};
 use crate::store::settings;
 use crate::store::{profile, timeline};
 
@@ -29,15 +30,14 @@ struct PageQuery {
 
 async fn page(
     State(ApiState { pool, .. }): State<ApiState>,
-    Path((raw_tenant, raw_id)): Path<(String, String)>,
+    CustomerPath(tenant, id): CustomerPath,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<Value>, Problem> {
-    let (tenant, id) = customer_path(&raw_tenant, &raw_id)?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(Problem::new(
             StatusCode::BAD_REQUEST,
-            "invalid_limit",
+            Code::InvalidLimit,
             "limit is between 1 and 200",
         ));
     }
@@ -46,7 +46,7 @@ async fn page(
         Some(c) => Some(timeline::parse_cursor(c).ok_or_else(|| {
             Problem::new(
                 StatusCode::BAD_REQUEST,
-                "invalid_cursor",
+                Code::InvalidCursor,
                 "cursor is not one this API gave; pass the previous page's next as it is",
             )
         })?),

@@ -2,14 +2,16 @@
 //! liability report; the member record.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use crm_kafka::outbox::enqueue_all;
-use crm_service::{tenant_from_path, Problem};
+use crm_service::Code;
+use crm_service::Problem;
+use crm_service::{TenantAnd, TenantPath};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -42,9 +44,8 @@ pub(crate) fn routes() -> Router<ApiState> {
 
 async fn member(
     State(state): State<ApiState>,
-    Path((tenant, id)): Path<(String, Uuid)>,
+    TenantAnd(tenant, id): TenantAnd<Uuid>,
 ) -> Result<Json<Value>, Problem> {
-    let tenant = tenant_from_path(&tenant)?;
     let row: Option<(DateTime<Utc>, i64, DateTime<Utc>)> =
         sqlx::query_as("SELECT enrolled_at, orders_seen, last_activity_at FROM members WHERE tenant_id = $1 AND customer_id = $2")
             .bind(tenant.as_str())
@@ -54,7 +55,7 @@ async fn member(
     let (enrolled_at, orders_seen, last_activity_at) = row.ok_or_else(|| {
         Problem::new(
             StatusCode::NOT_FOUND,
-            "customer_not_found",
+            Code::CustomerNotFound,
             "no member with this id",
         )
     })?;
@@ -65,9 +66,8 @@ async fn member(
 
 async fn account(
     State(state): State<ApiState>,
-    Path((tenant, id)): Path<(String, Uuid)>,
+    TenantAnd(tenant, id): TenantAnd<Uuid>,
 ) -> Result<Json<Value>, Problem> {
-    let tenant = tenant_from_path(&tenant)?;
     let mut conn = state.pool.acquire().await?;
     let p = programme_of(&mut conn, &tenant).await?;
     let balances: Vec<(String, i64)> = sqlx::query_as(
@@ -139,17 +139,16 @@ struct StatementQuery {
 /// source event of their transaction.
 async fn statement(
     State(state): State<ApiState>,
-    Path((tenant, id)): Path<(String, Uuid)>,
+    TenantAnd(tenant, id): TenantAnd<Uuid>,
     Query(q): Query<StatementQuery>,
 ) -> Result<Json<Value>, Problem> {
-    let tenant = tenant_from_path(&tenant)?;
     let limit = match q.limit {
         None => 50,
         Some(l @ 1..=500) => i64::from(l),
         Some(_) => {
             return Err(Problem::new(
                 StatusCode::BAD_REQUEST,
-                "invalid_limit",
+                Code::InvalidLimit,
                 "limit must be 1 to 500",
             ))
         }
@@ -189,11 +188,10 @@ struct Adjustment {
 
 async fn adjust(
     State(state): State<ApiState>,
-    Path((tenant, id)): Path<(String, Uuid)>,
+    TenantAnd(tenant, id): TenantAnd<Uuid>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    let tenant = tenant_from_path(&tenant)?;
     let key = idempotency_key(&headers)?;
     let a: Adjustment = json_body(&body)?;
     let mut tx = state.pool.begin().await?;
@@ -237,9 +235,8 @@ async fn adjust(
 /// redeemed and expired totals; they always reconcile.
 async fn liability(
     State(state): State<ApiState>,
-    Path(tenant): Path<String>,
+    TenantPath(tenant): TenantPath,
 ) -> Result<Json<Value>, Problem> {
-    let tenant = tenant_from_path(&tenant)?;
     let rows: Vec<(String, i64, i64)> = sqlx::query_as(
         "SELECT kind, coalesce(sum(balance), 0)::int8, count(*) FILTER (WHERE balance <> 0) FROM accounts WHERE tenant_id = $1 GROUP BY kind",
     )

@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use crm_envelope::TenantId;
+use crm_service::Code;
 use crm_service::Problem;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -55,7 +56,7 @@ impl Keyed {
             None => Ok(Ok(Self { key, request })),
             Some((r, ..)) if r != request => Err(Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency_key_reused",
+                Code::IdempotencyKeyReused,
                 "this Idempotency-Key was used for another request; use a new key for a new request",
             )),
             Some((_, status, body)) => {

@@ -9,6 +9,7 @@ mod programme;
 mod rewards;
 
 use crm_envelope::TenantId;
+use crm_service::Code;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -44,7 +45,7 @@ pub(crate) fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, Problem>
     serde_json::from_slice(body).map_err(|e| {
         Problem::new(
             StatusCode::BAD_REQUEST,
-            "invalid_body",
+            Code::InvalidBody,
             format!("the body is not what this call takes: {e}"),
         )
     })
@@ -60,7 +61,7 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<String, Problem> {
         .ok_or_else(|| {
             Problem::new(
                 StatusCode::BAD_REQUEST,
-                "idempotency_key_required",
+                Code::IdempotencyKeyRequired,
                 "send an Idempotency-Key header (1 to 255 characters) with every write",
             )
         })
@@ -84,7 +85,7 @@ pub(crate) async fn programme_of(
     programmes::load(conn, tenant).await?.ok_or_else(|| {
         Problem::new(
             StatusCode::CONFLICT,
-            "no_programme",
+            Code::NoProgramme,
             "configure the programme first: PUT /v1/loyalty/programme",
         )
     })
@@ -95,23 +96,25 @@ pub(crate) fn op_problem(e: OpError) -> Problem {
     match e {
         OpError::Insufficient { balance, needed } => Problem::new(
             StatusCode::CONFLICT,
-            "insufficient_points",
+            Code::InsufficientPoints,
             format!("the customer has {balance} points; {needed} are needed"),
         )
         .with("balance", balance.into())
         .with("needed", needed.into()),
-        OpError::NotFound(what) => Problem::new(StatusCode::NOT_FOUND, "not_found", what),
-        OpError::Unavailable(m) => Problem::new(StatusCode::CONFLICT, "reward_unavailable", m),
-        OpError::State(m) => Problem::new(StatusCode::CONFLICT, "invalid_state", m),
+        OpError::NotFound(what) => Problem::new(StatusCode::NOT_FOUND, Code::NotFound, what),
+        OpError::Unavailable(m) => Problem::new(StatusCode::CONFLICT, Code::RewardUnavailable, m),
+        OpError::State(m) => Problem::new(StatusCode::CONFLICT, Code::InvalidState, m),
         OpError::Duplicate => Problem::new(
             StatusCode::CONFLICT,
-            "already_applied",
+            Code::AlreadyApplied,
             "a request with this idempotency key was already applied",
         ),
-        OpError::Invalid(m) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", m),
+        OpError::Invalid(m) => {
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, Code::InvalidRequest, m)
+        }
         OpError::Post(PostError::Insufficient { balance, .. }) => Problem::new(
             StatusCode::CONFLICT,
-            "insufficient_points",
+            Code::InsufficientPoints,
             format!("the posting would leave {balance} points"),
         ),
         OpError::Post(PostError::Db(e)) => e.into(),

@@ -1,12 +1,14 @@
 //! The tenant's programme.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
-use crm_service::{tenant_from_path, Problem};
+use crm_service::Code;
+use crm_service::Problem;
+use crm_service::TenantPath;
 
 use super::keyed::Keyed;
 use super::{actor, json_body, programme_of, ApiState};
@@ -22,25 +24,23 @@ pub(crate) fn routes() -> Router<ApiState> {
 
 async fn read(
     State(state): State<ApiState>,
-    Path(tenant): Path<String>,
+    TenantPath(tenant): TenantPath,
 ) -> Result<Json<Programme>, Problem> {
-    let tenant = tenant_from_path(&tenant)?;
     let mut conn = state.pool.acquire().await?;
     Ok(Json(programme_of(&mut conn, &tenant).await?))
 }
 
 async fn write(
     State(state): State<ApiState>,
-    Path(tenant): Path<String>,
+    TenantPath(tenant): TenantPath,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    let tenant = tenant_from_path(&tenant)?;
     let p: Programme = json_body(&body)?;
     if let Some(problem) = p.problem() {
         return Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_programme",
+            Code::InvalidProgramme,
             problem,
         ));
     }

@@ -1,14 +1,16 @@
 //! The reward catalogue and redemptions (reserve, confirm, cancel).
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use crm_kafka::outbox::enqueue_all;
-use crm_service::{tenant_from_path, Problem};
+use crm_service::Code;
+use crm_service::Problem;
+use crm_service::{TenantAnd, TenantPath};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -68,7 +70,7 @@ fn check(r: &RewardBody) -> Result<(), Problem> {
     let bad = |m: &str| {
         Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_reward",
+            Code::InvalidReward,
             m.to_owned(),
         ))
     };
@@ -107,11 +109,10 @@ fn reward_json(r: &RewardRow) -> Value {
 
 async fn create(
     State(state): State<ApiState>,
-    Path(tenant): Path<String>,
+    TenantPath(tenant): TenantPath,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    let tenant = tenant_from_path(&tenant)?;
     let r: RewardBody = json_body(&body)?;
     check(&r)?;
     let mut tx = state.pool.begin().await?;
@@ -141,11 +142,10 @@ async fn create(
 
 async fn update(
     State(state): State<ApiState>,
-    Path((tenant, id)): Path<(String, Uuid)>,
+    TenantAnd(tenant, id): TenantAnd<Uuid>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    let tenant = tenant_from_path(&tenant)?;
     let r: RewardBody = json_body(&body)?;
     check(&r)?;
     let mut tx = state.pool.begin().await?;
@@ -168,7 +168,7 @@ async fn update(
     .fetch_optional(&mut *tx)
     .await?;
     let row =
-        row.ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "not_found", "no such reward"))?;
+        row.ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, Code::NotFound, "no such reward"))?;
     let answer = keyed
         .answer(&mut tx, &tenant, StatusCode::OK, &reward_json(&row))
         .await?;
@@ -178,9 +178,8 @@ async fn update(
 
 async fn list(
     State(state): State<ApiState>,
-    Path(tenant): Path<String>,
+    TenantPath(tenant): TenantPath,
 ) -> Result<Json<Value>, Problem> {
-    let tenant = tenant_from_path(&tenant)?;
     let rows: Vec<RewardRow> = sqlx::query_as(&format!(
         "SELECT {REWARD} FROM rewards WHERE tenant_id = $1 ORDER BY cost, name"
     ))
@@ -201,11 +200,10 @@ struct ReserveBody {
 
 async fn reserve(
     State(state): State<ApiState>,
-    Path(tenant): Path<String>,
+    TenantPath(tenant): TenantPath,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    let tenant = tenant_from_path(&tenant)?;
     let key = idempotency_key(&headers)?;
     let b: ReserveBody = json_body(&body)?;
     let mut tx = state.pool.begin().await?;
@@ -234,24 +232,22 @@ async fn reserve(
 
 async fn read(
     State(state): State<ApiState>,
-    Path((tenant, id)): Path<(String, Uuid)>,
+    TenantAnd(tenant, id): TenantAnd<Uuid>,
 ) -> Result<Json<Redemption>, Problem> {
-    let tenant = tenant_from_path(&tenant)?;
     sqlx::query_as("SELECT id, customer_id, reward_id, points, status, reserved_at, expires_at, settled_at, coupon_code FROM redemptions WHERE tenant_id = $1 AND id = $2")
         .bind(tenant.as_str())
         .bind(id)
         .fetch_optional(&state.pool)
         .await?
         .map(Json)
-        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "not_found", "no such redemption"))
+        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, Code::NotFound, "no such redemption"))
 }
 
 async fn confirm(
     State(state): State<ApiState>,
-    Path((tenant, id)): Path<(String, Uuid)>,
+    TenantAnd(tenant, id): TenantAnd<Uuid>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let tenant = tenant_from_path(&tenant)?;
     let mut tx = state.pool.begin().await?;
     let op = format!("redemption.confirm {id}");
     let keyed = match Keyed::start(&mut tx, &tenant, &headers, &op, &[]).await? {
@@ -271,10 +267,9 @@ async fn confirm(
 
 async fn cancel(
     State(state): State<ApiState>,
-    Path((tenant, id)): Path<(String, Uuid)>,
+    TenantAnd(tenant, id): TenantAnd<Uuid>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let tenant = tenant_from_path(&tenant)?;
     let mut tx = state.pool.begin().await?;
     let op = format!("redemption.cancel {id}");
     let keyed = match Keyed::start(&mut tx, &tenant, &headers, &op, &[]).await? {

@@ -1,12 +1,14 @@
 //! A customer's view: aggregates, segments, stage, RFM, lead score with its explanation,
 //! value predictions.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use crm_service::{tenant_from_path, Problem};
+use crm_service::Code;
+use crm_service::Problem;
+use crm_service::TenantAnd;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -35,7 +37,7 @@ pub(crate) fn routes() -> Router<ApiState> {
 fn not_found() -> Problem {
     Problem::new(
         StatusCode::NOT_FOUND,
-        "customer_not_found",
+        Code::CustomerNotFound,
         "segmentation has no activity or profile for this customer",
     )
 }
@@ -44,9 +46,8 @@ fn not_found() -> Problem {
 /// counts per event name (all time, last 7 / 30 / 90 days).
 async fn activity(
     State(state): State<ApiState>,
-    Path((tenant, id)): Path<(String, Uuid)>,
+    TenantAnd(tenant, id): TenantAnd<Uuid>,
 ) -> Result<Json<Value>, Problem> {
-    let tenant = tenant_from_path(&tenant)?;
     let mut conn = state.pool.acquire().await?;
     let id = lookup(&mut conn, &tenant, id).await?.customer;
     let model = state.catalog.get(&mut conn, &tenant).await?;
@@ -90,9 +91,8 @@ async fn activity(
 
 async fn segments(
     State(state): State<ApiState>,
-    Path((tenant, id)): Path<(String, Uuid)>,
+    TenantAnd(tenant, id): TenantAnd<Uuid>,
 ) -> Result<Json<Value>, Problem> {
-    let tenant = tenant_from_path(&tenant)?;
     let mut conn = state.pool.acquire().await?;
     let found = lookup(&mut conn, &tenant, id).await?;
     let id = found.customer;
@@ -124,9 +124,8 @@ async fn segments(
 
 async fn scores(
     State(state): State<ApiState>,
-    Path((tenant, id)): Path<(String, Uuid)>,
+    TenantAnd(tenant, id): TenantAnd<Uuid>,
 ) -> Result<Json<Value>, Problem> {
-    let tenant = tenant_from_path(&tenant)?;
     let mut conn = state.pool.acquire().await?;
     let id = lookup(&mut conn, &tenant, id).await?.customer;
     let model = state.catalog.get(&mut conn, &tenant).await?;

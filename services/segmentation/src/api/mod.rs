@@ -6,6 +6,7 @@ mod reports;
 mod segments;
 mod settings;
 
+use crm_service::Code;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -50,7 +51,7 @@ pub(crate) fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, Problem>
     serde_json::from_slice(body).map_err(|e| {
         Problem::new(
             StatusCode::BAD_REQUEST,
-            "invalid_body",
+            Code::InvalidBody,
             format!("the body is not what this call takes: {e}"),
         )
     })
@@ -63,7 +64,7 @@ pub(crate) fn page_size(limit: Option<u32>) -> Result<i64, Problem> {
         Some(l @ 1..=1000) => Ok(i64::from(l)),
         Some(_) => Err(Problem::new(
             StatusCode::BAD_REQUEST,
-            "invalid_limit",
+            Code::InvalidLimit,
             "limit must be 1 to 1000",
         )),
     }

@@ -1,12 +1,14 @@
 //! Reports: RFM and lifecycle distributions, the acquisition / retention / win-back report,
 //! and scoring runs (on demand and their history).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Duration, Utc};
-use crm_service::{jobs, tenant_from_path, Problem};
+use crm_service::Code;
+use crm_service::{jobs, Problem};
+use crm_service::{TenantAnd, TenantPath};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -31,9 +33,8 @@ pub(crate) fn routes() -> Router<ApiState> {
 /// Customers per RFM group and per (R, F) cell, from the last scoring run.
 async fn rfm(
     State(state): State<ApiState>,
-    Path(tenant): Path<String>,
+    TenantPath(tenant): TenantPath,
 ) -> Result<Json<Value>, Problem> {
-    let tenant = tenant_from_path(&tenant)?;
     let groups: Vec<(String, i64, f64)> = sqlx::query_as(
         "SELECT rfm_group, count(*), coalesce(sum(revenue_total), 0)::float8 FROM customer_activity
          WHERE tenant_id = $1 AND rfm_group IS NOT NULL GROUP BY rfm_group ORDER BY 2 DESC",
@@ -94,7 +95,7 @@ fn instant(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, Pro
                 .map_err(|_| {
                     Problem::new(
                         StatusCode::BAD_REQUEST,
-                        "invalid_range",
+                        Code::InvalidRange,
                         format!("{name} must be an RFC 3339 time, such as 2026-11-01T00:00:00Z"),
                     )
                 })
@@ -106,10 +107,9 @@ fn instant(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, Pro
 /// (into `at_risk` and `lapsed`), win-back (into `reactivated`).
 async fn lifecycle(
     State(state): State<ApiState>,
-    Path(tenant): Path<String>,
+    TenantPath(tenant): TenantPath,
     Query(q): Query<LifecycleQuery>,
 ) -> Result<Json<Value>, Problem> {
-    let tenant = tenant_from_path(&tenant)?;
     let (period, step) = match q.period.as_deref().unwrap_or("week") {
         "day" => ("day", Duration::days(1)),
         "week" => ("week", Duration::weeks(1)),
@@ -117,7 +117,7 @@ async fn lifecycle(
         _ => {
             return Err(Problem::new(
                 StatusCode::BAD_REQUEST,
-                "invalid_period",
+                Code::InvalidPeriod,
                 "period must be day, week or month",
             ))
         }
@@ -127,7 +127,7 @@ async fn lifecycle(
     if from >= to || to - from > Duration::days(3660) {
         return Err(Problem::new(
             StatusCode::BAD_REQUEST,
-            "invalid_range",
+            Code::InvalidRange,
             "from must be before to, at most ten years apart",
         ));
     }
@@ -191,9 +191,8 @@ async fn lifecycle(
 /// taken by one replica's worker.
 async fn run_now(
     State(state): State<ApiState>,
-    Path(tenant): Path<String>,
+    TenantPath(tenant): TenantPath,
 ) -> Result<(StatusCode, [(header::HeaderName, String); 1], Json<Value>), Problem> {
-    let tenant = tenant_from_path(&tenant)?;
     let id = jobs::enqueue(&state.pool, &tenant, scoring::JOB, &json!({})).await?;
     let job_id = format!("segmentation-{id}");
     let url = format!("/v1/jobs/{job_id}");
@@ -207,13 +206,12 @@ async fn run_now(
 /// A job of the tenant's: status, progress, result or error.
 async fn job(
     State(state): State<ApiState>,
-    Path((tenant, id)): Path<(String, i64)>,
+    TenantAnd(tenant, id): TenantAnd<i64>,
 ) -> Result<Json<Value>, Problem> {
-    let tenant = tenant_from_path(&tenant)?;
     let job = jobs::get(&state.pool, &tenant, id).await?.ok_or_else(|| {
         Problem::new(
             StatusCode::NOT_FOUND,
-            "job_not_found",
+            Code::JobNotFound,
             "no such job for this tenant",
         )
     })?;
@@ -224,9 +222,8 @@ async fn job(
 
 async fn runs(
     State(state): State<ApiState>,
-    Path(tenant): Path<String>,
+    TenantPath(tenant): TenantPath,
 ) -> Result<Json<Value>, Problem> {
-    let tenant = tenant_from_path(&tenant)?;
     let rows: Vec<RunRow> = sqlx::query_as(
         "SELECT id, trigger, started_at, finished_at, customers, changed, error FROM scoring_runs
          WHERE tenant_id = $1 ORDER BY id DESC LIMIT 50",

@@ -1,15 +1,17 @@
 //! Segments: create, read, update, delete, versions, preview, members, recompute.
 
+use crm_service::Code;
 use std::collections::BTreeSet;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use crm_kafka::outbox::enqueue_all;
-use crm_service::{tenant_from_path, Problem};
+use crm_service::Problem;
+use crm_service::{TenantAnd, TenantPath};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -50,7 +52,7 @@ pub(crate) fn routes() -> Router<ApiState> {
 fn not_found() -> Problem {
     Problem::new(
         StatusCode::NOT_FOUND,
-        "segment_not_found",
+        Code::SegmentNotFound,
         "no segment with this id for this tenant",
     )
 }
@@ -59,36 +61,36 @@ fn save_problem(e: SaveError) -> Problem {
     match e {
         SaveError::Invalid(r) => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_rule",
+            Code::InvalidRule,
             format!("rule{}: {}", r.path, r.message),
         )
         .with("path", json!(r.path)),
         SaveError::Cycle(path) => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "segment_cycle",
+            Code::SegmentCycle,
             "segments would refer to each other in a loop",
         )
         .with("cycle", json!(path)),
         SaveError::UnknownReference(ids) => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown_segment",
+            Code::UnknownSegment,
             "the rule refers to segments that do not exist",
         )
         .with("segments", json!(ids)),
         SaveError::NameTaken(name) => Problem::new(
             StatusCode::CONFLICT,
-            "segment_name_taken",
+            Code::SegmentNameTaken,
             format!("a segment named {name:?} exists; choose another name"),
         ),
         SaveError::NotFound => not_found(),
         SaveError::InUse(ids) => Problem::new(
             StatusCode::CONFLICT,
-            "segment_in_use",
+            Code::SegmentInUse,
             "other segments refer to this one; change them first",
         )
         .with("segments", json!(ids)),
         SaveError::BadField(m) => {
-            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_segment", m)
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, Code::InvalidSegment, m)
         }
         SaveError::Db(e) => e.into(),
     }
@@ -141,11 +143,10 @@ fn recompute_later(state: &ApiState, tenant: crm_envelope::TenantId, id: Uuid) {
 
 async fn create(
     State(state): State<ApiState>,
-    Path(tenant): Path<String>,
+    TenantPath(tenant): TenantPath,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), Problem> {
-    let tenant = tenant_from_path(&tenant)?;
     let new: NewSegment = json_body(&body)?;
     let mut tx = state.pool.begin().await?;
     let row = segments::create(
@@ -168,9 +169,8 @@ async fn create(
 
 async fn list(
     State(state): State<ApiState>,
-    Path(tenant): Path<String>,
+    TenantPath(tenant): TenantPath,
 ) -> Result<Json<Value>, Problem> {
-    let tenant = tenant_from_path(&tenant)?;
     let mut conn = state.pool.acquire().await?;
     let rows = segments::list(&mut conn, &tenant).await?;
     let counts: Vec<(Uuid, i64)> = sqlx::query_as(
@@ -194,9 +194,8 @@ async fn list(
 
 async fn read(
     State(state): State<ApiState>,
-    Path((tenant, id)): Path<(String, Uuid)>,
+    TenantAnd(tenant, id): TenantAnd<Uuid>,
 ) -> Result<Json<Value>, Problem> {
-    let tenant = tenant_from_path(&tenant)?;
     let mut conn = state.pool.acquire().await?;
     let row = segments::get(&mut conn, &tenant, id)
         .await?
@@ -212,11 +211,10 @@ async fn read(
 
 async fn update(
     State(state): State<ApiState>,
-    Path((tenant, id)): Path<(String, Uuid)>,
+    TenantAnd(tenant, id): TenantAnd<Uuid>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, Problem> {
-    let tenant = tenant_from_path(&tenant)?;
     let patch: SegmentPatch = json_body(&body)?;
     let rule_changed = patch.rule.is_some();
     let mut tx = state.pool.begin().await?;
@@ -240,10 +238,9 @@ async fn update(
 
 async fn delete(
     State(state): State<ApiState>,
-    Path((tenant, id)): Path<(String, Uuid)>,
+    TenantAnd(tenant, id): TenantAnd<Uuid>,
     headers: HeaderMap,
 ) -> Result<StatusCode, Problem> {
-    let tenant = tenant_from_path(&tenant)?;
     let mut tx = state.pool.begin().await?;
     let model = state.catalog.get(&mut tx, &tenant).await?;
     let (_, members) = segments::delete(&mut tx, &tenant, id, &actor(&headers))
@@ -261,9 +258,8 @@ async fn delete(
 
 async fn versions(
     State(state): State<ApiState>,
-    Path((tenant, id)): Path<(String, Uuid)>,
+    TenantAnd(tenant, id): TenantAnd<Uuid>,
 ) -> Result<Json<Value>, Problem> {
-    let tenant = tenant_from_path(&tenant)?;
     let mut conn = state.pool.acquire().await?;
     let rows = segments::versions(&mut conn, &tenant, id).await?;
     if rows.is_empty() {
@@ -282,10 +278,9 @@ struct PreviewRequest {
 
 async fn preview(
     State(state): State<ApiState>,
-    Path(tenant): Path<String>,
+    TenantPath(tenant): TenantPath,
     body: Bytes,
 ) -> Result<Json<Value>, Problem> {
-    let tenant = tenant_from_path(&tenant)?;
     let req: PreviewRequest = json_body(&body)?;
     let sample = req.sample.unwrap_or(10).min(100);
     let mut conn = state.pool.acquire().await?;
@@ -315,10 +310,9 @@ struct MembersQuery {
 
 async fn members(
     State(state): State<ApiState>,
-    Path((tenant, id)): Path<(String, Uuid)>,
+    TenantAnd(tenant, id): TenantAnd<Uuid>,
     Query(q): Query<MembersQuery>,
 ) -> Result<Json<Value>, Problem> {
-    let tenant = tenant_from_path(&tenant)?;
     let limit = page_size(q.limit)?;
     let mut conn = state.pool.acquire().await?;
     segments::get(&mut conn, &tenant, id)
@@ -348,9 +342,8 @@ async fn members(
 
 async fn recompute_one(
     State(state): State<ApiState>,
-    Path((tenant, id)): Path<(String, Uuid)>,
+    TenantAnd(tenant, id): TenantAnd<Uuid>,
 ) -> Result<Json<Value>, Problem> {
-    let tenant = tenant_from_path(&tenant)?;
     let mut conn = state.pool.acquire().await?;
     segments::get(&mut conn, &tenant, id)
         .await?

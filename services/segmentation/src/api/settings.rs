@@ -1,11 +1,13 @@
 //! The tenant's segmentation settings: lifecycle thresholds, lead scoring, retention, horizon.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
-use crm_service::{tenant_from_path, Problem};
+use crm_service::Code;
+use crm_service::Problem;
+use crm_service::TenantPath;
 
 use super::{actor, json_body, ApiState};
 use crate::domain::settings::Settings;
@@ -20,25 +22,23 @@ pub(crate) fn routes() -> Router<ApiState> {
 
 async fn read(
     State(state): State<ApiState>,
-    Path(tenant): Path<String>,
+    TenantPath(tenant): TenantPath,
 ) -> Result<Json<Settings>, Problem> {
-    let tenant = tenant_from_path(&tenant)?;
     let mut conn = state.pool.acquire().await?;
     Ok(Json(settings::load(&mut conn, &tenant).await?))
 }
 
 async fn write(
     State(state): State<ApiState>,
-    Path(tenant): Path<String>,
+    TenantPath(tenant): TenantPath,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Settings>, Problem> {
-    let tenant = tenant_from_path(&tenant)?;
     let new: Settings = json_body(&body)?;
     if let Some(p) = new.problem() {
         return Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_settings",
+            Code::InvalidSettings,
             p,
         ));
     }
