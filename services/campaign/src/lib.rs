@@ -5,7 +5,10 @@
 #![forbid(unsafe_code)]
 
 mod api;
-pub(crate) mod consumer;
+pub mod cli;
+mod consumer;
+pub mod domain;
+pub mod store;
 
 use crm_config::{ConfigError, Env};
 use crm_envelope::Topic;

@@ -1,12 +1,6 @@
-//! `crm-campaign`: `serve` (default) or `migrate`.
+//! `crm-campaign`: `serve` (default) or `migrate` (see [`crm_campaign::cli`]).
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    crm_service::cli::run_part(
-        "crm-campaign",
-        "CRM campaign: campaigns, journeys, conversations",
-        &crm_campaign::MIGRATOR,
-        |config, shutdown| async move { crm_campaign::build(config).await?.run(shutdown).await },
-    )
-    .await
+    crm_campaign::cli::run().await
 }

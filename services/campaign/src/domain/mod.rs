@@ -1,0 +1,5 @@
+//! Campaign's domain: values and rules with no I/O. So far, what each message does to the
+//! reachable contacts ([`contacts`]); journeys, the send gate, templates and channels join it
+//! (issue 14), one folder per concern.
+
+pub mod contacts;

@@ -1,0 +1,3 @@
+//! Campaign's tables, one file per table group.
+
+pub mod contacts;
