@@ -12,6 +12,7 @@
 //! a second effect. A key whose holder died (the gateway replica was killed mid-request) is
 //! taken over once its lease has run out.
 
+use crm_envelope::TenantId;
 use crm_service::Code;
 use std::time::{Duration, Instant};
 
@@ -85,7 +86,7 @@ pub(crate) async fn write_once(
     body: Option<&serde_json::Value>,
 ) -> Result<Response, Problem> {
     let key = key_of(headers)?;
-    let tenant = caller.tenant.as_str();
+    let tenant = &caller.tenant;
     let print = fingerprint(&method, path, body);
     if rand::random::<u8>() == 0 {
         sqlx::query(&format!(
@@ -172,7 +173,7 @@ fn lease_for(app: &AppState) -> Duration {
 /// never came). `false` when another request holds it or it has an answer.
 async fn claim(
     app: &AppState,
-    tenant: &str,
+    tenant: &TenantId,
     key: &str,
     print: &str,
     lease: Duration,
@@ -196,7 +197,7 @@ async fn claim(
 }
 
 /// Ends this request's lease on `key` without an answer.
-async fn release(app: &AppState, tenant: &str, key: &str) -> Result<(), sqlx::Error> {
+async fn release(app: &AppState, tenant: &TenantId, key: &str) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE idempotency_keys SET lease_until = now() WHERE tenant_id = $1 AND key = $2 AND status IS NULL",
     )
@@ -250,7 +251,7 @@ enum Waiting {
 /// The stored answer of `key`, if the request that holds it has one.
 async fn stored_answer(
     app: &AppState,
-    tenant: &str,
+    tenant: &TenantId,
     key: &str,
     print: &str,
 ) -> Result<Waiting, Problem> {
