@@ -3,3 +3,4 @@
 //! (issue 14), one folder per concern.
 
 pub mod contacts;
+pub mod journeys;
