@@ -3,4 +3,6 @@
 //! (issue 14), one folder per concern.
 
 pub mod contacts;
+pub mod gate;
 pub mod journeys;
+pub mod localtime;

@@ -234,12 +234,14 @@ fn check_graph(j: &Journey, l: &Limits) -> Result<(), JourneyError> {
         if let Some((_, next)) = succ.get(i) {
             stack.push((name, i + 1));
             match state.get(next) {
-                Some(false) => return fail(
-                    format!("/nodes/{name}"),
-                    format!(
+                Some(false) => {
+                    return fail(
+                        format!("/nodes/{name}"),
+                        format!(
                         "leads back to `{next}`: a journey may not loop, every instance must end"
                     ),
-                ),
+                    )
+                }
                 Some(true) => {}
                 None => {
                     state.insert(next, false);
