@@ -6,3 +6,4 @@ pub mod contacts;
 pub mod gate;
 pub mod journeys;
 pub mod localtime;
+pub mod templates;
