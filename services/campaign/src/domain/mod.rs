@@ -7,3 +7,4 @@ pub mod gate;
 pub mod journeys;
 pub mod localtime;
 pub mod templates;
+pub mod webhooks;
