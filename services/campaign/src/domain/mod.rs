@@ -7,4 +7,5 @@ pub mod gate;
 pub mod journeys;
 pub mod localtime;
 pub mod templates;
+pub mod tracking;
 pub mod webhooks;
