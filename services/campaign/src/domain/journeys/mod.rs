@@ -20,6 +20,7 @@
 //! ```
 
 pub mod cron;
+pub mod step;
 pub mod validate;
 
 use std::collections::BTreeMap;
@@ -430,7 +431,7 @@ pub struct Arm {
 }
 
 /// A channel a message goes through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     /// Email over SMTP.
