@@ -1,3 +1,4 @@
 //! Campaign's tables, one file per table group.
 
 pub mod contacts;
+pub mod journeys;

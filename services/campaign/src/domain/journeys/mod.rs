@@ -20,6 +20,7 @@
 //! ```
 
 pub mod cron;
+pub mod lifecycle;
 pub mod step;
 pub mod validate;
 

@@ -1,0 +1,233 @@
+//! `journeys` and `journey_versions`: each journey's draft, its status, and every published
+//! version frozen. Definitions are checked by the caller (`domain::journeys::parse`) before
+//! they reach this module; status moves are checked by `domain::journeys::lifecycle`.
+
+use chrono::{DateTime, Utc};
+use crm_envelope::TenantId;
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::domain::journeys::lifecycle::{transition, Action, Status};
+
+/// A journey as the API shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct JourneyRow {
+    /// Its id.
+    pub id: Uuid,
+    /// Its name (from the draft).
+    pub name: String,
+    /// Its status.
+    pub status: Status,
+    /// The definition being edited.
+    pub draft: Value,
+    /// The version the draft becomes when published.
+    pub draft_version: i32,
+    /// The live version, if it was ever published.
+    pub published_version: Option<i32>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// Who made it.
+    pub updated_by: String,
+}
+
+/// Why a change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum JourneyStoreError {
+    /// No such journey for this tenant.
+    #[error("no such journey")]
+    NotFound,
+    /// The lifecycle does not allow it.
+    #[error("{0}")]
+    NotAllowed(&'static str),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+type Row = (
+    Uuid,
+    String,
+    String,
+    sqlx::types::Json<Value>,
+    i32,
+    Option<i32>,
+    DateTime<Utc>,
+    String,
+);
+
+fn row(
+    (id, name, status, draft, draft_version, published_version, updated_at, updated_by): Row,
+) -> JourneyRow {
+    JourneyRow {
+        id,
+        name,
+        status: Status::parse(&status).unwrap_or(Status::Draft),
+        draft: draft.0,
+        draft_version,
+        published_version,
+        updated_at,
+        updated_by,
+    }
+}
+
+const COLUMNS: &str =
+    "id, name, status, draft, draft_version, published_version, updated_at, updated_by";
+
+/// Creates a journey with `definition` as its draft (version 1).
+pub async fn create(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    name: &str,
+    definition: &Value,
+    by: &str,
+) -> Result<JourneyRow, JourneyStoreError> {
+    let r: Row = sqlx::query_as(&format!(
+        "INSERT INTO journeys (tenant_id, id, name, draft, updated_by) VALUES ($1, $2, $3, $4, $5)
+         RETURNING {COLUMNS}"
+    ))
+    .bind(tenant)
+    .bind(Uuid::now_v7())
+    .bind(name)
+    .bind(sqlx::types::Json(definition))
+    .bind(by)
+    .fetch_one(conn)
+    .await?;
+    Ok(row(r))
+}
+
+/// The journey, if the tenant has it.
+pub async fn get(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    id: Uuid,
+) -> Result<Option<JourneyRow>, sqlx::Error> {
+    let r: Option<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM journeys WHERE tenant_id = $1 AND id = $2"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(r.map(row))
+}
+
+/// The tenant's journeys, newest first.
+pub async fn list(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+) -> Result<Vec<JourneyRow>, sqlx::Error> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM journeys WHERE tenant_id = $1 ORDER BY id DESC LIMIT 500"
+    ))
+    .bind(tenant)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(row).collect())
+}
+
+/// Replaces the draft (an archived journey cannot change).
+pub async fn update_draft(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    id: Uuid,
+    name: &str,
+    definition: &Value,
+    by: &str,
+) -> Result<JourneyRow, JourneyStoreError> {
+    let current = lock(conn, tenant, id).await?;
+    if current == Status::Archived {
+        return Err(JourneyStoreError::NotAllowed(
+            "the journey is archived; copy it to change it",
+        ));
+    }
+    let r: Row = sqlx::query_as(&format!(
+        "UPDATE journeys SET name = $3, draft = $4, updated_at = now(), updated_by = $5
+         WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .bind(name)
+    .bind(sqlx::types::Json(definition))
+    .bind(by)
+    .fetch_one(conn)
+    .await?;
+    Ok(row(r))
+}
+
+/// Applies a lifecycle action; publishing freezes the draft as version `draft_version`.
+pub async fn act(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    id: Uuid,
+    action: Action,
+    by: &str,
+) -> Result<JourneyRow, JourneyStoreError> {
+    let current = lock(conn, tenant, id).await?;
+    let next = transition(current, action).map_err(JourneyStoreError::NotAllowed)?;
+    if action == Action::Publish {
+        sqlx::query(
+            "INSERT INTO journey_versions (tenant_id, journey_id, version, definition, published_by)
+             SELECT tenant_id, id, draft_version, draft, $3 FROM journeys WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant)
+        .bind(id)
+        .bind(by)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "UPDATE journeys SET published_version = draft_version, draft_version = draft_version + 1
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    let r: Row = sqlx::query_as(&format!(
+        "UPDATE journeys SET status = $3, updated_at = now(), updated_by = $4
+         WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .bind(next.as_str())
+    .bind(by)
+    .fetch_one(conn)
+    .await?;
+    Ok(row(r))
+}
+
+/// A published version's definition.
+pub async fn version(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    id: Uuid,
+    version: i32,
+) -> Result<Option<Value>, sqlx::Error> {
+    let r: Option<(sqlx::types::Json<Value>,)> = sqlx::query_as(
+        "SELECT definition FROM journey_versions WHERE tenant_id = $1 AND journey_id = $2 AND version = $3",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(version)
+    .fetch_optional(conn)
+    .await?;
+    Ok(r.map(|(d,)| d.0))
+}
+
+/// The journey's status, its row locked for this transaction.
+async fn lock(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    id: Uuid,
+) -> Result<Status, JourneyStoreError> {
+    let r: Option<(String,)> =
+        sqlx::query_as("SELECT status FROM journeys WHERE tenant_id = $1 AND id = $2 FOR UPDATE")
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+    let (status,) = r.ok_or(JourneyStoreError::NotFound)?;
+    Ok(Status::parse(&status).unwrap_or(Status::Draft))
+}
