@@ -194,6 +194,7 @@ impl World {
             .env("CRM_GATEWAY__IDENTITY_URL", self.url("identity"))
             .env("CRM_GATEWAY__SEGMENTATION_URL", self.url("segmentation"))
             .env("CRM_GATEWAY__LOYALTY_URL", self.url("loyalty"))
+            .env("CRM_GATEWAY__CAMPAIGN_URL", self.url("campaign"))
             .env("CRM_GATEWAY__UPSTREAM_TIMEOUT_MS", "5000")
             .env("RUST_LOG", "info")
             .kill_on_drop(true);

@@ -144,11 +144,20 @@ impl Suite {
         let loyalty_url = url(loyalty.port());
         spawn(&mut tasks, loyalty.run(shutdown.clone()));
 
+        let campaign = crm_campaign::build(crm_campaign::Config {
+            common: part_config(&id, "campaign", &redis),
+        })
+        .await
+        .expect("campaign starts");
+        let campaign_url = url(campaign.port());
+        spawn(&mut tasks, campaign.run(shutdown.clone()));
+
         let gateway_config = crm_gateway::Config {
             common: part_config(&id, "gateway", &redis),
             identity_url: identity_url.clone(),
             segmentation_url: segmentation_url.clone(),
             loyalty_url: loyalty_url.clone(),
+            campaign_url: campaign_url.clone(),
             upstream_timeout: Duration::from_secs(2),
         };
         let gateway_pool_url = gateway_config.common.database_url.clone();
@@ -157,14 +166,6 @@ impl Suite {
             .expect("gateway starts");
         let gateway_url = url(gateway.port());
         spawn(&mut tasks, gateway.run(shutdown.clone()));
-
-        let campaign = crm_campaign::build(crm_campaign::Config {
-            common: part_config(&id, "campaign", &redis),
-        })
-        .await
-        .expect("campaign starts");
-        let campaign_url = url(campaign.port());
-        spawn(&mut tasks, campaign.run(shutdown.clone()));
 
         let gateway_pool = crm_service::db::connect(&gateway_pool_url, 2)
             .await
@@ -367,6 +368,7 @@ impl Suite {
             identity_url: identity_url.clone(),
             segmentation_url: segmentation_url.clone(),
             loyalty_url: loyalty_url.clone(),
+            campaign_url: campaign_url.clone(),
             upstream_timeout: Duration::from_secs(2),
         })
         .await

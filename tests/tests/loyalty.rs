@@ -816,6 +816,7 @@ async fn a_write_whose_answer_never_came_applies_once_when_retried() {
         identity_url: suite.identity.clone(),
         segmentation_url: suite.segmentation.clone(),
         loyalty_url: suite.loyalty.clone(),
+        campaign_url: suite.campaign.clone(),
         upstream_timeout: Duration::from_millis(300),
     })
     .await

@@ -10,6 +10,7 @@ mod events;
 mod idempotency;
 mod imports;
 mod jobs;
+mod journeys;
 mod keys;
 mod loyalty;
 mod merges;
@@ -55,6 +56,8 @@ pub struct Config {
     pub segmentation_url: String,
     /// Loyalty's internal API (`CRM_GATEWAY__LOYALTY_URL`, default `http://127.0.0.1:8084`).
     pub loyalty_url: String,
+    /// Campaign's internal API (`CRM_GATEWAY__CAMPAIGN_URL`, default `http://127.0.0.1:8083`).
+    pub campaign_url: String,
     /// Timeout of calls to internal parts (`CRM_GATEWAY__UPSTREAM_TIMEOUT_MS`, default 2000).
     pub upstream_timeout: Duration,
 }
@@ -79,6 +82,11 @@ impl PartConfig for Config {
                 "http://127.0.0.1:8084",
                 &["http", "https"],
             )?,
+            campaign_url: env.url_or(
+                "CRM_GATEWAY__CAMPAIGN_URL",
+                "http://127.0.0.1:8083",
+                &["http", "https"],
+            )?,
             upstream_timeout: env.millis_or("CRM_GATEWAY__UPSTREAM_TIMEOUT_MS", 2_000)?,
         })
     }
@@ -97,6 +105,7 @@ pub(crate) struct AppState {
     pub identity: PartClient,
     pub segmentation: PartClient,
     pub loyalty: PartClient,
+    pub campaign: PartClient,
     /// How long a call to a part may take (`CRM_GATEWAY__UPSTREAM_TIMEOUT_MS`).
     pub upstream_timeout: std::time::Duration,
 }
@@ -118,6 +127,7 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
         identity: client(&config.identity_url)?,
         segmentation: client(&config.segmentation_url)?,
         loyalty: client(&config.loyalty_url)?,
+        campaign: client(&config.campaign_url)?,
         upstream_timeout: config.upstream_timeout,
     };
     PartServer::bind(base, router(state)).await
@@ -137,6 +147,7 @@ fn router(state: AppState) -> Router {
         .merge(settings::routes())
         .merge(imports::routes())
         .merge(jobs::routes())
+        .merge(journeys::routes())
         .merge(openapi::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

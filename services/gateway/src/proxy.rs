@@ -49,6 +49,14 @@ pub(crate) const LOYALTY: Upstream = Upstream {
     client: |app| &app.loyalty,
 };
 
+/// Campaign.
+pub(crate) const CAMPAIGN: Upstream = Upstream {
+    name: "campaign",
+    code: Code::UpstreamUnavailable,
+    detail: "campaign is unreachable; retry shortly",
+    client: |app| &app.campaign,
+};
+
 impl Upstream {
     /// The part's client.
     pub(crate) fn client<'a>(&self, app: &'a AppState) -> &'a PartClient {

@@ -63,6 +63,8 @@ pub enum Code {
     InvalidFormat,
     /// `invalid_id`
     InvalidId,
+    /// `invalid_journey`
+    InvalidJourney,
     /// `invalid_json`
     InvalidJson,
     /// `invalid_key_request`
@@ -97,6 +99,8 @@ pub enum Code {
     InvalidTenant,
     /// `job_not_found`
     JobNotFound,
+    /// `journey_not_found`
+    JourneyNotFound,
     /// `key_not_found`
     KeyNotFound,
     /// `merge_not_found`
@@ -192,6 +196,7 @@ impl Code {
         Self::InvalidField,
         Self::InvalidFormat,
         Self::InvalidId,
+        Self::InvalidJourney,
         Self::InvalidJson,
         Self::InvalidKeyRequest,
         Self::InvalidLimit,
@@ -209,6 +214,7 @@ impl Code {
         Self::InvalidStatus,
         Self::InvalidTenant,
         Self::JobNotFound,
+        Self::JourneyNotFound,
         Self::KeyNotFound,
         Self::MergeNotFound,
         Self::MethodNotAllowed,
@@ -273,6 +279,7 @@ impl Code {
             Self::InvalidField => "invalid_field",
             Self::InvalidFormat => "invalid_format",
             Self::InvalidId => "invalid_id",
+            Self::InvalidJourney => "invalid_journey",
             Self::InvalidJson => "invalid_json",
             Self::InvalidKeyRequest => "invalid_key_request",
             Self::InvalidLimit => "invalid_limit",
@@ -290,6 +297,7 @@ impl Code {
             Self::InvalidStatus => "invalid_status",
             Self::InvalidTenant => "invalid_tenant",
             Self::JobNotFound => "job_not_found",
+            Self::JourneyNotFound => "journey_not_found",
             Self::KeyNotFound => "key_not_found",
             Self::MergeNotFound => "merge_not_found",
             Self::MethodNotAllowed => "method_not_allowed",

@@ -1,4 +1,4 @@
-//! Campaign's internal API.
+//! A customer's contact: the email and activity campaigns reach them with.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -10,10 +10,8 @@ use uuid::Uuid;
 
 use crate::store::contacts::{self, Contact};
 
-pub(crate) fn routes(pool: PgPool) -> Router {
-    Router::new()
-        .route("/internal/v1/tenants/{tenant}/contacts/{id}", get(contact))
-        .with_state(pool)
+pub(crate) fn routes() -> Router<PgPool> {
+    Router::new().route("/internal/v1/tenants/{tenant}/contacts/{id}", get(contact))
 }
 
 async fn contact(

@@ -1,0 +1,186 @@
+//! Journeys: create and edit drafts (checked, errors with a JSON pointer), list, read, the
+//! published versions, and the lifecycle (publish, pause, resume, archive).
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use crm_service::{Code, Problem, TenantAnd, TenantPath};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::actor;
+use crate::domain::journeys::lifecycle::Action;
+use crate::domain::journeys::{parse, JourneyError, Limits};
+use crate::store::journeys::{self, JourneyStoreError};
+
+pub(crate) fn routes() -> Router<PgPool> {
+    let base = "/internal/v1/tenants/{tenant}/journeys";
+    Router::new()
+        .route(base, get(list).post(create))
+        .route(&format!("{base}/{{id}}"), get(read).put(update))
+        .route(&format!("{base}/{{id}}/versions"), get(versions))
+        .route(&format!("{base}/{{id}}/publish"), post(publish))
+        .route(&format!("{base}/{{id}}/pause"), post(pause))
+        .route(&format!("{base}/{{id}}/resume"), post(resume))
+        .route(&format!("{base}/{{id}}/archive"), post(archive))
+}
+
+/// A definition from the body, checked; 422 `invalid_journey` with the JSON pointer.
+fn definition(body: &[u8]) -> Result<(String, Value), Problem> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            Code::InvalidJson,
+            format!("the body is not JSON: {e}"),
+        )
+    })?;
+    let journey = parse(value.clone(), &Limits::default()).map_err(invalid)?;
+    Ok((journey.name, value))
+}
+
+fn invalid(e: JourneyError) -> Problem {
+    Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Code::InvalidJourney,
+        format!(
+            "{}: {}",
+            if e.path.is_empty() { "/" } else { &e.path },
+            e.message
+        ),
+    )
+    .with("path", json!(e.path))
+}
+
+fn store_problem(e: JourneyStoreError) -> Problem {
+    match e {
+        JourneyStoreError::NotFound => not_found(),
+        JourneyStoreError::NotAllowed(why) => {
+            Problem::new(StatusCode::CONFLICT, Code::InvalidState, why)
+        }
+        JourneyStoreError::Db(e) => e.into(),
+    }
+}
+
+fn not_found() -> Problem {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        Code::JourneyNotFound,
+        "no journey with this id for this tenant",
+    )
+}
+
+async fn list(
+    State(pool): State<PgPool>,
+    TenantPath(tenant): TenantPath,
+) -> Result<Json<Value>, Problem> {
+    let mut conn = pool.acquire().await?;
+    let items = journeys::list(&mut conn, &tenant).await?;
+    Ok(Json(json!({ "items": items })))
+}
+
+async fn create(
+    State(pool): State<PgPool>,
+    TenantPath(tenant): TenantPath,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, Problem> {
+    let (name, value) = definition(&body)?;
+    let mut conn = pool.acquire().await?;
+    let row = journeys::create(&mut conn, &tenant, &name, &value, &actor(&headers))
+        .await
+        .map_err(store_problem)?;
+    Ok((StatusCode::CREATED, Json(row)).into_response())
+}
+
+async fn read(
+    State(pool): State<PgPool>,
+    TenantAnd(tenant, id): TenantAnd<Uuid>,
+) -> Result<Response, Problem> {
+    let mut conn = pool.acquire().await?;
+    let row = journeys::get(&mut conn, &tenant, id)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(Json(row).into_response())
+}
+
+async fn update(
+    State(pool): State<PgPool>,
+    TenantAnd(tenant, id): TenantAnd<Uuid>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, Problem> {
+    let (name, value) = definition(&body)?;
+    let mut tx = pool.begin().await?;
+    let row = journeys::update_draft(&mut tx, &tenant, id, &name, &value, &actor(&headers))
+        .await
+        .map_err(store_problem)?;
+    tx.commit().await?;
+    Ok(Json(row).into_response())
+}
+
+async fn versions(
+    State(pool): State<PgPool>,
+    TenantAnd(tenant, id): TenantAnd<Uuid>,
+) -> Result<Json<Value>, Problem> {
+    let mut conn = pool.acquire().await?;
+    let row = journeys::get(&mut conn, &tenant, id)
+        .await?
+        .ok_or_else(not_found)?;
+    let mut items = Vec::new();
+    for v in 1..=row.published_version.unwrap_or(0) {
+        if let Some(definition) = journeys::version(&mut conn, &tenant, id, v).await? {
+            items.push(json!({"version": v, "definition": definition}));
+        }
+    }
+    Ok(Json(json!({ "journey_id": id, "items": items })))
+}
+
+async fn act(
+    pool: &PgPool,
+    tenant: &crm_envelope::TenantId,
+    id: Uuid,
+    action: Action,
+    headers: &HeaderMap,
+) -> Result<Response, Problem> {
+    let mut tx = pool.begin().await?;
+    let row = journeys::act(&mut tx, tenant, id, action, &actor(headers))
+        .await
+        .map_err(store_problem)?;
+    tx.commit().await?;
+    Ok(Json(row).into_response())
+}
+
+async fn publish(
+    State(pool): State<PgPool>,
+    TenantAnd(tenant, id): TenantAnd<Uuid>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    act(&pool, &tenant, id, Action::Publish, &headers).await
+}
+
+async fn pause(
+    State(pool): State<PgPool>,
+    TenantAnd(tenant, id): TenantAnd<Uuid>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    act(&pool, &tenant, id, Action::Pause, &headers).await
+}
+
+async fn resume(
+    State(pool): State<PgPool>,
+    TenantAnd(tenant, id): TenantAnd<Uuid>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    act(&pool, &tenant, id, Action::Resume, &headers).await
+}
+
+async fn archive(
+    State(pool): State<PgPool>,
+    TenantAnd(tenant, id): TenantAnd<Uuid>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    act(&pool, &tenant, id, Action::Archive, &headers).await
+}

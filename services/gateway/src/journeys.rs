@@ -1,0 +1,230 @@
+//! Journeys through the gateway, relayed to campaign: create and edit drafts (checked; a
+//! refusal names the JSON pointer), list, read, published versions, and publish / pause /
+//! resume / archive. Every write takes an `Idempotency-Key` (publishing twice by accident would
+//! make two versions). docs/campaign.md describes the language.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use crm_service::Problem;
+use uuid::Uuid;
+
+use crate::auth::{needs, Caller, Scope};
+use crate::idempotency::write_once;
+use crate::proxy::{json_body, CAMPAIGN};
+use crate::AppState;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/journeys",
+            needs(Scope::Read, get(list_journeys)).merge(needs(Scope::Admin, post(create_journey))),
+        )
+        .route(
+            "/v1/journeys/{id}",
+            needs(Scope::Read, get(read_journey))
+                .merge(needs(Scope::Admin, axum::routing::put(update_journey))),
+        )
+        .route(
+            "/v1/journeys/{id}/versions",
+            needs(Scope::Read, get(journey_versions)),
+        )
+        .route(
+            "/v1/journeys/{id}/publish",
+            needs(Scope::Admin, post(publish_journey)),
+        )
+        .route(
+            "/v1/journeys/{id}/pause",
+            needs(Scope::Admin, post(pause_journey)),
+        )
+        .route(
+            "/v1/journeys/{id}/resume",
+            needs(Scope::Admin, post(resume_journey)),
+        )
+        .route(
+            "/v1/journeys/{id}/archive",
+            needs(Scope::Admin, post(archive_journey)),
+        )
+}
+
+async fn read(app: &AppState, caller: &Caller, path: &str) -> Result<Response, Problem> {
+    CAMPAIGN
+        .relay(app, caller, reqwest::Method::GET, path, &[], None)
+        .await
+}
+
+/// The tenant's journeys, newest first.
+#[utoipa::path(get, path = "/v1/journeys", tag = "journeys",
+    responses((status = 200, description = "{\"items\": [{\"id\", \"name\", \"status\", \"draft\", \"draft_version\", \"published_version\", \"updated_at\", \"updated_by\"}]}")),
+    security(("api_key" = ["read"])))]
+pub(crate) async fn list_journeys(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> Result<Response, Problem> {
+    read(&app, &caller, "journeys").await
+}
+
+/// Create a journey: the body is its definition (docs/campaign.md), checked and stored as a
+/// draft (version 1). Needs `Idempotency-Key`.
+#[utoipa::path(post, path = "/v1/journeys", tag = "journeys",
+    params(("Idempotency-Key" = String, Header, description = "Unique per intended change")),
+    request_body(content = Object, description = "{\"name\", \"time_zone\", \"trigger\", \"entry\", \"exit\", \"goal\", \"holdout_percent\", \"start\", \"nodes\": {name: node}}"),
+    responses((status = 201, description = "The journey, as a draft"),
+        (status = 400, description = "Missing Idempotency-Key or bad JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_journey: `path` names the JSON pointer of the fault", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = ["admin"])))]
+pub(crate) async fn create_journey(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let body = json_body(body)?;
+    write_once(
+        &app,
+        &CAMPAIGN,
+        &caller,
+        &headers,
+        reqwest::Method::POST,
+        "journeys",
+        Some(&body),
+    )
+    .await
+}
+
+/// A journey: its draft, status and live version.
+#[utoipa::path(get, path = "/v1/journeys/{id}", tag = "journeys", params(("id" = Uuid, Path, description = "Journey id")),
+    responses((status = 200, description = "The journey"), (status = 404, description = "journey_not_found", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = ["read"])))]
+pub(crate) async fn read_journey(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<Response, Problem> {
+    read(&app, &caller, &format!("journeys/{id}")).await
+}
+
+/// Replace the draft (running instances follow the version they entered with). Needs
+/// `Idempotency-Key`.
+#[utoipa::path(put, path = "/v1/journeys/{id}", tag = "journeys",
+    params(("id" = Uuid, Path, description = "Journey id"), ("Idempotency-Key" = String, Header, description = "Unique per intended change")),
+    request_body(content = Object, description = "The definition"),
+    responses((status = 200, description = "The journey"), (status = 404, description = "journey_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "invalid_state: archived", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_journey", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = ["admin"])))]
+pub(crate) async fn update_journey(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let body = json_body(body)?;
+    let path = format!("journeys/{id}");
+    write_once(
+        &app,
+        &CAMPAIGN,
+        &caller,
+        &headers,
+        reqwest::Method::PUT,
+        &path,
+        Some(&body),
+    )
+    .await
+}
+
+/// Every published version, frozen.
+#[utoipa::path(get, path = "/v1/journeys/{id}/versions", tag = "journeys", params(("id" = Uuid, Path, description = "Journey id")),
+    responses((status = 200, description = "{\"journey_id\", \"items\": [{\"version\", \"definition\"}]}"), (status = 404, description = "journey_not_found", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = ["read"])))]
+pub(crate) async fn journey_versions(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<Response, Problem> {
+    read(&app, &caller, &format!("journeys/{id}/versions")).await
+}
+
+async fn act(
+    app: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    id: Uuid,
+    action: &str,
+) -> Result<Response, Problem> {
+    let path = format!("journeys/{id}/{action}");
+    write_once(
+        app,
+        &CAMPAIGN,
+        caller,
+        headers,
+        reqwest::Method::POST,
+        &path,
+        None,
+    )
+    .await
+}
+
+/// Publish the draft as a new version and make it live. Needs `Idempotency-Key`.
+#[utoipa::path(post, path = "/v1/journeys/{id}/publish", tag = "journeys",
+    params(("id" = Uuid, Path, description = "Journey id"), ("Idempotency-Key" = String, Header, description = "Unique per intended change")),
+    responses((status = 200, description = "The journey"), (status = 404, description = "journey_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "invalid_state", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = ["admin"])))]
+pub(crate) async fn publish_journey(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+) -> Result<Response, Problem> {
+    act(&app, &caller, &headers, id, "publish").await
+}
+
+/// Pause: no entries, no sends; instances keep their place. Needs `Idempotency-Key`.
+#[utoipa::path(post, path = "/v1/journeys/{id}/pause", tag = "journeys",
+    params(("id" = Uuid, Path, description = "Journey id"), ("Idempotency-Key" = String, Header, description = "Unique per intended change")),
+    responses((status = 200, description = "The journey"), (status = 404, description = "journey_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "invalid_state: only a published journey pauses", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = ["admin"])))]
+pub(crate) async fn pause_journey(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+) -> Result<Response, Problem> {
+    act(&app, &caller, &headers, id, "pause").await
+}
+
+/// Resume a paused journey. Needs `Idempotency-Key`.
+#[utoipa::path(post, path = "/v1/journeys/{id}/resume", tag = "journeys",
+    params(("id" = Uuid, Path, description = "Journey id"), ("Idempotency-Key" = String, Header, description = "Unique per intended change")),
+    responses((status = 200, description = "The journey"), (status = 404, description = "journey_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "invalid_state: only a paused journey resumes", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = ["admin"])))]
+pub(crate) async fn resume_journey(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+) -> Result<Response, Problem> {
+    act(&app, &caller, &headers, id, "resume").await
+}
+
+/// Archive for good. Needs `Idempotency-Key`.
+#[utoipa::path(post, path = "/v1/journeys/{id}/archive", tag = "journeys",
+    params(("id" = Uuid, Path, description = "Journey id"), ("Idempotency-Key" = String, Header, description = "Unique per intended change")),
+    responses((status = 200, description = "The journey"), (status = 404, description = "journey_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "invalid_state: archived already", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = ["admin"])))]
+pub(crate) async fn archive_journey(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+) -> Result<Response, Problem> {
+    act(&app, &caller, &headers, id, "archive").await
+}
