@@ -1,4 +1,5 @@
 //! Campaign's tables, one file per table group.
 
 pub mod contacts;
+pub mod instances;
 pub mod journeys;
