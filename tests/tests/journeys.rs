@@ -198,3 +198,104 @@ async fn journeys_are_checked_versioned_and_kept_per_tenant() {
     assert_eq!(still["status"], "published");
     suite.stop().await;
 }
+
+#[tokio::test]
+async fn the_suppression_list_normalises_addresses_and_is_kept_per_tenant() {
+    let suite = Suite::start().await;
+    let key = suite.key.clone();
+    let add = |address: &'static str| json!({"channel": "email", "address": address, "reason": "unsubscribe"});
+
+    let (status, body) = call(
+        &suite,
+        &key,
+        Method::POST,
+        "/v1/suppressions",
+        Some(&unique_id()),
+        Some(&add(" Ana@Example.COM ")),
+    )
+    .await;
+    assert_eq!(
+        (status, body["added"].as_bool()),
+        (201, Some(true)),
+        "{body}"
+    );
+    // The same address however it is typed is one entry.
+    let (status, body) = call(
+        &suite,
+        &key,
+        Method::POST,
+        "/v1/suppressions",
+        Some(&unique_id()),
+        Some(&add("ana@example.com")),
+    )
+    .await;
+    assert_eq!(
+        (status, body["added"].as_bool()),
+        (200, Some(false)),
+        "{body}"
+    );
+    let (status, body) = call(
+        &suite,
+        &key,
+        Method::POST,
+        "/v1/suppressions",
+        Some(&unique_id()),
+        Some(&json!({"channel": "sms", "address": "612"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("invalid_body")),
+        "{body}"
+    );
+    let (status, body) = call(
+        &suite,
+        &key,
+        Method::POST,
+        "/v1/suppressions",
+        Some(&unique_id()),
+        Some(&json!({"channel": "fax", "address": "x"})),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+
+    let (_, list) = call(&suite, &key, Method::GET, "/v1/suppressions", None, None).await;
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{list}");
+    assert_eq!(
+        (items[0]["address"].as_str(), items[0]["reason"].as_str()),
+        (Some("ana@example.com"), Some("unsubscribe"))
+    );
+
+    let other = suite.new_tenant("initech").await;
+    let (_, theirs) = call(&suite, &other, Method::GET, "/v1/suppressions", None, None).await;
+    assert!(theirs["items"].as_array().unwrap().is_empty());
+    let (_, removed) = call(
+        &suite,
+        &other,
+        Method::POST,
+        "/v1/suppressions/remove",
+        Some(&unique_id()),
+        Some(&add("ana@example.com")),
+    )
+    .await;
+    assert_eq!(removed["removed"], false, "another tenant cannot remove it");
+
+    let (status, removed) = call(
+        &suite,
+        &key,
+        Method::POST,
+        "/v1/suppressions/remove",
+        Some(&unique_id()),
+        Some(&add("ANA@example.com")),
+    )
+    .await;
+    assert_eq!(
+        (status, removed["removed"].as_bool()),
+        (200, Some(true)),
+        "{removed}"
+    );
+    let (_, list) = call(&suite, &key, Method::GET, "/v1/suppressions", None, None).await;
+    assert!(list["items"].as_array().unwrap().is_empty());
+    suite.stop().await;
+}

@@ -21,6 +21,7 @@ mod proxy;
 mod reviews;
 mod segments;
 mod settings;
+mod suppressions;
 pub mod tenants;
 mod timeline;
 
@@ -148,6 +149,7 @@ fn router(state: AppState) -> Router {
         .merge(imports::routes())
         .merge(jobs::routes())
         .merge(journeys::routes())
+        .merge(suppressions::routes())
         .merge(openapi::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -1,8 +1,9 @@
 //! Campaign's internal HTTP API, reached only through the gateway (which authenticates the
-//! caller and names them in `x-crm-actor`): contacts and journeys.
+//! caller and names them in `x-crm-actor`): contacts, journeys and the suppression list.
 
 mod contacts;
 mod journeys;
+mod suppressions;
 
 use axum::http::HeaderMap;
 use axum::Router;
@@ -13,6 +14,7 @@ pub(crate) fn routes(pool: PgPool) -> Router {
     Router::new()
         .merge(contacts::routes())
         .merge(journeys::routes())
+        .merge(suppressions::routes())
         .with_state(pool)
 }
 

@@ -6,6 +6,7 @@ pub mod contacts;
 pub mod gate;
 pub mod journeys;
 pub mod localtime;
+pub mod suppression;
 pub mod templates;
 pub mod tracking;
 pub mod webhooks;

@@ -3,3 +3,4 @@
 pub mod contacts;
 pub mod instances;
 pub mod journeys;
+pub mod suppressions;

@@ -1,0 +1,116 @@
+//! The suppression list: add, remove (addresses travel in bodies, never in URLs, since URLs
+//! end up in access logs) and list.
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use crm_service::{Code, Problem, TenantPath};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sqlx::PgPool;
+
+use super::actor;
+use crate::domain::journeys::Channel;
+use crate::domain::suppression::{normalise, Reason};
+use crate::store::suppressions;
+
+pub(crate) fn routes() -> Router<PgPool> {
+    let base = "/internal/v1/tenants/{tenant}/suppressions";
+    Router::new()
+        .route(base, get(list).post(add))
+        .route(&format!("{base}/remove"), post(remove))
+}
+
+/// An address of a channel, from a body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Address {
+    channel: Channel,
+    address: String,
+    #[serde(default)]
+    reason: Option<Reason>,
+}
+
+fn address_of(body: &[u8]) -> Result<(Channel, String, Reason), Problem> {
+    let a: Address = serde_json::from_slice(body).map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            Code::InvalidBody,
+            format!("the body is {{\"channel\": \"email|sms|push\", \"address\": \"…\"}}: {e}"),
+        )
+    })?;
+    let address = normalise(a.channel, &a.address)
+        .map_err(|m| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, Code::InvalidBody, m))?;
+    Ok((a.channel, address, a.reason.unwrap_or(Reason::Manual)))
+}
+
+async fn add(
+    State(pool): State<PgPool>,
+    TenantPath(tenant): TenantPath,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, Problem> {
+    let (channel, address, reason) = address_of(&body)?;
+    let mut conn = pool.acquire().await?;
+    let added = suppressions::add(
+        &mut conn,
+        &tenant,
+        channel,
+        &address,
+        reason,
+        &actor(&headers),
+    )
+    .await?;
+    let status = if added {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(json!({"channel": channel, "address": address, "added": added})),
+    )
+        .into_response())
+}
+
+async fn remove(
+    State(pool): State<PgPool>,
+    TenantPath(tenant): TenantPath,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, Problem> {
+    let (channel, address, _) = address_of(&body)?;
+    let mut conn = pool.acquire().await?;
+    let removed = suppressions::remove(&mut conn, &tenant, channel, &address).await?;
+    Ok(Json(
+        json!({"channel": channel, "address": address, "removed": removed}),
+    ))
+}
+
+#[derive(Deserialize)]
+struct Page {
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+async fn list(
+    State(pool): State<PgPool>,
+    TenantPath(tenant): TenantPath,
+    Query(p): Query<Page>,
+) -> Result<Json<Value>, Problem> {
+    let limit = p.limit.unwrap_or(100);
+    let offset = p.offset.unwrap_or(0);
+    if !(1..=500).contains(&limit) || offset < 0 {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            Code::InvalidLimit,
+            "limit is 1 to 500 and offset at least 0",
+        ));
+    }
+    let mut conn = pool.acquire().await?;
+    let items = suppressions::page(&mut conn, &tenant, offset, limit).await?;
+    Ok(Json(
+        json!({"items": items, "offset": offset, "limit": limit}),
+    ))
+}
