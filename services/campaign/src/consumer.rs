@@ -48,7 +48,15 @@ impl Handler for CampaignHandler {
             Effect::Erase(ids) => contacts::erase(&mut tx, tenant, &ids).await?,
             Effect::Profile => {
                 let email = e.identity.email.as_deref().map(String::as_str);
-                contacts::record_profile(&mut tx, tenant, customer_id, email).await?
+                contacts::record_profile(
+                    &mut tx,
+                    tenant,
+                    customer_id,
+                    email,
+                    &e.traits,
+                    e.occurred_at,
+                )
+                .await?
             }
             Effect::Activity => {
                 contacts::record_activity(&mut tx, tenant, customer_id, e.occurred_at).await?

@@ -10,6 +10,17 @@ use serde::de::DeserializeOwned;
 
 use crate::{tenant_from_path, Code, Problem};
 
+/// Who is calling, as the gateway names them in `x-crm-actor` (`key:<name>`); `internal` when
+/// absent or unreadable. Recorded as `updated_by` / `created_by`.
+pub fn actor(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get("x-crm-actor")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 200)
+        .unwrap_or("internal")
+        .to_owned()
+}
+
 /// The tenant of a route whose only path parameter is `{tenant}`.
 #[derive(Debug, Clone)]
 pub struct TenantPath(pub TenantId);

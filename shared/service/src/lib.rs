@@ -33,7 +33,7 @@ mod token;
 pub use base::Base;
 pub use code::Code;
 pub use common::{CommonConfig, PartConfig};
-pub use extract::{TenantAnd, TenantPath};
+pub use extract::{actor, TenantAnd, TenantPath};
 pub use problem::{tenant_from_path, Problem};
 pub use server::{ConsumerApp, PartServer};
 pub use token::{ServiceToken, HEADER as SERVICE_TOKEN_HEADER};

@@ -5,7 +5,6 @@ mod contacts;
 mod journeys;
 mod suppressions;
 
-use axum::http::HeaderMap;
 use axum::Router;
 use sqlx::PgPool;
 
@@ -18,12 +17,4 @@ pub(crate) fn routes(pool: PgPool) -> Router {
         .with_state(pool)
 }
 
-/// Who is calling, as the gateway names them (`key:<name>`); `internal` otherwise.
-pub(crate) fn actor(headers: &HeaderMap) -> String {
-    headers
-        .get("x-crm-actor")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 200)
-        .unwrap_or("internal")
-        .to_owned()
-}
+pub(crate) use crm_service::actor;

@@ -18,6 +18,8 @@ pub struct Contact {
     pub events_seen: i64,
     /// Their latest event.
     pub last_event_at: Option<DateTime<Utc>>,
+    /// Their traits, as identity last published them.
+    pub traits: sqlx::types::Json<serde_json::Value>,
 }
 
 /// The id contacts of `$2` (tenant `$1`) are kept under, as a one-row subquery `x(id)`: the
@@ -41,12 +43,14 @@ pub async fn merge(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "WITH gone AS (DELETE FROM contacts WHERE tenant_id = $1 AND customer_id = $2 RETURNING *)
-         INSERT INTO contacts AS c (tenant_id, customer_id, email, events_seen, last_event_at)
-         SELECT $1, $3, email, events_seen, last_event_at FROM gone
+         INSERT INTO contacts AS c (tenant_id, customer_id, email, events_seen, last_event_at, traits, traits_at)
+         SELECT $1, $3, email, events_seen, last_event_at, traits, traits_at FROM gone
          ON CONFLICT (tenant_id, customer_id) DO UPDATE
          SET email = COALESCE(c.email, EXCLUDED.email),
              events_seen = c.events_seen + EXCLUDED.events_seen,
              last_event_at = GREATEST(c.last_event_at, EXCLUDED.last_event_at),
+             traits = CASE WHEN c.traits_at IS NULL THEN EXCLUDED.traits ELSE c.traits END,
+             traits_at = COALESCE(c.traits_at, EXCLUDED.traits_at),
              updated_at = now()",
     )
     .bind(tenant)
@@ -66,23 +70,32 @@ pub async fn merge(
     Ok(())
 }
 
-/// Records the email of a profile change (`None` keeps the one known), under the id contacts
-/// of `customer` are kept under; nothing for an erased id.
+/// Records a profile change: the email (`None` keeps the one known) and the traits, unless a
+/// newer profile was recorded already; under the id contacts of `customer` are kept under;
+/// nothing for an erased id.
 pub async fn record_profile(
     conn: &mut PgConnection,
     tenant: &TenantId,
     customer: Uuid,
     email: Option<&str>,
+    traits: &serde_json::Map<String, serde_json::Value>,
+    at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(concat!(
-        "INSERT INTO contacts AS c (tenant_id, customer_id, email) SELECT $1, id, $3 FROM ",
+        "INSERT INTO contacts AS c (tenant_id, customer_id, email, traits, traits_at) SELECT $1, id, $3, $4, $5 FROM ",
         live!(),
         " ON CONFLICT (tenant_id, customer_id) DO UPDATE
-         SET email = COALESCE(EXCLUDED.email, c.email), updated_at = now()"
+         SET email = COALESCE(EXCLUDED.email, c.email),
+             traits = CASE WHEN c.traits_at IS NULL OR EXCLUDED.traits_at >= c.traits_at
+                           THEN EXCLUDED.traits ELSE c.traits END,
+             traits_at = GREATEST(c.traits_at, EXCLUDED.traits_at),
+             updated_at = now()"
     ))
     .bind(tenant)
     .bind(customer)
     .bind(email)
+    .bind(sqlx::types::Json(traits))
+    .bind(at)
     .execute(conn)
     .await?;
     Ok(())
@@ -142,7 +155,7 @@ pub async fn find(
     customer: Uuid,
 ) -> Result<Option<Contact>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT customer_id, email, events_seen, last_event_at FROM contacts
+        "SELECT customer_id, email, events_seen, last_event_at, traits FROM contacts
          WHERE tenant_id = $1 AND customer_id = $2",
     )
     .bind(tenant)

@@ -67,15 +67,7 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<String, Problem> {
         })
 }
 
-/// Who is calling (`x-crm-actor`, set by the gateway).
-pub(crate) fn actor(headers: &HeaderMap) -> String {
-    headers
-        .get("x-crm-actor")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 200)
-        .unwrap_or("internal")
-        .to_owned()
-}
+pub(crate) use crm_service::actor;
 
 /// The tenant's programme, or 409 `no_programme`.
 pub(crate) async fn programme_of(

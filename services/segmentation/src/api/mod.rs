@@ -10,7 +10,7 @@ use crm_service::Code;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::Router;
 use crm_service::Problem;
 use serde::de::DeserializeOwned;
@@ -36,15 +36,7 @@ pub(crate) fn routes(state: ApiState) -> Router {
         .with_state(state)
 }
 
-/// Who is calling, as the gateway names them (`key:<name>`); `internal` otherwise.
-pub(crate) fn actor(headers: &HeaderMap) -> String {
-    headers
-        .get("x-crm-actor")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 200)
-        .unwrap_or("internal")
-        .to_owned()
-}
+pub(crate) use crm_service::actor;
 
 /// A JSON body, or 400 `invalid_body` saying what is wrong with it.
 pub(crate) fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, Problem> {
