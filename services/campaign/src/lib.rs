@@ -8,6 +8,7 @@ mod api;
 pub mod cli;
 mod consumer;
 pub mod domain;
+pub mod engine;
 pub mod store;
 
 use crm_config::{ConfigError, Env};

@@ -253,3 +253,24 @@ pub async fn erase(
         .await?;
     Ok(())
 }
+
+/// Moves the instance to `node` (and records the split arm it took, if any).
+pub async fn move_to(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    instance: Uuid,
+    node: &str,
+    arm: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE journey_instances SET node = $3, arm = COALESCE($4, arm)
+         WHERE tenant_id = $1 AND id = $2 AND status = 'active'",
+    )
+    .bind(tenant)
+    .bind(instance)
+    .bind(node)
+    .bind(arm)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
