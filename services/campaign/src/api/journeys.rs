@@ -126,15 +126,14 @@ async fn versions(
     TenantAnd(tenant, id): TenantAnd<Uuid>,
 ) -> Result<Json<Value>, Problem> {
     let mut conn = pool.acquire().await?;
-    let row = journeys::get(&mut conn, &tenant, id)
+    journeys::get(&mut conn, &tenant, id)
         .await?
         .ok_or_else(not_found)?;
-    let mut items = Vec::new();
-    for v in 1..=row.published_version.unwrap_or(0) {
-        if let Some(definition) = journeys::version(&mut conn, &tenant, id, v).await? {
-            items.push(json!({"version": v, "definition": definition}));
-        }
-    }
+    let items: Vec<Value> = journeys::versions(&mut conn, &tenant, id)
+        .await?
+        .into_iter()
+        .map(|(version, definition)| json!({"version": version, "definition": definition}))
+        .collect();
     Ok(Json(json!({ "journey_id": id, "items": items })))
 }
 

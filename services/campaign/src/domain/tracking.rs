@@ -95,12 +95,12 @@ impl TrackingKey {
         let sig = URL_SAFE_NO_PAD
             .decode(sig)
             .map_err(|_| TokenError::Malformed)?;
-        let expected = self.mac(payload);
-        let same = sig.len() == expected.len()
-            && sig.iter().zip(&expected).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0;
-        if !same {
-            return Err(TokenError::BadSignature);
-        }
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.0).map_err(|_| TokenError::BadSignature)?;
+        mac.update(payload.as_bytes());
+        // Compared in constant time.
+        mac.verify_slice(&sig)
+            .map_err(|_| TokenError::BadSignature)?;
         let json = URL_SAFE_NO_PAD
             .decode(payload)
             .map_err(|_| TokenError::Malformed)?;

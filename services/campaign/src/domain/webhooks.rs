@@ -49,18 +49,24 @@ impl Secret {
         format!("whsec_{}", STANDARD.encode(&self.0))
     }
 
-    /// `v1,` + base64 HMAC-SHA256 of `{id}.{timestamp}.{body}`.
-    pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
-        // HMAC accepts a key of any length; the error branch cannot happen.
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.0) else {
-            return String::new();
-        };
+    /// The HMAC-SHA256 of `{id}.{timestamp}.{body}`, ready to finalise or verify.
+    fn mac(&self, id: &str, timestamp: i64, body: &[u8]) -> Option<Hmac<Sha256>> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).ok()?;
         mac.update(id.as_bytes());
         mac.update(b".");
         mac.update(timestamp.to_string().as_bytes());
         mac.update(b".");
         mac.update(body);
-        format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+        Some(mac)
+    }
+
+    /// `v1,` + base64 HMAC-SHA256 of `{id}.{timestamp}.{body}`.
+    pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
+        // HMAC accepts a key of any length; the `None` branch cannot happen.
+        self.mac(id, timestamp, body)
+            .map_or_else(String::new, |mac| {
+                format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+            })
     }
 }
 
@@ -75,16 +81,19 @@ pub fn signature_header(secrets: &[Secret], id: &str, timestamp: i64, body: &[u8
 }
 
 /// Whether `header` holds a valid signature by `secret` (what a receiver checks; used in
-/// tests and by the test-send endpoint).
+/// tests and by the test-send endpoint). Compared in constant time (`Mac::verify_slice`).
 pub fn verify(secret: &Secret, header: &str, id: &str, timestamp: i64, body: &[u8]) -> bool {
-    let expected = secret.sign(id, timestamp, body);
-    header
-        .split(' ')
-        .any(|candidate| constant_time_eq(candidate.as_bytes(), expected.as_bytes()))
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    header.split(' ').any(|candidate| {
+        let Some(sig) = candidate
+            .strip_prefix("v1,")
+            .and_then(|b64| STANDARD.decode(b64).ok())
+        else {
+            return false;
+        };
+        secret
+            .mac(id, timestamp, body)
+            .is_some_and(|mac| mac.verify_slice(&sig).is_ok())
+    })
 }
 
 /// Delays before each retry after a failed attempt (the specification's schedule): 5 s, 5 min,

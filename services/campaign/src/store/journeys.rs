@@ -216,6 +216,23 @@ pub async fn version(
     Ok(r.map(|(d,)| d.0))
 }
 
+/// Every published version of the journey, oldest first.
+pub async fn versions(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    id: Uuid,
+) -> Result<Vec<(i32, Value)>, sqlx::Error> {
+    let rows: Vec<(i32, sqlx::types::Json<Value>)> = sqlx::query_as(
+        "SELECT version, definition FROM journey_versions
+         WHERE tenant_id = $1 AND journey_id = $2 ORDER BY version",
+    )
+    .bind(tenant)
+    .bind(id)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(v, d)| (v, d.0)).collect())
+}
+
 /// The journey's status, its row locked for this transaction.
 async fn lock(
     conn: &mut PgConnection,

@@ -186,6 +186,16 @@ fn present(parts: &Parts) -> Vec<(&'static str, &str)> {
 
 /// Checks that every part compiles within the limits (when a template is saved).
 pub fn check(parts: &Parts, limits: &Limits) -> Result<(), TemplateError> {
+    let env = environment(limits);
+    compile_all(&env, parts, limits).map(|_| ())
+}
+
+/// Every present part checked and compiled in `env`, in order.
+fn compile_all<'e, 's>(
+    env: &'e Environment<'s>,
+    parts: &'s Parts,
+    limits: &Limits,
+) -> Result<Vec<(&'static str, &'s str, minijinja::Template<'e, 's>)>, TemplateError> {
     if parts.html.is_none() && parts.text.is_none() {
         return Err(TemplateError {
             part: "text",
@@ -195,7 +205,7 @@ pub fn check(parts: &Parts, limits: &Limits) -> Result<(), TemplateError> {
             message: "give an `html` part, a `text` part or both".into(),
         });
     }
-    let env = environment(limits);
+    let mut compiled = Vec::new();
     for (name, source) in present(parts) {
         if source.len() > limits.max_source {
             return Err(TemplateError {
@@ -218,10 +228,12 @@ pub fn check(parts: &Parts, limits: &Limits) -> Result<(), TemplateError> {
                 ),
             });
         }
-        env.template_from_named_str(name, source)
+        let template = env
+            .template_from_named_str(name, source)
             .map_err(|e| error(name, source, &e, limits))?;
+        compiled.push((name, source, template));
     }
-    Ok(())
+    Ok(compiled)
 }
 
 /// The first `{% include %}`, `import`, `from` or `extends` tag: its offset and name.
@@ -247,13 +259,9 @@ fn forbidden_tag(source: &str) -> Option<(usize, &'static str)> {
 
 /// Renders every part with `context` (the customer's traits, segments, loyalty fields…).
 pub fn render(parts: &Parts, context: &Value, limits: &Limits) -> Result<Rendered, TemplateError> {
-    check(parts, limits)?;
     let env = environment(limits);
     let mut out: Vec<(&'static str, String)> = Vec::new();
-    for (name, source) in present(parts) {
-        let template = env
-            .template_from_named_str(name, source)
-            .map_err(|e| error(name, source, &e, limits))?;
+    for (name, source, template) in compile_all(&env, parts, limits)? {
         let cap = if name == "subject" {
             limits.max_subject * 4
         } else {
