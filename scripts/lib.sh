@@ -48,6 +48,25 @@ ensure_redis() {
   die "Redis is not running on 127.0.0.1:6379 and could not be started; install it (apt-get install redis-server)"
 }
 
+# The local SMTP server (scripts/smtp-sink, on Debian's python3-aiosmtpd): installs the package
+# when missing and starts the sink on 127.0.0.1:$1 writing to $2 (its pid in SMTP_SINK_PID),
+# unless the port is taken.
+ensure_smtp_sink() {
+  local port="${1:-2525}" dir="${2:-$ROOT/.run/mail}"
+  port_open 127.0.0.1 "$port" && return 0
+  if ! /usr/bin/python3 -c "import aiosmtpd" 2>/dev/null; then
+    say "installing the local SMTP server (python3-aiosmtpd)"
+    if [ "$(id -u)" = 0 ]; then apt-get install -y -q python3-aiosmtpd >/dev/null \
+      || { apt-get update -q >/dev/null && apt-get install -y -q python3-aiosmtpd >/dev/null; }
+    else sudo apt-get install -y -q python3-aiosmtpd >/dev/null; fi
+  fi
+  mkdir -p "$dir" "$ROOT/.run"
+  say "starting the local SMTP server on 127.0.0.1:$port (mail in $dir)"
+  nohup "$ROOT/scripts/smtp-sink" --port "$port" --dir "$dir" >"$ROOT/.run/smtp-sink.log" 2>&1 &
+  SMTP_SINK_PID=$!
+  wait_port 127.0.0.1 "$port" 15 || die "the SMTP server did not start; see .run/smtp-sink.log"
+}
+
 # librdkafka is built from source by rdkafka-sys: it needs a C toolchain, make and perl.
 ensure_build_tools() {
   local missing=()

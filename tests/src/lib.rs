@@ -36,6 +36,23 @@ pub fn redis_url() -> String {
     std::env::var("CRM_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+/// The campaign part as the tests run it: mail to the local SMTP server
+/// (`CRM_TEST_SMTP_URL`, default `smtp://127.0.0.1:2525`), tracking links under
+/// [`TRACKING_BASE`], private webhook targets allowed (local receivers), fast ticks.
+fn campaign_config(common: crm_service::CommonConfig) -> crm_campaign::Config {
+    crm_campaign::Config {
+        smtp_url: std::env::var("CRM_TEST_SMTP_URL")
+            .unwrap_or_else(|_| "smtp://127.0.0.1:2525".to_owned()),
+        public_url: TRACKING_BASE.to_owned(),
+        allow_private_targets: true,
+        tick: Duration::from_millis(100),
+        ..crm_campaign::Config::with_defaults(common)
+    }
+}
+
+/// The base of tracking links in the tests' mail (replace it with the gateway's address).
+pub const TRACKING_BASE: &str = "http://tracking.crm.test";
+
 /// Settings of one part for test `id`.
 pub fn part_config(id: &str, part: &str, redis: &str) -> CommonConfig {
     CommonConfig {
@@ -144,11 +161,9 @@ impl Suite {
         let loyalty_url = url(loyalty.port());
         spawn(&mut tasks, loyalty.run(shutdown.clone()));
 
-        let campaign = crm_campaign::build(crm_campaign::Config {
-            common: part_config(&id, "campaign", &redis),
-        })
-        .await
-        .expect("campaign starts");
+        let campaign = crm_campaign::build(campaign_config(part_config(&id, "campaign", &redis)))
+            .await
+            .expect("campaign starts");
         let campaign_url = url(campaign.port());
         spawn(&mut tasks, campaign.run(shutdown.clone()));
 
@@ -356,9 +371,11 @@ impl Suite {
         .expect("loyalty replica starts");
         let loyalty_url = url(loyalty.port());
         spawn(&mut tasks, loyalty.run(shutdown.clone()));
-        let campaign = crm_campaign::build(crm_campaign::Config {
-            common: part_config(&self.id, "campaign", &self.redis),
-        })
+        let campaign = crm_campaign::build(campaign_config(part_config(
+            &self.id,
+            "campaign",
+            &self.redis,
+        )))
         .await
         .expect("campaign replica starts");
         let campaign_url = url(campaign.port());

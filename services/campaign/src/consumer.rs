@@ -1,25 +1,42 @@
-//! The consumer of `crm.profiles.v1` and `crm.events.v1`: keeps the contacts campaigns can
-//! reach, following identity's merges and erasures, once per message id and topic.
+//! The consumer of `crm.events.v1`, `crm.profiles.v1`, `crm.segments.v1` and
+//! `crm.loyalty.v1`: keeps the contacts campaigns can reach and what journeys read about them
+//! (traits, consent, memberships, stage, tier), follows identity's merges and erasures, and
+//! runs journeys on every signal (an event, a segment change, a stage change), once per
+//! message id and topic, in one transaction with the journeys' steps and their outbox.
 
+use std::sync::Arc;
+
+use chrono::Utc;
 use crm_envelope::Envelope;
-use crm_kafka::{dedupe, require_customer, HandleError, Handler, MessageMeta};
+use crm_kafka::{dedupe, outbox, require_customer, HandleError, Handler, MessageMeta};
 use sqlx::PgPool;
+use tokio::sync::Notify;
 
 use crate::domain::contacts::{effect_of, Effect};
-use crate::store::contacts;
+use crate::domain::journeys::signal::Signal;
+use crate::journeys::Runner;
+use crate::store::contacts::{self, Ids, Mirror};
+use crate::store::{instances, messages};
 
-/// Applies profile changes (email), resolved events (activity), merges (the merged contact
-/// folds into the survivor's) and erasures (the contact is deleted and its id remembered) to
-/// `contacts`, once per message id and topic.
+/// Applies each message to the contacts and the journeys, once per message id and topic.
 #[derive(Clone)]
 pub struct CampaignHandler {
     pool: PgPool,
+    runner: Runner,
+    relay: Arc<Notify>,
+    sends: Arc<Notify>,
 }
 
 impl CampaignHandler {
-    /// A handler over the part's database.
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    /// A handler over the part's database; `relay` and `sends` are woken after commits that
+    /// published events or queued messages.
+    pub fn new(pool: PgPool, runner: Runner, relay: Arc<Notify>, sends: Arc<Notify>) -> Self {
+        Self {
+            pool,
+            runner,
+            relay,
+            sends,
+        }
     }
 
     pub(crate) fn pool(&self) -> PgPool {
@@ -41,28 +58,94 @@ impl Handler for CampaignHandler {
             return Ok(());
         }
         let tenant = &e.tenant_id;
-        match effect {
+        let now = Utc::now();
+        let mut signal = None;
+        match &effect {
             Effect::Merge { merged, survivor } => {
-                contacts::merge(&mut tx, tenant, merged, survivor).await?
+                contacts::merge(&mut tx, tenant, *merged, *survivor).await?;
+                instances::follow_merge(&mut tx, tenant, *merged, *survivor, now).await?;
+                messages::merge(&mut tx, tenant, *merged, *survivor).await?;
             }
-            Effect::Erase(ids) => contacts::erase(&mut tx, tenant, &ids).await?,
+            Effect::Erase(ids) => {
+                instances::erase(&mut tx, tenant, ids).await?;
+                messages::erase(&mut tx, tenant, ids).await?;
+                contacts::erase(&mut tx, tenant, ids).await?;
+            }
             Effect::Profile => {
-                let email = e.identity.email.as_deref().map(String::as_str);
                 contacts::record_profile(
                     &mut tx,
                     tenant,
                     customer_id,
-                    email,
+                    pii(&e.identity.email),
                     &e.traits,
                     e.occurred_at,
                 )
-                .await?
+                .await?;
+                let ids = Ids {
+                    user_id: e.identity.user_id.as_deref(),
+                    anonymous_id: e.identity.anonymous_id.as_deref(),
+                    phone: pii(&e.identity.phone),
+                };
+                contacts::record_ids(&mut tx, tenant, customer_id, ids).await?;
             }
             Effect::Activity => {
-                contacts::record_activity(&mut tx, tenant, customer_id, e.occurred_at).await?
+                contacts::record_activity(&mut tx, tenant, customer_id, e.occurred_at).await?;
+                signal = Some(Signal::Event {
+                    name: e.name.as_deref().unwrap_or(e.kind.as_str()),
+                    properties: &e.properties,
+                });
+            }
+            Effect::Consent {
+                purpose,
+                channel,
+                granted,
+            } => {
+                let change = Mirror::Consent {
+                    purpose,
+                    channel,
+                    granted: *granted,
+                    at: e.occurred_at,
+                };
+                contacts::record_mirror(&mut tx, tenant, customer_id, change).await?;
+            }
+            Effect::Segment { segment, entered } => {
+                let change = Mirror::Segment(*segment, *entered);
+                contacts::record_mirror(&mut tx, tenant, customer_id, change).await?;
+                signal = Some(Signal::Segment {
+                    segment: *segment,
+                    entered: *entered,
+                });
+            }
+            Effect::Stage(stage) => {
+                contacts::record_mirror(&mut tx, tenant, customer_id, Mirror::Stage(stage)).await?;
+                signal = Some(Signal::Stage { to: stage });
+            }
+            Effect::Tier(tier) => {
+                contacts::record_mirror(&mut tx, tenant, customer_id, Mirror::Tier(tier)).await?;
             }
         }
+        let mut queued = false;
+        let mut published = false;
+        if let Some(signal) = signal {
+            let produced = self
+                .runner
+                .on_signal(&mut tx, tenant, customer_id, &signal, e.occurred_at, now)
+                .await?;
+            outbox::enqueue_all(&mut tx, &produced.out).await?;
+            queued = produced.queued;
+            published = !produced.out.is_empty();
+        }
         tx.commit().await?;
+        if published {
+            self.relay.notify_one();
+        }
+        if queued {
+            self.sends.notify_one();
+        }
         Ok(())
     }
+}
+
+fn pii(v: &Option<crm_envelope::Pii<String>>) -> Option<&str> {
+    v.as_deref().map(String::as_str)
 }

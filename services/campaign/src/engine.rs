@@ -40,7 +40,8 @@ pub struct Instance<'a> {
     pub customer: Uuid,
 }
 
-/// Runs `journey` for the instance from `node`; the effects to apply and where it stopped.
+/// Runs `journey` for the instance from `node`; the effects to apply (each with the node that
+/// made it, part of its step key) and where it stopped.
 pub async fn advance(
     conn: &mut PgConnection,
     instance: Instance<'_>,
@@ -48,7 +49,7 @@ pub async fn advance(
     mut node: String,
     facts: &Facts,
     now: DateTime<Utc>,
-) -> Result<(Vec<Effect>, Outcome), sqlx::Error> {
+) -> Result<(Vec<(String, Effect)>, Outcome), sqlx::Error> {
     let mut effects = Vec::new();
     let (tenant, id) = (instance.tenant, instance.id);
     // A journey has at most `nodes.len()` nodes on any path.
@@ -63,7 +64,7 @@ pub async fn advance(
         ) {
             Step::Go { effect, arm, next } => {
                 if instances::first_step(conn, tenant, id, &node, 1).await? {
-                    effects.extend(effect);
+                    effects.extend(effect.map(|e| (node.clone(), e)));
                 }
                 instances::move_to(conn, tenant, id, &next, arm.as_deref()).await?;
                 node = next;

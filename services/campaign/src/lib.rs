@@ -1,15 +1,30 @@
-//! Campaign: campaigns, journeys, messages, conversations, leads. This first slice keeps the
-//! reachable contacts (email from profile changes, last activity from events) that campaigns
-//! will target.
+//! Campaign: journeys and the channels that carry them (Interact). It mirrors what journeys
+//! read about each customer from the topics, runs journeys on events, segment and stage
+//! changes and timers, passes every message through the send gate, delivers it over SMTP, an
+//! HTTP provider or a signed webhook, and publishes every contact on `crm.interactions.v1`.
 
 #![forbid(unsafe_code)]
 
 mod api;
+pub mod channels;
 pub mod cli;
 mod consumer;
 pub mod domain;
 pub mod engine;
+pub mod interactions;
+pub mod journeys;
 pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
+
+use channels::deliver::{Delivery, Tracking};
+use channels::guard::Guard;
+use channels::smtp::Smtp;
+use domain::tracking::TrackingKey;
 
 use crm_config::{ConfigError, Env};
 use crm_envelope::Topic;
@@ -30,6 +45,48 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct Config {
     /// Listen address, database, Kafka, Redis.
     pub common: CommonConfig,
+    /// The SMTP relay (`CRM_CAMPAIGN__SMTP_URL`, default `smtp://127.0.0.1:2525`; `smtps://`
+    /// or `?tls=required` for TLS).
+    pub smtp_url: String,
+    /// The gateway's public address, which tracking links point at
+    /// (`CRM_CAMPAIGN__PUBLIC_URL`, default `http://127.0.0.1:8080`).
+    pub public_url: String,
+    /// The key that signs tracking links (`CRM_CAMPAIGN__TRACKING_KEY`, at least 32
+    /// characters; default: derived from the service token).
+    pub tracking_key: Option<String>,
+    /// Days a tracking link stays valid (`CRM_CAMPAIGN__TRACKING_TTL_DAYS`, default 90).
+    pub tracking_ttl_days: u32,
+    /// Whether webhooks and providers may reach private and loopback addresses
+    /// (`CRM_CAMPAIGN__ALLOW_PRIVATE_TARGETS`, default false; true only for local receivers).
+    pub allow_private_targets: bool,
+    /// Timer workers per replica (`CRM_CAMPAIGN__TIMER_WORKERS`, default 4).
+    pub timer_workers: usize,
+    /// Due timers fired per transaction (`CRM_CAMPAIGN__TIMER_BATCH`, default 200).
+    pub timer_batch: i64,
+    /// How often timers and queued messages are looked for when idle
+    /// (`CRM_CAMPAIGN__TICK_MS`, default 1000).
+    pub tick: Duration,
+    /// Messages sent at once per replica (`CRM_CAMPAIGN__SEND_CONCURRENCY`, default 16).
+    pub send_concurrency: usize,
+}
+
+impl Config {
+    /// The defaults of every setting but the common ones (what `from_env` gives with no
+    /// `CRM_CAMPAIGN__*` variable set).
+    pub fn with_defaults(common: CommonConfig) -> Self {
+        Self {
+            common,
+            smtp_url: "smtp://127.0.0.1:2525".to_owned(),
+            public_url: "http://127.0.0.1:8080".to_owned(),
+            tracking_key: None,
+            tracking_ttl_days: 90,
+            allow_private_targets: false,
+            timer_workers: 4,
+            timer_batch: 200,
+            tick: Duration::from_millis(1_000),
+            send_concurrency: 16,
+        }
+    }
 }
 
 impl PartConfig for Config {
@@ -37,6 +94,19 @@ impl PartConfig for Config {
     fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             common: CommonConfig::from_env(env, PART, DEFAULT_PORT)?,
+            smtp_url: env.url_or(
+                "CRM_CAMPAIGN__SMTP_URL",
+                "smtp://127.0.0.1:2525",
+                &["smtp", "smtps"],
+            )?,
+            public_url: env.string_or("CRM_CAMPAIGN__PUBLIC_URL", "http://127.0.0.1:8080"),
+            tracking_key: env.raw("CRM_CAMPAIGN__TRACKING_KEY").map(str::to_owned),
+            tracking_ttl_days: env.ranged_or("CRM_CAMPAIGN__TRACKING_TTL_DAYS", 90, 1..=3650)?,
+            allow_private_targets: env.get_or("CRM_CAMPAIGN__ALLOW_PRIVATE_TARGETS", false)?,
+            timer_workers: env.ranged_or("CRM_CAMPAIGN__TIMER_WORKERS", 4, 1..=64)?,
+            timer_batch: env.ranged_or("CRM_CAMPAIGN__TIMER_BATCH", 200, 1..=10_000)?,
+            tick: env.millis_or("CRM_CAMPAIGN__TICK_MS", 1_000)?,
+            send_concurrency: env.ranged_or("CRM_CAMPAIGN__SEND_CONCURRENCY", 16, 1..=256)?,
         })
     }
 
@@ -50,10 +120,66 @@ pub type Application = ConsumerApp<CampaignHandler>;
 
 /// Connects, migrates (when configured), creates topics and binds the listener.
 pub async fn build(config: Config) -> anyhow::Result<Application> {
-    let base = Base::connect(PART, config.common, &MIGRATOR).await?;
-    let handler = CampaignHandler::new(base.pool.clone());
-    let server = PartServer::bind(base, api::routes(handler.pool())).await?;
+    let tracking_key = tracking_key(&config)?;
+    let smtp = Smtp::new(&config.smtp_url).map_err(anyhow::Error::msg)?;
+    let base = Base::connect(PART, config.common.clone(), &MIGRATOR).await?;
+    let (relay, sends) = (base.relay.waker(), Arc::new(Notify::new()));
+    let runner = journeys::Runner::new();
+    let handler = CampaignHandler::new(
+        base.pool.clone(),
+        runner.clone(),
+        relay.clone(),
+        sends.clone(),
+    );
+    let guard = Guard {
+        allow_private: config.allow_private_targets,
+        timeout: Duration::from_secs(10),
+    };
+    let delivery = Delivery {
+        pool: base.pool.clone(),
+        smtp,
+        guard,
+        tracking: Tracking {
+            base_url: config.public_url.clone(),
+            key: tracking_key,
+            ttl: chrono::Duration::days(i64::from(config.tracking_ttl_days)),
+        },
+        limits: domain::templates::Limits::default(),
+        relay: relay.clone(),
+        concurrency: config.send_concurrency,
+    };
+    let state = api::ApiState {
+        pool: base.pool.clone(),
+        delivery: delivery.clone(),
+    };
+    let mut server = PartServer::bind(base, api::routes(state)).await?;
+    for _ in 0..config.timer_workers {
+        let (pool, runner, relay, sends) =
+            (handler.pool(), runner.clone(), relay.clone(), sends.clone());
+        let (tick, batch) = (config.tick, config.timer_batch);
+        server = server.with_task(move |shutdown| {
+            journeys::timers::run(pool, runner, relay, sends, tick, batch, shutdown)
+        });
+    }
+    let tick = config.tick;
+    server = server
+        .with_task(move |shutdown| channels::deliver::run(delivery, sends, tick, 100, shutdown));
     Ok(ConsumerApp::new(server, subscription(), handler))
+}
+
+/// The tracking key: `CRM_CAMPAIGN__TRACKING_KEY`, else one derived from the service token
+/// (so a deployment works without a second secret, and rotating the token rotates links).
+fn tracking_key(config: &Config) -> anyhow::Result<TrackingKey> {
+    let secret = match (&config.tracking_key, &config.common.service_token) {
+        (Some(k), _) => k.as_bytes().to_vec(),
+        (None, Some(t)) => Sha256::digest(format!("crm-tracking:{}", t.expose())).to_vec(),
+        (None, None) => anyhow::bail!(
+            "neither CRM_CAMPAIGN__TRACKING_KEY nor CRM_SERVICE_TOKEN is set: tracking links \
+             cannot be signed"
+        ),
+    };
+    TrackingKey::new(&secret)
+        .ok_or_else(|| anyhow::anyhow!("CRM_CAMPAIGN__TRACKING_KEY must be at least 32 characters"))
 }
 
 /// What the part consumes (ARCHITECTURE.md, "Parts").

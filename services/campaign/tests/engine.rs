@@ -72,11 +72,14 @@ async fn an_instance_runs_waits_resumes_and_ends_with_each_effect_once() {
         .unwrap();
     assert_eq!(
         effects,
-        vec![Effect::Send {
-            template: "welcome".into(),
-            channel: Channel::Email,
-            transactional: false
-        }]
+        vec![(
+            "hello".to_string(),
+            Effect::Send {
+                template: "welcome".into(),
+                channel: Channel::Email,
+                transactional: false
+            }
+        )]
     );
     assert_eq!(
         outcome,
@@ -105,11 +108,14 @@ async fn an_instance_runs_waits_resumes_and_ends_with_each_effect_once() {
         .unwrap();
     assert_eq!(
         effects,
-        vec![Effect::Send {
-            template: "thanks".into(),
-            channel: Channel::Email,
-            transactional: false
-        }]
+        vec![(
+            "thanks".to_string(),
+            Effect::Send {
+                template: "thanks".into(),
+                channel: Channel::Email,
+                transactional: false
+            }
+        )]
     );
     assert_eq!(outcome, Outcome::Exited);
     assert!(instances::live_of(&mut c, &t, customer)

@@ -14,6 +14,7 @@ mod journeys;
 mod keys;
 mod loyalty;
 mod merges;
+mod messaging;
 mod openapi;
 mod part_client;
 mod privacy;
@@ -24,6 +25,7 @@ mod settings;
 mod suppressions;
 pub mod tenants;
 mod timeline;
+mod tracking;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -150,6 +152,8 @@ fn router(state: AppState) -> Router {
         .merge(jobs::routes())
         .merge(journeys::routes())
         .merge(suppressions::routes())
+        .merge(messaging::routes())
+        .merge(tracking::routes())
         .merge(openapi::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -10,6 +10,8 @@ use uuid::Uuid;
 #[derive(Clone)]
 pub struct PartClient {
     http: reqwest::Client,
+    /// For forwarded public calls: redirects are the caller's to follow, not the gateway's.
+    raw: reqwest::Client,
     base: String,
     token: crm_service::ServiceToken,
 }
@@ -24,6 +26,10 @@ impl PartClient {
     ) -> anyhow::Result<Self> {
         Ok(Self {
             http: reqwest::Client::builder().timeout(timeout).build()?,
+            raw: reqwest::Client::builder()
+                .timeout(timeout)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?,
             base: base.trim_end_matches('/').to_owned(),
             token,
         })
@@ -91,6 +97,28 @@ impl PartClient {
             .query(query)
             .body(body);
         Self::json_answer(request).await
+    }
+
+    /// Forwards a public call to the part's `/internal/v1/{path}` (routes without a tenant in
+    /// the path, such as tracking links, whose signed token names it), with `headers`, and
+    /// returns the part's answer as it is (any content type).
+    pub async fn forward(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> anyhow::Result<reqwest::Response> {
+        let url = format!("{}/internal/v1/{path}", self.base);
+        let mut request = self
+            .raw
+            .request(method, url)
+            .header(crm_service::SERVICE_TOKEN_HEADER, self.token.expose())
+            .body(body);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        Ok(request.send().await?)
     }
 
     /// A request to `/internal/v1/tenants/{tenant}/{path}` carrying the current trace context.

@@ -7,6 +7,20 @@ use std::fmt;
 /// A stable, machine-readable problem code (`code` in the problem+json body).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Code {
+    /// `channel_not_found`
+    ChannelNotFound,
+    /// `invalid_channel`
+    InvalidChannel,
+    /// `invalid_policy`
+    InvalidPolicy,
+    /// `invalid_template`
+    InvalidTemplate,
+    /// `invalid_token`
+    InvalidToken,
+    /// `template_not_found`
+    TemplateNotFound,
+    /// `unknown_link`
+    UnknownLink,
     /// `already_applied`
     AlreadyApplied,
     /// `auth_unavailable`
@@ -172,6 +186,7 @@ impl Code {
         Self::AuthUnavailable,
         Self::BatchTooLarge,
         Self::BrokerUnavailable,
+        Self::ChannelNotFound,
         Self::ContactNotFound,
         Self::CustomerIdNotAllowed,
         Self::CustomerNotFound,
@@ -188,6 +203,7 @@ impl Code {
         Self::Internal,
         Self::InvalidBatch,
         Self::InvalidBody,
+        Self::InvalidChannel,
         Self::InvalidConsent,
         Self::InvalidCursor,
         Self::InvalidEmail,
@@ -202,6 +218,7 @@ impl Code {
         Self::InvalidLimit,
         Self::InvalidLookup,
         Self::InvalidPeriod,
+        Self::InvalidPolicy,
         Self::InvalidProgramme,
         Self::InvalidQuery,
         Self::InvalidRange,
@@ -212,7 +229,9 @@ impl Code {
         Self::InvalidSettings,
         Self::InvalidState,
         Self::InvalidStatus,
+        Self::InvalidTemplate,
         Self::InvalidTenant,
+        Self::InvalidToken,
         Self::JobNotFound,
         Self::JourneyNotFound,
         Self::KeyNotFound,
@@ -236,10 +255,12 @@ impl Code {
         Self::SegmentationUnavailable,
         Self::ServiceTokenRequired,
         Self::SurvivorMergedAgain,
+        Self::TemplateNotFound,
         Self::TenantMismatch,
         Self::Unauthorized,
         Self::UnknownDecision,
         Self::UnknownKind,
+        Self::UnknownLink,
         Self::UnknownSegment,
         Self::UnreadableBody,
         Self::UnsupportedMediaType,
@@ -251,6 +272,13 @@ impl Code {
     /// The code as clients see it (snake_case).
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::ChannelNotFound => "channel_not_found",
+            Self::InvalidChannel => "invalid_channel",
+            Self::InvalidPolicy => "invalid_policy",
+            Self::InvalidTemplate => "invalid_template",
+            Self::InvalidToken => "invalid_token",
+            Self::TemplateNotFound => "template_not_found",
+            Self::UnknownLink => "unknown_link",
             Self::AlreadyApplied => "already_applied",
             Self::AuthUnavailable => "auth_unavailable",
             Self::BatchTooLarge => "batch_too_large",

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::store::contacts::{self, Contact};
 
-pub(crate) fn routes() -> Router<PgPool> {
+pub(crate) fn routes() -> Router<super::ApiState> {
     Router::new().route("/internal/v1/tenants/{tenant}/contacts/{id}", get(contact))
 }
 

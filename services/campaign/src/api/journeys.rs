@@ -16,7 +16,7 @@ use crate::domain::journeys::lifecycle::Action;
 use crate::domain::journeys::{parse, JourneyError, Limits};
 use crate::store::journeys::{self, JourneyStoreError};
 
-pub(crate) fn routes() -> Router<PgPool> {
+pub(crate) fn routes() -> Router<super::ApiState> {
     let base = "/internal/v1/tenants/{tenant}/journeys";
     Router::new()
         .route(base, get(list).post(create))

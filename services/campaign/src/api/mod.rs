@@ -1,20 +1,46 @@
 //! Campaign's internal HTTP API, reached only through the gateway (which authenticates the
-//! caller and names them in `x-crm-actor`): contacts, journeys and the suppression list.
+//! caller and names them in `x-crm-actor`): contacts, journeys, templates, channels, the
+//! contact policy, the suppression list, a customer's messages, and the tracking callbacks
+//! the gateway's public routes forward.
 
+mod channels;
 mod contacts;
 mod journeys;
 mod suppressions;
+mod templates;
+mod tracking;
 
+use axum::extract::FromRef;
 use axum::Router;
 use sqlx::PgPool;
 
+use crate::channels::deliver::Delivery;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub(crate) struct ApiState {
+    /// The part's database.
+    pub pool: PgPool,
+    /// The delivery settings (template limits, tracking key).
+    pub delivery: Delivery,
+}
+
+impl FromRef<ApiState> for PgPool {
+    fn from_ref(s: &ApiState) -> PgPool {
+        s.pool.clone()
+    }
+}
+
 /// Every internal route.
-pub(crate) fn routes(pool: PgPool) -> Router {
+pub(crate) fn routes(state: ApiState) -> Router {
     Router::new()
         .merge(contacts::routes())
         .merge(journeys::routes())
         .merge(suppressions::routes())
-        .with_state(pool)
+        .merge(templates::routes())
+        .merge(channels::routes())
+        .merge(tracking::routes())
+        .with_state(state)
 }
 
 pub(crate) use crm_service::actor;

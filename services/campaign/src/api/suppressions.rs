@@ -16,7 +16,7 @@ use crate::domain::journeys::Channel;
 use crate::domain::suppression::{normalise, Reason};
 use crate::store::suppressions;
 
-pub(crate) fn routes() -> Router<PgPool> {
+pub(crate) fn routes() -> Router<super::ApiState> {
     let base = "/internal/v1/tenants/{tenant}/suppressions";
     Router::new()
         .route(base, get(list).post(add))

@@ -1,5 +1,6 @@
-//! What a message on `crm.profiles.v1` or `crm.events.v1` does to the contacts campaigns can
-//! reach.
+//! What a message on a consumed topic does to the contacts campaigns can reach and to what
+//! journeys read about them: identifiers and traits, consent, segment memberships, lifecycle
+//! stage and loyalty tier.
 
 use crm_envelope::{Envelope, Topic};
 use uuid::Uuid;
@@ -20,6 +21,26 @@ pub enum Effect {
     },
     /// `profile.erased`: these ids are forgotten.
     Erase(Vec<Uuid>),
+    /// `consent.changed`: consent for `purpose` on `channel` given or withdrawn.
+    Consent {
+        /// The purpose (`marketing`).
+        purpose: String,
+        /// The channel (`email`, `sms`, `any`, …).
+        channel: String,
+        /// Given or withdrawn.
+        granted: bool,
+    },
+    /// `segment.entered` / `segment.exited`.
+    Segment {
+        /// The segment.
+        segment: Uuid,
+        /// Entered, or left.
+        entered: bool,
+    },
+    /// `lifecycle.changed`: the new stage.
+    Stage(String),
+    /// `tier.changed`: the new tier.
+    Tier(String),
 }
 
 /// Why a message cannot be applied (it is dead-lettered with this reason).
@@ -47,8 +68,54 @@ pub fn effect_of(e: &Envelope, topic: Topic) -> Result<Option<Effect>, Unusable>
             Effect::Merge { merged, survivor }
         }
         (Topic::Profiles, "profile.erased") => Effect::Erase(e.erased_ids()),
+        (Topic::Profiles, "consent.changed") => {
+            let text = |k: &str| e.properties.get(k).and_then(|v| v.as_str());
+            let granted = e.properties.get("granted").and_then(|v| v.as_bool());
+            let (Some(purpose), Some(channel), Some(granted)) =
+                (text("purpose"), text("channel"), granted)
+            else {
+                return Err(Unusable {
+                    code: "invalid_consent",
+                    detail: "consent.changed without properties.purpose, channel and granted",
+                });
+            };
+            Effect::Consent {
+                purpose: purpose.to_owned(),
+                channel: channel.to_owned(),
+                granted,
+            }
+        }
         (Topic::Events, _) => Effect::Activity,
-        // Segments and loyalty feed journeys in a later issue.
+        (Topic::Segments, kind @ ("segment.entered" | "segment.exited")) => {
+            let Some(segment) = e.uuid_property("segment_id") else {
+                return Err(Unusable {
+                    code: "invalid_membership",
+                    detail: "segment.entered/exited without properties.segment_id",
+                });
+            };
+            Effect::Segment {
+                segment,
+                entered: kind == "segment.entered",
+            }
+        }
+        (Topic::Segments, "lifecycle.changed") => match e.properties.get("to") {
+            Some(serde_json::Value::String(to)) => Effect::Stage(to.clone()),
+            _ => {
+                return Err(Unusable {
+                    code: "invalid_stage",
+                    detail: "lifecycle.changed without properties.to",
+                })
+            }
+        },
+        (Topic::Loyalty, "tier.changed") => match e.properties.get("tier") {
+            Some(serde_json::Value::String(t)) => Effect::Tier(t.clone()),
+            _ => {
+                return Err(Unusable {
+                    code: "invalid_tier",
+                    detail: "tier.changed without properties.tier",
+                })
+            }
+        },
         _ => return Ok(None),
     }))
 }

@@ -2,6 +2,7 @@
 //! reachable contacts ([`contacts`]); journeys, the send gate, templates and channels join it
 //! (issue 14), one folder per concern.
 
+pub mod channels;
 pub mod contacts;
 pub mod gate;
 pub mod journeys;

@@ -25,6 +25,8 @@ pub enum Action {
     },
     /// One-click unsubscribe (RFC 8058) and the preference page.
     Unsubscribe,
+    /// A provider's delivery status callback.
+    Status,
 }
 
 /// A token's content.
@@ -192,6 +194,80 @@ pub fn is_machine_open(user_agent: Option<&str>, seconds_after_send: i64) -> boo
     };
     // Apple Mail Privacy Protection fetches with a bare "Mozilla/5.0".
     ua.trim() == "mozilla/5.0" || MARKERS.iter().any(|m| ua.contains(m))
+}
+
+/// Rewrites every `href="http…"` / `href='http…'` of `html` with `track(url)` (the click
+/// redirect), and returns the new HTML with the links it contained (unescaped: `&amp;` read as
+/// `&`), in order, without repeats. Other links (`mailto:`, anchors) are left alone.
+pub fn rewrite_links(html: &str, mut track: impl FnMut(&str) -> String) -> (String, Vec<String>) {
+    let mut out = String::with_capacity(html.len() + 64);
+    let mut links: Vec<String> = Vec::new();
+    let mut rest = html;
+    while let Some(at) = rest.to_ascii_lowercase().find("href=") {
+        let (before, after) = rest.split_at(at + 5);
+        out.push_str(before);
+        let quote = match after.chars().next() {
+            Some(q @ ('"' | '\'')) => q,
+            _ => {
+                rest = after;
+                continue;
+            }
+        };
+        let body = &after[1..];
+        let Some(end) = body.find(quote) else {
+            rest = after;
+            continue;
+        };
+        let raw = &body[..end];
+        let lower = raw.to_ascii_lowercase();
+        if lower.starts_with("http://") || lower.starts_with("https://") {
+            let url = raw.replace("&amp;", "&");
+            out.push(quote);
+            out.push_str(&track(&url));
+            out.push(quote);
+            if !links.contains(&url) {
+                links.push(url);
+            }
+        } else {
+            out.push(quote);
+            out.push_str(raw);
+            out.push(quote);
+        }
+        rest = &body[end + 1..];
+    }
+    out.push_str(rest);
+    (out, links)
+}
+
+/// Adds the open pixel before `</body>` (or at the end).
+pub fn add_pixel(html: &str, pixel_url: &str) -> String {
+    let img =
+        format!(r#"<img src="{pixel_url}" width="1" height="1" alt="" style="display:none">"#);
+    match html.to_ascii_lowercase().rfind("</body>") {
+        Some(at) => format!("{}{img}{}", &html[..at], &html[at..]),
+        None => format!("{html}{img}"),
+    }
+}
+
+#[cfg(test)]
+mod link_tests {
+    use super::*;
+
+    #[test]
+    fn links_are_rewritten_and_collected() {
+        let html = r#"<a href="https://shop.test/a?x=1&amp;y=2">A</a> <a href='mailto:x@y.z'>m</a>
+            <A HREF="http://shop.test/b">B</A><a href="https://shop.test/a?x=1&amp;y=2">again</a>"#;
+        let (out, links) = rewrite_links(html, |u| format!("T({})", u.len()));
+        assert_eq!(
+            links,
+            vec!["https://shop.test/a?x=1&y=2", "http://shop.test/b"]
+        );
+        assert!(out.contains(r#"href="T(27)""#), "{out}");
+        assert!(out.contains("mailto:x@y.z"));
+        assert_eq!(out.matches("T(").count(), 3);
+        assert!(add_pixel("<body>x</body>", "P").contains(r#"<img src="P""#));
+        assert!(add_pixel("<body>x</body>", "P").ends_with("</body>"));
+    }
 }
 
 #[cfg(test)]

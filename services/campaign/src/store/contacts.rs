@@ -43,10 +43,18 @@ pub async fn merge(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "WITH gone AS (DELETE FROM contacts WHERE tenant_id = $1 AND customer_id = $2 RETURNING *)
-         INSERT INTO contacts AS c (tenant_id, customer_id, email, events_seen, last_event_at, traits, traits_at)
-         SELECT $1, $3, email, events_seen, last_event_at, traits, traits_at FROM gone
+         INSERT INTO contacts AS c (tenant_id, customer_id, email, events_seen, last_event_at, traits,
+             traits_at, user_id, anonymous_id, phone, consents, segments, stage, tier)
+         SELECT $1, $3, email, events_seen, last_event_at, traits, traits_at, user_id,
+             anonymous_id, phone, consents, segments, stage, tier FROM gone
          ON CONFLICT (tenant_id, customer_id) DO UPDATE
          SET email = COALESCE(c.email, EXCLUDED.email),
+             user_id = COALESCE(c.user_id, EXCLUDED.user_id),
+             anonymous_id = COALESCE(c.anonymous_id, EXCLUDED.anonymous_id),
+             phone = COALESCE(c.phone, EXCLUDED.phone),
+             consents = EXCLUDED.consents || c.consents,
+             stage = COALESCE(c.stage, EXCLUDED.stage),
+             tier = COALESCE(c.tier, EXCLUDED.tier),
              events_seen = c.events_seen + EXCLUDED.events_seen,
              last_event_at = GREATEST(c.last_event_at, EXCLUDED.last_event_at),
              traits = CASE WHEN c.traits_at IS NULL THEN EXCLUDED.traits ELSE c.traits END,
@@ -162,4 +170,211 @@ pub async fn find(
     .bind(customer)
     .fetch_optional(conn)
     .await
+}
+
+/// The identifiers a profile message carries: kept so that journey actions can address the
+/// customer on `crm.ingest.v1` (which takes `user_id` or `anonymous_id`) and reach them by SMS.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ids<'a> {
+    /// The customer's id in the sending system.
+    pub user_id: Option<&'a str>,
+    /// A device or browser id.
+    pub anonymous_id: Option<&'a str>,
+    /// A phone number.
+    pub phone: Option<&'a str>,
+}
+
+/// Records the identifiers of a profile message (`None` keeps the one known).
+pub async fn record_ids(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    customer: Uuid,
+    ids: Ids<'_>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(concat!(
+        "UPDATE contacts c SET user_id = COALESCE($3, c.user_id),
+             anonymous_id = COALESCE($4, c.anonymous_id), phone = COALESCE($5, c.phone)
+         FROM ",
+        live!(),
+        " AND c.tenant_id = $1 AND c.customer_id = x.id"
+    ))
+    .bind(tenant)
+    .bind(customer)
+    .bind(ids.user_id)
+    .bind(ids.anonymous_id)
+    .bind(ids.phone)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// What journeys read of a customer beside the traits: one update of the mirror.
+#[derive(Debug, Clone)]
+pub enum Mirror<'a> {
+    /// Consent for `purpose:channel`, given or withdrawn at `at` (the newest change wins).
+    Consent {
+        /// The purpose.
+        purpose: &'a str,
+        /// The channel (`any` covers every channel).
+        channel: &'a str,
+        /// Given or withdrawn.
+        granted: bool,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Entered (`true`) or left a segment.
+    Segment(Uuid, bool),
+    /// The lifecycle stage.
+    Stage(&'a str),
+    /// The loyalty tier.
+    Tier(&'a str),
+}
+
+/// Applies one mirror update to the contact of `customer` (made if missing); nothing for an
+/// erased id.
+pub async fn record_mirror(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    customer: Uuid,
+    change: Mirror<'_>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(concat!(
+        "INSERT INTO contacts (tenant_id, customer_id) SELECT $1, id FROM ",
+        live!(),
+        " ON CONFLICT DO NOTHING"
+    ))
+    .bind(tenant)
+    .bind(customer)
+    .execute(&mut *conn)
+    .await?;
+    let live = concat!(
+        " FROM ",
+        live!(),
+        " AND c.tenant_id = $1 AND c.customer_id = x.id"
+    );
+    let (set, text, flag, at): (&str, Option<String>, Option<bool>, Option<DateTime<Utc>>) =
+        match change {
+            Mirror::Consent {
+                purpose,
+                channel,
+                granted,
+                at,
+            } => (
+                "consents = CASE WHEN (c.consents -> $3 ->> 'at')::timestamptz > $5 THEN c.consents
+                     ELSE c.consents || jsonb_build_object($3::text,
+                         jsonb_build_object('granted', $4::boolean, 'at', $5::timestamptz)) END",
+                Some(format!("{purpose}:{channel}")),
+                Some(granted),
+                Some(at),
+            ),
+            Mirror::Segment(segment, true) => (
+                "segments = CASE WHEN $3::uuid = ANY(c.segments) THEN c.segments
+                     ELSE array_append(c.segments, $3::uuid) END",
+                Some(segment.to_string()),
+                None,
+                None,
+            ),
+            Mirror::Segment(segment, false) => (
+                "segments = array_remove(c.segments, $3::uuid)",
+                Some(segment.to_string()),
+                None,
+                None,
+            ),
+            Mirror::Stage(stage) => ("stage = $3", Some(stage.to_owned()), None, None),
+            Mirror::Tier(tier) => ("tier = $3", Some(tier.to_owned()), None, None),
+        };
+    let sql = format!("UPDATE contacts c SET {set}, updated_at = now(){live}");
+    sqlx::query(&sql)
+        .bind(tenant)
+        .bind(customer)
+        .bind(text)
+        .bind(flag)
+        .bind(at)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Everything journeys read about one customer: the contact, its identifiers and the facts
+/// branches and the send gate see.
+#[derive(Debug, Clone, Default)]
+pub struct Reach {
+    /// Email.
+    pub email: Option<String>,
+    /// Phone.
+    pub phone: Option<String>,
+    /// The customer's id in the sending system.
+    pub user_id: Option<String>,
+    /// A device or browser id.
+    pub anonymous_id: Option<String>,
+    /// Traits.
+    pub traits: serde_json::Map<String, serde_json::Value>,
+    /// Segments.
+    pub segments: Vec<Uuid>,
+    /// Lifecycle stage.
+    pub stage: Option<String>,
+    /// Loyalty tier.
+    pub tier: Option<String>,
+    /// `purpose:channel` pairs currently granted.
+    pub consents: Vec<String>,
+}
+
+type ReachRow = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    sqlx::types::Json<serde_json::Map<String, serde_json::Value>>,
+    Vec<Uuid>,
+    Option<String>,
+    Option<String>,
+    Vec<String>,
+);
+
+/// What journeys read about `customer` (the contact its id is kept under), if known.
+pub async fn reach(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    customer: Uuid,
+) -> Result<Option<Reach>, sqlx::Error> {
+    let row: Option<ReachRow> = sqlx::query_as(concat!(
+        "SELECT c.email, c.phone, c.user_id, c.anonymous_id, c.traits, c.segments, c.stage, c.tier,
+             ARRAY(SELECT k FROM jsonb_each(c.consents) AS e(k, v)
+                   WHERE (v ->> 'granted')::boolean)
+         FROM contacts c, ",
+        live!(),
+        " AND c.tenant_id = $1 AND c.customer_id = x.id"
+    ))
+    .bind(tenant)
+    .bind(customer)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(
+        |(email, phone, user_id, anonymous_id, traits, segments, stage, tier, consents)| Reach {
+            email,
+            phone,
+            user_id,
+            anonymous_id,
+            traits: traits.0,
+            segments,
+            stage,
+            tier,
+            consents,
+        },
+    ))
+}
+
+/// The id contacts of `customer` are kept under (the survivor of a merge), or `None` once
+/// erased.
+pub async fn live_id(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    customer: Uuid,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    let row: Option<(Uuid,)> = sqlx::query_as(concat!("SELECT x.id FROM ", live!()))
+        .bind(tenant)
+        .bind(customer)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(|(id,)| id))
 }

@@ -274,3 +274,124 @@ pub async fn move_to(
     .await?;
     Ok(())
 }
+
+/// A live instance as the runner needs it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Live {
+    /// The instance.
+    pub id: Uuid,
+    /// Its journey.
+    pub journey_id: Uuid,
+    /// The version it runs.
+    pub version: i32,
+    /// The customer.
+    pub customer_id: Uuid,
+    /// The node it stands at (a wait's node while it waits).
+    pub node: String,
+    /// When it entered.
+    pub entered_at: DateTime<Utc>,
+    /// Event names seen since.
+    pub seen: Vec<String>,
+    /// When it reached the goal.
+    pub goal_at: Option<DateTime<Utc>>,
+}
+
+const LIVE: &str = "SELECT id, journey_id, version, customer_id, node, entered_at, seen, goal_at
+     FROM journey_instances WHERE tenant_id = $1";
+
+/// The customer's live instances, locked for this transaction (a timer firing for one of
+/// them waits until the event's effects are committed).
+pub async fn live_locked(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    customer: Uuid,
+) -> Result<Vec<Live>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "{LIVE} AND customer_id = $2 AND status = 'active' ORDER BY id FOR UPDATE"
+    ))
+    .bind(tenant)
+    .bind(customer)
+    .fetch_all(conn)
+    .await
+}
+
+/// One live instance, locked, if it is still live.
+pub async fn live_one(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    instance: Uuid,
+) -> Result<Option<Live>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "{LIVE} AND id = $2 AND status = 'active' FOR UPDATE"
+    ))
+    .bind(tenant)
+    .bind(instance)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Records that the instance saw event `name` (for `event_seen` branches; at most 200 names).
+pub async fn saw(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    instance: Uuid,
+    name: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE journey_instances SET seen = array_append(seen, $3)
+         WHERE tenant_id = $1 AND id = $2 AND NOT ($3 = ANY(seen)) AND cardinality(seen) < 200",
+    )
+    .bind(tenant)
+    .bind(instance)
+    .bind(name)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records the goal reached at `at`; `false` when it was reached before.
+pub async fn reach_goal(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    instance: Uuid,
+    at: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE journey_instances SET goal_at = $3
+         WHERE tenant_id = $1 AND id = $2 AND goal_at IS NULL",
+    )
+    .bind(tenant)
+    .bind(instance)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Marks the instance as one of the journey's control group (counted, never messaged).
+pub async fn mark_held_out(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    instance: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE journey_instances SET held_out = true WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant)
+        .bind(instance)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Cancels the instance's pending timer (what it waited for happened).
+pub async fn cancel_timer(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    instance: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM journey_timers WHERE tenant_id = $1 AND instance_id = $2")
+        .bind(tenant)
+        .bind(instance)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -248,3 +248,35 @@ async fn lock(
     let (status,) = r.ok_or(JourneyStoreError::NotFound)?;
     Ok(Status::parse(&status).unwrap_or(Status::Draft))
 }
+
+/// The tenant's published journeys: (id, live version, its definition).
+pub async fn published(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+) -> Result<Vec<(Uuid, i32, Value)>, sqlx::Error> {
+    let rows: Vec<(Uuid, i32, sqlx::types::Json<Value>)> = sqlx::query_as(
+        "SELECT j.id, v.version, v.definition FROM journeys j
+         JOIN journey_versions v ON v.tenant_id = j.tenant_id AND v.journey_id = j.id
+             AND v.version = j.published_version
+         WHERE j.tenant_id = $1 AND j.status = 'published' ORDER BY j.id",
+    )
+    .bind(tenant)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(id, v, d)| (id, v, d.0)).collect())
+}
+
+/// The journey's status (`published`, `paused`, …), if it exists.
+pub async fn status(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    id: Uuid,
+) -> Result<Option<Status>, sqlx::Error> {
+    let r: Option<(String,)> =
+        sqlx::query_as("SELECT status FROM journeys WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(r.and_then(|(s,)| Status::parse(&s)))
+}

@@ -1,6 +1,10 @@
 //! Campaign's tables, one file per table group.
 
+pub mod channels;
 pub mod contacts;
 pub mod instances;
 pub mod journeys;
+pub mod messages;
+pub mod policies;
 pub mod suppressions;
+pub mod templates;

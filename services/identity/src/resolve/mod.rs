@@ -395,6 +395,19 @@ async fn apply(
             envelope.occurred_at,
         )
         .await?;
+        // Announced like consent given through the API, so campaign's send gate sees it.
+        for change in changes {
+            let mut event =
+                Envelope::domain(tenant.clone(), "consent.changed", customer, "identity");
+            event.properties = serde_json::json!({
+                "purpose": change.purpose, "channel": change.channel, "granted": change.granted,
+                "source": envelope.source, "at": envelope.occurred_at,
+            })
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+            pending.publish(outgoing(Topic::Profiles, &event)?);
+        }
     }
     if let Some(traits) = &new_traits {
         // Person traits may now match another customer (Fellegi–Sunter, online).

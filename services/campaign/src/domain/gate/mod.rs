@@ -15,6 +15,7 @@
 
 pub mod caps;
 pub mod holdout;
+pub mod policy;
 pub mod quiet;
 
 use chrono::{DateTime, Utc};

@@ -21,6 +21,7 @@
 
 pub mod cron;
 pub mod lifecycle;
+pub mod signal;
 pub mod step;
 pub mod validate;
 

@@ -1,0 +1,239 @@
+//! Templates: create or replace, read, list, delete, and preview (render a stored or a draft
+//! template with a sample customer). A template is checked when saved: errors name the part,
+//! the line and the column.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use crm_service::{Code, Problem, TenantAnd, TenantPath};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{actor, ApiState};
+use crate::domain::channels::valid_key;
+use crate::domain::templates::{self, Limits, Parts, TemplateError};
+use crate::store::templates::{self as store, Template};
+
+pub(crate) fn routes() -> Router<ApiState> {
+    let base = "/internal/v1/tenants/{tenant}/templates";
+    Router::new()
+        .route(base, get(list))
+        .route(&format!("{base}/preview"), post(preview_draft))
+        .route(
+            &format!("{base}/{{key}}"),
+            get(read).put(put).delete(delete),
+        )
+        .route(&format!("{base}/{{key}}/preview"), post(preview))
+}
+
+/// A template as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Body {
+    channel: String,
+    #[serde(default = "marketing")]
+    message_type: String,
+    #[serde(default = "marketing")]
+    purpose: String,
+    subject: String,
+    #[serde(default)]
+    html: Option<String>,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+fn marketing() -> String {
+    "marketing".to_owned()
+}
+
+fn invalid(detail: impl Into<String>) -> Problem {
+    Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Code::InvalidTemplate,
+        detail,
+    )
+}
+
+fn template_error(e: &TemplateError) -> Problem {
+    invalid(format!(
+        "{} line {} column {}: {} ({})",
+        e.part, e.line, e.column, e.message, e.code
+    ))
+    .with("errors", json!([e]))
+}
+
+fn not_found() -> Problem {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        Code::TemplateNotFound,
+        "no template with this key",
+    )
+}
+
+fn parse(body: &[u8]) -> Result<Body, Problem> {
+    serde_json::from_slice(body).map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            Code::InvalidBody,
+            format!(
+                "the body is {{\"channel\": \"email|sms|push\", \"subject\": \"…\", \"html\": \
+                 \"…\", \"text\": \"…\", \"message_type\": \"marketing\", \"purpose\": \
+                 \"marketing|transactional\"}}: {e}"
+            ),
+        )
+    })
+}
+
+async fn put(
+    State(s): State<ApiState>,
+    TenantAnd(tenant, key): TenantAnd<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<Template>, Problem> {
+    if !valid_key(&key) {
+        return Err(invalid(
+            "a template key is 1 to 64 of a-z, 0-9, '_' and '-'",
+        ));
+    }
+    let b = parse(&body)?;
+    if !matches!(b.channel.as_str(), "email" | "sms" | "push") {
+        return Err(invalid("channel must be email, sms or push"));
+    }
+    for (field, v) in [("message_type", &b.message_type), ("purpose", &b.purpose)] {
+        if !valid_key(v) {
+            return Err(invalid(format!(
+                "{field} is 1 to 64 of a-z, 0-9, '_' and '-'"
+            )));
+        }
+    }
+    let parts = Parts {
+        subject: b.subject,
+        html: b.html,
+        text: b.text,
+    };
+    templates::check(&parts, &Limits::default()).map_err(|e| template_error(&e))?;
+    let t = Template {
+        key,
+        channel: b.channel,
+        message_type: b.message_type,
+        purpose: b.purpose,
+        parts,
+        version: 1,
+        updated_at: Utc::now(),
+    };
+    let mut conn = s.pool.acquire().await?;
+    Ok(Json(
+        store::put(&mut conn, &tenant, &t, &actor(&headers)).await?,
+    ))
+}
+
+async fn read(
+    State(s): State<ApiState>,
+    TenantAnd(tenant, key): TenantAnd<String>,
+) -> Result<Json<Template>, Problem> {
+    let mut conn = s.pool.acquire().await?;
+    store::get(&mut conn, &tenant, &key)
+        .await?
+        .map(Json)
+        .ok_or_else(not_found)
+}
+
+async fn list(
+    State(s): State<ApiState>,
+    TenantPath(tenant): TenantPath,
+) -> Result<Json<Value>, Problem> {
+    let mut conn = s.pool.acquire().await?;
+    Ok(Json(
+        json!({"items": store::list(&mut conn, &tenant).await?}),
+    ))
+}
+
+async fn delete(
+    State(s): State<ApiState>,
+    TenantAnd(tenant, key): TenantAnd<String>,
+) -> Result<StatusCode, Problem> {
+    let mut conn = s.pool.acquire().await?;
+    if store::delete(&mut conn, &tenant, &key).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_found())
+    }
+}
+
+/// A sample customer for a preview.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Sample {
+    #[serde(default)]
+    traits: serde_json::Map<String, Value>,
+    #[serde(default)]
+    stage: Option<String>,
+    #[serde(default)]
+    tier: Option<String>,
+    #[serde(default)]
+    segments: Vec<uuid::Uuid>,
+}
+
+fn render(parts: &Parts, sample: &Sample) -> Result<Json<Value>, Problem> {
+    let context = json!({"customer": sample.traits, "traits": sample.traits,
+                         "stage": sample.stage, "tier": sample.tier, "segments": sample.segments});
+    let rendered =
+        templates::render(parts, &context, &Limits::default()).map_err(|e| template_error(&e))?;
+    Ok(Json(json!(rendered)))
+}
+
+fn sample_of(body: &[u8]) -> Result<Sample, Problem> {
+    if body.is_empty() {
+        return Ok(Sample::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            Code::InvalidBody,
+            format!("the body is a sample customer {{\"traits\": {{…}}, \"stage\", \"tier\", \"segments\"}}: {e}"),
+        )
+    })
+}
+
+async fn preview(
+    State(s): State<ApiState>,
+    TenantAnd(tenant, key): TenantAnd<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, Problem> {
+    let sample = sample_of(&body)?;
+    let mut conn = s.pool.acquire().await?;
+    let t = store::get(&mut conn, &tenant, &key)
+        .await?
+        .ok_or_else(not_found)?;
+    render(&t.parts, &sample)
+}
+
+/// A draft: `{"template": {subject, html, text}, "sample": {…}}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Draft {
+    template: Parts,
+    #[serde(default)]
+    sample: Option<Value>,
+}
+
+async fn preview_draft(
+    TenantPath(_tenant): TenantPath,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, Problem> {
+    let draft: Draft = serde_json::from_slice(&body).map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            Code::InvalidBody,
+            format!("the body is {{\"template\": {{\"subject\", \"html\", \"text\"}}, \"sample\": {{…}}}}: {e}"),
+        )
+    })?;
+    let sample = match draft.sample {
+        Some(v) => sample_of(&serde_json::to_vec(&v).unwrap_or_default())?,
+        None => Sample::default(),
+    };
+    templates::check(&draft.template, &Limits::default()).map_err(|e| template_error(&e))?;
+    render(&draft.template, &sample)
+}

@@ -1,0 +1,448 @@
+//! The delivery loop: claims queued messages whose time has come (`sending`, committed before
+//! anything leaves), checks consent and the suppression list again (they may have changed
+//! while the message waited for quiet hours to end), renders the template, hands the message to
+//! its channel, and records the outcome with its `crm.interactions.v1` event.
+//!
+//! At most once: a message is marked `sending` in its own commit before the SMTP or HTTP
+//! transaction and `sent` after it. A crash in between leaves it `sending`; after the lease it
+//! is recorded as skipped (`send_interrupted`) and never sent again. The window in which a
+//! crash loses a message is one SMTP transaction (at most the 30 s SMTP timeout); no window
+//! sends one twice.
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+use crm_envelope::TenantId;
+use crm_kafka::outbox;
+use futures::StreamExt;
+use serde_json::json;
+use sqlx::PgPool;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::guard::Guard;
+use super::provider::Provider;
+use super::smtp::Smtp;
+use super::webhook::{self, Call};
+use super::{Outbound, Send, SendError};
+use crate::domain::channels::Settings;
+use crate::domain::journeys::Channel;
+use crate::domain::suppression;
+use crate::domain::templates::{self, Limits};
+use crate::domain::tracking::{self, Action, Claims, TrackingKey};
+use crate::domain::webhooks::{after_attempt, AfterAttempt, Secret};
+use crate::interactions::interaction;
+use crate::store::contacts::{self, Reach};
+use crate::store::messages::{self, Claimed, Outcome};
+use crate::store::{channels, suppressions, templates as template_store};
+
+/// Where tracking links point and how they are signed.
+#[derive(Debug, Clone)]
+pub struct Tracking {
+    /// The public base URL of the gateway (`https://crm.example.com`).
+    pub base_url: String,
+    /// The signing key.
+    pub key: TrackingKey,
+    /// How long links stay valid.
+    pub ttl: Duration,
+}
+
+impl Tracking {
+    /// A signed tracking URL for `action` on `message` (`o` open, `c` click, `u` unsubscribe).
+    pub fn url(&self, tenant: &TenantId, message: uuid::Uuid, action: Action) -> String {
+        let path = match action {
+            Action::Open => "o",
+            Action::Click { .. } => "c",
+            Action::Unsubscribe => "u",
+            Action::Status => "status",
+        };
+        let token = self.key.issue(&Claims {
+            tenant: tenant.as_str().to_owned(),
+            message,
+            action,
+            expires: (Utc::now() + self.ttl).timestamp(),
+        });
+        format!("{}/t/{path}/{token}", self.base_url.trim_end_matches('/'))
+    }
+}
+
+/// What the delivery loop needs.
+#[derive(Clone)]
+pub struct Delivery {
+    /// The part's database.
+    pub pool: PgPool,
+    /// The SMTP relay.
+    pub smtp: Smtp,
+    /// Outbound HTTP guard.
+    pub guard: Guard,
+    /// Tracking links.
+    pub tracking: Tracking,
+    /// Template limits.
+    pub limits: Limits,
+    /// Wakes the outbox relay.
+    pub relay: Arc<Notify>,
+    /// How many messages are sent at once.
+    pub concurrency: usize,
+}
+
+/// How long a message may stay `sending` before it counts as interrupted by a crash.
+pub const LEASE: i64 = 120;
+
+impl Delivery {
+    /// Claims and sends one batch; how many were claimed.
+    pub async fn deliver_batch(&self, limit: i64) -> Result<usize, sqlx::Error> {
+        let now = Utc::now();
+        let mut tx = self.pool.begin().await?;
+        let interrupted =
+            messages::abandon_interrupted(&mut tx, now, Duration::seconds(LEASE)).await?;
+        let mut out = Vec::new();
+        for m in &interrupted {
+            out.push(skipped_event(m, "send_interrupted")?);
+        }
+        outbox::enqueue_all(&mut tx, &out).await?;
+        let claimed = messages::claim_due(&mut tx, now, limit).await?;
+        tx.commit().await?;
+        let n = claimed.len();
+        let results: Vec<Result<(), sqlx::Error>> = futures::stream::iter(claimed)
+            .map(|m| async move { self.deliver_one(&m).await })
+            .buffer_unordered(self.concurrency.max(1))
+            .collect()
+            .await;
+        for r in results {
+            r?;
+        }
+        if n > 0 || !interrupted.is_empty() {
+            self.relay.notify_one();
+        }
+        Ok(n)
+    }
+
+    async fn deliver_one(&self, m: &Claimed) -> Result<(), sqlx::Error> {
+        let outcome = match m.channel.as_str() {
+            "webhook" => self.call_webhook(m).await?,
+            _ => self.send_message(m).await?,
+        };
+        let now = Utc::now();
+        let mut tx = self.pool.begin().await?;
+        let (finish, event) = match &outcome {
+            Done::Sent {
+                address,
+                subject,
+                links,
+                provider_id,
+            } => (
+                Outcome::Sent {
+                    address,
+                    subject: subject.as_deref(),
+                    links,
+                    provider_id: provider_id.as_deref(),
+                },
+                Some(interaction(
+                    &m.tenant_id,
+                    "message.sent",
+                    m.customer_id,
+                    json!({"message_id": m.id, "journey_id": m.journey_id,
+                           "instance_id": m.instance_id, "node": m.node, "channel": m.channel,
+                           "template": m.template}),
+                )?),
+            ),
+            Done::Skipped(reason) => (Outcome::Skipped(reason), Some(skipped_event(m, reason)?)),
+            Done::Failed(error) => (
+                Outcome::Failed(error),
+                Some(interaction(
+                    &m.tenant_id,
+                    "message.failed",
+                    m.customer_id,
+                    json!({"message_id": m.id, "journey_id": m.journey_id, "node": m.node,
+                           "channel": m.channel, "error": error}),
+                )?),
+            ),
+            Done::Retry { at, error } => (
+                Outcome::Retry {
+                    retry_at: *at,
+                    error,
+                },
+                None,
+            ),
+        };
+        if messages::finish(&mut tx, &m.tenant_id, m.id, &finish, now).await? {
+            outbox::enqueue_all(&mut tx, &event.into_iter().collect::<Vec<_>>()).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Renders and sends an email, SMS or push message.
+    async fn send_message(&self, m: &Claimed) -> Result<Done, sqlx::Error> {
+        let tenant = &m.tenant_id;
+        let mut conn = self.pool.acquire().await?;
+        let channel = match m.channel.as_str() {
+            "email" => Channel::Email,
+            "sms" => Channel::Sms,
+            _ => Channel::Push,
+        };
+        let reach = contacts::reach(&mut conn, tenant, m.customer_id).await?;
+        let Some(tpl) =
+            template_store::get(&mut conn, tenant, m.template.as_deref().unwrap_or("")).await?
+        else {
+            return Ok(Done::Skipped("template_missing"));
+        };
+        let test_send = m.instance_id.is_none();
+        let reach = match reach {
+            Some(r) => r,
+            None if test_send => Reach::default(),
+            None => return Ok(Done::Skipped("erased")),
+        };
+        let address = if test_send {
+            m.address.clone()
+        } else {
+            match channel {
+                Channel::Email => reach.email.clone(),
+                _ => reach.phone.clone(),
+            }
+        };
+        let Some(address) = address.and_then(|a| suppression::normalise(channel, &a).ok()) else {
+            return Ok(Done::Skipped("no_address"));
+        };
+        // Consent and suppression again: they may have changed while the message waited.
+        let channel_name = suppression::channel_str(channel);
+        let consented = test_send
+            || tpl.purpose == "transactional"
+            || reach.consents.iter().any(|c| {
+                c.split_once(':')
+                    .is_some_and(|(p, ch)| p == tpl.purpose && (ch == channel_name || ch == "any"))
+            });
+        if !consented {
+            return Ok(Done::Skipped("no_consent"));
+        }
+        if suppressions::is_suppressed(&mut conn, tenant, channel, &address).await? {
+            return Ok(Done::Skipped("suppressed"));
+        }
+        let context = json!({
+            "customer": reach.traits, "traits": reach.traits, "stage": reach.stage,
+            "tier": reach.tier, "segments": reach.segments,
+        });
+        let rendered = match templates::render(&tpl.parts, &context, &self.limits) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(message = %m.id, code = e.code, part = e.part, "template failed to render");
+                return Ok(Done::Failed(format!("template {}: {}", e.part, e.code)));
+            }
+        };
+        let Some((settings, secrets)) = channels::of_kind(&mut conn, tenant, channel_name).await?
+        else {
+            return Ok(Done::Skipped("no_channel"));
+        };
+        drop(conn);
+        let (html, links) = match rendered.html {
+            Some(html) => {
+                let (html, links) = tracking::rewrite_links(&html, |url| {
+                    self.tracking.url(
+                        tenant,
+                        m.id,
+                        Action::Click {
+                            url: url.to_owned(),
+                        },
+                    )
+                });
+                let pixel = self.tracking.url(tenant, m.id, Action::Open);
+                (Some(tracking::add_pixel(&html, &pixel)), links)
+            }
+            None => (None, Vec::new()),
+        };
+        let unsubscribe =
+            (!m.transactional).then(|| self.tracking.url(tenant, m.id, Action::Unsubscribe));
+        let mut outbound = Outbound {
+            send_key: format!("{}:{}", tenant.as_str(), m.send_key),
+            to: address.clone(),
+            from: String::new(),
+            from_name: None,
+            reply_to: None,
+            subject: rendered.subject.clone(),
+            html,
+            text: rendered.text,
+            unsubscribe,
+        };
+        let sent = match settings.settings {
+            Settings::Email {
+                from,
+                from_name,
+                reply_to,
+            } => {
+                outbound.from = from;
+                outbound.from_name = from_name;
+                outbound.reply_to = reply_to;
+                self.smtp.send(&outbound).await
+            }
+            Settings::Sms { url, account, from } => {
+                outbound.from = from;
+                let provider = Provider {
+                    url,
+                    account,
+                    token: secrets.first().cloned().unwrap_or_default(),
+                    status_callback: Some(format!(
+                        "{}/t/status/{}",
+                        self.tracking.base_url.trim_end_matches('/'),
+                        self.tracking.key.issue(&Claims {
+                            tenant: tenant.as_str().to_owned(),
+                            message: m.id,
+                            action: Action::Status,
+                            expires: (Utc::now() + self.tracking.ttl).timestamp(),
+                        })
+                    )),
+                    guard: self.guard,
+                };
+                provider.send(&outbound).await
+            }
+            Settings::Push { url, account } => {
+                let provider = Provider {
+                    url,
+                    account,
+                    token: secrets.first().cloned().unwrap_or_default(),
+                    status_callback: None,
+                    guard: self.guard,
+                };
+                provider.send(&outbound).await
+            }
+            Settings::Webhook { .. } => return Ok(Done::Skipped("no_channel")),
+        };
+        Ok(match sent {
+            Ok(accepted) => Done::Sent {
+                address,
+                subject: Some(rendered.subject),
+                links,
+                provider_id: accepted.provider_id,
+            },
+            Err(SendError::Permanent(e)) => Done::Failed(e),
+            Err(SendError::Transient(e)) => Done::Retry {
+                at: Utc::now() + Duration::seconds(30),
+                error: e,
+            },
+        })
+    }
+
+    /// Calls a webhook channel, signed; retries on the specification's schedule.
+    async fn call_webhook(&self, m: &Claimed) -> Result<Done, sqlx::Error> {
+        let tenant = &m.tenant_id;
+        let key = m.template.as_deref().unwrap_or("");
+        let mut conn = self.pool.acquire().await?;
+        let Some((row, secrets)) = channels::get(&mut conn, tenant, key).await? else {
+            return Ok(Done::Failed(format!("no webhook channel {key:?}")));
+        };
+        if row.disabled_at.is_some() {
+            return Ok(Done::Skipped("channel_disabled"));
+        }
+        let Settings::Webhook { url } = &row.settings else {
+            return Ok(Done::Failed(format!("channel {key:?} is not a webhook")));
+        };
+        let reach = contacts::reach(&mut conn, tenant, m.customer_id)
+            .await?
+            .unwrap_or_default();
+        let secrets: Vec<Secret> = secrets
+            .iter()
+            .filter_map(|s| Secret::parse(s).ok())
+            .collect();
+        let body = json!({
+            "type": "journey.webhook",
+            "timestamp": Utc::now(),
+            "data": {"tenant_id": tenant, "customer_id": m.customer_id,
+                     "journey_id": m.journey_id, "node": m.node, "traits": reach.traits,
+                     "segments": reach.segments, "stage": reach.stage, "tier": reach.tier},
+        });
+        let body = serde_json::to_vec(&body).unwrap_or_default();
+        let id = format!("msg_{}", m.id.simple());
+        let answer = webhook::call(
+            &self.guard,
+            &Call {
+                url,
+                secrets: &secrets,
+                id: &id,
+                body: &body,
+            },
+        )
+        .await;
+        let status = match answer {
+            Ok(s) => s,
+            Err(refused) => return Ok(Done::Failed(refused)),
+        };
+        let attempts = usize::try_from(self.attempts(m).await?).unwrap_or(1);
+        Ok(match after_attempt(status, attempts) {
+            AfterAttempt::Delivered => Done::Sent {
+                address: url.clone(),
+                subject: None,
+                links: Vec::new(),
+                provider_id: status.map(|s| s.to_string()),
+            },
+            AfterAttempt::Retry(delay) => Done::Retry {
+                at: Utc::now() + Duration::from_std(delay).unwrap_or(Duration::seconds(5)),
+                error: format!("endpoint answered {status:?}"),
+            },
+            AfterAttempt::Failed => Done::Failed(format!("endpoint answered {status:?}")),
+            AfterAttempt::Disable => {
+                let mut conn = self.pool.acquire().await?;
+                channels::disable(&mut conn, tenant, key, "410 Gone").await?;
+                Done::Failed("endpoint answered 410 Gone: channel disabled".to_owned())
+            }
+        })
+    }
+
+    async fn attempts(&self, m: &Claimed) -> Result<i32, sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        messages::attempts(&mut conn, &m.tenant_id, m.id).await
+    }
+}
+
+/// What delivering a message came to.
+enum Done {
+    Sent {
+        address: String,
+        subject: Option<String>,
+        links: Vec<String>,
+        provider_id: Option<String>,
+    },
+    Skipped(&'static str),
+    Failed(String),
+    Retry {
+        at: DateTime<Utc>,
+        error: String,
+    },
+}
+
+fn skipped_event(m: &Claimed, reason: &str) -> Result<crm_kafka::outbox::Outgoing, sqlx::Error> {
+    interaction(
+        &m.tenant_id,
+        "message.skipped",
+        m.customer_id,
+        json!({"message_id": m.id, "journey_id": m.journey_id, "instance_id": m.instance_id,
+               "node": m.node, "channel": m.channel, "template": m.template, "reason": reason}),
+    )
+}
+
+/// Runs the delivery loop until `shutdown`: batches while messages are due, else sleeps up to
+/// `idle` or until `wake` is notified.
+pub async fn run(
+    delivery: Delivery,
+    wake: Arc<Notify>,
+    idle: StdDuration,
+    batch: i64,
+    shutdown: CancellationToken,
+) {
+    loop {
+        // A batch in flight is finished even during shutdown: its messages are `sending`.
+        let sent = delivery.deliver_batch(batch).await;
+        if shutdown.is_cancelled() {
+            return;
+        }
+        match sent {
+            Ok(n) if n as i64 >= batch => continue,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "delivering messages failed; retrying"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(idle) => {}
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! Webhook calls signed per the Standard Webhooks specification: `webhook-id` (the send key,
+//! the same on every retry), `webhook-timestamp` and `webhook-signature` with one `v1,`
+//! signature per secret (two during a rotation), through the SSRF guard. The delivery loop
+//! retries on the specification's schedule and disables the channel on 410 Gone.
+
+use chrono::Utc;
+
+use super::guard::Guard;
+use crate::domain::webhooks::{signature_header, Secret};
+
+/// One webhook call.
+pub struct Call<'a> {
+    /// The endpoint.
+    pub url: &'a str,
+    /// The signing secrets, newest first.
+    pub secrets: &'a [Secret],
+    /// The message id (`webhook-id`).
+    pub id: &'a str,
+    /// The JSON body.
+    pub body: &'a [u8],
+}
+
+/// The endpoint's answer: its status, or `None` for no answer (refused, timed out); an error
+/// names a target the guard refused.
+pub async fn call(guard: &Guard, c: &Call<'_>) -> Result<Option<u16>, String> {
+    let client = guard.client(c.url).await.map_err(|e| e.to_string())?;
+    let ts = Utc::now().timestamp();
+    let answer = client
+        .post(c.url)
+        .header("content-type", "application/json")
+        .header("webhook-id", c.id)
+        .header("webhook-timestamp", ts.to_string())
+        .header(
+            "webhook-signature",
+            signature_header(c.secrets, c.id, ts, c.body),
+        )
+        .body(c.body.to_vec())
+        .send()
+        .await;
+    Ok(answer.ok().map(|a| a.status().as_u16()))
+}

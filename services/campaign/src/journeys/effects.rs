@@ -1,0 +1,256 @@
+//! Applying a step's effects, in the step's transaction: a `send` passes the send gate and is
+//! recorded as a queued message (sent by the delivery loop) or a skipped one (published as
+//! `message.skipped` with the reason); `set_trait` and `add_points` become events on
+//! `crm.ingest.v1` (identity owns traits, loyalty owns points) with ids derived from the step,
+//! so a redelivery is deduped downstream; a webhook call is queued like a message.
+
+use chrono::{DateTime, Duration, Utc};
+use crm_envelope::{Envelope, Identity, TenantId, Topic};
+use crm_kafka::outbox::Outgoing;
+use serde_json::{json, Map, Value};
+use sqlx::PgConnection;
+
+use super::Produced;
+use crate::domain::gate::{self, Candidate, Decision};
+use crate::domain::journeys::step::{customer_zone, Effect};
+use crate::domain::journeys::{Channel, Journey};
+use crate::domain::suppression;
+use crate::interactions::{interaction, SOURCE};
+use crate::store::contacts::Reach;
+use crate::store::instances::Live;
+use crate::store::messages::{self, NewMessage, Start};
+use crate::store::{policies, suppressions, templates};
+
+/// Whom the effects are for.
+pub struct Target<'a> {
+    /// The tenant.
+    pub tenant: &'a TenantId,
+    /// The instance.
+    pub live: &'a Live,
+    /// Its journey version.
+    pub journey: &'a Journey,
+    /// The customer's mirror.
+    pub reach: &'a Reach,
+}
+
+/// Applies `effects` (each with the node that made it).
+pub async fn apply(
+    conn: &mut PgConnection,
+    t: &Target<'_>,
+    effects: Vec<(String, Effect)>,
+    now: DateTime<Utc>,
+) -> Result<Produced, sqlx::Error> {
+    let mut produced = Produced::default();
+    for (node, effect) in effects {
+        let step_key = format!("{}:{node}:1", t.live.id);
+        match effect {
+            Effect::Send {
+                template,
+                channel,
+                transactional,
+            } => {
+                let r = send(
+                    conn,
+                    t,
+                    &node,
+                    &step_key,
+                    &template,
+                    channel,
+                    transactional,
+                    now,
+                )
+                .await?;
+                produced.add(r);
+            }
+            Effect::SetTrait { name, value } => {
+                let mut traits = Map::new();
+                traits.insert(name.clone(), value.clone());
+                if let Some(m) = ingest(t, &step_key, "identify", None, traits, Map::new())? {
+                    produced.out.push(m);
+                }
+            }
+            Effect::AddPoints { points, reason } => {
+                let props = json!({"points": points, "reason": reason,
+                                   "journey_id": t.live.journey_id, "node": node});
+                let props = props.as_object().cloned().unwrap_or_default();
+                let name = Some("Journey Points Awarded");
+                if let Some(m) = ingest(t, &step_key, "track", name, Map::new(), props)? {
+                    produced.out.push(m);
+                }
+            }
+            Effect::Webhook { channel } => {
+                let m = NewMessage {
+                    send_key: &step_key,
+                    customer: t.live.customer_id,
+                    journey: Some((t.live.journey_id, t.live.id, &node)),
+                    channel: "webhook",
+                    template: &channel,
+                    message_type: "webhook",
+                    transactional: true,
+                    priority: t.journey.priority,
+                    address: None,
+                };
+                let start = Start::Queued { not_before: now };
+                if messages::record(conn, t.tenant, &m, start).await?.is_some() {
+                    produced.queued = true;
+                }
+            }
+        }
+    }
+    Ok(produced)
+}
+
+/// A `send` node: the gate, then a queued or a skipped message.
+#[allow(clippy::too_many_arguments)]
+async fn send(
+    conn: &mut PgConnection,
+    t: &Target<'_>,
+    node: &str,
+    step_key: &str,
+    template: &str,
+    channel: Channel,
+    transactional: bool,
+    now: DateTime<Utc>,
+) -> Result<Produced, sqlx::Error> {
+    let mut produced = Produced::default();
+    let tpl = templates::get(conn, t.tenant, template).await?;
+    let (message_type, purpose) = tpl.as_ref().map_or(("marketing", "marketing"), |x| {
+        (x.message_type.as_str(), x.purpose.as_str())
+    });
+    let address = match channel {
+        Channel::Email => t.reach.email.as_deref(),
+        Channel::Sms | Channel::Push => t.reach.phone.as_deref(),
+    };
+    let normalised = address.and_then(|a| suppression::normalise(channel, a).ok());
+    let start = match (&tpl, &normalised) {
+        (None, _) => Start::Skipped("template_missing"),
+        (Some(_), None) => Start::Skipped("no_address"),
+        (Some(_), Some(addr)) => {
+            let decision = gate_decision(
+                conn,
+                t,
+                channel,
+                message_type,
+                purpose,
+                transactional,
+                addr,
+                now,
+            )
+            .await?;
+            match decision {
+                Decision::Send => Start::Queued { not_before: now },
+                Decision::Defer(at) => Start::Queued { not_before: at },
+                Decision::Skip(reason) => Start::Skipped(reason.as_str()),
+            }
+        }
+    };
+    let m = NewMessage {
+        send_key: step_key,
+        customer: t.live.customer_id,
+        journey: Some((t.live.journey_id, t.live.id, node)),
+        channel: suppression::channel_str(channel),
+        template,
+        message_type,
+        transactional,
+        priority: t.journey.priority,
+        address: normalised.as_deref(),
+    };
+    let Some(id) = messages::record(conn, t.tenant, &m, start).await? else {
+        return Ok(produced);
+    };
+    match start {
+        Start::Queued { .. } => produced.queued = true,
+        Start::Skipped(reason) => produced.out.push(interaction(
+            t.tenant,
+            "message.skipped",
+            t.live.customer_id,
+            json!({"message_id": id, "journey_id": t.live.journey_id, "instance_id": t.live.id,
+                   "node": node, "channel": m.channel, "template": template, "reason": reason}),
+        )?),
+    }
+    Ok(produced)
+}
+
+/// The gate's decision for one message, with what it reads loaded.
+#[allow(clippy::too_many_arguments)]
+async fn gate_decision(
+    conn: &mut PgConnection,
+    t: &Target<'_>,
+    channel: Channel,
+    message_type: &str,
+    purpose: &str,
+    transactional: bool,
+    address: &str,
+    now: DateTime<Utc>,
+) -> Result<Decision, sqlx::Error> {
+    let policy = policies::get(conn, t.tenant).await?;
+    let since = now - Duration::hours(policy.history_hours());
+    let history = if policy.caps.is_empty() {
+        Vec::new()
+    } else {
+        messages::history(conn, t.tenant, t.live.customer_id, since).await?
+    };
+    let channel_name = suppression::channel_str(channel);
+    let consented = purpose == "transactional"
+        || t.reach.consents.iter().any(|c| {
+            c.split_once(':')
+                .is_some_and(|(p, ch)| p == purpose && (ch == channel_name || ch == "any"))
+        });
+    let candidate = Candidate {
+        customer: t.live.customer_id,
+        channel,
+        message_type,
+        transactional,
+        consented,
+        suppressed: suppressions::is_suppressed(conn, t.tenant, channel, address).await?,
+        journey: (t.live.journey_id, t.journey.holdout_percent),
+        global_holdout: (t.tenant.as_str(), policy.global_holdout_percent),
+        time_zone: customer_zone(t.journey, &t.reach.traits),
+        caps: &policy.caps,
+        history: &history,
+        quiet: policy.quiet(),
+    };
+    Ok(gate::decide(&candidate, now))
+}
+
+/// An event about the customer for `crm.ingest.v1`, addressed by the identifiers identity
+/// knows them by; `None` (logged) when the contact has none.
+fn ingest(
+    t: &Target<'_>,
+    step_key: &str,
+    kind: &str,
+    name: Option<&str>,
+    traits: Map<String, Value>,
+    properties: Map<String, Value>,
+) -> Result<Option<Outgoing>, sqlx::Error> {
+    if t.reach.user_id.is_none() && t.reach.anonymous_id.is_none() {
+        tracing::warn!(
+            instance = %t.live.id,
+            kind,
+            "the customer has no user_id or anonymous_id yet: the journey action is not sent"
+        );
+        return Ok(None);
+    }
+    let now = Utc::now();
+    let envelope = Envelope {
+        id: format!("journey:{step_key}"),
+        tenant_id: t.tenant.clone(),
+        kind: kind.to_owned(),
+        name: name.map(str::to_owned),
+        occurred_at: now,
+        received_at: now,
+        source: SOURCE.to_owned(),
+        identity: Identity {
+            user_id: t.reach.user_id.clone(),
+            anonymous_id: t.reach.anonymous_id.clone(),
+            ..Identity::default()
+        },
+        customer_id: None,
+        traits,
+        properties,
+        context: Map::new(),
+    };
+    Outgoing::new(Topic::Ingest, &envelope)
+        .map(Some)
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))
+}

@@ -1,0 +1,121 @@
+//! The timer loop: claims due timers (`FOR UPDATE SKIP LOCKED`, so replicas share them and a
+//! claim lost in a crash comes back) and runs each instance on from the timer's node, in the
+//! claiming transaction, with the step's messages and events. Several workers per replica run
+//! the loop at once.
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+use crm_kafka::outbox;
+use sqlx::PgPool;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::{end, Produced, Runner};
+use crate::domain::journeys::lifecycle::Status;
+use crate::store::contacts;
+use crate::store::instances::{self, DueTimer};
+use crate::store::journeys as journey_store;
+
+/// How long a paused journey's timers wait before they are looked at again.
+const PAUSED_RETRY: i64 = 5;
+
+/// Fires up to `limit` due timers in one transaction; how many fired, and whether messages
+/// were queued.
+pub async fn fire_due(
+    pool: &PgPool,
+    runner: &Runner,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<(usize, bool), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let due = instances::claim_due(&mut tx, now, limit).await?;
+    let mut produced = Produced::default();
+    for timer in &due {
+        produced.add(fire(&mut tx, runner, timer, now).await?);
+    }
+    outbox::enqueue_all(&mut tx, &produced.out).await?;
+    tx.commit().await?;
+    Ok((due.len(), produced.queued))
+}
+
+async fn fire(
+    conn: &mut sqlx::PgConnection,
+    runner: &Runner,
+    timer: &DueTimer,
+    now: DateTime<Utc>,
+) -> Result<Produced, sqlx::Error> {
+    let tenant = &timer.tenant;
+    let Some(live) = instances::live_one(conn, tenant, timer.instance).await? else {
+        return Ok(Produced::default());
+    };
+    match journey_store::status(conn, tenant, live.journey_id).await? {
+        Some(Status::Published) => {}
+        Some(Status::Paused) => {
+            let later = now + Duration::minutes(PAUSED_RETRY);
+            instances::schedule(conn, tenant, live.id, later, &timer.node).await?;
+            return Ok(Produced::default());
+        }
+        _ => return end(conn, tenant, &live, "archived", now).await,
+    }
+    let Some(journey) = runner
+        .definition(conn, tenant, live.journey_id, live.version)
+        .await?
+    else {
+        return end(conn, tenant, &live, "definition_missing", now).await;
+    };
+    let reach = contacts::reach(conn, tenant, live.customer_id)
+        .await?
+        .unwrap_or_default();
+    instances::move_to(conn, tenant, live.id, &timer.node, None).await?;
+    runner
+        .run(
+            conn,
+            tenant,
+            &live,
+            &journey,
+            timer.node.clone(),
+            &reach,
+            now,
+        )
+        .await
+}
+
+/// Runs `workers` timer loops until `shutdown`: each fires batches of `batch` while timers are
+/// due, then sleeps up to `idle` (or until woken). `relay` and `sends` are woken after a batch
+/// that published events or queued messages.
+pub async fn run(
+    pool: PgPool,
+    runner: Runner,
+    relay: Arc<Notify>,
+    sends: Arc<Notify>,
+    idle: StdDuration,
+    batch: i64,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let fired = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = fire_due(&pool, &runner, Utc::now(), batch) => r,
+        };
+        match fired {
+            Ok((n, queued)) => {
+                if n > 0 {
+                    relay.notify_one();
+                }
+                if queued {
+                    sends.notify_one();
+                }
+                if n as i64 >= batch {
+                    continue;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "firing journey timers failed; retrying"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(idle) => {}
+        }
+    }
+}

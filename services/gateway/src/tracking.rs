@@ -1,0 +1,142 @@
+//! The public tracking routes of messages, forwarded to campaign: no API key, a signed and
+//! expiring token in the path instead (ARCHITECTURE.md). `GET /t/o/{token}` (open pixel),
+//! `GET /t/c/{token}` (click redirect), `GET /t/u/{token}` (preference page) and
+//! `POST /t/u/{token}` (one-click unsubscribe, RFC 8058), `POST /t/status/{token}` (provider
+//! status callbacks). Campaign checks the token; the gateway passes the answer on as it is.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use crm_service::Problem;
+
+use crate::proxy::CAMPAIGN;
+use crate::AppState;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/t/o/{token}", get(open))
+        .route("/t/c/{token}", get(click))
+        .route("/t/u/{token}", get(preferences).post(unsubscribe))
+        .route("/t/status/{token}", post(status))
+}
+
+/// Tokens are base64url with one dot: anything else is refused before it reaches campaign.
+fn plausible(token: &str) -> bool {
+    token.len() <= 4096
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+async fn forward(
+    app: &AppState,
+    method: reqwest::Method,
+    path: String,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let mut pass: Vec<(&str, &str)> = Vec::new();
+    for name in ["user-agent", "content-type"] {
+        if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
+            pass.push((name, v));
+        }
+    }
+    let answer = CAMPAIGN
+        .client(app)
+        .forward(method, &path, &pass, body.to_vec())
+        .await
+        .map_err(|e| CAMPAIGN.unavailable(&e))?;
+    let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut out = HeaderMap::new();
+    for name in [
+        header::CONTENT_TYPE,
+        header::LOCATION,
+        header::CACHE_CONTROL,
+    ] {
+        if let Some(v) = answer
+            .headers()
+            .get(name.as_str())
+            .and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok())
+        {
+            out.insert(name, v);
+        }
+    }
+    let bytes = answer
+        .bytes()
+        .await
+        .map_err(|e| CAMPAIGN.unavailable(&anyhow::Error::from(e)))?;
+    Ok((status, out, bytes).into_response())
+}
+
+fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        "this link is not valid or has expired",
+    )
+        .into_response()
+}
+
+async fn open(
+    State(app): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    if !plausible(&token) {
+        return Ok(not_found());
+    }
+    let path = format!("track/o/{token}");
+    forward(&app, reqwest::Method::GET, path, &headers, Bytes::new()).await
+}
+
+async fn click(
+    State(app): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    if !plausible(&token) {
+        return Ok(not_found());
+    }
+    let path = format!("track/c/{token}");
+    forward(&app, reqwest::Method::GET, path, &headers, Bytes::new()).await
+}
+
+async fn preferences(
+    State(app): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    if !plausible(&token) {
+        return Ok(not_found());
+    }
+    let path = format!("track/u/{token}");
+    forward(&app, reqwest::Method::GET, path, &headers, Bytes::new()).await
+}
+
+async fn unsubscribe(
+    State(app): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    if !plausible(&token) {
+        return Ok(not_found());
+    }
+    let path = format!("track/u/{token}");
+    forward(&app, reqwest::Method::POST, path, &headers, body).await
+}
+
+async fn status(
+    State(app): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    if !plausible(&token) {
+        return Ok(not_found());
+    }
+    let path = format!("track/status/{token}");
+    forward(&app, reqwest::Method::POST, path, &headers, body).await
+}
