@@ -303,6 +303,76 @@ async fn a_journey_with_a_split_a_wait_and_a_branch_sends_real_mail_once() {
         .map(|m| m["status"].as_str().unwrap())
         .collect();
     assert_eq!(statuses, vec!["sent", "sent"], "{messages}");
+
+    // Every contact is on the customer's timeline in identity, beside their events
+    // (crm.interactions.v1).
+    let timeline_path = format!("/v1/customers/{}/timeline?limit=100", people[2].2);
+    eventually("interactions on the timeline", || async {
+        let (status, page) = call(&suite, Method::GET, &timeline_path, None).await;
+        assert_eq!(status, 200, "{page}");
+        let kinds: Vec<String> = page["items"]
+            .as_array()?
+            .iter()
+            .filter_map(|i| i["kind"].as_str().map(str::to_owned))
+            .collect();
+        let count = |k: &str| kinds.iter().filter(|x| *x == k).count();
+        (count("journey.entered") == 1
+            && count("message.sent") == 2
+            && count("journey.exited") == 1
+            && count("track") >= 1)
+            .then_some(())
+    })
+    .await;
+
+    // The journey's report counts what happened; the customer's journeys show theirs.
+    let (status, report) = call(
+        &suite,
+        Method::GET,
+        &format!("/v1/journeys/{id}/report"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["entered"], 12, "{report}");
+    assert_eq!(report["converted"], 1, "{report}");
+    let exits: std::collections::BTreeMap<String, i64> = report["exited"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["key"].as_str().unwrap().to_owned(),
+                c["count"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(exits.get("exit_event"), Some(&1), "{report}");
+    assert_eq!(exits.get("completed"), Some(&11), "{report}");
+    let sent: i64 = report["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["detail"] == "sent")
+        .map(|c| c["count"].as_i64().unwrap())
+        .sum();
+    assert_eq!(sent, 12 + 10, "twelve welcomes and ten nudges: {report}");
+    assert!(report["skipped"].as_array().unwrap().is_empty(), "{report}");
+    let arms: i64 = report["arms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["entered"].as_i64().unwrap())
+        .sum();
+    assert_eq!(arms, 12, "{report}");
+    let (status, theirs) = call(
+        &suite,
+        Method::GET,
+        &format!("/v1/customers/{}/journeys", leaver.2),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{theirs}");
+    assert_eq!(theirs["items"][0]["exit_reason"], "exit_event", "{theirs}");
     suite.stop().await;
 }
 

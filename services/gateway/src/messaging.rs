@@ -51,6 +51,14 @@ pub(crate) fn routes() -> Router<AppState> {
             "/v1/customers/{id}/messages",
             needs(Scope::Read, get(customer_messages)),
         )
+        .route(
+            "/v1/customers/{id}/journeys",
+            needs(Scope::Read, get(customer_journeys)),
+        )
+        .route(
+            "/v1/journeys/{id}/report",
+            needs(Scope::Read, get(journey_report)),
+        )
 }
 
 async fn read(app: &AppState, caller: &Caller, path: &str) -> Result<Response, Problem> {
@@ -313,4 +321,31 @@ pub(crate) async fn customer_messages(
     Path(id): Path<Uuid>,
 ) -> Result<Response, Problem> {
     read(&app, &caller, &format!("customers/{id}/messages")).await
+}
+
+/// A customer's journeys, newest first: status, node, arm, control group, exit reason, goal.
+#[utoipa::path(get, path = "/v1/customers/{id}/journeys", tag = "journeys", params(("id" = Uuid, Path, description = "Customer id")),
+    responses((status = 200, description = "{\"items\": [{\"id\", \"journey_id\", \"version\", \"status\", \"node\", \"arm\", \"held_out\", \"entered_at\", \"exited_at\", \"exit_reason\", \"goal_at\"}]}")),
+    security(("api_key" = ["read"])))]
+pub(crate) async fn customer_journeys(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<Response, Problem> {
+    read(&app, &caller, &format!("customers/{id}/journeys")).await
+}
+
+/// A journey's report: entered, at each node, messages by status, skipped by reason, exited
+/// by reason, goal conversion per arm and against the control group with the uplift and its
+/// 95% interval (Wald, given from 30 customers per group).
+#[utoipa::path(get, path = "/v1/journeys/{id}/report", tag = "journeys", params(("id" = Uuid, Path, description = "Journey id")),
+    responses((status = 200, description = "{\"entered\", \"held_out\", \"converted\", \"arms\", \"at_node\", \"exited\", \"messages\", \"skipped\", \"goal\": {\"treated\", \"holdout\", \"uplift\", \"relative_uplift\", \"ci95\"}}"),
+        (status = 404, description = "journey_not_found", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = ["read"])))]
+pub(crate) async fn journey_report(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<Response, Problem> {
+    read(&app, &caller, &format!("journeys/{id}/report")).await
 }

@@ -93,6 +93,8 @@ use crate::AppState;
         crate::messaging::read_policy,
         crate::messaging::put_policy,
         crate::messaging::customer_messages,
+        crate::messaging::customer_journeys,
+        crate::messaging::journey_report,
     ),
     components(schemas(crm_envelope::Envelope, crm_envelope::EventError, crm_service::Problem)),
     modifiers(&Security),

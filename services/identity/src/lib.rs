@@ -28,7 +28,7 @@ use crm_config::{ConfigError, Env};
 use crm_kafka::consumer::Subscription;
 use crm_service::{Base, CommonConfig, ConsumerApp, PartConfig, PartServer};
 
-pub use consumer::IngestHandler;
+pub use consumer::{timeline_subscription, IngestHandler, TimelineHandler};
 pub use domain::identifiers::{identifiers_of, Extracted, FieldCheck, IdentifierKey};
 pub use resolve::Resolver;
 
@@ -81,8 +81,32 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
     );
     let repairs =
         store::hot::HotProfiles::new(std::sync::Arc::clone(&base.cache), base.pool.clone());
+    let timeline = TimelineHandler::new(base.pool.clone());
+    let (kafka, producer, metrics) = (
+        base.config.kafka.clone(),
+        base.producer.clone(),
+        base.metrics.clone(),
+    );
     let server = PartServer::bind(base, api)
         .await?
+        .with_task(move |shutdown| async move {
+            // Like the ingest consumer, a timeline consumer that stops ends the part (it is
+            // restarted) rather than leaving timelines silently behind.
+            let stop = shutdown.clone();
+            let result = crm_kafka::consumer::run(
+                &kafka,
+                timeline_subscription(),
+                timeline,
+                producer,
+                metrics,
+                shutdown,
+            )
+            .await;
+            if let Err(e) = result {
+                tracing::error!(error = %format!("{e:#}"), "timeline consumer failed");
+            }
+            stop.cancel();
+        })
         .with_task(move |shutdown| repairs.run_repairs(CACHE_REPAIR_EVERY, shutdown))
         .with_task(move |shutdown| timeline_purge(purge_pool, shutdown))
         .with_task(move |shutdown| run_jobs(job_resolver, job_hot, shutdown));

@@ -6,6 +6,7 @@
 mod channels;
 mod contacts;
 mod journeys;
+mod report;
 mod suppressions;
 mod templates;
 mod tracking;
@@ -40,6 +41,7 @@ pub(crate) fn routes(state: ApiState) -> Router {
         .merge(templates::routes())
         .merge(channels::routes())
         .merge(tracking::routes())
+        .merge(report::routes())
         .with_state(state)
 }
 

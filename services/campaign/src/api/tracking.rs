@@ -300,6 +300,16 @@ async fn of_customer(
     TenantAnd(tenant, id): TenantAnd<Uuid>,
 ) -> Result<Json<Value>, Problem> {
     let mut conn = s.pool.acquire().await?;
+    if crate::store::contacts::find(&mut conn, &tenant, id)
+        .await?
+        .is_none()
+    {
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            Code::ContactNotFound,
+            "campaign knows no customer with this id",
+        ));
+    }
     let items = messages::of_customer(&mut conn, &tenant, id, 200).await?;
     Ok(Json(json!({"items": items})))
 }

@@ -7,6 +7,7 @@ pub mod contacts;
 pub mod gate;
 pub mod journeys;
 pub mod localtime;
+pub mod report;
 pub mod suppression;
 pub mod templates;
 pub mod tracking;

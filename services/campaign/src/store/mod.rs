@@ -6,5 +6,6 @@ pub mod instances;
 pub mod journeys;
 pub mod messages;
 pub mod policies;
+pub mod report;
 pub mod suppressions;
 pub mod templates;
