@@ -50,6 +50,37 @@ fn campaign_config(common: crm_service::CommonConfig) -> crm_campaign::Config {
     }
 }
 
+/// Every message the local SMTP server received for `to` (raw, headers and body).
+pub fn mail_to(to: &str) -> Vec<String> {
+    let dir = std::env::var("CRM_TEST_MAIL_DIR")
+        .expect("CRM_TEST_MAIL_DIR: run through scripts/test, which starts the SMTP server");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<_> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .filter(|m| {
+            m.lines()
+                .next()
+                .is_some_and(|l| l.strip_prefix("X-Sink-Rcpt: ") == Some(to))
+        })
+        .collect()
+}
+
+/// A header's value in a raw message.
+pub fn mail_header<'m>(mail: &'m str, name: &str) -> Option<&'m str> {
+    mail.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .map(str::trim)
+}
+
 /// The base of tracking links in the tests' mail (replace it with the gateway's address).
 pub const TRACKING_BASE: &str = "http://tracking.crm.test";
 
@@ -246,6 +277,22 @@ impl Suite {
         .await
         .unwrap()
         .api_key
+    }
+
+    /// `method path` on the gateway with the admin key and a fresh `Idempotency-Key`: the
+    /// status and the JSON body (null when there is none).
+    pub async fn admin_call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.gateway))
+            .bearer_auth(&self.key)
+            .header("Idempotency-Key", unique_id());
+        if let Some(b) = body {
+            request = request.json(b);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn post_events(&self, key: &str, body: &Value) -> reqwest::Response {

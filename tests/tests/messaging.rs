@@ -8,59 +8,16 @@
 
 use std::time::Duration;
 
-use crm_tests::{eventually, eventually_within, unique_id, Suite, TRACKING_BASE};
+use crm_tests::{
+    eventually, eventually_within, mail_header as header, mail_to, unique_id, Suite, TRACKING_BASE,
+};
 use reqwest::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-/// Every message the local SMTP server received for `to` (raw, headers and body).
-fn mail_to(to: &str) -> Vec<String> {
-    let dir = std::env::var("CRM_TEST_MAIL_DIR")
-        .expect("CRM_TEST_MAIL_DIR: run through scripts/test, which starts the SMTP server");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Vec::new();
-    };
-    let mut names: Vec<_> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
-        .collect();
-    names.sort();
-    names
-        .into_iter()
-        .filter_map(|p| std::fs::read_to_string(p).ok())
-        .filter(|m| {
-            m.lines()
-                .next()
-                .is_some_and(|l| l.strip_prefix("X-Sink-Rcpt: ") == Some(to))
-        })
-        .collect()
-}
-
-fn header<'m>(mail: &'m str, name: &str) -> Option<&'m str> {
-    mail.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
-        .map(str::trim)
-}
-
-async fn call(suite: &Suite, method: Method, path: &str, body: Option<&Value>) -> (u16, Value) {
-    let mut request = suite
-        .http
-        .request(method, format!("{}{path}", suite.gateway))
-        .bearer_auth(&suite.key)
-        .header("Idempotency-Key", unique_id());
-    if let Some(b) = body {
-        request = request.json(b);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 /// Sender settings and two templates.
 async fn set_up_messaging(suite: &Suite) {
-    let (status, body) = call(
-        suite,
+    let (status, body) = suite.admin_call(
         Method::PUT,
         "/v1/channels/mail",
         Some(
@@ -74,8 +31,7 @@ async fn set_up_messaging(suite: &Suite) {
         ("welcome-b", "Welcome {{ customer.first_name }} (B)"),
         ("nudge", "Still there, {{ customer.first_name }}?"),
     ] {
-        let (status, body) = call(
-            suite,
+        let (status, body) = suite.admin_call(
             Method::PUT,
             &format!("/v1/templates/{key}"),
             Some(&json!({"channel": "email", "subject": subject,
@@ -148,11 +104,10 @@ async fn a_journey_with_a_split_a_wait_and_a_branch_sends_real_mail_once() {
     let suite = Suite::start().await;
     let campaign = suite.pool_of("campaign").await;
     set_up_messaging(&suite).await;
-    let (status, created) = call(&suite, Method::POST, "/v1/journeys", Some(&journey())).await;
+    let (status, created) = suite.admin_call(Method::POST, "/v1/journeys", Some(&journey())).await;
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
-    let (status, body) = call(
-        &suite,
+    let (status, body) = suite.admin_call(
         Method::POST,
         &format!("/v1/journeys/{id}/publish"),
         None,
@@ -288,8 +243,7 @@ async fn a_journey_with_a_split_a_wait_and_a_branch_sends_real_mail_once() {
     }
 
     // The messages are on the customer's record, with the journey's interactions.
-    let (status, messages) = call(
-        &suite,
+    let (status, messages) = suite.admin_call(
         Method::GET,
         &format!("/v1/customers/{}/messages", people[2].2),
         None,
@@ -308,7 +262,7 @@ async fn a_journey_with_a_split_a_wait_and_a_branch_sends_real_mail_once() {
     // (crm.interactions.v1).
     let timeline_path = format!("/v1/customers/{}/timeline?limit=100", people[2].2);
     eventually("interactions on the timeline", || async {
-        let (status, page) = call(&suite, Method::GET, &timeline_path, None).await;
+        let (status, page) = suite.admin_call(Method::GET, &timeline_path, None).await;
         assert_eq!(status, 200, "{page}");
         let kinds: Vec<String> = page["items"]
             .as_array()?
@@ -325,8 +279,7 @@ async fn a_journey_with_a_split_a_wait_and_a_branch_sends_real_mail_once() {
     .await;
 
     // The journey's report counts what happened; the customer's journeys show theirs.
-    let (status, report) = call(
-        &suite,
+    let (status, report) = suite.admin_call(
         Method::GET,
         &format!("/v1/journeys/{id}/report"),
         None,
@@ -364,8 +317,7 @@ async fn a_journey_with_a_split_a_wait_and_a_branch_sends_real_mail_once() {
         .map(|a| a["entered"].as_i64().unwrap())
         .sum();
     assert_eq!(arms, 12, "{report}");
-    let (status, theirs) = call(
-        &suite,
+    let (status, theirs) = suite.admin_call(
         Method::GET,
         &format!("/v1/customers/{}/journeys", leaver.2),
         None,
@@ -387,11 +339,10 @@ async fn tracking_links_click_only_to_the_message_links_and_unsubscribe_suppress
     for n in ["split", "hello-b", "wait", "bought", "nudge"] {
         one_send["nodes"].as_object_mut().unwrap().remove(n);
     }
-    let (status, created) = call(&suite, Method::POST, "/v1/journeys", Some(&one_send)).await;
+    let (status, created) = suite.admin_call(Method::POST, "/v1/journeys", Some(&one_send)).await;
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
-    call(
-        &suite,
+    suite.admin_call(
         Method::POST,
         &format!("/v1/journeys/{id}/publish"),
         None,
@@ -447,7 +398,7 @@ async fn tracking_links_click_only_to_the_message_links_and_unsubscribe_suppress
         .await
         .unwrap();
     assert_eq!(unsub.status(), 200);
-    let (status, list) = call(&suite, Method::GET, "/v1/suppressions", None).await;
+    let (status, list) = suite.admin_call(Method::GET, "/v1/suppressions", None).await;
     assert_eq!(status, 200);
     assert!(
         list["items"]
@@ -465,5 +416,325 @@ async fn tracking_links_click_only_to_the_message_links_and_unsubscribe_suppress
             .unwrap();
     assert_eq!(clicked.0, "clicked");
     assert!(clicked.1.is_some());
+    suite.stop().await;
+}
+
+/// A journey that waits a day, then sends `template`.
+fn wait_then_send(template: &str) -> Value {
+    json!({
+        "name": "Later", "time_zone": "UTC",
+        "trigger": {"event": {"name": "Signed Up"}},
+        "start": "wait",
+        "nodes": {
+            "wait": {"wait": {"minutes": 1440, "next": "send"}},
+            "send": {"send": {"template": template, "channel": "email", "next": "done"}},
+            "done": "exit"
+        }
+    })
+}
+
+async fn publish(suite: &Suite, definition: &Value) -> String {
+    let (status, created) = suite
+        .admin_call(Method::POST, "/v1/journeys", Some(definition))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let (status, body) = suite
+        .admin_call(Method::POST, &format!("/v1/journeys/{id}/publish"), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    id
+}
+
+async fn messages_of(suite: &Suite, customer: Uuid) -> Vec<Value> {
+    let (status, body) = suite
+        .admin_call(Method::GET, &format!("/v1/customers/{customer}/messages"), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["items"].as_array().unwrap().clone()
+}
+
+/// The IANA zone `Etc/GMT…` at `offset` hours east of UTC.
+fn etc_zone(offset: i64) -> String {
+    match offset {
+        0 => "Etc/GMT".to_owned(),
+        o if o > 0 => format!("Etc/GMT-{o}"),
+        o => format!("Etc/GMT+{}", -o),
+    }
+}
+
+#[tokio::test]
+async fn frequency_caps_and_quiet_hours_follow_each_customers_time_zone() {
+    use chrono::{Duration as Days, Timelike, Utc};
+    let suite = Suite::start().await;
+    let campaign = suite.pool_of("campaign").await;
+    set_up_messaging(&suite).await;
+    let (status, body) = suite
+        .admin_call(
+            Method::PUT,
+            "/v1/contact-policy",
+            Some(&json!({"caps": [{"channel": "email", "max": 1, "window": {"rolling_hours": 24}}],
+                         "quiet_hours": {"start": "21:00", "end": "08:00", "policy": "defer"}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut two = journey();
+    two["start"] = json!("hello-a");
+    two["nodes"]["hello-a"]["send"]["next"] = json!("nudge");
+    for n in ["split", "hello-b", "wait", "bought"] {
+        two["nodes"].as_object_mut().unwrap().remove(n);
+    }
+    publish(&suite, &two).await;
+
+    // Two customers: one where it is day now, one where it is night.
+    let now = Utc::now();
+    let hour = i64::from(now.hour());
+    let offset_where = |ok: &dyn Fn(i64) -> bool| {
+        (-12..=14)
+            .find(|o| ok((hour + o).rem_euclid(24)))
+            .unwrap()
+    };
+    let day = offset_where(&|h| (10..=17).contains(&h));
+    let night = offset_where(&|h| (0..=5).contains(&h));
+    let run = unique_id();
+    let mut ids = Vec::new();
+    for (who, offset) in [("day", day), ("night", night)] {
+        let user = format!("{who}-{run}");
+        let email = format!("{who}-{run}@example.test");
+        suite
+            .ingest(&json!({"kind": "identify", "identity": {"user_id": user},
+                "traits": {"timezone": etc_zone(offset)}}))
+            .await;
+        let id = customer(&suite, &campaign, &user, &email).await;
+        eventually("the time zone trait reaches campaign", || async {
+            let t: (sqlx::types::Json<Value>,) =
+                sqlx::query_as("SELECT traits FROM contacts WHERE customer_id = $1")
+                    .bind(id)
+                    .fetch_one(&campaign)
+                    .await
+                    .unwrap();
+            (t.0 .0["timezone"] == etc_zone(offset).as_str()).then_some(())
+        })
+        .await;
+        suite
+            .ingest(&json!({"kind": "track", "name": "Signed Up", "identity": {"user_id": user}}))
+            .await;
+        ids.push((email, id, offset));
+    }
+
+    // Day: the first message goes out, the second is capped.
+    let (day_email, day_id, _) = &ids[0];
+    eventually("the day customer's welcome", || async {
+        (mail_to(day_email).len() == 1).then_some(())
+    })
+    .await;
+    let msgs = eventually("both of the day customer's messages", || async {
+        let m = messages_of(&suite, *day_id).await;
+        (m.len() == 2).then_some(m)
+    })
+    .await;
+    let by_template = |m: &[Value], t: &str| {
+        m.iter()
+            .find(|x| x["template"] == t)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(by_template(&msgs, "welcome-a")["status"], "sent");
+    assert_eq!(by_template(&msgs, "nudge")["status"], "skipped");
+    assert_eq!(by_template(&msgs, "nudge")["skip_reason"], "frequency_cap");
+
+    // Night: the first waits for 08:00 in the customer's zone; the queued one already counts
+    // against the cap, so the second is capped too.
+    let (night_email, night_id, offset) = &ids[1];
+    let msgs = eventually("both of the night customer's messages", || async {
+        let m = messages_of(&suite, *night_id).await;
+        (m.len() == 2).then_some(m)
+    })
+    .await;
+    assert_eq!(by_template(&msgs, "welcome-a")["status"], "queued");
+    assert_eq!(by_template(&msgs, "nudge")["skip_reason"], "frequency_cap");
+    let (not_before,): (chrono::DateTime<Utc>,) = sqlx::query_as(
+        "SELECT not_before FROM messages WHERE customer_id = $1 AND template = 'welcome-a'",
+    )
+    .bind(night_id)
+    .fetch_one(&campaign)
+    .await
+    .unwrap();
+    let local = (now + Days::hours(*offset)).date_naive();
+    let eight = local.and_hms_opt(8, 0, 0).unwrap().and_utc() - Days::hours(*offset);
+    assert_eq!(not_before, eight, "deferred to 08:00 in {}", etc_zone(*offset));
+    assert!(mail_to(night_email).is_empty(), "nothing sent at night");
+    suite.stop().await;
+}
+
+#[tokio::test]
+async fn consent_withdrawn_during_a_wait_skips_the_send() {
+    let suite = Suite::start().await;
+    let campaign = suite.pool_of("campaign").await;
+    set_up_messaging(&suite).await;
+    publish(&suite, &wait_then_send("nudge")).await;
+    let run = unique_id();
+    let (user, email) = (format!("c-{run}"), format!("c-{run}@example.test"));
+    let id = customer(&suite, &campaign, &user, &email).await;
+    suite
+        .ingest(&json!({"kind": "track", "name": "Signed Up", "identity": {"user_id": user}}))
+        .await;
+    eventually("the instance waits", || async {
+        let (status, _, _) = instance_of(&campaign, id).await?;
+        (status == "active").then_some(())
+    })
+    .await;
+    suite
+        .ingest(&json!({"kind": "identify", "identity": {"user_id": user},
+            "traits": {"consent": {"purpose": "marketing", "channel": "email", "granted": false}}}))
+        .await;
+    eventually("campaign sees the consent withdrawn", || async {
+        let (c,): (sqlx::types::Json<Value>,) =
+            sqlx::query_as("SELECT consents FROM contacts WHERE customer_id = $1")
+                .bind(id)
+                .fetch_one(&campaign)
+                .await
+                .unwrap();
+        (c.0["marketing:email"]["granted"] == false).then_some(())
+    })
+    .await;
+    sqlx::query("UPDATE journey_timers SET due_at = now()")
+        .execute(&campaign)
+        .await
+        .unwrap();
+    let msgs = eventually("the send was decided", || async {
+        let m = messages_of(&suite, id).await;
+        (!m.is_empty()).then_some(m)
+    })
+    .await;
+    assert_eq!(msgs[0]["status"], "skipped");
+    assert_eq!(msgs[0]["skip_reason"], "no_consent");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(mail_to(&email).is_empty());
+    suite.stop().await;
+}
+
+#[tokio::test]
+async fn merges_and_erasures_reach_live_instances() {
+    let suite = Suite::start().await;
+    let campaign = suite.pool_of("campaign").await;
+    set_up_messaging(&suite).await;
+    publish(&suite, &wait_then_send("nudge")).await;
+    let run = unique_id();
+    // A known customer and an anonymous visitor both enter; an erased one too.
+    let (user, email) = (format!("m-{run}"), format!("m-{run}@example.test"));
+    let known = customer(&suite, &campaign, &user, &email).await;
+    let (gone_user, gone_email) = (format!("g-{run}"), format!("g-{run}@example.test"));
+    let gone = customer(&suite, &campaign, &gone_user, &gone_email).await;
+    let visitor = format!("v-{run}");
+    for identity in [
+        json!({"user_id": user}),
+        json!({"anonymous_id": visitor}),
+        json!({"user_id": gone_user}),
+    ] {
+        suite
+            .ingest(&json!({"kind": "track", "name": "Signed Up", "identity": identity}))
+            .await;
+    }
+    let anonymous = eventually("the visitor", || suite.customer_by("anonymous_id", &visitor)).await;
+    let anonymous: Uuid = anonymous["id"].as_str().unwrap().parse().unwrap();
+    for id in [known, anonymous, gone] {
+        eventually("each waits in the journey", || async {
+            let (status, _, _) = instance_of(&campaign, id).await?;
+            (status == "active").then_some(())
+        })
+        .await;
+    }
+
+    // The visitor signs in: identity merges them; the survivor keeps one instance.
+    suite
+        .ingest(&json!({"kind": "track", "name": "Signed In",
+            "identity": {"user_id": user, "anonymous_id": visitor}}))
+        .await;
+    eventually("one live instance after the merge", || async {
+        let rows: Vec<(Uuid, String, Option<String>)> = sqlx::query_as(
+            "SELECT customer_id, status, exit_reason FROM journey_instances
+             WHERE customer_id = ANY($1)",
+        )
+        .bind(vec![known, anonymous])
+        .fetch_all(&campaign)
+        .await
+        .unwrap();
+        let live = rows.iter().filter(|r| r.1 == "active").count();
+        let merged = rows.iter().filter(|r| r.2.as_deref() == Some("merged")).count();
+        (rows.len() == 2 && live == 1 && merged == 1).then_some(())
+    })
+    .await;
+
+    // The third is erased: its instance, timer and planned contact are gone.
+    let erased = suite
+        .post(&suite.key, &format!("/v1/customers/{gone}/erase"), None)
+        .await;
+    assert_eq!(erased.status(), 200);
+    eventually("the erased customer's instance is deleted", || async {
+        instance_of(&campaign, gone).await.is_none().then_some(())
+    })
+    .await;
+
+    sqlx::query("UPDATE journey_timers SET due_at = now()")
+        .execute(&campaign)
+        .await
+        .unwrap();
+    eventually("the survivor's one nudge", || async {
+        (mail_to(&email).len() == 1).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(mail_to(&email).len(), 1, "one instance, one message");
+    assert!(mail_to(&gone_email).is_empty(), "nothing for the erased customer");
+    suite.stop().await;
+}
+
+#[tokio::test]
+async fn hostile_templates_are_refused_or_cut_off() {
+    let suite = Suite::start().await;
+    let put = |key: &'static str, html: &'static str| {
+        let suite = &suite;
+        async move {
+            suite
+                .admin_call(
+                    Method::PUT,
+                    &format!("/v1/templates/{key}"),
+                    Some(&json!({"channel": "email", "subject": "x", "html": html})),
+                )
+                .await
+        }
+    };
+    // File access and includes: refused when saved, with the place.
+    for (key, html) in [
+        ("inc", "line one\n{% include '/etc/passwd' %}"),
+        ("ext", "{% extends 'base.html' %}"),
+        ("imp", "{% import 'macros' as m %}"),
+    ] {
+        let (status, body) = put(key, html).await;
+        assert_eq!(status, 422, "{key}: {body}");
+        assert_eq!(body["code"], "invalid_template", "{body}");
+        assert_eq!(body["errors"][0]["part"], "html", "{body}");
+    }
+    let (status, body) = put("unclosed", "<p>{{ customer.name </p>").await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["errors"][0]["line"].as_u64().unwrap() >= 1, "{body}");
+    // Endless work and huge output compile, and are cut off when rendered.
+    for (key, html) in [
+        ("spin", "{% for i in range(100000) %}{% for j in range(100000) %}{{ j }}{% endfor %}{% endfor %}"),
+        ("huge", "{% for i in range(10000) %}{{ 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx' }}{% endfor %}"),
+    ] {
+        let (status, body) = put(key, html).await;
+        assert_eq!(status, 200, "{key}: {body}");
+        let (status, body) = suite
+            .admin_call(Method::POST, &format!("/v1/templates/{key}/preview"), Some(&json!({})))
+            .await;
+        assert_eq!(status, 422, "{key}: {body}");
+        let code = body["errors"][0]["code"].as_str().unwrap();
+        assert!(
+            ["too_much_work", "output_too_large"].contains(&code),
+            "{key}: {body}"
+        );
+    }
     suite.stop().await;
 }

@@ -93,7 +93,8 @@ pub async fn record(
 }
 
 /// What the customer was sent (or has queued) since `since`, transactional messages aside: the
-/// history frequency caps count.
+/// history frequency caps count. A message queued for later (quiet hours) counts as sent now:
+/// it will go out, and a cap must not let a second one join it.
 pub async fn history(
     conn: &mut PgConnection,
     tenant: &TenantId,
@@ -101,7 +102,7 @@ pub async fn history(
     since: DateTime<Utc>,
 ) -> Result<Vec<Sent>, sqlx::Error> {
     let rows: Vec<(DateTime<Utc>, String, String)> = sqlx::query_as(
-        "SELECT COALESCE(sent_at, not_before), channel, message_type FROM messages
+        "SELECT LEAST(COALESCE(sent_at, not_before), now()), channel, message_type FROM messages
          WHERE tenant_id = $1 AND customer_id = $2 AND NOT transactional
            AND status NOT IN ('skipped', 'failed') AND COALESCE(sent_at, not_before) >= $3",
     )
