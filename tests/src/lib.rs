@@ -281,7 +281,12 @@ impl Suite {
 
     /// `method path` on the gateway with the admin key and a fresh `Idempotency-Key`: the
     /// status and the JSON body (null when there is none).
-    pub async fn admin_call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> (u16, Value) {
+    pub async fn admin_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.gateway))

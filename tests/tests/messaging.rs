@@ -104,15 +104,14 @@ async fn a_journey_with_a_split_a_wait_and_a_branch_sends_real_mail_once() {
     let suite = Suite::start().await;
     let campaign = suite.pool_of("campaign").await;
     set_up_messaging(&suite).await;
-    let (status, created) = suite.admin_call(Method::POST, "/v1/journeys", Some(&journey())).await;
+    let (status, created) = suite
+        .admin_call(Method::POST, "/v1/journeys", Some(&journey()))
+        .await;
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
-    let (status, body) = suite.admin_call(
-        Method::POST,
-        &format!("/v1/journeys/{id}/publish"),
-        None,
-    )
-    .await;
+    let (status, body) = suite
+        .admin_call(Method::POST, &format!("/v1/journeys/{id}/publish"), None)
+        .await;
     assert_eq!(status, 200, "{body}");
 
     // Twelve customers (both arms are taken with near certainty: the split is a salted hash).
@@ -243,12 +242,13 @@ async fn a_journey_with_a_split_a_wait_and_a_branch_sends_real_mail_once() {
     }
 
     // The messages are on the customer's record, with the journey's interactions.
-    let (status, messages) = suite.admin_call(
-        Method::GET,
-        &format!("/v1/customers/{}/messages", people[2].2),
-        None,
-    )
-    .await;
+    let (status, messages) = suite
+        .admin_call(
+            Method::GET,
+            &format!("/v1/customers/{}/messages", people[2].2),
+            None,
+        )
+        .await;
     assert_eq!(status, 200, "{messages}");
     let statuses: Vec<&str> = messages["items"]
         .as_array()
@@ -279,12 +279,9 @@ async fn a_journey_with_a_split_a_wait_and_a_branch_sends_real_mail_once() {
     .await;
 
     // The journey's report counts what happened; the customer's journeys show theirs.
-    let (status, report) = suite.admin_call(
-        Method::GET,
-        &format!("/v1/journeys/{id}/report"),
-        None,
-    )
-    .await;
+    let (status, report) = suite
+        .admin_call(Method::GET, &format!("/v1/journeys/{id}/report"), None)
+        .await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["entered"], 12, "{report}");
     assert_eq!(report["converted"], 1, "{report}");
@@ -317,12 +314,13 @@ async fn a_journey_with_a_split_a_wait_and_a_branch_sends_real_mail_once() {
         .map(|a| a["entered"].as_i64().unwrap())
         .sum();
     assert_eq!(arms, 12, "{report}");
-    let (status, theirs) = suite.admin_call(
-        Method::GET,
-        &format!("/v1/customers/{}/journeys", leaver.2),
-        None,
-    )
-    .await;
+    let (status, theirs) = suite
+        .admin_call(
+            Method::GET,
+            &format!("/v1/customers/{}/journeys", leaver.2),
+            None,
+        )
+        .await;
     assert_eq!(status, 200, "{theirs}");
     assert_eq!(theirs["items"][0]["exit_reason"], "exit_event", "{theirs}");
     suite.stop().await;
@@ -339,15 +337,14 @@ async fn tracking_links_click_only_to_the_message_links_and_unsubscribe_suppress
     for n in ["split", "hello-b", "wait", "bought", "nudge"] {
         one_send["nodes"].as_object_mut().unwrap().remove(n);
     }
-    let (status, created) = suite.admin_call(Method::POST, "/v1/journeys", Some(&one_send)).await;
+    let (status, created) = suite
+        .admin_call(Method::POST, "/v1/journeys", Some(&one_send))
+        .await;
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
-    suite.admin_call(
-        Method::POST,
-        &format!("/v1/journeys/{id}/publish"),
-        None,
-    )
-    .await;
+    suite
+        .admin_call(Method::POST, &format!("/v1/journeys/{id}/publish"), None)
+        .await;
     let run = unique_id();
     let (user, email) = (format!("t-{run}"), format!("t-{run}@example.test"));
     let customer_id = customer(&suite, &campaign, &user, &email).await;
@@ -398,7 +395,9 @@ async fn tracking_links_click_only_to_the_message_links_and_unsubscribe_suppress
         .await
         .unwrap();
     assert_eq!(unsub.status(), 200);
-    let (status, list) = suite.admin_call(Method::GET, "/v1/suppressions", None).await;
+    let (status, list) = suite
+        .admin_call(Method::GET, "/v1/suppressions", None)
+        .await;
     assert_eq!(status, 200);
     assert!(
         list["items"]
@@ -448,7 +447,11 @@ async fn publish(suite: &Suite, definition: &Value) -> String {
 
 async fn messages_of(suite: &Suite, customer: Uuid) -> Vec<Value> {
     let (status, body) = suite
-        .admin_call(Method::GET, &format!("/v1/customers/{customer}/messages"), None)
+        .admin_call(
+            Method::GET,
+            &format!("/v1/customers/{customer}/messages"),
+            None,
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     body["items"].as_array().unwrap().clone()
@@ -473,8 +476,10 @@ async fn frequency_caps_and_quiet_hours_follow_each_customers_time_zone() {
         .admin_call(
             Method::PUT,
             "/v1/contact-policy",
-            Some(&json!({"caps": [{"channel": "email", "max": 1, "window": {"rolling_hours": 24}}],
-                         "quiet_hours": {"start": "21:00", "end": "08:00", "policy": "defer"}})),
+            Some(
+                &json!({"caps": [{"channel": "email", "max": 1, "window": {"rolling_hours": 24}}],
+                         "quiet_hours": {"start": "21:00", "end": "08:00", "policy": "defer"}}),
+            ),
         )
         .await;
     assert_eq!(status, 200, "{body}");
@@ -489,11 +494,8 @@ async fn frequency_caps_and_quiet_hours_follow_each_customers_time_zone() {
     // Two customers: one where it is day now, one where it is night.
     let now = Utc::now();
     let hour = i64::from(now.hour());
-    let offset_where = |ok: &dyn Fn(i64) -> bool| {
-        (-12..=14)
-            .find(|o| ok((hour + o).rem_euclid(24)))
-            .unwrap()
-    };
+    let offset_where =
+        |ok: &dyn Fn(i64) -> bool| (-12..=14).find(|o| ok((hour + o).rem_euclid(24))).unwrap();
     let day = offset_where(&|h| (10..=17).contains(&h));
     let night = offset_where(&|h| (0..=5).contains(&h));
     let run = unique_id();
@@ -562,7 +564,12 @@ async fn frequency_caps_and_quiet_hours_follow_each_customers_time_zone() {
     .unwrap();
     let local = (now + Days::hours(*offset)).date_naive();
     let eight = local.and_hms_opt(8, 0, 0).unwrap().and_utc() - Days::hours(*offset);
-    assert_eq!(not_before, eight, "deferred to 08:00 in {}", etc_zone(*offset));
+    assert_eq!(
+        not_before,
+        eight,
+        "deferred to 08:00 in {}",
+        etc_zone(*offset)
+    );
     assert!(mail_to(night_email).is_empty(), "nothing sent at night");
     suite.stop().await;
 }
@@ -636,7 +643,10 @@ async fn merges_and_erasures_reach_live_instances() {
             .ingest(&json!({"kind": "track", "name": "Signed Up", "identity": identity}))
             .await;
     }
-    let anonymous = eventually("the visitor", || suite.customer_by("anonymous_id", &visitor)).await;
+    let anonymous = eventually("the visitor", || {
+        suite.customer_by("anonymous_id", &visitor)
+    })
+    .await;
     let anonymous: Uuid = anonymous["id"].as_str().unwrap().parse().unwrap();
     for id in [known, anonymous, gone] {
         eventually("each waits in the journey", || async {
@@ -661,7 +671,10 @@ async fn merges_and_erasures_reach_live_instances() {
         .await
         .unwrap();
         let live = rows.iter().filter(|r| r.1 == "active").count();
-        let merged = rows.iter().filter(|r| r.2.as_deref() == Some("merged")).count();
+        let merged = rows
+            .iter()
+            .filter(|r| r.2.as_deref() == Some("merged"))
+            .count();
         (rows.len() == 2 && live == 1 && merged == 1).then_some(())
     })
     .await;
@@ -686,7 +699,10 @@ async fn merges_and_erasures_reach_live_instances() {
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(mail_to(&email).len(), 1, "one instance, one message");
-    assert!(mail_to(&gone_email).is_empty(), "nothing for the erased customer");
+    assert!(
+        mail_to(&gone_email).is_empty(),
+        "nothing for the erased customer"
+    );
     suite.stop().await;
 }
 
