@@ -46,6 +46,7 @@ fn campaign_config(common: crm_service::CommonConfig) -> crm_campaign::Config {
         public_url: TRACKING_BASE.to_owned(),
         allow_private_targets: true,
         tick: Duration::from_millis(100),
+        profile_grace: Duration::from_secs(2),
         ..crm_campaign::Config::with_defaults(common)
     }
 }

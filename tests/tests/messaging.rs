@@ -754,3 +754,31 @@ async fn hostile_templates_are_refused_or_cut_off() {
     }
     suite.stop().await;
 }
+
+#[tokio::test]
+async fn a_trigger_that_overtakes_the_profile_still_sends_once_the_profile_arrives() {
+    let suite = Suite::start().await;
+    set_up_messaging(&suite).await;
+    let mut one_send = wait_then_send("nudge");
+    one_send["start"] = json!("send");
+    one_send["nodes"].as_object_mut().unwrap().remove("wait");
+    publish(&suite, &one_send).await;
+    let run = unique_id();
+    let (user, email) = (format!("r-{run}"), format!("r-{run}@example.test"));
+    // The identify and the trigger in one batch: the event may reach campaign on
+    // crm.events.v1 before the profile (address, consent) on crm.profiles.v1.
+    suite
+        .ingest(&json!([
+            {"kind": "identify", "identity": {"user_id": user, "email": email},
+             "traits": {"first_name": "Ana", "consent": {"purpose": "marketing", "channel": "email", "granted": true}}},
+            {"kind": "track", "name": "Signed Up", "identity": {"user_id": user}}
+        ]))
+        .await;
+    eventually("the mail, once the profile arrived", || async {
+        (mail_to(&email).len() == 1).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(mail_to(&email).len(), 1);
+    suite.stop().await;
+}

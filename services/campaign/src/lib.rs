@@ -13,6 +13,7 @@ pub mod domain;
 pub mod engine;
 pub mod interactions;
 pub mod journeys;
+pub mod send_gate;
 pub mod store;
 
 use std::sync::Arc;
@@ -68,6 +69,9 @@ pub struct Config {
     pub tick: Duration,
     /// Messages sent at once per replica (`CRM_CAMPAIGN__SEND_CONCURRENCY`, default 16).
     pub send_concurrency: usize,
+    /// How long a send waits for a customer's profile that its trigger event overtook on
+    /// another topic (`CRM_CAMPAIGN__PROFILE_GRACE_MS`, default 30000).
+    pub profile_grace: Duration,
 }
 
 impl Config {
@@ -85,6 +89,7 @@ impl Config {
             timer_batch: 200,
             tick: Duration::from_millis(1_000),
             send_concurrency: 16,
+            profile_grace: Duration::from_secs(30),
         }
     }
 }
@@ -107,6 +112,7 @@ impl PartConfig for Config {
             timer_batch: env.ranged_or("CRM_CAMPAIGN__TIMER_BATCH", 200, 1..=10_000)?,
             tick: env.millis_or("CRM_CAMPAIGN__TICK_MS", 1_000)?,
             send_concurrency: env.ranged_or("CRM_CAMPAIGN__SEND_CONCURRENCY", 16, 1..=256)?,
+            profile_grace: env.millis_or("CRM_CAMPAIGN__PROFILE_GRACE_MS", 30_000)?,
         })
     }
 
@@ -124,7 +130,9 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
     let smtp = Smtp::new(&config.smtp_url).map_err(anyhow::Error::msg)?;
     let base = Base::connect(PART, config.common.clone(), &MIGRATOR).await?;
     let (relay, sends) = (base.relay.waker(), Arc::new(Notify::new()));
-    let runner = journeys::Runner::new();
+    let runner = journeys::Runner::new(
+        chrono::Duration::from_std(config.profile_grace).unwrap_or(chrono::Duration::seconds(30)),
+    );
     let handler = CampaignHandler::new(
         base.pool.clone(),
         runner.clone(),

@@ -17,7 +17,7 @@ use crm_campaign::domain::templates::{Limits, Parts};
 use crm_campaign::domain::tracking::TrackingKey;
 use crm_campaign::store::channels;
 use crm_campaign::store::contacts::{self, Mirror};
-use crm_campaign::store::messages::{self, NewMessage, Start};
+use crm_campaign::store::messages::{self, GateInputs, NewMessage, Start};
 use crm_campaign::store::templates::{self, Template};
 use crm_envelope::TenantId;
 use uuid::Uuid;
@@ -112,6 +112,11 @@ async fn an_interrupted_send_is_never_repeated_and_replicas_send_once() {
             transactional: false,
             priority: 0,
             address: Some(&email),
+            gate: GateInputs {
+                purpose: "marketing",
+                holdout_percent: 0,
+                time_zone: "UTC",
+            },
         };
         let start = Start::Queued {
             not_before: Utc::now(),

@@ -27,12 +27,14 @@ use super::smtp::Smtp;
 use super::webhook::{self, Call};
 use super::{Outbound, Send, SendError};
 use crate::domain::channels::Settings;
+use crate::domain::gate::Decision;
 use crate::domain::journeys::Channel;
 use crate::domain::suppression;
 use crate::domain::templates::{self, Limits};
 use crate::domain::tracking::{self, Action, Claims, TrackingKey};
 use crate::domain::webhooks::{after_attempt, AfterAttempt, Secret};
 use crate::interactions::interaction;
+use crate::send_gate::{self, Check};
 use crate::store::contacts::{self, Reach};
 use crate::store::messages::{self, Claimed, Outcome};
 use crate::store::{channels, suppressions, templates as template_store};
@@ -205,15 +207,43 @@ impl Delivery {
         let Some(address) = address.and_then(|a| suppression::normalise(channel, &a).ok()) else {
             return Ok(Done::Skipped("no_address"));
         };
+        if m.gate_pending {
+            // Queued before campaign had heard of the customer's profile: the whole gate now.
+            let zone = reach
+                .traits
+                .get("timezone")
+                .and_then(|z| z.as_str())
+                .and_then(|z| z.parse::<chrono_tz::Tz>().ok())
+                .or_else(|| m.time_zone.parse().ok())
+                .unwrap_or(chrono_tz::UTC);
+            let check = Check {
+                tenant,
+                customer: m.customer_id,
+                journey: (
+                    m.journey_id.unwrap_or_default(),
+                    u8::try_from(m.holdout_percent).unwrap_or(0),
+                ),
+                zone,
+                channel,
+                message_type: &m.message_type,
+                purpose: &m.purpose,
+                transactional: m.transactional,
+                address: &address,
+                except: Some(m.id),
+            };
+            match send_gate::decide(&mut conn, &check, &reach, Utc::now()).await? {
+                Decision::Send => {}
+                Decision::Defer(at) => {
+                    return Ok(Done::Retry {
+                        at,
+                        error: "quiet hours".to_owned(),
+                    })
+                }
+                Decision::Skip(reason) => return Ok(Done::Skipped(reason.as_str())),
+            }
+        }
         // Consent and suppression again: they may have changed while the message waited.
-        let channel_name = suppression::channel_str(channel);
-        let consented = test_send
-            || tpl.purpose == "transactional"
-            || reach.consents.iter().any(|c| {
-                c.split_once(':')
-                    .is_some_and(|(p, ch)| p == tpl.purpose && (ch == channel_name || ch == "any"))
-            });
-        if !consented {
+        if !test_send && !send_gate::consented(&reach, &tpl.purpose, channel) {
             return Ok(Done::Skipped("no_consent"));
         }
         if suppressions::is_suppressed(&mut conn, tenant, channel, &address).await? {
@@ -230,7 +260,8 @@ impl Delivery {
                 return Ok(Done::Failed(format!("template {}: {}", e.part, e.code)));
             }
         };
-        let Some((settings, secrets)) = channels::of_kind(&mut conn, tenant, channel_name).await?
+        let Some((settings, secrets)) =
+            channels::of_kind(&mut conn, tenant, suppression::channel_str(channel)).await?
         else {
             return Ok(Done::Skipped("no_channel"));
         };

@@ -11,15 +11,16 @@ use serde_json::{json, Map, Value};
 use sqlx::PgConnection;
 
 use super::Produced;
-use crate::domain::gate::{self, Candidate, Decision};
+use crate::domain::gate::Decision;
 use crate::domain::journeys::step::{customer_zone, Effect};
 use crate::domain::journeys::{Channel, Journey};
 use crate::domain::suppression;
 use crate::interactions::{interaction, SOURCE};
+use crate::send_gate::{self, Check};
 use crate::store::contacts::Reach;
 use crate::store::instances::Live;
-use crate::store::messages::{self, NewMessage, Start};
-use crate::store::{policies, suppressions, templates};
+use crate::store::messages::{self, GateInputs, NewMessage, Start};
+use crate::store::templates;
 
 /// Whom the effects are for.
 pub struct Target<'a> {
@@ -31,6 +32,8 @@ pub struct Target<'a> {
     pub journey: &'a Journey,
     /// The customer's mirror.
     pub reach: &'a Reach,
+    /// How long a send waits for a profile that has not arrived.
+    pub profile_grace: Duration,
 }
 
 /// Applies `effects` (each with the node that made it).
@@ -89,6 +92,11 @@ pub async fn apply(
                     transactional: true,
                     priority: t.journey.priority,
                     address: None,
+                    gate: GateInputs {
+                        purpose: "transactional",
+                        holdout_percent: 0,
+                        time_zone: &t.journey.time_zone,
+                    },
                 };
                 let start = Start::Queued { not_before: now };
                 if messages::record(conn, t.tenant, &m, start).await?.is_some() {
@@ -122,22 +130,29 @@ async fn send(
         Channel::Sms | Channel::Push => t.reach.phone.as_deref(),
     };
     let normalised = address.and_then(|a| suppression::normalise(channel, a).ok());
+    let zone = customer_zone(t.journey, &t.reach.traits);
     let start = match (&tpl, &normalised) {
         (None, _) => Start::Skipped("template_missing"),
+        // The trigger overtook the customer's profile (another topic): the gate runs at
+        // delivery, once the profile has had time to arrive.
+        (Some(_), _) if !t.reach.profile_seen => Start::AwaitingProfile {
+            not_before: now + t.profile_grace,
+        },
         (Some(_), None) => Start::Skipped("no_address"),
         (Some(_), Some(addr)) => {
-            let decision = gate_decision(
-                conn,
-                t,
+            let check = Check {
+                tenant: t.tenant,
+                customer: t.live.customer_id,
+                journey: (t.live.journey_id, t.journey.holdout_percent),
+                zone,
                 channel,
                 message_type,
                 purpose,
                 transactional,
-                addr,
-                now,
-            )
-            .await?;
-            match decision {
+                address: addr,
+                except: None,
+            };
+            match send_gate::decide(conn, &check, t.reach, now).await? {
                 Decision::Send => Start::Queued { not_before: now },
                 Decision::Defer(at) => Start::Queued { not_before: at },
                 Decision::Skip(reason) => Start::Skipped(reason.as_str()),
@@ -154,12 +169,17 @@ async fn send(
         transactional,
         priority: t.journey.priority,
         address: normalised.as_deref(),
+        gate: GateInputs {
+            purpose,
+            holdout_percent: t.journey.holdout_percent,
+            time_zone: &t.journey.time_zone,
+        },
     };
     let Some(id) = messages::record(conn, t.tenant, &m, start).await? else {
         return Ok(produced);
     };
     match start {
-        Start::Queued { .. } => produced.queued = true,
+        Start::Queued { .. } | Start::AwaitingProfile { .. } => produced.queued = true,
         Start::Skipped(reason) => produced.out.push(interaction(
             t.tenant,
             "message.skipped",
@@ -169,48 +189,6 @@ async fn send(
         )?),
     }
     Ok(produced)
-}
-
-/// The gate's decision for one message, with what it reads loaded.
-#[allow(clippy::too_many_arguments)]
-async fn gate_decision(
-    conn: &mut PgConnection,
-    t: &Target<'_>,
-    channel: Channel,
-    message_type: &str,
-    purpose: &str,
-    transactional: bool,
-    address: &str,
-    now: DateTime<Utc>,
-) -> Result<Decision, sqlx::Error> {
-    let policy = policies::get(conn, t.tenant).await?;
-    let since = now - Duration::hours(policy.history_hours());
-    let history = if policy.caps.is_empty() {
-        Vec::new()
-    } else {
-        messages::history(conn, t.tenant, t.live.customer_id, since).await?
-    };
-    let channel_name = suppression::channel_str(channel);
-    let consented = purpose == "transactional"
-        || t.reach.consents.iter().any(|c| {
-            c.split_once(':')
-                .is_some_and(|(p, ch)| p == purpose && (ch == channel_name || ch == "any"))
-        });
-    let candidate = Candidate {
-        customer: t.live.customer_id,
-        channel,
-        message_type,
-        transactional,
-        consented,
-        suppressed: suppressions::is_suppressed(conn, t.tenant, channel, address).await?,
-        journey: (t.live.journey_id, t.journey.holdout_percent),
-        global_holdout: (t.tenant.as_str(), policy.global_holdout_percent),
-        time_zone: customer_zone(t.journey, &t.reach.traits),
-        caps: &policy.caps,
-        history: &history,
-        quiet: policy.quiet(),
-    };
-    Ok(gate::decide(&candidate, now))
 }
 
 /// An event about the customer for `crm.ingest.v1`, addressed by the identifiers identity

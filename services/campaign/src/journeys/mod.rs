@@ -38,9 +38,16 @@ use crate::store::{journeys as journey_store, messages};
 type Cache = HashMap<(TenantId, Uuid, i32), Arc<Journey>>;
 
 /// Runs journeys; cheap to clone (the cache of parsed versions is shared).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Runner {
     cache: Arc<Mutex<Cache>>,
+    profile_grace: chrono::Duration,
+}
+
+impl Default for Runner {
+    fn default() -> Self {
+        Self::new(chrono::Duration::seconds(30))
+    }
 }
 
 /// What a run produced: events for the outbox, and whether messages were queued (the
@@ -61,9 +68,13 @@ impl Produced {
 }
 
 impl Runner {
-    /// A runner with an empty cache.
-    pub fn new() -> Self {
-        Self::default()
+    /// A runner with an empty cache; a send whose customer's profile has not arrived yet waits
+    /// `profile_grace` for it (then passes the gate at delivery).
+    pub fn new(profile_grace: chrono::Duration) -> Self {
+        Self {
+            cache: Arc::default(),
+            profile_grace,
+        }
     }
 
     /// Version `version` of `journey`, parsed (from the cache when it was read before).
@@ -283,6 +294,7 @@ impl Runner {
             live,
             journey,
             reach,
+            profile_grace: self.profile_grace,
         };
         let mut produced = effects::apply(conn, &target, done, now).await?;
         if outcome == Outcome::Exited {

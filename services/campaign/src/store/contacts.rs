@@ -317,6 +317,8 @@ pub struct Reach {
     pub tier: Option<String>,
     /// `purpose:channel` pairs currently granted.
     pub consents: Vec<String>,
+    /// Whether a profile message of the customer has arrived (`crm.profiles.v1`).
+    pub profile_seen: bool,
 }
 
 type ReachRow = (
@@ -329,6 +331,7 @@ type ReachRow = (
     Option<String>,
     Option<String>,
     Vec<String>,
+    bool,
 );
 
 /// What journeys read about `customer` (the contact its id is kept under), if known.
@@ -340,7 +343,8 @@ pub async fn reach(
     let row: Option<ReachRow> = sqlx::query_as(concat!(
         "SELECT c.email, c.phone, c.user_id, c.anonymous_id, c.traits, c.segments, c.stage, c.tier,
              ARRAY(SELECT k FROM jsonb_each(c.consents) AS e(k, v)
-                   WHERE (v ->> 'granted')::boolean)
+                   WHERE (v ->> 'granted')::boolean),
+             c.traits_at IS NOT NULL
          FROM contacts c, ",
         live!(),
         " AND c.tenant_id = $1 AND c.customer_id = x.id"
@@ -350,16 +354,19 @@ pub async fn reach(
     .fetch_optional(conn)
     .await?;
     Ok(row.map(
-        |(email, phone, user_id, anonymous_id, traits, segments, stage, tier, consents)| Reach {
-            email,
-            phone,
-            user_id,
-            anonymous_id,
-            traits: traits.0,
-            segments,
-            stage,
-            tier,
-            consents,
+        |(email, phone, user_id, anonymous_id, traits, segments, stage, tier, consents, seen)| {
+            Reach {
+                email,
+                phone,
+                user_id,
+                anonymous_id,
+                traits: traits.0,
+                segments,
+                stage,
+                tier,
+                consents,
+                profile_seen: seen,
+            }
         },
     ))
 }

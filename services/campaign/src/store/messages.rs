@@ -35,6 +35,20 @@ pub struct NewMessage<'a> {
     pub priority: i32,
     /// Where it goes (email address, phone), if known.
     pub address: Option<&'a str>,
+    /// What the send gate needs when it runs at delivery (see [`Start::AwaitingProfile`]).
+    pub gate: GateInputs<'a>,
+}
+
+/// What the send gate reads that is not the customer's: kept with a message whose gate runs at
+/// delivery.
+#[derive(Debug, Clone, Copy)]
+pub struct GateInputs<'a> {
+    /// The consent purpose of its template.
+    pub purpose: &'a str,
+    /// The journey's control group, in percent.
+    pub holdout_percent: u8,
+    /// The journey's time zone (for customers without one).
+    pub time_zone: &'a str,
 }
 
 /// How a new message starts.
@@ -47,6 +61,12 @@ pub enum Start<'a> {
     },
     /// Refused by the gate, with the reason.
     Skipped(&'a str),
+    /// Campaign has not heard of the customer's profile yet (the trigger overtook it on
+    /// another topic): queued until `not_before`, and the gate runs at delivery.
+    AwaitingProfile {
+        /// When to look again.
+        not_before: DateTime<Utc>,
+    },
 }
 
 /// Records `m`; its id, or `None` when its send key was recorded before.
@@ -56,9 +76,10 @@ pub async fn record(
     m: &NewMessage<'_>,
     start: Start<'_>,
 ) -> Result<Option<Uuid>, sqlx::Error> {
-    let (status, reason, not_before) = match start {
-        Start::Queued { not_before } => ("queued", None, not_before),
-        Start::Skipped(reason) => ("skipped", Some(reason), Utc::now()),
+    let (status, reason, not_before, pending) = match start {
+        Start::Queued { not_before } => ("queued", None, not_before, false),
+        Start::Skipped(reason) => ("skipped", Some(reason), Utc::now(), false),
+        Start::AwaitingProfile { not_before } => ("queued", None, not_before, true),
     };
     let (journey, instance, node) = match m.journey {
         Some((j, i, n)) => (Some(j), Some(i), Some(n)),
@@ -67,8 +88,9 @@ pub async fn record(
     let id: Option<(Uuid,)> = sqlx::query_as(
         "INSERT INTO messages (tenant_id, id, send_key, customer_id, journey_id, instance_id, node,
              channel, template, message_type, transactional, priority, status, skip_reason,
-             address, not_before)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+             address, not_before, gate_pending, purpose, holdout_percent, time_zone)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+             $18, $19, $20)
          ON CONFLICT (tenant_id, send_key) DO NOTHING RETURNING id",
     )
     .bind(tenant)
@@ -87,6 +109,10 @@ pub async fn record(
     .bind(reason)
     .bind(m.address)
     .bind(not_before)
+    .bind(pending)
+    .bind(m.gate.purpose)
+    .bind(i32::from(m.gate.holdout_percent))
+    .bind(m.gate.time_zone)
     .fetch_optional(conn)
     .await?;
     Ok(id.map(|(id,)| id))
@@ -100,15 +126,18 @@ pub async fn history(
     tenant: &TenantId,
     customer: Uuid,
     since: DateTime<Utc>,
+    except: Option<Uuid>,
 ) -> Result<Vec<Sent>, sqlx::Error> {
     let rows: Vec<(DateTime<Utc>, String, String)> = sqlx::query_as(
         "SELECT LEAST(COALESCE(sent_at, not_before), now()), channel, message_type FROM messages
          WHERE tenant_id = $1 AND customer_id = $2 AND NOT transactional
-           AND status NOT IN ('skipped', 'failed') AND COALESCE(sent_at, not_before) >= $3",
+           AND status NOT IN ('skipped', 'failed') AND COALESCE(sent_at, not_before) >= $3
+           AND id IS DISTINCT FROM $4",
     )
     .bind(tenant)
     .bind(customer)
     .bind(since)
+    .bind(except)
     .fetch_all(conn)
     .await?;
     Ok(rows
@@ -154,6 +183,16 @@ pub struct Claimed {
     pub transactional: bool,
     /// The address recorded when it was queued (a test send's), if any.
     pub address: Option<String>,
+    /// Its type, for caps.
+    pub message_type: String,
+    /// The send gate runs at delivery.
+    pub gate_pending: bool,
+    /// The consent purpose of its template.
+    pub purpose: String,
+    /// The journey's control group, in percent.
+    pub holdout_percent: i32,
+    /// The journey's time zone.
+    pub time_zone: String,
 }
 
 /// Claims up to `limit` queued messages due at `now` and marks them `sending` (this
@@ -169,7 +208,8 @@ pub async fn claim_due(
                ORDER BY priority DESC, not_before LIMIT $2 FOR UPDATE SKIP LOCKED) due
          WHERE m.tenant_id = due.tenant_id AND m.id = due.id
          RETURNING m.tenant_id, m.id, m.send_key, m.customer_id, m.journey_id, m.instance_id,
-             m.node, m.channel, m.template, m.transactional, m.address",
+             m.node, m.channel, m.template, m.transactional, m.address, m.message_type,
+             m.gate_pending, m.purpose, m.holdout_percent, m.time_zone",
     )
     .bind(now)
     .bind(limit)
@@ -268,7 +308,8 @@ pub async fn abandon_interrupted(
         "UPDATE messages SET status = 'skipped', skip_reason = 'send_interrupted'
          WHERE status = 'sending' AND sending_at < $1
          RETURNING tenant_id, id, send_key, customer_id, journey_id, instance_id, node, channel,
-             template, transactional, address",
+             template, transactional, address, message_type, gate_pending, purpose,
+             holdout_percent, time_zone",
     )
     .bind(now - lease)
     .fetch_all(conn)
