@@ -13,6 +13,7 @@ pub mod domain;
 pub mod engine;
 pub mod interactions;
 pub mod journeys;
+mod schedule;
 pub mod send_gate;
 pub mod store;
 
@@ -169,6 +170,11 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
             journeys::timers::run(pool, runner, relay, sends, tick, batch, shutdown)
         });
     }
+    let (pool, timed_runner, timed_relay, timed_sends) =
+        (handler.pool(), runner.clone(), relay.clone(), sends.clone());
+    server = server.with_task(move |shutdown| {
+        schedule::timed_journeys(pool, timed_runner, timed_relay, timed_sends, shutdown)
+    });
     let tick = config.tick;
     server = server
         .with_task(move |shutdown| channels::deliver::run(delivery, sends, tick, 100, shutdown));

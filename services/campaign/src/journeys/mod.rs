@@ -11,6 +11,7 @@
 //! live instance per entry key are the store's).
 
 pub mod effects;
+pub mod scheduled;
 pub mod timers;
 
 use std::collections::HashMap;

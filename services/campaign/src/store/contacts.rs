@@ -385,3 +385,49 @@ pub async fn live_id(
         .await?;
     Ok(row.map(|(id,)| id))
 }
+
+/// Members of `segment` (as campaign mirrors them), after `after` by id, `limit` at a time.
+pub async fn members(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    segment: Uuid,
+    after: Uuid,
+    limit: i64,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT customer_id FROM contacts
+         WHERE tenant_id = $1 AND $2 = ANY(segments) AND customer_id > $3
+         ORDER BY customer_id LIMIT $4",
+    )
+    .bind(tenant)
+    .bind(segment)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// Contacts holding trait `name`, after `after` by id, `limit` at a time: (id, traits).
+pub async fn with_trait(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    name: &str,
+    after: Uuid,
+    limit: i64,
+) -> Result<Vec<(Uuid, serde_json::Map<String, serde_json::Value>)>, sqlx::Error> {
+    let rows: Vec<(
+        Uuid,
+        sqlx::types::Json<serde_json::Map<String, serde_json::Value>>,
+    )> = sqlx::query_as(
+        "SELECT customer_id, traits FROM contacts
+             WHERE tenant_id = $1 AND traits ? $2 AND customer_id > $3
+             ORDER BY customer_id LIMIT $4",
+    )
+    .bind(tenant)
+    .bind(name)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(id, t)| (id, t.0)).collect())
+}

@@ -280,3 +280,50 @@ pub async fn status(
             .await?;
     Ok(r.and_then(|(s,)| Status::parse(&s)))
 }
+
+/// Published journeys, over every tenant, whose trigger is a schedule or a date trait:
+/// (tenant, id, live version, definition, when the scheduler last looked at that version).
+pub async fn timed(
+    conn: &mut PgConnection,
+) -> Result<Vec<(TenantId, Uuid, i32, Value, Option<DateTime<Utc>>)>, sqlx::Error> {
+    let rows: Vec<(TenantId, Uuid, i32, sqlx::types::Json<Value>, Option<DateTime<Utc>>)> =
+        sqlx::query_as(
+            "SELECT j.tenant_id, j.id, v.version, v.definition, r.last_run_at FROM journeys j
+             JOIN journey_versions v ON v.tenant_id = j.tenant_id AND v.journey_id = j.id
+                 AND v.version = j.published_version
+             LEFT JOIN journey_schedule_runs r ON r.tenant_id = j.tenant_id
+                 AND r.journey_id = j.id AND r.version = v.version
+             WHERE j.status = 'published'
+               AND (v.definition -> 'trigger' ? 'schedule' OR v.definition -> 'trigger' ? 'date_trait')
+             ORDER BY j.tenant_id, j.id",
+        )
+        .fetch_all(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(t, id, v, d, at)| (t, id, v, d.0, at))
+        .collect())
+}
+
+/// Records that the scheduler looked at version `version` of the journey up to `at`.
+pub async fn ran(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    id: Uuid,
+    version: i32,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO journey_schedule_runs (tenant_id, journey_id, version, last_run_at)
+         VALUES ($1, $2, $3, $4)
+         ON CONFLICT (tenant_id, journey_id) DO UPDATE SET version = EXCLUDED.version,
+             last_run_at = EXCLUDED.last_run_at",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(version)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

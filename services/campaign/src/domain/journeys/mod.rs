@@ -23,6 +23,7 @@ pub mod cron;
 pub mod lifecycle;
 pub mod signal;
 pub mod step;
+pub mod timed;
 pub mod validate;
 
 use std::collections::BTreeMap;
