@@ -281,12 +281,21 @@ pub async fn status(
     Ok(r.and_then(|(s,)| Status::parse(&s)))
 }
 
-/// Published journeys, over every tenant, whose trigger is a schedule or a date trait:
-/// (tenant, id, live version, definition, when the scheduler last looked at that version).
-pub async fn timed(
-    conn: &mut PgConnection,
-) -> Result<Vec<(TenantId, Uuid, i32, Value, Option<DateTime<Utc>>)>, sqlx::Error> {
-    let rows: Vec<(TenantId, Uuid, i32, sqlx::types::Json<Value>, Option<DateTime<Utc>>)> =
+/// A timed journey: (tenant, id, live version, definition, when the scheduler last looked at
+/// that version).
+pub type Timed = (TenantId, Uuid, i32, Value, Option<DateTime<Utc>>);
+
+type TimedRow = (
+    TenantId,
+    Uuid,
+    i32,
+    sqlx::types::Json<Value>,
+    Option<DateTime<Utc>>,
+);
+
+/// Published journeys, over every tenant, whose trigger is a schedule or a date trait.
+pub async fn timed(conn: &mut PgConnection) -> Result<Vec<Timed>, sqlx::Error> {
+    let rows: Vec<TimedRow> =
         sqlx::query_as(
             "SELECT j.tenant_id, j.id, v.version, v.definition, r.last_run_at FROM journeys j
              JOIN journey_versions v ON v.tenant_id = j.tenant_id AND v.journey_id = j.id
