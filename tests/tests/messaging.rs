@@ -104,6 +104,20 @@ async fn a_journey_with_a_split_a_wait_and_a_branch_sends_real_mail_once() {
     let suite = Suite::start().await;
     let campaign = suite.pool_of("campaign").await;
     set_up_messaging(&suite).await;
+    // Segmentation counts campaign's contacts: "mailed twice in the last 30 days".
+    let (status, segment) = suite
+        .admin_call(
+            Method::POST,
+            "/v1/segments",
+            Some(
+                &json!({"name": "Mailed twice", "rule": {"event": {"name": "message.sent",
+                "within_days": 30, "at_least": 2,
+                "where": [{"property": "channel", "op": "eq", "value": "email"}]}}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{segment}");
+    let segment = segment["segment"]["id"].as_str().unwrap().to_owned();
     let (status, created) = suite
         .admin_call(Method::POST, "/v1/journeys", Some(&journey()))
         .await;
@@ -323,6 +337,27 @@ async fn a_journey_with_a_split_a_wait_and_a_branch_sends_real_mail_once() {
         .await;
     assert_eq!(status, 200, "{theirs}");
     assert_eq!(theirs["items"][0]["exit_reason"], "exit_event", "{theirs}");
+
+    // The ten customers mailed twice are in the segment, kept as the interactions streamed in.
+    let expected: std::collections::BTreeSet<String> =
+        people[2..].iter().map(|p| p.2.to_string()).collect();
+    eventually("the interaction segment", || async {
+        let (status, body) = suite
+            .admin_call(
+                Method::GET,
+                &format!("/v1/segments/{segment}/members?limit=100"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let got: std::collections::BTreeSet<String> = body["items"]
+            .as_array()?
+            .iter()
+            .filter_map(|i| i["customer_id"].as_str().map(str::to_owned))
+            .collect();
+        (got == expected).then_some(())
+    })
+    .await;
     suite.stop().await;
 }
 

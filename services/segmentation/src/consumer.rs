@@ -67,6 +67,31 @@ impl SegmentationHandler {
             .await
     }
 
+    async fn on_interaction(
+        &self,
+        conn: &mut PgConnection,
+        e: &Envelope,
+    ) -> Result<(), HandleError> {
+        let found = activity::lookup(conn, &e.tenant_id, require_customer(e)?).await?;
+        if found.erased {
+            return Ok(());
+        }
+        let recorded = activity::record_interaction(conn, found.customer, e).await?;
+        let change = Change::Event {
+            name: recorded.name,
+            is_order: false,
+        };
+        self.evaluate(
+            conn,
+            e,
+            found.customer,
+            found.generation,
+            change,
+            "interaction",
+        )
+        .await
+    }
+
     async fn on_profile(&self, conn: &mut PgConnection, e: &Envelope) -> Result<(), HandleError> {
         let tenant = &e.tenant_id;
         let uuid_of = |key: &str| {
@@ -153,6 +178,7 @@ impl Handler for SegmentationHandler {
             Topic::Events => "segmentation:crm.events.v1",
             Topic::Profiles => "segmentation:crm.profiles.v1",
             Topic::Loyalty => "segmentation:crm.loyalty.v1",
+            Topic::Interactions => "segmentation:crm.interactions.v1",
             _ => return Ok(()),
         };
         let mut tx = self.pool.begin().await?;
@@ -163,6 +189,7 @@ impl Handler for SegmentationHandler {
         match meta.topic {
             Topic::Events => self.on_event(&mut tx, e).await?,
             Topic::Profiles => self.on_profile(&mut tx, e).await?,
+            Topic::Interactions => self.on_interaction(&mut tx, e).await?,
             _ => self.on_loyalty(&mut tx, e).await?,
         }
         tx.commit().await?;

@@ -81,6 +81,38 @@ pub async fn record_event(
     Ok(Recorded { name, is_order })
 }
 
+/// Adds a contact of campaign's (`crm.interactions.v1`: `message.opened`, `journey.entered`, …)
+/// to the customer's counted events under its kind, so that event rules can count it
+/// ("opened an email in the last 30 days"). It is not the customer's own activity: activity
+/// totals, last seen and the lifecycle stage do not move.
+pub async fn record_interaction(
+    conn: &mut PgConnection,
+    customer: Uuid,
+    e: &Envelope,
+) -> Result<Recorded, sqlx::Error> {
+    let name = event_name(e);
+    sqlx::query(
+        "WITH ev AS (
+             INSERT INTO customer_events (tenant_id, customer_id, event_id, name, occurred_at, properties)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING)
+         INSERT INTO daily_activity AS d (tenant_id, customer_id, name, day, events, total)
+         VALUES ($1, $2, $4, ($5 AT TIME ZONE 'UTC')::date, 1, 0)
+         ON CONFLICT (tenant_id, customer_id, name, day) DO UPDATE SET events = d.events + 1",
+    )
+    .bind(&e.tenant_id)
+    .bind(customer)
+    .bind(&e.id)
+    .bind(&name)
+    .bind(e.occurred_at)
+    .bind(Json(&e.properties))
+    .execute(conn)
+    .await?;
+    Ok(Recorded {
+        name,
+        is_order: false,
+    })
+}
+
 /// Replaces the customer's traits (profile events carry the current traits), creating the row
 /// of a customer seen only through its profile so far.
 pub async fn set_traits(
