@@ -108,7 +108,9 @@ async fn campaign_db(tag: &str) -> (sqlx::PgPool, TenantId) {
         version: 1,
         updated_at: Utc::now(),
     };
-    templates::put(&mut c, &t, &template, "bench").await.unwrap();
+    templates::put(&mut c, &t, &template, "bench")
+        .await
+        .unwrap();
     (pool, t)
 }
 
@@ -222,7 +224,9 @@ async fn trigger_to_smtp(n: usize) {
         let address = format!("{u}@bench.test");
         let started = Instant::now();
         suite
-            .ingest(&json!({"kind": "track", "name": "Bench Triggered", "identity": {"user_id": u}}))
+            .ingest(
+                &json!({"kind": "track", "name": "Bench Triggered", "identity": {"user_id": u}}),
+            )
             .await;
         loop {
             let sent: Option<(String,)> = sqlx::query_as(
@@ -235,7 +239,10 @@ async fn trigger_to_smtp(n: usize) {
             if sent.is_some() {
                 break;
             }
-            assert!(started.elapsed() < Duration::from_secs(60), "no mail for {u}");
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "no mail for {u}"
+            );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         samples.push(started.elapsed());
@@ -347,10 +354,15 @@ async fn sends_per_second(n: usize) {
         sent as f64 / gated.as_secs_f64(),
         n as f64 / raw.as_secs_f64(),
     );
-    println!("2. sends per second to the local SMTP server ({n} messages, concurrency {concurrency})");
+    println!(
+        "2. sends per second to the local SMTP server ({n} messages, concurrency {concurrency})"
+    );
     println!("   raw lettre loop (reference)                {r:>10.0} /s");
     println!("   through the gate, rendered and tracked     {g:>10.0} /s");
-    println!("   ratio: {:.0}% of the raw loop (target: at least 50%)", 100.0 * g / r);
+    println!(
+        "   ratio: {:.0}% of the raw loop (target: at least 50%)",
+        100.0 * g / r
+    );
 }
 
 async fn timers_in_one_minute(n: usize) {
@@ -424,10 +436,18 @@ async fn timers_in_one_minute(n: usize) {
         "   all fired in {:.1} s ({:.0} timers/s); within one minute: {}",
         took.as_secs_f64(),
         n as f64 / took.as_secs_f64(),
-        if took <= Duration::from_secs(60) { "yes" } else { "NO" }
+        if took <= Duration::from_secs(60) {
+            "yes"
+        } else {
+            "NO"
+        }
     );
     println!("   messages {messages}, distinct send keys {keys}, timers left {left}");
-    assert_eq!((messages as usize, keys as usize, left), (n, n, 0), "one message per timer");
+    assert_eq!(
+        (messages as usize, keys as usize, left),
+        (n, n, 0),
+        "one message per timer"
+    );
 }
 
 #[tokio::main]

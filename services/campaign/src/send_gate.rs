@@ -9,11 +9,12 @@ use crm_envelope::TenantId;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::domain::gate::policy::ContactPolicy;
 use crate::domain::gate::{self, Candidate, Decision};
 use crate::domain::journeys::Channel;
 use crate::domain::suppression;
 use crate::store::contacts::Reach;
-use crate::store::{messages, policies, suppressions};
+use crate::store::{messages, suppressions};
 
 /// One message before the gate.
 #[derive(Debug, Clone, Copy)]
@@ -50,14 +51,15 @@ pub fn consented(reach: &Reach, purpose: &str, channel: Channel) -> bool {
         })
 }
 
-/// The gate's decision for `c` about a customer whose mirror is `reach`, at `now`.
+/// The gate's decision for `c` under the tenant's `policy` about a customer whose mirror is
+/// `reach`, at `now`.
 pub async fn decide(
     conn: &mut PgConnection,
     c: &Check<'_>,
+    policy: &ContactPolicy,
     reach: &Reach,
     now: DateTime<Utc>,
 ) -> Result<Decision, sqlx::Error> {
-    let policy = policies::get(conn, c.tenant).await?;
     let history = if policy.caps.is_empty() {
         Vec::new()
     } else {

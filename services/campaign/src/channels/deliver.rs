@@ -37,7 +37,7 @@ use crate::interactions::interaction;
 use crate::send_gate::{self, Check};
 use crate::store::contacts::{self, Reach};
 use crate::store::messages::{self, Claimed, Outcome};
-use crate::store::{channels, suppressions, templates as template_store};
+use crate::store::{channels, policies, suppressions, templates as template_store};
 
 /// Where tracking links point and how they are signed.
 #[derive(Debug, Clone)]
@@ -231,7 +231,8 @@ impl Delivery {
                 address: &address,
                 except: Some(m.id),
             };
-            match send_gate::decide(&mut conn, &check, &reach, Utc::now()).await? {
+            let policy = policies::get(&mut conn, tenant).await?;
+            match send_gate::decide(&mut conn, &check, &policy, &reach, Utc::now()).await? {
                 Decision::Send => {}
                 Decision::Defer(at) => {
                     return Ok(Done::Retry {

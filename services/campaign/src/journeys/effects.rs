@@ -20,7 +20,6 @@ use crate::send_gate::{self, Check};
 use crate::store::contacts::Reach;
 use crate::store::instances::Live;
 use crate::store::messages::{self, GateInputs, NewMessage, Start};
-use crate::store::templates;
 
 /// Whom the effects are for.
 pub struct Target<'a> {
@@ -34,6 +33,8 @@ pub struct Target<'a> {
     pub reach: &'a Reach,
     /// How long a send waits for a profile that has not arrived.
     pub profile_grace: Duration,
+    /// Recently read templates and policies.
+    pub recent: &'a super::recent::Recent,
 }
 
 /// Applies `effects` (each with the node that made it).
@@ -121,7 +122,7 @@ async fn send(
     now: DateTime<Utc>,
 ) -> Result<Produced, sqlx::Error> {
     let mut produced = Produced::default();
-    let tpl = templates::get(conn, t.tenant, template).await?;
+    let tpl = t.recent.template(conn, t.tenant, template).await?;
     let (message_type, purpose) = tpl.as_ref().map_or(("marketing", "marketing"), |x| {
         (x.message_type.as_str(), x.purpose.as_str())
     });
@@ -152,7 +153,8 @@ async fn send(
                 address: addr,
                 except: None,
             };
-            match send_gate::decide(conn, &check, t.reach, now).await? {
+            let policy = t.recent.policy(conn, t.tenant).await?;
+            match send_gate::decide(conn, &check, &policy, t.reach, now).await? {
                 Decision::Send => Start::Queued { not_before: now },
                 Decision::Defer(at) => Start::Queued { not_before: at },
                 Decision::Skip(reason) => Start::Skipped(reason.as_str()),

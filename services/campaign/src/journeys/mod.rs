@@ -11,6 +11,7 @@
 //! live instance per entry key are the store's).
 
 pub mod effects;
+pub mod recent;
 pub mod scheduled;
 pub mod timers;
 
@@ -43,6 +44,7 @@ type Cache = HashMap<(TenantId, Uuid, i32), Arc<Journey>>;
 pub struct Runner {
     cache: Arc<Mutex<Cache>>,
     profile_grace: chrono::Duration,
+    pub(crate) recent: recent::Recent,
 }
 
 impl Default for Runner {
@@ -75,6 +77,7 @@ impl Runner {
         Self {
             cache: Arc::default(),
             profile_grace,
+            recent: recent::Recent::default(),
         }
     }
 
@@ -282,7 +285,7 @@ impl Runner {
         reach: &Reach,
         now: DateTime<Utc>,
     ) -> Result<Produced, sqlx::Error> {
-        let facts = facts(conn, tenant, live, reach).await?;
+        let facts = facts(conn, tenant, live, journey, reach).await?;
         let instance = Instance {
             tenant,
             id: live.id,
@@ -296,6 +299,7 @@ impl Runner {
             journey,
             reach,
             profile_grace: self.profile_grace,
+            recent: &self.recent,
         };
         let mut produced = effects::apply(conn, &target, done, now).await?;
         if outcome == Outcome::Exited {
@@ -340,6 +344,7 @@ pub async fn facts(
     conn: &mut PgConnection,
     tenant: &TenantId,
     live: &Live,
+    journey: &Journey,
     reach: &Reach,
 ) -> Result<Facts, sqlx::Error> {
     let mut facts = Facts {
@@ -369,7 +374,13 @@ pub async fn facts(
             facts.consents.insert((purpose.to_owned(), *c));
         }
     }
-    for (node, opened, clicked) in messages::engagement(conn, tenant, live.id).await? {
+    // Opens and clicks are read only by journeys that branch on them.
+    let engagement = if journey.reads_engagement() {
+        messages::engagement(conn, tenant, live.id).await?
+    } else {
+        Vec::new()
+    };
+    for (node, opened, clicked) in engagement {
         if opened || clicked {
             facts.opened.insert(node.clone());
         }

@@ -3,20 +3,22 @@
 //! claiming transaction, with the step's messages and events. Several workers per replica run
 //! the loop at once.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
+use crm_envelope::TenantId;
 use crm_kafka::outbox;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use super::{end, Produced, Runner};
 use crate::domain::journeys::lifecycle::Status;
-use crate::store::contacts;
-use crate::store::instances::{self, DueTimer};
-use crate::store::journeys as journey_store;
+use crate::store::contacts::{self, Reach};
+use crate::store::instances::{self, DueTimer, Live};
 
 /// How long a paused journey's timers wait before they are looked at again.
 const PAUSED_RETRY: i64 = 5;
@@ -31,9 +33,28 @@ pub async fn fire_due(
 ) -> Result<(usize, bool), sqlx::Error> {
     let mut tx = pool.begin().await?;
     let due = instances::claim_due(&mut tx, now, limit).await?;
+    // The batch's instances and customers, each read once.
+    let keys: Vec<(TenantId, Uuid)> = due.iter().map(|t| (t.tenant.clone(), t.instance)).collect();
+    let live: HashMap<(TenantId, Uuid), Live> = instances::live_many(&mut tx, &keys)
+        .await?
+        .into_iter()
+        .map(|(t, l)| ((t, l.id), l))
+        .collect();
+    let customers: Vec<(TenantId, Uuid)> = live
+        .iter()
+        .map(|((t, _), l)| (t.clone(), l.customer_id))
+        .collect();
+    let reach = contacts::reach_many(&mut tx, &customers).await?;
     let mut produced = Produced::default();
     for timer in &due {
-        produced.add(fire(&mut tx, runner, timer, now).await?);
+        let Some(l) = live.get(&(timer.tenant.clone(), timer.instance)) else {
+            continue;
+        };
+        let r = reach
+            .get(&(timer.tenant.clone(), l.customer_id))
+            .cloned()
+            .unwrap_or_default();
+        produced.add(fire(&mut tx, runner, timer, l, &r, now).await?);
     }
     outbox::enqueue_all(&mut tx, &produced.out).await?;
     tx.commit().await?;
@@ -44,41 +65,30 @@ async fn fire(
     conn: &mut sqlx::PgConnection,
     runner: &Runner,
     timer: &DueTimer,
+    live: &Live,
+    reach: &Reach,
     now: DateTime<Utc>,
 ) -> Result<Produced, sqlx::Error> {
     let tenant = &timer.tenant;
-    let Some(live) = instances::live_one(conn, tenant, timer.instance).await? else {
-        return Ok(Produced::default());
-    };
-    match journey_store::status(conn, tenant, live.journey_id).await? {
+    match runner.recent.status(conn, tenant, live.journey_id).await? {
         Some(Status::Published) => {}
         Some(Status::Paused) => {
             let later = now + Duration::minutes(PAUSED_RETRY);
             instances::schedule(conn, tenant, live.id, later, &timer.node).await?;
             return Ok(Produced::default());
         }
-        _ => return end(conn, tenant, &live, "archived", now).await,
+        _ => return end(conn, tenant, live, "archived", now).await,
     }
     let Some(journey) = runner
         .definition(conn, tenant, live.journey_id, live.version)
         .await?
     else {
-        return end(conn, tenant, &live, "definition_missing", now).await;
+        return end(conn, tenant, live, "definition_missing", now).await;
     };
-    let reach = contacts::reach(conn, tenant, live.customer_id)
-        .await?
-        .unwrap_or_default();
+    // The instance stands at the timer's node (a `wait_for` there must see its signals).
     instances::move_to(conn, tenant, live.id, &timer.node, None).await?;
     runner
-        .run(
-            conn,
-            tenant,
-            &live,
-            &journey,
-            timer.node.clone(),
-            &reach,
-            now,
-        )
+        .run(conn, tenant, live, &journey, timer.node.clone(), reach, now)
         .await
 }
 

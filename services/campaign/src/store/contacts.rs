@@ -25,6 +25,15 @@ pub struct Contact {
 /// The id contacts of `$2` (tenant `$1`) are kept under, as a one-row subquery `x(id)`: the
 /// survivor of a merged id, or no row once the id is erased. A macro so that `concat!` builds
 /// each statement at compile time.
+/// The columns of a [`Reach`], from `contacts c`.
+macro_rules! reach_columns {
+    () => {
+        "c.email, c.phone, c.user_id, c.anonymous_id, c.traits, c.segments, c.stage, c.tier,
+         ARRAY(SELECT k FROM jsonb_each(c.consents) AS e(k, v) WHERE (v ->> 'granted')::boolean),
+         c.traits_at IS NOT NULL"
+    };
+}
+
 macro_rules! live {
     () => {
         "(SELECT coalesce(
@@ -341,11 +350,9 @@ pub async fn reach(
     customer: Uuid,
 ) -> Result<Option<Reach>, sqlx::Error> {
     let row: Option<ReachRow> = sqlx::query_as(concat!(
-        "SELECT c.email, c.phone, c.user_id, c.anonymous_id, c.traits, c.segments, c.stage, c.tier,
-             ARRAY(SELECT k FROM jsonb_each(c.consents) AS e(k, v)
-                   WHERE (v ->> 'granted')::boolean),
-             c.traits_at IS NOT NULL
-         FROM contacts c, ",
+        "SELECT ",
+        reach_columns!(),
+        " FROM contacts c, ",
         live!(),
         " AND c.tenant_id = $1 AND c.customer_id = x.id"
     ))
@@ -353,22 +360,64 @@ pub async fn reach(
     .bind(customer)
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(
-        |(email, phone, user_id, anonymous_id, traits, segments, stage, tier, consents, seen)| {
-            Reach {
-                email,
-                phone,
-                user_id,
-                anonymous_id,
-                traits: traits.0,
-                segments,
-                stage,
-                tier,
-                consents,
-                profile_seen: seen,
-            }
-        },
+    Ok(row.map(reach_of))
+}
+
+/// What journeys read about each of `customers` (ids as instances hold them: survivors, never
+/// erased), in one query; a customer without a contact is missing from the answer.
+pub async fn reach_many(
+    conn: &mut PgConnection,
+    customers: &[(TenantId, Uuid)],
+) -> Result<std::collections::HashMap<(TenantId, Uuid), Reach>, sqlx::Error> {
+    let tenants: Vec<&str> = customers.iter().map(|(t, _)| t.as_str()).collect();
+    let ids: Vec<Uuid> = customers.iter().map(|(_, c)| *c).collect();
+    let rows: Vec<KeyedReachRow> = sqlx::query_as(concat!(
+        "SELECT c.tenant_id, c.customer_id, ",
+        reach_columns!(),
+        " FROM contacts c
+         JOIN unnest($1::text[], $2::uuid[]) AS k(t, id) ON c.tenant_id = k.t AND c.customer_id = k.id"
     ))
+    .bind(&tenants)
+    .bind(&ids)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(t, c, e, p, u, a, tr, sg, st, ti, co, se)| {
+            ((t, c), reach_of((e, p, u, a, tr, sg, st, ti, co, se)))
+        })
+        .collect())
+}
+
+type KeyedReachRow = (
+    TenantId,
+    Uuid,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    sqlx::types::Json<serde_json::Map<String, serde_json::Value>>,
+    Vec<Uuid>,
+    Option<String>,
+    Option<String>,
+    Vec<String>,
+    bool,
+);
+
+fn reach_of(row: ReachRow) -> Reach {
+    let (email, phone, user_id, anonymous_id, traits, segments, stage, tier, consents, seen) = row;
+    Reach {
+        email,
+        phone,
+        user_id,
+        anonymous_id,
+        traits: traits.0,
+        segments,
+        stage,
+        tier,
+        consents,
+        profile_seen: seen,
+    }
 }
 
 /// The id contacts of `customer` are kept under (the survivor of a merge), or `None` once

@@ -395,3 +395,54 @@ pub async fn cancel_timer(
         .await?;
     Ok(())
 }
+
+/// The live ones of `instances` (tenant, id), locked, in one query.
+pub async fn live_many(
+    conn: &mut PgConnection,
+    instances: &[(TenantId, Uuid)],
+) -> Result<Vec<(TenantId, Live)>, sqlx::Error> {
+    let tenants: Vec<&str> = instances.iter().map(|(t, _)| t.as_str()).collect();
+    let ids: Vec<Uuid> = instances.iter().map(|(_, i)| *i).collect();
+    let rows: Vec<LiveRow> = sqlx::query_as(
+        "SELECT i.tenant_id, i.id, i.journey_id, i.version, i.customer_id, i.node, i.entered_at,
+             i.seen, i.goal_at
+         FROM journey_instances i
+         JOIN unnest($1::text[], $2::uuid[]) AS k(t, id) ON i.tenant_id = k.t AND i.id = k.id
+         WHERE i.status = 'active' ORDER BY i.tenant_id, i.id FOR UPDATE OF i",
+    )
+    .bind(&tenants)
+    .bind(&ids)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (
+                r.tenant_id,
+                Live {
+                    id: r.id,
+                    journey_id: r.journey_id,
+                    version: r.version,
+                    customer_id: r.customer_id,
+                    node: r.node,
+                    entered_at: r.entered_at,
+                    seen: r.seen,
+                    goal_at: r.goal_at,
+                },
+            )
+        })
+        .collect())
+}
+
+#[derive(sqlx::FromRow)]
+struct LiveRow {
+    tenant_id: TenantId,
+    id: Uuid,
+    journey_id: Uuid,
+    version: i32,
+    customer_id: Uuid,
+    node: String,
+    entered_at: DateTime<Utc>,
+    seen: Vec<String>,
+    goal_at: Option<DateTime<Utc>>,
+}

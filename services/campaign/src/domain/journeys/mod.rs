@@ -445,6 +445,24 @@ pub enum Channel {
     Push,
 }
 
+impl Journey {
+    /// Whether a branch reads opens or clicks of the journey's messages.
+    pub fn reads_engagement(&self) -> bool {
+        fn reads(c: &Condition) -> bool {
+            match c {
+                Condition::All(cs) | Condition::Any(cs) => cs.iter().any(reads),
+                Condition::Not(c) => reads(c),
+                Condition::Opened { .. } | Condition::Clicked { .. } => true,
+                _ => false,
+            }
+        }
+        self.nodes.values().any(|n| match n {
+            Node::Branch { condition, .. } => reads(condition),
+            _ => false,
+        })
+    }
+}
+
 impl Node {
     /// The nodes this one can lead to, with the field that names each.
     pub fn successors(&self) -> Vec<(&'static str, &str)> {
