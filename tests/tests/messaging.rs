@@ -412,6 +412,26 @@ async fn tracking_links_click_only_to_the_message_links_and_unsubscribe_suppress
         click.headers()["location"].to_str().unwrap(),
         "https://shop.test/start?a=1&b=2"
     );
+    // A test send of the template reaches one address, nothing else.
+    let (status, sent) = suite
+        .admin_call(
+            Method::POST,
+            "/v1/templates/welcome-a/test-send",
+            Some(&json!({"address": format!("Test-{run}@Example.test")})),
+        )
+        .await;
+    assert_eq!(status, 202, "{sent}");
+    let test_address = format!("test-{run}@example.test");
+    eventually("the test send", || async {
+        let m = mail_to(&test_address);
+        (m.len() == 1).then_some(())
+    })
+    .await;
+    assert_eq!(
+        header(&mail_to(&test_address)[0], "Subject"),
+        Some("Welcome (A)"),
+        "an empty sample: the subject is one line, its spaces collapsed"
+    );
     // A forged token is refused.
     let forged = format!("{}x", link("c"));
     let refused = no_redirects.get(&forged).send().await.unwrap();

@@ -160,6 +160,7 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
     let state = api::ApiState {
         pool: base.pool.clone(),
         delivery: delivery.clone(),
+        sends: sends.clone(),
     };
     let mut server = PartServer::bind(base, api::routes(state)).await?;
     for _ in 0..config.timer_workers {

@@ -34,6 +34,10 @@ pub(crate) fn routes() -> Router<AppState> {
             "/v1/templates/{key}/preview",
             needs(Scope::Read, post(preview_template)),
         )
+        .route(
+            "/v1/templates/{key}/test-send",
+            needs(Scope::Admin, post(test_send)),
+        )
         .route("/v1/channels", needs(Scope::Read, get(list_channels)))
         .route(
             "/v1/channels/{key}",
@@ -348,4 +352,33 @@ pub(crate) async fn journey_report(
     Path(id): Path<Uuid>,
 ) -> Result<Response, Problem> {
     read(&app, &caller, &format!("journeys/{id}/report")).await
+}
+
+/// Send the template once to one address (no consent needed; the suppression list applies),
+/// through the delivery loop: 202 with the message id. Needs `Idempotency-Key`.
+#[utoipa::path(post, path = "/v1/templates/{key}/test-send", tag = "templates",
+    params(("key" = String, Path, description = "Template key"), ("Idempotency-Key" = String, Header, description = "Unique per intended change")),
+    request_body(content = Object, description = "{\"address\": \"…\"}"),
+    responses((status = 202, description = "{\"message_id\", \"address\"}"),
+        (status = 404, description = "template_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not an address of the template's channel", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = ["admin"])))]
+pub(crate) async fn test_send(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let body = json_body(body)?;
+    let path = format!("templates/{key}/test-send");
+    write(
+        &app,
+        &caller,
+        &headers,
+        reqwest::Method::POST,
+        &path,
+        Some(&body),
+    )
+    .await
 }

@@ -86,6 +86,7 @@ use crate::AppState;
         crate::messaging::delete_template,
         crate::messaging::preview_template,
         crate::messaging::preview_draft,
+        crate::messaging::test_send,
         crate::messaging::list_channels,
         crate::messaging::read_channel,
         crate::messaging::put_channel,

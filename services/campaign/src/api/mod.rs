@@ -11,9 +11,12 @@ mod suppressions;
 mod templates;
 mod tracking;
 
+use std::sync::Arc;
+
 use axum::extract::FromRef;
 use axum::Router;
 use sqlx::PgPool;
+use tokio::sync::Notify;
 
 use crate::channels::deliver::Delivery;
 
@@ -24,6 +27,8 @@ pub(crate) struct ApiState {
     pub pool: PgPool,
     /// The delivery settings (template limits, tracking key).
     pub delivery: Delivery,
+    /// Wakes the delivery loop (a test send).
+    pub sends: Arc<Notify>,
 }
 
 impl FromRef<ApiState> for PgPool {

@@ -13,7 +13,10 @@ use serde_json::{json, Value};
 
 use super::{actor, ApiState};
 use crate::domain::channels::valid_key;
+use crate::domain::journeys::Channel;
+use crate::domain::suppression::{channel_str, normalise};
 use crate::domain::templates::{self, Limits, Parts, TemplateError};
+use crate::store::messages::{self, GateInputs, NewMessage, Start};
 use crate::store::templates::{self as store, Template};
 
 pub(crate) fn routes() -> Router<ApiState> {
@@ -26,6 +29,73 @@ pub(crate) fn routes() -> Router<ApiState> {
             get(read).put(put).delete(delete),
         )
         .route(&format!("{base}/{{key}}/preview"), post(preview))
+        .route(&format!("{base}/{{key}}/test-send"), post(test_send))
+}
+
+/// `{"address": "…"}`: where a test send goes.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestSend {
+    address: String,
+}
+
+/// Sends the template once to one address (sample data empty, no consent needed, the
+/// suppression list still applies), through the delivery loop like any message: 202 with the
+/// message id to follow.
+async fn test_send(
+    State(s): State<ApiState>,
+    TenantAnd(tenant, key): TenantAnd<String>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Value>), Problem> {
+    let b: TestSend = serde_json::from_slice(&body).map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            Code::InvalidBody,
+            format!("the body is {{\"address\": \"…\"}}: {e}"),
+        )
+    })?;
+    let mut conn = s.pool.acquire().await?;
+    let t = store::get(&mut conn, &tenant, &key)
+        .await?
+        .ok_or_else(not_found)?;
+    let channel = match t.channel.as_str() {
+        "sms" => Channel::Sms,
+        "push" => Channel::Push,
+        _ => Channel::Email,
+    };
+    let address = normalise(channel, &b.address)
+        .map_err(|m| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, Code::InvalidBody, m))?;
+    let send_key = format!("test:{}", uuid::Uuid::now_v7());
+    let m = NewMessage {
+        send_key: &send_key,
+        customer: uuid::Uuid::nil(),
+        journey: None,
+        channel: channel_str(channel),
+        template: &key,
+        message_type: "test",
+        transactional: true,
+        priority: 0,
+        address: Some(&address),
+        gate: GateInputs {
+            purpose: "transactional",
+            holdout_percent: 0,
+            time_zone: "UTC",
+        },
+    };
+    let id = messages::record(
+        &mut conn,
+        &tenant,
+        &m,
+        Start::Queued {
+            not_before: Utc::now(),
+        },
+    )
+    .await?;
+    s.sends.notify_one();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"message_id": id, "address": address})),
+    ))
 }
 
 /// A template as written.
