@@ -282,3 +282,59 @@ async fn instances_follow_merges_and_erasure() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_new_version_moves_running_instances_only_when_asked_and_only_where_it_can() {
+    let pool = pool().await;
+    let t = TenantId::parse("acme").unwrap();
+    let mut c = pool.acquire().await.unwrap();
+    let journey = Uuid::now_v7();
+    let now = Utc::now();
+    let mut ids = Vec::new();
+    for node in ["wait", "old-only"] {
+        let customer = Uuid::now_v7();
+        let key = customer.to_string();
+        let id = instances::enter(
+            &mut c,
+            &t,
+            &entrant(journey, customer, &key),
+            &Entry::default(),
+            now,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        instances::move_to(&mut c, &t, id, node, None)
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let version = |id: Uuid| {
+        let pool = pool.clone();
+        async move {
+            let (v,): (i32,) =
+                sqlx::query_as("SELECT version FROM journey_instances WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            v
+        }
+    };
+    // Publishing version 2 moves nobody by itself; asked, the instance at a node version 2
+    // has moves, the other stays on version 1 and runs to its end there.
+    assert_eq!((version(ids[0]).await, version(ids[1]).await), (1, 1));
+    let nodes = vec!["wait".to_owned(), "send".to_owned(), "done".to_owned()];
+    let (moved, left) = instances::migrate(&mut c, &t, journey, 2, &nodes)
+        .await
+        .unwrap();
+    assert_eq!((moved, left), (1, 1));
+    assert_eq!((version(ids[0]).await, version(ids[1]).await), (2, 1));
+    // Asked again: nothing more moves.
+    assert_eq!(
+        instances::migrate(&mut c, &t, journey, 2, &nodes)
+            .await
+            .unwrap(),
+        (0, 1)
+    );
+}

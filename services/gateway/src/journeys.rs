@@ -48,6 +48,10 @@ pub(crate) fn routes() -> Router<AppState> {
             "/v1/journeys/{id}/archive",
             needs(Scope::Admin, post(archive_journey)),
         )
+        .route(
+            "/v1/journeys/{id}/migrate",
+            needs(Scope::Admin, post(migrate_journey)),
+        )
 }
 
 async fn read(app: &AppState, caller: &Caller, path: &str) -> Result<Response, Problem> {
@@ -227,4 +231,32 @@ pub(crate) async fn archive_journey(
     Path(id): Path<Uuid>,
 ) -> Result<Response, Problem> {
     act(&app, &caller, &headers, id, "archive").await
+}
+
+/// Move running instances to the live version, where the node they stand at exists in it
+/// (publishing alone moves nobody; the others finish on their version). Needs
+/// `Idempotency-Key`.
+#[utoipa::path(post, path = "/v1/journeys/{id}/migrate", tag = "journeys",
+    params(("id" = Uuid, Path, description = "Journey id"), ("Idempotency-Key" = String, Header, description = "Unique per intended change")),
+    responses((status = 200, description = "{\"version\", \"moved\", \"left\"}"),
+        (status = 404, description = "journey_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "invalid_status: never published", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = ["admin"])))]
+pub(crate) async fn migrate_journey(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+) -> Result<Response, Problem> {
+    let path = format!("journeys/{id}/migrate");
+    write_once(
+        &app,
+        &CAMPAIGN,
+        &caller,
+        &headers,
+        reqwest::Method::POST,
+        &path,
+        None,
+    )
+    .await
 }

@@ -77,6 +77,7 @@ use crate::AppState;
         crate::journeys::pause_journey,
         crate::journeys::resume_journey,
         crate::journeys::archive_journey,
+        crate::journeys::migrate_journey,
         crate::suppressions::list_suppressions,
         crate::suppressions::add_suppression,
         crate::suppressions::remove_suppression,

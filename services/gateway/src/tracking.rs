@@ -6,21 +6,17 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
-use crm_service::Problem;
+use crm_service::{Code, Problem};
 
 use crate::proxy::CAMPAIGN;
 use crate::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/t/o/{token}", get(open))
-        .route("/t/c/{token}", get(click))
-        .route("/t/u/{token}", get(preferences).post(unsubscribe))
-        .route("/t/status/{token}", post(status))
+    Router::new().route("/t/{kind}/{token}", get(track).post(track))
 }
 
 /// Tokens are base64url with one dot: anything else is refused before it reaches campaign.
@@ -71,72 +67,40 @@ async fn forward(
     Ok((status, out, bytes).into_response())
 }
 
-fn not_found() -> Response {
-    (
+fn not_found() -> Problem {
+    Problem::new(
         StatusCode::NOT_FOUND,
+        Code::InvalidToken,
         "this link is not valid or has expired",
     )
-        .into_response()
 }
 
-async fn open(
+/// One tracking route: `o` (GET), `c` (GET), `u` (GET page, POST unsubscribe), `status` (POST).
+async fn track(
     State(app): State<AppState>,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, Problem> {
-    if !plausible(&token) {
-        return Ok(not_found());
-    }
-    let path = format!("track/o/{token}");
-    forward(&app, reqwest::Method::GET, path, &headers, Bytes::new()).await
-}
-
-async fn click(
-    State(app): State<AppState>,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, Problem> {
-    if !plausible(&token) {
-        return Ok(not_found());
-    }
-    let path = format!("track/c/{token}");
-    forward(&app, reqwest::Method::GET, path, &headers, Bytes::new()).await
-}
-
-async fn preferences(
-    State(app): State<AppState>,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, Problem> {
-    if !plausible(&token) {
-        return Ok(not_found());
-    }
-    let path = format!("track/u/{token}");
-    forward(&app, reqwest::Method::GET, path, &headers, Bytes::new()).await
-}
-
-async fn unsubscribe(
-    State(app): State<AppState>,
-    Path(token): Path<String>,
+    Path((kind, token)): Path<(String, String)>,
+    method: Method,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    if !plausible(&token) {
-        return Ok(not_found());
+    let allowed = matches!(
+        (kind.as_str(), &method),
+        ("o" | "c" | "u", &Method::GET) | ("u" | "status", &Method::POST)
+    );
+    if !allowed || !plausible(&token) {
+        return Err(not_found());
     }
-    let path = format!("track/u/{token}");
-    forward(&app, reqwest::Method::POST, path, &headers, body).await
-}
-
-async fn status(
-    State(app): State<AppState>,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, Problem> {
-    if !plausible(&token) {
-        return Ok(not_found());
-    }
-    let path = format!("track/status/{token}");
-    forward(&app, reqwest::Method::POST, path, &headers, body).await
+    let method = if method == Method::POST {
+        reqwest::Method::POST
+    } else {
+        reqwest::Method::GET
+    };
+    forward(
+        &app,
+        method,
+        format!("track/{kind}/{token}"),
+        &headers,
+        body,
+    )
+    .await
 }

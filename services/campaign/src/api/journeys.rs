@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::actor;
 use crate::domain::journeys::lifecycle::Action;
 use crate::domain::journeys::{parse, JourneyError, Limits};
+use crate::store::instances;
 use crate::store::journeys::{self, JourneyStoreError};
 
 pub(crate) fn routes() -> Router<super::ApiState> {
@@ -26,6 +27,7 @@ pub(crate) fn routes() -> Router<super::ApiState> {
         .route(&format!("{base}/{{id}}/pause"), post(pause))
         .route(&format!("{base}/{{id}}/resume"), post(resume))
         .route(&format!("{base}/{{id}}/archive"), post(archive))
+        .route(&format!("{base}/{{id}}/migrate"), post(migrate))
 }
 
 /// A definition from the body, checked; 422 `invalid_journey` with the JSON pointer.
@@ -182,4 +184,36 @@ async fn archive(
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     act(&pool, &tenant, id, Action::Archive, &headers).await
+}
+
+/// Moves running instances to the live version, where their node exists in it (publishing
+/// alone moves nobody): `{"version", "moved", "left"}`.
+async fn migrate(
+    State(pool): State<PgPool>,
+    TenantAnd(tenant, id): TenantAnd<Uuid>,
+) -> Result<Json<Value>, Problem> {
+    let mut tx = pool.begin().await?;
+    let row = journeys::get(&mut tx, &tenant, id)
+        .await?
+        .ok_or_else(not_found)?;
+    let Some(version) = row.published_version else {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            Code::InvalidStatus,
+            "the journey was never published: there is no version to move instances to",
+        ));
+    };
+    let definition = journeys::version(&mut tx, &tenant, id, version)
+        .await?
+        .ok_or_else(not_found)?;
+    let nodes: Vec<String> = definition
+        .get("nodes")
+        .and_then(Value::as_object)
+        .map(|n| n.keys().cloned().collect())
+        .unwrap_or_default();
+    let (moved, left) = instances::migrate(&mut tx, &tenant, id, version, &nodes).await?;
+    tx.commit().await?;
+    Ok(Json(
+        json!({"journey_id": id, "version": version, "moved": moved, "left": left}),
+    ))
 }

@@ -446,3 +446,36 @@ struct LiveRow {
     seen: Vec<String>,
     goal_at: Option<DateTime<Utc>>,
 }
+
+/// Moves the journey's live instances to version `to`, those standing at a node that version
+/// has (`nodes`); the others stay on their version. (moved, left).
+pub async fn migrate(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    journey: Uuid,
+    to: i32,
+    nodes: &[String],
+) -> Result<(u64, u64), sqlx::Error> {
+    let moved = sqlx::query(
+        "UPDATE journey_instances SET version = $3
+         WHERE tenant_id = $1 AND journey_id = $2 AND status = 'active' AND version <> $3
+           AND node = ANY($4)",
+    )
+    .bind(tenant)
+    .bind(journey)
+    .bind(to)
+    .bind(nodes)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let (left,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM journey_instances
+         WHERE tenant_id = $1 AND journey_id = $2 AND status = 'active' AND version <> $3",
+    )
+    .bind(tenant)
+    .bind(journey)
+    .bind(to)
+    .fetch_one(conn)
+    .await?;
+    Ok((moved, u64::try_from(left).unwrap_or(0)))
+}
