@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use super::{actor, ApiState};
 use crate::domain::channels::valid_key;
 use crate::domain::journeys::Channel;
-use crate::domain::suppression::{channel_str, normalise};
+use crate::domain::suppression::{channel_of, channel_str, normalise};
 use crate::domain::templates::{self, Limits, Parts, TemplateError};
 use crate::store::messages::{self, GateInputs, NewMessage, Start};
 use crate::store::templates::{self as store, Template};
@@ -58,11 +58,7 @@ async fn test_send(
     let t = store::get(&mut conn, &tenant, &key)
         .await?
         .ok_or_else(not_found)?;
-    let channel = match t.channel.as_str() {
-        "sms" => Channel::Sms,
-        "push" => Channel::Push,
-        _ => Channel::Email,
-    };
+    let channel = channel_of(&t.channel).unwrap_or(Channel::Email);
     let address = normalise(channel, &b.address)
         .map_err(|m| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, Code::InvalidBody, m))?;
     let send_key = format!("test:{}", uuid::Uuid::now_v7());

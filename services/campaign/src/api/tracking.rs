@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::ApiState;
 use crate::domain::journeys::Channel;
-use crate::domain::suppression::Reason;
+use crate::domain::suppression::{channel_of, Reason};
 use crate::domain::tracking::{is_machine_open, suppresses, Action, Claims, Status};
 use crate::interactions::interaction;
 use crate::store::messages::{self, Tracked};
@@ -105,12 +105,7 @@ async fn record(
             props,
         )?);
     }
-    let channel = match t.channel.as_str() {
-        "sms" => Some(Channel::Sms),
-        "push" => Some(Channel::Push),
-        "email" => Some(Channel::Email),
-        _ => None,
-    };
+    let channel = channel_of(&t.channel);
     if let (Some(channel), Some(address)) = (channel, &t.address) {
         if suppresses(event, t.soft_bounces, SOFT_BOUNCE_THRESHOLD) {
             let reason = match event {
@@ -220,11 +215,7 @@ async fn unsubscribe(
     let tenant = tenant_of(&c)?;
     let mut tx = s.pool.begin().await?;
     if let Some(t) = messages::find(&mut tx, &tenant, c.message).await? {
-        let channel = match t.channel.as_str() {
-            "sms" => Channel::Sms,
-            "push" => Channel::Push,
-            _ => Channel::Email,
-        };
+        let channel = channel_of(&t.channel).unwrap_or(Channel::Email);
         if let Some(address) = &t.address {
             let added = suppressions::add(
                 &mut tx,

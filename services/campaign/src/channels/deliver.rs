@@ -181,11 +181,7 @@ impl Delivery {
     async fn send_message(&self, m: &Claimed) -> Result<Done, sqlx::Error> {
         let tenant = &m.tenant_id;
         let mut conn = self.pool.acquire().await?;
-        let channel = match m.channel.as_str() {
-            "email" => Channel::Email,
-            "sms" => Channel::Sms,
-            _ => Channel::Push,
-        };
+        let channel = suppression::channel_of(&m.channel).unwrap_or(Channel::Push);
         let reach = contacts::reach(&mut conn, tenant, m.customer_id).await?;
         let Some(tpl) =
             template_store::get(&mut conn, tenant, m.template.as_deref().unwrap_or("")).await?
@@ -315,16 +311,7 @@ impl Delivery {
                     url,
                     account,
                     token: secrets.first().cloned().unwrap_or_default(),
-                    status_callback: Some(format!(
-                        "{}/t/status/{}",
-                        self.tracking.base_url.trim_end_matches('/'),
-                        self.tracking.key.issue(&Claims {
-                            tenant: tenant.as_str().to_owned(),
-                            message: m.id,
-                            action: Action::Status,
-                            expires: (Utc::now() + self.tracking.ttl).timestamp(),
-                        })
-                    )),
+                    status_callback: Some(self.tracking.url(tenant, m.id, Action::Status)),
                     guard: self.guard,
                 };
                 provider.send(&outbound).await
@@ -400,7 +387,7 @@ impl Delivery {
             Ok(s) => s,
             Err(refused) => return Ok(Done::Failed(refused)),
         };
-        let attempts = usize::try_from(self.attempts(m).await?).unwrap_or(1);
+        let attempts = usize::try_from(m.attempts).unwrap_or(1);
         Ok(match after_attempt(status, attempts) {
             AfterAttempt::Delivered => Done::Sent {
                 address: url.clone(),
@@ -419,11 +406,6 @@ impl Delivery {
                 Done::Failed("endpoint answered 410 Gone: channel disabled".to_owned())
             }
         })
-    }
-
-    async fn attempts(&self, m: &Claimed) -> Result<i32, sqlx::Error> {
-        let mut conn = self.pool.acquire().await?;
-        messages::attempts(&mut conn, &m.tenant_id, m.id).await
     }
 }
 

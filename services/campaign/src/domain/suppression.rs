@@ -43,6 +43,16 @@ pub fn channel_str(c: Channel) -> &'static str {
     }
 }
 
+/// The channel stored as `s`, if it names one.
+pub fn channel_of(s: &str) -> Option<Channel> {
+    match s {
+        "email" => Some(Channel::Email),
+        "sms" => Some(Channel::Sms),
+        "push" => Some(Channel::Push),
+        _ => None,
+    }
+}
+
 /// The address in the form the list keeps, or why it is not one: an email lower-cased (the
 /// list must match however it was typed), an E.164 phone number for SMS, a device token for
 /// push (1 to 4,096 visible characters).

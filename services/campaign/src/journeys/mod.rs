@@ -147,7 +147,7 @@ impl Runner {
                 .await?;
             produced.add(r);
         }
-        for (id, version, _) in journey_store::published(conn, tenant).await? {
+        for (id, version) in journey_store::published(conn, tenant).await? {
             let Some(journey) = self.definition(conn, tenant, id, version).await? else {
                 continue;
             };

@@ -249,21 +249,20 @@ async fn lock(
     Ok(Status::parse(&status).unwrap_or(Status::Draft))
 }
 
-/// The tenant's published journeys: (id, live version, its definition).
+/// The tenant's published journeys: (id, live version). Definitions are read by version
+/// (`version`), which callers cache: a published version never changes.
 pub async fn published(
     conn: &mut PgConnection,
     tenant: &TenantId,
-) -> Result<Vec<(Uuid, i32, Value)>, sqlx::Error> {
-    let rows: Vec<(Uuid, i32, sqlx::types::Json<Value>)> = sqlx::query_as(
-        "SELECT j.id, v.version, v.definition FROM journeys j
-         JOIN journey_versions v ON v.tenant_id = j.tenant_id AND v.journey_id = j.id
-             AND v.version = j.published_version
-         WHERE j.tenant_id = $1 AND j.status = 'published' ORDER BY j.id",
+) -> Result<Vec<(Uuid, i32)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, published_version FROM journeys
+         WHERE tenant_id = $1 AND status = 'published' AND published_version IS NOT NULL
+         ORDER BY id",
     )
     .bind(tenant)
     .fetch_all(conn)
-    .await?;
-    Ok(rows.into_iter().map(|(id, v, d)| (id, v, d.0)).collect())
+    .await
 }
 
 /// The journey's status (`published`, `paused`, …), if it exists.

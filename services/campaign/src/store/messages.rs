@@ -11,7 +11,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::gate::caps::Sent;
-use crate::domain::journeys::Channel;
+use crate::domain::suppression::channel_of;
 use crate::domain::tracking::Status;
 
 /// A message about to be recorded.
@@ -143,12 +143,7 @@ pub async fn history(
     Ok(rows
         .into_iter()
         .filter_map(|(at, channel, message_type)| {
-            let channel = match channel.as_str() {
-                "email" => Channel::Email,
-                "sms" => Channel::Sms,
-                "push" => Channel::Push,
-                _ => return None,
-            };
+            let channel = channel_of(&channel)?;
             Some(Sent {
                 at,
                 channel,
@@ -193,6 +188,8 @@ pub struct Claimed {
     pub holdout_percent: i32,
     /// The journey's time zone.
     pub time_zone: String,
+    /// How many times it was claimed for sending, this time included.
+    pub attempts: i32,
 }
 
 /// Claims up to `limit` queued messages due at `now` and marks them `sending` (this
@@ -209,7 +206,7 @@ pub async fn claim_due(
          WHERE m.tenant_id = due.tenant_id AND m.id = due.id
          RETURNING m.tenant_id, m.id, m.send_key, m.customer_id, m.journey_id, m.instance_id,
              m.node, m.channel, m.template, m.transactional, m.address, m.message_type,
-             m.gate_pending, m.purpose, m.holdout_percent, m.time_zone",
+             m.gate_pending, m.purpose, m.holdout_percent, m.time_zone, m.attempts",
     )
     .bind(now)
     .bind(limit)
@@ -309,7 +306,7 @@ pub async fn abandon_interrupted(
          WHERE status = 'sending' AND sending_at < $1
          RETURNING tenant_id, id, send_key, customer_id, journey_id, instance_id, node, channel,
              template, transactional, address, message_type, gate_pending, purpose,
-             holdout_percent, time_zone",
+             holdout_percent, time_zone, attempts",
     )
     .bind(now - lease)
     .fetch_all(conn)
@@ -432,21 +429,6 @@ pub async fn engagement(
     .bind(instance)
     .fetch_all(conn)
     .await
-}
-
-/// How many times the message was claimed for sending.
-pub async fn attempts(
-    conn: &mut PgConnection,
-    tenant: &TenantId,
-    id: Uuid,
-) -> Result<i32, sqlx::Error> {
-    let r: Option<(i32,)> =
-        sqlx::query_as("SELECT attempts FROM messages WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant)
-            .bind(id)
-            .fetch_optional(conn)
-            .await?;
-    Ok(r.map_or(0, |(a,)| a))
 }
 
 /// A message as tracking sees it, after an event was recorded.
