@@ -310,6 +310,7 @@ async fn sends_per_second(n: usize) {
         limits: Limits::default(),
         relay: Arc::new(tokio::sync::Notify::new()),
         concurrency,
+        lease: chrono::Duration::seconds(120),
     };
     let started = Instant::now();
     let mut sent = 0;

@@ -55,7 +55,12 @@ fn campaign_config(common: crm_service::CommonConfig) -> crm_campaign::Config {
 pub fn mail_to(to: &str) -> Vec<String> {
     let dir = std::env::var("CRM_TEST_MAIL_DIR")
         .expect("CRM_TEST_MAIL_DIR: run through scripts/test, which starts the SMTP server");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
+    mail_in(std::path::Path::new(&dir), to)
+}
+
+/// Every message an SMTP server writing to `dir` (scripts/smtp-sink) received for `to`.
+pub fn mail_in(dir: &std::path::Path, to: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
     let mut names: Vec<_> = entries
@@ -122,6 +127,129 @@ pub fn unique_id() -> String {
 pub struct SuiteOptions {
     /// Redis URL for every part (default: the shared one).
     pub redis: Option<String>,
+    /// Run campaign as its own process (the `crm-campaign` binary), so a test can kill it
+    /// with SIGKILL ([`Suite::kill_campaign`]) and start it again ([`Suite::start_campaign`]).
+    pub campaign_process: Option<CampaignProcess>,
+}
+
+/// How the campaign process runs.
+#[derive(Debug, Clone)]
+pub struct CampaignProcess {
+    /// Its SMTP relay.
+    pub smtp_url: String,
+    /// `CRM_CAMPAIGN__SEND_LEASE_SECS`.
+    pub send_lease_secs: u64,
+}
+
+/// The campaign part as a child process: its command (same port, database and consumer
+/// group every start) and the running child.
+struct CampaignChild {
+    command: std::process::Command,
+    url: String,
+    child: Option<tokio::process::Child>,
+    log: std::path::PathBuf,
+}
+
+impl CampaignChild {
+    fn new(id: &str, redis: &str, options: &CampaignProcess) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        // The binary beside the test's own (`target/<profile>/crm-campaign`): cargo builds it
+        // for the campaign package's integration tests.
+        let exe = std::env::current_exe().unwrap();
+        let bin = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .unwrap()
+            .join("crm-campaign");
+        assert!(
+            bin.exists(),
+            "{} is missing: `cargo build -p crm-campaign` first",
+            bin.display()
+        );
+        let mut command = std::process::Command::new(bin);
+        command
+            .arg("serve")
+            .env(
+                "CRM_CAMPAIGN__DATABASE_URL",
+                format!("{}/crm_test_{id}_campaign", postgres()),
+            )
+            .env("CRM_CAMPAIGN__LISTEN", format!("127.0.0.1:{port}"))
+            .env("CRM_CAMPAIGN__DATABASE_POOL", "5")
+            .env("CRM_CAMPAIGN__SMTP_URL", &options.smtp_url)
+            .env("CRM_CAMPAIGN__PUBLIC_URL", TRACKING_BASE)
+            .env("CRM_CAMPAIGN__ALLOW_PRIVATE_TARGETS", "true")
+            .env("CRM_CAMPAIGN__TICK_MS", "100")
+            .env("CRM_CAMPAIGN__PROFILE_GRACE_MS", "2000")
+            .env(
+                "CRM_CAMPAIGN__SEND_LEASE_SECS",
+                options.send_lease_secs.to_string(),
+            )
+            .env("CRM_KAFKA__BROKERS", brokers())
+            .env("CRM_KAFKA__TOPIC_PREFIX", format!("t{id}."))
+            // Static membership, with the parts' default session timeout (at 6 s, tansu 0.6
+            // was seen rebalancing a lone static member every 6 s).
+            .env("CRM_KAFKA__INSTANCE_ID", format!("t{id}-campaign"))
+            // As the in-process parts made the topics (a different count would make the
+            // process see partitions appear and disappear).
+            .env("CRM_KAFKA__PARTITIONS", "2")
+            .env("CRM_KAFKA__FETCH_WAIT_MS", "10")
+            .env("CRM_REDIS__URL", redis)
+            .env("CRM_REDIS__PREFIX", format!("t{id}"))
+            .env("CRM_SERVICE_TOKEN", SERVICE_TOKEN)
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null());
+        let log = std::env::temp_dir().join(format!("crm-test-{id}-campaign.log"));
+        eprintln!("the campaign process logs to {}", log.display());
+        CampaignChild {
+            command,
+            url: format!("http://127.0.0.1:{port}"),
+            child: None,
+            log,
+        }
+    }
+
+    async fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        self.command.stdout(log.try_clone().unwrap()).stderr(log);
+        let mut command = tokio::process::Command::from(std::mem::replace(
+            &mut self.command,
+            std::process::Command::new("true"),
+        ));
+        self.child = Some(command.kill_on_drop(true).spawn().unwrap());
+        self.command = command.into_std();
+        let http = reqwest::Client::new();
+        eventually_within(
+            "the campaign process is ready",
+            Duration::from_secs(60),
+            || {
+                let (http, url) = (http.clone(), self.url.clone());
+                async move {
+                    http.get(format!("{url}/readyz"))
+                        .timeout(Duration::from_secs(2))
+                        .send()
+                        .await
+                        .ok()
+                        .filter(|r| r.status().is_success())
+                        .map(|_| ())
+                }
+            },
+        )
+        .await;
+    }
+
+    async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.start_kill().unwrap(); // SIGKILL
+            child.wait().await.unwrap();
+        }
+    }
 }
 
 /// The five parts, running.
@@ -140,6 +268,7 @@ pub struct Suite {
     pub gateway_pool: sqlx::PgPool,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
+    campaign_child: Option<tokio::sync::Mutex<CampaignChild>>,
 }
 
 fn spawn<F>(tasks: &mut Vec<JoinHandle<()>>, f: F)
@@ -193,11 +322,20 @@ impl Suite {
         let loyalty_url = url(loyalty.port());
         spawn(&mut tasks, loyalty.run(shutdown.clone()));
 
-        let campaign = crm_campaign::build(campaign_config(part_config(&id, "campaign", &redis)))
-            .await
-            .expect("campaign starts");
-        let campaign_url = url(campaign.port());
-        spawn(&mut tasks, campaign.run(shutdown.clone()));
+        let (campaign_url, campaign_child) = match &options.campaign_process {
+            Some(process) => {
+                let mut child = CampaignChild::new(&id, &redis, process);
+                child.start().await;
+                (child.url.clone(), Some(tokio::sync::Mutex::new(child)))
+            }
+            None => {
+                let config = campaign_config(part_config(&id, "campaign", &redis));
+                let campaign = crm_campaign::build(config).await.expect("campaign starts");
+                let campaign_url = url(campaign.port());
+                spawn(&mut tasks, campaign.run(shutdown.clone()));
+                (campaign_url, None)
+            }
+        };
 
         let gateway_config = crm_gateway::Config {
             common: part_config(&id, "gateway", &redis),
@@ -240,7 +378,56 @@ impl Suite {
             gateway_pool,
             shutdown,
             tasks,
+            campaign_child,
         }
+    }
+
+    /// A customer with an email and marketing consent, known to campaign (whose database is
+    /// `campaign`): identified through the gateway, then waited for in campaign's mirror, since
+    /// profiles and events travel on different topics.
+    pub async fn mailable_customer(
+        &self,
+        campaign: &sqlx::PgPool,
+        user: &str,
+        email: &str,
+    ) -> uuid::Uuid {
+        self.ingest(&serde_json::json!({"kind": "identify",
+            "identity": {"user_id": user, "email": email},
+            "traits": {"first_name": "Ana",
+                       "consent": [{"purpose": "marketing", "channel": "email", "granted": true}]}}))
+            .await;
+        let profile = self.wait_for_customer(user, |_| true).await;
+        let id: uuid::Uuid = profile["id"].as_str().unwrap().parse().unwrap();
+        eventually(&format!("campaign knows {user}"), || async {
+            let row: Option<(Option<String>, sqlx::types::Json<Value>)> =
+                sqlx::query_as("SELECT email, consents FROM contacts WHERE customer_id = $1")
+                    .bind(id)
+                    .fetch_optional(campaign)
+                    .await
+                    .unwrap();
+            row.filter(|(e, c)| e.is_some() && c.0.get("marketing:email").is_some())
+        })
+        .await;
+        id
+    }
+
+    /// Kills the campaign process with SIGKILL (a suite started with
+    /// [`SuiteOptions::campaign_process`]).
+    pub async fn kill_campaign(&self) {
+        let child = self
+            .campaign_child
+            .as_ref()
+            .expect("campaign runs as a process");
+        child.lock().await.kill().await;
+    }
+
+    /// Starts the campaign process again and waits until it is ready.
+    pub async fn start_campaign(&self) {
+        let child = self
+            .campaign_child
+            .as_ref()
+            .expect("campaign runs as a process");
+        child.lock().await.start().await;
     }
 
     /// POSTs to the gateway's `path` with `key` (and a JSON body, if any).

@@ -229,7 +229,11 @@ fn signal(child: &tokio::process::Child, signal: &str) {
 /// Starts the suite on `redis`, ingests an identify of `user_id` (with `traits`) and waits until
 /// its profile is served from the cache; the suite, the customer's id and profile path.
 async fn cached_customer(redis: String, user_id: &str, identity: Value) -> (Suite, String, String) {
-    let suite = Suite::start_with(SuiteOptions { redis: Some(redis) }).await;
+    let suite = Suite::start_with(SuiteOptions {
+        redis: Some(redis),
+        ..Default::default()
+    })
+    .await;
     suite.ingest(&identity).await;
     let id = suite.wait_for_customer(user_id, |_| true).await["id"]
         .as_str()

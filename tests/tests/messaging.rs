@@ -64,30 +64,6 @@ fn journey() -> Value {
     })
 }
 
-/// A customer with an email and marketing consent, known to campaign.
-async fn customer(suite: &Suite, campaign: &sqlx::PgPool, user: &str, email: &str) -> Uuid {
-    suite
-        .ingest(&json!({"kind": "identify", "identity": {"user_id": user, "email": email},
-            "traits": {"first_name": "Ana", "consent": [{"purpose": "marketing", "channel": "email", "granted": true}]}}))
-        .await;
-    let profile = suite.wait_for_customer(user, |_| true).await;
-    let id: Uuid = profile["id"].as_str().unwrap().parse().unwrap();
-    // Profiles and events travel on different topics: the trigger is sent once campaign
-    // knows the address and the consent.
-    eventually(&format!("campaign knows {user}"), || async {
-        let row: Option<(Option<String>, Value)> =
-            sqlx::query_as("SELECT email, consents FROM contacts WHERE customer_id = $1")
-                .bind(id)
-                .fetch_optional(campaign)
-                .await
-                .unwrap()
-                .map(|(e, c): (Option<String>, sqlx::types::Json<Value>)| (e, c.0));
-        row.filter(|(e, c)| e.is_some() && c.get("marketing:email").is_some())
-    })
-    .await;
-    id
-}
-
 async fn instance_of(
     campaign: &sqlx::PgPool,
     customer: Uuid,
@@ -134,7 +110,7 @@ async fn a_journey_with_a_split_a_wait_and_a_branch_sends_real_mail_once() {
     for n in 0..12 {
         let user = format!("u{n}-{run}");
         let email = format!("p{n}-{run}@example.test");
-        let id = customer(&suite, &campaign, &user, &email).await;
+        let id = suite.mailable_customer(&campaign, &user, &email).await;
         people.push((user, email, id));
     }
     for (user, _, _) in &people {
@@ -382,7 +358,7 @@ async fn tracking_links_click_only_to_the_message_links_and_unsubscribe_suppress
         .await;
     let run = unique_id();
     let (user, email) = (format!("t-{run}"), format!("t-{run}@example.test"));
-    let customer_id = customer(&suite, &campaign, &user, &email).await;
+    let customer_id = suite.mailable_customer(&campaign, &user, &email).await;
     suite
         .ingest(&json!({"kind": "track", "name": "Signed Up", "identity": {"user_id": user}}))
         .await;
@@ -562,7 +538,7 @@ async fn frequency_caps_and_quiet_hours_follow_each_customers_time_zone() {
             .ingest(&json!({"kind": "identify", "identity": {"user_id": user},
                 "traits": {"timezone": etc_zone(offset)}}))
             .await;
-        let id = customer(&suite, &campaign, &user, &email).await;
+        let id = suite.mailable_customer(&campaign, &user, &email).await;
         eventually("the time zone trait reaches campaign", || async {
             let t: (sqlx::types::Json<Value>,) =
                 sqlx::query_as("SELECT traits FROM contacts WHERE customer_id = $1")
@@ -629,6 +605,145 @@ async fn frequency_caps_and_quiet_hours_follow_each_customers_time_zone() {
     suite.stop().await;
 }
 
+/// A journey of `priority` that sends `template` on `event`.
+fn one_send(name: &str, priority: i32, event: &str, template: &str) -> Value {
+    json!({
+        "name": name, "time_zone": "UTC", "priority": priority,
+        "trigger": {"event": {"name": event}},
+        "start": "send",
+        "nodes": {
+            "send": {"send": {"template": template, "channel": "email", "next": "done"}},
+            "done": "exit"
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_capped_slot_goes_to_the_higher_priority_journey() {
+    let suite = Suite::start().await;
+    let campaign = suite.pool_of("campaign").await;
+    set_up_messaging(&suite).await;
+    // One marketing email a day; a capped message waits ten minutes before it leaves, during
+    // which a journey of higher priority may take its slot.
+    let (status, body) = suite
+        .admin_call(
+            Method::PUT,
+            "/v1/contact-policy",
+            Some(
+                &json!({"caps": [{"channel": "email", "max": 1, "window": "calendar_day"}],
+                         "priority_hold_seconds": 600}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    publish(
+        &suite,
+        &one_send("Browse promo", 1, "Product Viewed", "welcome-a"),
+    )
+    .await;
+    publish(
+        &suite,
+        &one_send("Cart rescue", 10, "Cart Abandoned", "nudge"),
+    )
+    .await;
+
+    let run = unique_id();
+    let (first, second) = (format!("p1-{run}"), format!("p2-{run}"));
+    let first_email = format!("{first}@example.test");
+    let second_email = format!("{second}@example.test");
+    let first_id = suite
+        .mailable_customer(&campaign, &first, &first_email)
+        .await;
+    let second_id = suite
+        .mailable_customer(&campaign, &second, &second_email)
+        .await;
+    let event = |user: &str, name: &str| json!({"kind": "track", "name": name, "identity": {"user_id": user}});
+    let by_template = |m: &[Value], t: &str| {
+        m.iter()
+            .find(|x| x["template"] == t)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+
+    // First customer: the promo first (held), then the cart rescue takes its slot.
+    suite.ingest(&event(&first, "Product Viewed")).await;
+    eventually("the promo is held", || async {
+        let m = messages_of(&suite, first_id).await;
+        (by_template(&m, "welcome-a")["status"] == "queued").then_some(())
+    })
+    .await;
+    suite.ingest(&event(&first, "Cart Abandoned")).await;
+    let msgs = eventually("both of the first customer's messages", || async {
+        let m = messages_of(&suite, first_id).await;
+        (m.len() == 2).then_some(m)
+    })
+    .await;
+    assert_eq!(by_template(&msgs, "welcome-a")["status"], "skipped");
+    assert_eq!(
+        by_template(&msgs, "welcome-a")["skip_reason"],
+        "frequency_cap"
+    );
+    assert_eq!(by_template(&msgs, "nudge")["status"], "queued");
+
+    // Second customer: the cart rescue first; the promo cannot take a higher journey's slot.
+    suite.ingest(&event(&second, "Cart Abandoned")).await;
+    eventually("the rescue is held", || async {
+        let m = messages_of(&suite, second_id).await;
+        (by_template(&m, "nudge")["status"] == "queued").then_some(())
+    })
+    .await;
+    suite.ingest(&event(&second, "Product Viewed")).await;
+    let msgs = eventually("both of the second customer's messages", || async {
+        let m = messages_of(&suite, second_id).await;
+        (m.len() == 2).then_some(m)
+    })
+    .await;
+    assert_eq!(
+        by_template(&msgs, "welcome-a")["skip_reason"],
+        "frequency_cap"
+    );
+    assert_eq!(by_template(&msgs, "nudge")["status"], "queued");
+
+    // The hold ends (simulated): each customer gets the rescue, and only it.
+    sqlx::query("UPDATE messages SET not_before = now() WHERE status = 'queued'")
+        .execute(&campaign)
+        .await
+        .unwrap();
+    for email in [&first_email, &second_email] {
+        let mail = eventually(&format!("the rescue to {email}"), || async {
+            mail_to(email).into_iter().next()
+        })
+        .await;
+        assert_eq!(header(&mail, "Subject"), Some("Still there, Ana?"));
+    }
+    // The yielded message is on the first customer's timeline with its reason.
+    eventually("the yielded promo on the timeline", || async {
+        let (status, body) = suite
+            .admin_call(
+                Method::GET,
+                &format!("/v1/customers/{first_id}/timeline?limit=100"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| {
+                e["kind"] == "message.skipped"
+                    && e["properties"]["reason"] == "frequency_cap"
+                    && e["properties"]["yielded_to_priority"] == 10
+            })
+            .map(|_| ())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(mail_to(&first_email).len(), 1);
+    assert_eq!(mail_to(&second_email).len(), 1);
+    suite.stop().await;
+}
+
 #[tokio::test]
 async fn consent_withdrawn_during_a_wait_skips_the_send() {
     let suite = Suite::start().await;
@@ -637,7 +752,7 @@ async fn consent_withdrawn_during_a_wait_skips_the_send() {
     publish(&suite, &wait_then_send("nudge")).await;
     let run = unique_id();
     let (user, email) = (format!("c-{run}"), format!("c-{run}@example.test"));
-    let id = customer(&suite, &campaign, &user, &email).await;
+    let id = suite.mailable_customer(&campaign, &user, &email).await;
     suite
         .ingest(&json!({"kind": "track", "name": "Signed Up", "identity": {"user_id": user}}))
         .await;
@@ -685,9 +800,11 @@ async fn merges_and_erasures_reach_live_instances() {
     let run = unique_id();
     // A known customer and an anonymous visitor both enter; an erased one too.
     let (user, email) = (format!("m-{run}"), format!("m-{run}@example.test"));
-    let known = customer(&suite, &campaign, &user, &email).await;
+    let known = suite.mailable_customer(&campaign, &user, &email).await;
     let (gone_user, gone_email) = (format!("g-{run}"), format!("g-{run}@example.test"));
-    let gone = customer(&suite, &campaign, &gone_user, &gone_email).await;
+    let gone = suite
+        .mailable_customer(&campaign, &gone_user, &gone_email)
+        .await;
     let visitor = format!("v-{run}");
     for identity in [
         json!({"user_id": user}),

@@ -42,7 +42,7 @@ async fn receiver() -> (String, Seen) {
             .push((uri.path().to_owned(), h, body.to_vec()));
         match uri.path() {
             "/gone" => (StatusCode::GONE, String::new()),
-            "/sms" => (StatusCode::CREATED, json!({"sid": "SM123"}).to_string()),
+            "/sms" | "/push" => (StatusCode::CREATED, json!({"sid": "SM123"}).to_string()),
             _ => (StatusCode::OK, String::new()),
         }
     }
@@ -51,6 +51,7 @@ async fn receiver() -> (String, Seen) {
         .route("/hook", post(keep))
         .route("/gone", post(keep))
         .route("/sms", post(keep))
+        .route("/push", post(keep))
         .with_state(seen.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -116,6 +117,23 @@ async fn webhooks_are_signed_and_disabled_when_gone_and_sms_goes_through_a_provi
     )
     .await;
     put(
+        "/v1/channels/push".into(),
+        json!({"settings": {"kind": "push", "url": format!("{base}/push"), "account": "AC2"},
+               "token": "push-token"}),
+    )
+    .await;
+    put(
+        "/v1/templates/push-hello".into(),
+        json!({"channel": "push", "subject": "Hi", "text": "Your cart, {{ customer.first_name }}"}),
+    )
+    .await;
+    publish(
+        &suite,
+        "Push Me",
+        json!({"send": {"template": "push-hello", "channel": "push", "next": "done"}}),
+    )
+    .await;
+    put(
         "/v1/templates/sms-hello".into(),
         json!({"channel": "sms", "subject": "Hi", "text": "Hola {{ customer.first_name }}"}),
     )
@@ -142,8 +160,12 @@ async fn webhooks_are_signed_and_disabled_when_gone_and_sms_goes_through_a_provi
     let run = unique_id();
     let user = format!("o-{run}");
     suite
-        .ingest(&json!({"kind": "identify", "identity": {"user_id": user, "phone": "+34 600 111 222"},
-            "traits": {"first_name": "Ana", "consent": {"purpose": "marketing", "channel": "sms", "granted": true}}}))
+        .ingest(
+            &json!({"kind": "identify", "identity": {"user_id": user, "phone": "+34 600 111 222"},
+            "traits": {"first_name": "Ana", "push_token": "ExponentPushToken[xk3-Ana]",
+                       "consent": [{"purpose": "marketing", "channel": "sms", "granted": true},
+                                   {"purpose": "marketing", "channel": "push", "granted": true}]}}),
+        )
         .await;
     suite.wait_for_customer(&user, |_| true).await;
     for name in ["Hook Me", "Gone Away"] {
@@ -221,6 +243,23 @@ async fn webhooks_are_signed_and_disabled_when_gone_and_sms_goes_through_a_provi
             .any(|s| s["address"] == "+34600111222" && s["reason"] == "hard_bounce"),
         "{list}"
     );
+
+    // Push goes to the device token in the `push_token` trait, not to the phone.
+    suite
+        .ingest(&json!({"kind": "track", "name": "Push Me", "identity": {"user_id": user}}))
+        .await;
+    let (headers, body) = eventually("the push provider call", || async {
+        let seen = seen.lock().unwrap();
+        seen.iter()
+            .find(|(p, _, _)| p == "/push")
+            .map(|(_, h, b)| (h.clone(), b.clone()))
+    })
+    .await;
+    let auth = format!("Basic {}", STANDARD.encode("AC2:push-token"));
+    assert_eq!(headers["authorization"], auth);
+    let form: HashMap<String, String> = url_pairs(&body);
+    assert_eq!(form["To"], "ExponentPushToken[xk3-Ana]");
+    assert_eq!(form["Body"], "Your cart, Ana");
     suite.stop().await;
 }
 

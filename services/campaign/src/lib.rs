@@ -73,6 +73,10 @@ pub struct Config {
     /// How long a send waits for a customer's profile that its trigger event overtook on
     /// another topic (`CRM_CAMPAIGN__PROFILE_GRACE_MS`, default 30000).
     pub profile_grace: Duration,
+    /// How long a message may stay `sending` before a crash is assumed and it is recorded as
+    /// `send_interrupted`, never sent again (`CRM_CAMPAIGN__SEND_LEASE_SECS`, default 120; keep
+    /// it above the 30 s SMTP and 10 s HTTP timeouts, so a slow send is not taken for a crash).
+    pub send_lease: Duration,
 }
 
 impl Config {
@@ -91,6 +95,7 @@ impl Config {
             tick: Duration::from_millis(1_000),
             send_concurrency: 16,
             profile_grace: Duration::from_secs(30),
+            send_lease: Duration::from_secs(120),
         }
     }
 }
@@ -114,6 +119,11 @@ impl PartConfig for Config {
             tick: env.millis_or("CRM_CAMPAIGN__TICK_MS", 1_000)?,
             send_concurrency: env.ranged_or("CRM_CAMPAIGN__SEND_CONCURRENCY", 16, 1..=256)?,
             profile_grace: env.millis_or("CRM_CAMPAIGN__PROFILE_GRACE_MS", 30_000)?,
+            send_lease: Duration::from_secs(env.ranged_or(
+                "CRM_CAMPAIGN__SEND_LEASE_SECS",
+                120,
+                1..=86_400,
+            )?),
         })
     }
 
@@ -156,6 +166,8 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
         limits: domain::templates::Limits::default(),
         relay: relay.clone(),
         concurrency: config.send_concurrency,
+        lease: chrono::Duration::from_std(config.send_lease)
+            .unwrap_or(chrono::Duration::seconds(120)),
     };
     let state = api::ApiState {
         pool: base.pool.clone(),

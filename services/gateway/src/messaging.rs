@@ -280,7 +280,7 @@ pub(crate) async fn rotate_channel(
 
 /// The contact policy: frequency caps, quiet hours, global control group.
 #[utoipa::path(get, path = "/v1/contact-policy", tag = "channels",
-    responses((status = 200, description = "{\"caps\": [...], \"quiet_hours\", \"global_holdout_percent\"}")),
+    responses((status = 200, description = "{\"caps\": [...], \"quiet_hours\", \"global_holdout_percent\", \"priority_hold_seconds\"}")),
     security(("api_key" = ["read"])))]
 pub(crate) async fn read_policy(
     State(app): State<AppState>,
@@ -292,7 +292,7 @@ pub(crate) async fn read_policy(
 /// Replace the contact policy. Needs `Idempotency-Key`.
 #[utoipa::path(put, path = "/v1/contact-policy", tag = "channels",
     params(("Idempotency-Key" = String, Header, description = "Unique per intended change")),
-    request_body(content = Object, description = "{\"caps\": [{\"channel\": \"email\", \"message_type\": \"marketing\", \"max\": 2, \"window\": {\"rolling_hours\": 24} | \"calendar_day\" | \"calendar_week\" | \"calendar_month\"}], \"quiet_hours\": {\"start\": \"21:00\", \"end\": \"08:00\", \"policy\": \"defer|drop\"}, \"global_holdout_percent\": 0}"),
+    request_body(content = Object, description = "{\"caps\": [{\"channel\": \"email\", \"message_type\": \"marketing\", \"max\": 2, \"window\": {\"rolling_hours\": 24} | \"calendar_day\" | \"calendar_week\" | \"calendar_month\"}], \"quiet_hours\": {\"start\": \"21:00\", \"end\": \"08:00\", \"policy\": \"defer|drop\"}, \"global_holdout_percent\": 0, \"priority_hold_seconds\": 0}"),
     responses((status = 200, description = "The policy"),
         (status = 400, description = "Bad body or missing Idempotency-Key", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "invalid_policy", body = Problem, content_type = "application/problem+json")),

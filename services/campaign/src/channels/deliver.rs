@@ -86,18 +86,17 @@ pub struct Delivery {
     pub relay: Arc<Notify>,
     /// How many messages are sent at once.
     pub concurrency: usize,
+    /// How long a message may stay `sending` before it counts as interrupted by a crash
+    /// (`CRM_CAMPAIGN__SEND_LEASE_SECS`).
+    pub lease: Duration,
 }
-
-/// How long a message may stay `sending` before it counts as interrupted by a crash.
-pub const LEASE: i64 = 120;
 
 impl Delivery {
     /// Claims and sends one batch; how many were claimed.
     pub async fn deliver_batch(&self, limit: i64) -> Result<usize, sqlx::Error> {
         let now = Utc::now();
         let mut tx = self.pool.begin().await?;
-        let interrupted =
-            messages::abandon_interrupted(&mut tx, now, Duration::seconds(LEASE)).await?;
+        let interrupted = messages::abandon_interrupted(&mut tx, now, self.lease).await?;
         let mut out = Vec::new();
         for m in &interrupted {
             out.push(skipped_event(m, "send_interrupted")?);
@@ -197,16 +196,14 @@ impl Delivery {
         let address = if test_send {
             m.address.clone()
         } else {
-            match channel {
-                Channel::Email => reach.email.clone(),
-                _ => reach.phone.clone(),
-            }
+            reach.address(channel).map(str::to_owned)
         };
         let Some(address) = address.and_then(|a| suppression::normalise(channel, &a).ok()) else {
             return Ok(Done::Skipped("no_address"));
         };
         if m.gate_pending {
-            // Queued before campaign had heard of the customer's profile: the whole gate now.
+            // Queued before campaign had heard of the customer's profile: the whole gate now,
+            // in a transaction of its own (the customer's cap lock is held until it commits).
             let zone = reach
                 .traits
                 .get("timezone")
@@ -226,11 +223,17 @@ impl Delivery {
                 message_type: &m.message_type,
                 purpose: &m.purpose,
                 transactional: m.transactional,
+                priority: m.priority,
                 address: &address,
                 except: Some(m.id),
             };
             let policy = policies::get(&mut conn, tenant).await?;
-            match send_gate::decide(&mut conn, &check, &policy, &reach, Utc::now()).await? {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            let gated = send_gate::decide(&mut tx, &check, &policy, &reach, Utc::now()).await?;
+            let displaced = send_gate::displaced_events(tenant, &gated.displaced, m.priority)?;
+            outbox::enqueue_all(&mut tx, &displaced).await?;
+            tx.commit().await?;
+            match gated.decision {
                 Decision::Send => {}
                 Decision::Defer(at) => {
                     return Ok(Done::Retry {

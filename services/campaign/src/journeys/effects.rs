@@ -126,10 +126,7 @@ async fn send(
     let (message_type, purpose) = tpl.as_ref().map_or(("marketing", "marketing"), |x| {
         (x.message_type.as_str(), x.purpose.as_str())
     });
-    let address = match channel {
-        Channel::Email => t.reach.email.as_deref(),
-        Channel::Sms | Channel::Push => t.reach.phone.as_deref(),
-    };
+    let address = t.reach.address(channel);
     let normalised = address.and_then(|a| suppression::normalise(channel, a).ok());
     let zone = customer_zone(t.journey, &t.reach.traits);
     let start = match (&tpl, &normalised) {
@@ -150,13 +147,29 @@ async fn send(
                 message_type,
                 purpose,
                 transactional,
+                priority: t.journey.priority,
                 address: addr,
                 except: None,
             };
             let policy = t.recent.policy(conn, t.tenant).await?;
-            match send_gate::decide(conn, &check, &policy, t.reach, now).await? {
-                Decision::Send => Start::Queued { not_before: now },
-                Decision::Defer(at) => Start::Queued { not_before: at },
+            let gated = send_gate::decide(conn, &check, &policy, t.reach, now).await?;
+            let displaced =
+                send_gate::displaced_events(t.tenant, &gated.displaced, t.journey.priority)?;
+            produced.out.extend(displaced);
+            // Capped messages wait the tenant's priority hold, during which a message of a
+            // higher priority may still take their slot.
+            let hold = if transactional {
+                Duration::zero()
+            } else {
+                policy.priority_hold()
+            };
+            match gated.decision {
+                Decision::Send => Start::Queued {
+                    not_before: now + hold,
+                },
+                Decision::Defer(at) => Start::Queued {
+                    not_before: at.max(now + hold),
+                },
                 Decision::Skip(reason) => Start::Skipped(reason.as_str()),
             }
         }

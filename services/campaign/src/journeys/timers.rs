@@ -45,11 +45,17 @@ pub async fn fire_due(
         .map(|((t, _), l)| (t.clone(), l.customer_id))
         .collect();
     let reach = contacts::reach_many(&mut tx, &customers).await?;
+    // In (tenant, customer) order: the send gate's per-customer cap locks are taken in one
+    // order by every transaction (see send_gate).
+    let mut batch: Vec<(&DueTimer, &Live)> = due
+        .iter()
+        .filter_map(|t| Some((t, live.get(&(t.tenant.clone(), t.instance))?)))
+        .collect();
+    batch.sort_by(|(a, la), (b, lb)| {
+        (a.tenant.as_str(), la.customer_id, la.id).cmp(&(b.tenant.as_str(), lb.customer_id, lb.id))
+    });
     let mut produced = Produced::default();
-    for timer in &due {
-        let Some(l) = live.get(&(timer.tenant.clone(), timer.instance)) else {
-            continue;
-        };
+    for (timer, l) in batch {
         let r = reach
             .get(&(timer.tenant.clone(), l.customer_id))
             .cloned()

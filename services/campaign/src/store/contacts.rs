@@ -330,6 +330,25 @@ pub struct Reach {
     pub profile_seen: bool,
 }
 
+/// The profile trait that holds a customer's push device token.
+pub const PUSH_TOKEN_TRAIT: &str = "push_token";
+
+impl Reach {
+    /// Where a message on `channel` goes: the email address, the phone number (SMS), or the
+    /// device token in the `push_token` trait (push), as last mirrored.
+    pub fn address(&self, channel: crate::domain::journeys::Channel) -> Option<&str> {
+        use crate::domain::journeys::Channel;
+        match channel {
+            Channel::Email => self.email.as_deref(),
+            Channel::Sms => self.phone.as_deref(),
+            Channel::Push => self
+                .traits
+                .get(PUSH_TOKEN_TRAIT)
+                .and_then(serde_json::Value::as_str),
+        }
+    }
+}
+
 type ReachRow = (
     Option<String>,
     Option<String>,

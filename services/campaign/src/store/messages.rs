@@ -120,7 +120,8 @@ pub async fn record(
 
 /// What the customer was sent (or has queued) since `since`, transactional messages aside: the
 /// history frequency caps count. A message queued for later (quiet hours) counts as sent now:
-/// it will go out, and a cap must not let a second one join it.
+/// it will go out, and a cap must not let a second one join it; while queued, it may yield its
+/// slot to a message of higher priority (its id is given for that).
 pub async fn history(
     conn: &mut PgConnection,
     tenant: &TenantId,
@@ -128,8 +129,12 @@ pub async fn history(
     since: DateTime<Utc>,
     except: Option<Uuid>,
 ) -> Result<Vec<Sent>, sqlx::Error> {
-    let rows: Vec<(DateTime<Utc>, String, String)> = sqlx::query_as(
-        "SELECT LEAST(COALESCE(sent_at, not_before), now()), channel, message_type FROM messages
+    /// When, channel, type, priority, and the id while queued.
+    type Row = (DateTime<Utc>, String, String, i32, Option<Uuid>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT LEAST(COALESCE(sent_at, not_before), now()), channel, message_type, priority,
+                CASE WHEN status = 'queued' THEN id END
+         FROM messages
          WHERE tenant_id = $1 AND customer_id = $2 AND NOT transactional
            AND status NOT IN ('skipped', 'failed') AND COALESCE(sent_at, not_before) >= $3
            AND id IS DISTINCT FROM $4",
@@ -142,15 +147,69 @@ pub async fn history(
     .await?;
     Ok(rows
         .into_iter()
-        .filter_map(|(at, channel, message_type)| {
+        .filter_map(|(at, channel, message_type, priority, queued)| {
             let channel = channel_of(&channel)?;
             Some(Sent {
                 at,
                 channel,
                 message_type,
+                priority,
+                queued,
             })
         })
         .collect())
+}
+
+/// A queued message that yielded its cap slot to one of higher priority.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Displaced {
+    /// The message.
+    pub id: Uuid,
+    /// Its customer.
+    pub customer_id: Uuid,
+    /// Its journey, instance and node.
+    pub journey_id: Option<Uuid>,
+    /// Its instance.
+    pub instance_id: Option<Uuid>,
+    /// Its node.
+    pub node: Option<String>,
+    /// Its channel.
+    pub channel: String,
+    /// Its template.
+    pub template: Option<String>,
+    /// Its journey's priority.
+    pub priority: i32,
+}
+
+/// Skips the queued messages `ids` as `frequency_cap` (they yield their slots to a message of
+/// higher priority): all of them, or none when one of them is no longer queued (the delivery
+/// loop took it), so the caller refuses the newcomer instead.
+pub async fn displace(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    ids: &[Uuid],
+) -> Result<Option<Vec<Displaced>>, sqlx::Error> {
+    let locked: Vec<(Uuid,)> = sqlx::query_as(
+        "SELECT id FROM messages WHERE tenant_id = $1 AND id = ANY($2) AND status = 'queued'
+         FOR UPDATE",
+    )
+    .bind(tenant)
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    if locked.len() < ids.len() {
+        return Ok(None);
+    }
+    let rows = sqlx::query_as(
+        "UPDATE messages SET status = 'skipped', skip_reason = 'frequency_cap'
+         WHERE tenant_id = $1 AND id = ANY($2)
+         RETURNING id, customer_id, journey_id, instance_id, node, channel, template, priority",
+    )
+    .bind(tenant)
+    .bind(ids)
+    .fetch_all(conn)
+    .await?;
+    Ok(Some(rows))
 }
 
 /// A queued message claimed for sending.
@@ -190,6 +249,8 @@ pub struct Claimed {
     pub time_zone: String,
     /// How many times it was claimed for sending, this time included.
     pub attempts: i32,
+    /// Its journey's priority.
+    pub priority: i32,
 }
 
 /// Claims up to `limit` queued messages due at `now` and marks them `sending` (this
@@ -206,7 +267,7 @@ pub async fn claim_due(
          WHERE m.tenant_id = due.tenant_id AND m.id = due.id
          RETURNING m.tenant_id, m.id, m.send_key, m.customer_id, m.journey_id, m.instance_id,
              m.node, m.channel, m.template, m.transactional, m.address, m.message_type,
-             m.gate_pending, m.purpose, m.holdout_percent, m.time_zone, m.attempts",
+             m.gate_pending, m.purpose, m.holdout_percent, m.time_zone, m.attempts, m.priority",
     )
     .bind(now)
     .bind(limit)
@@ -306,7 +367,7 @@ pub async fn abandon_interrupted(
          WHERE status = 'sending' AND sending_at < $1
          RETURNING tenant_id, id, send_key, customer_id, journey_id, instance_id, node, channel,
              template, transactional, address, message_type, gate_pending, purpose,
-             holdout_percent, time_zone, attempts",
+             holdout_percent, time_zone, attempts, priority",
     )
     .bind(now - lease)
     .fetch_all(conn)

@@ -7,7 +7,9 @@
 //!    salted hash of the customer id ([`holdout`]), never a random draw, so a customer is in
 //!    or out the same way every time;
 //! 3. frequency caps per channel and message type over rolling and calendar windows in the
-//!    customer's time zone ([`caps`]); transactional messages are exempt;
+//!    customer's time zone ([`caps`]), slots going by journey priority (a message may take the
+//!    slot of a queued one of lower priority, [`caps::arbitrate`]); transactional messages are
+//!    exempt;
 //! 4. quiet hours in the customer's time zone ([`quiet`]): defer to the end, or drop.
 //!
 //! Pure: the caller loads what the gate reads (consent, suppression, recent sends) and records
@@ -91,6 +93,8 @@ pub struct Candidate<'a> {
     pub global_holdout: (&'a str, u8),
     /// The customer's time zone.
     pub time_zone: Tz,
+    /// Its journey's priority (higher wins a cap's last slot).
+    pub priority: i32,
     /// The tenant's caps.
     pub caps: &'a [Cap],
     /// What the customer was sent recently (at least the longest cap window).
@@ -101,39 +105,48 @@ pub struct Candidate<'a> {
 
 /// The gate's decision for `c` at `now`, checks in the documented order.
 pub fn decide(c: &Candidate<'_>, now: DateTime<Utc>) -> Decision {
+    decide_displacing(c, now).0
+}
+
+/// The gate's decision for `c` at `now`, and the queued messages of lower priority that yield
+/// their cap slots to it when it is sent or deferred (the caller skips them as
+/// `frequency_cap`).
+pub fn decide_displacing(c: &Candidate<'_>, now: DateTime<Utc>) -> (Decision, Vec<Uuid>) {
+    let skip = |reason| (Decision::Skip(reason), Vec::new());
     if !c.consented {
-        return Decision::Skip(SkipReason::NoConsent);
+        return skip(SkipReason::NoConsent);
     }
     if c.suppressed {
-        return Decision::Skip(SkipReason::Suppressed);
+        return skip(SkipReason::Suppressed);
     }
     let (journey, percent) = c.journey;
     if holdout::held_out(&journey.to_string(), c.customer, percent) {
-        return Decision::Skip(SkipReason::Holdout);
+        return skip(SkipReason::Holdout);
     }
     let (salt, percent) = c.global_holdout;
     if holdout::held_out(salt, c.customer, percent) {
-        return Decision::Skip(SkipReason::GlobalHoldout);
+        return skip(SkipReason::GlobalHoldout);
     }
     if c.transactional {
-        return Decision::Send;
+        return (Decision::Send, Vec::new());
     }
-    if caps::reached(
+    let displaced = match caps::arbitrate(
         c.caps,
         c.history,
         c.channel,
         c.message_type,
+        c.priority,
         c.time_zone,
         now,
-    )
-    .is_some()
-    {
-        return Decision::Skip(SkipReason::FrequencyCap);
-    }
+    ) {
+        caps::Fit::Capped(_) => return skip(SkipReason::FrequencyCap),
+        caps::Fit::Fits => Vec::new(),
+        caps::Fit::Displacing(ids) => ids,
+    };
     match c.quiet.map(|q| q.at(c.time_zone, now)) {
-        None | Some(QuietOutcome::Open) => Decision::Send,
-        Some(QuietOutcome::DeferUntil(t)) => Decision::Defer(t),
-        Some(QuietOutcome::Drop) => Decision::Skip(SkipReason::QuietHours),
+        None | Some(QuietOutcome::Open) => (Decision::Send, displaced),
+        Some(QuietOutcome::DeferUntil(t)) => (Decision::Defer(t), displaced),
+        Some(QuietOutcome::Drop) => skip(SkipReason::QuietHours),
     }
 }
 
@@ -160,6 +173,7 @@ mod tests {
             journey: (Uuid::from_u128(1), 0),
             global_holdout: ("acme", 0),
             time_zone: "Europe/Madrid".parse().unwrap(),
+            priority: 0,
             caps,
             history,
             quiet: Some(QuietHours {
@@ -182,6 +196,8 @@ mod tests {
             at: utc("2026-12-03T09:00:00Z"),
             channel: Channel::Email,
             message_type: "marketing".into(),
+            priority: 0,
+            queued: None,
         }];
         let noon = utc("2026-12-03T11:00:00Z");
         let mut c = candidate(&caps, &sent);

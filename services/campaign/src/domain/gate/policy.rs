@@ -20,6 +20,11 @@ pub struct ContactPolicy {
     /// Share of customers (0 to 50 percent) held out of every journey's messages.
     #[serde(default)]
     pub global_holdout_percent: u8,
+    /// Seconds (0 to 3600) a capped message waits before it leaves, during which a message of
+    /// a higher-priority journey may still take its slot (0: it leaves at once, and priority
+    /// decides only among messages waiting anyway, for quiet hours or a retry).
+    #[serde(default)]
+    pub priority_hold_seconds: u32,
 }
 
 /// Quiet hours as written: `HH:MM` local times and what happens to a message in them.
@@ -44,6 +49,9 @@ impl ContactPolicy {
     pub fn check(&self) -> Result<(), String> {
         if self.global_holdout_percent > 50 {
             return Err("global_holdout_percent must be 0 to 50".into());
+        }
+        if self.priority_hold_seconds > 3600 {
+            return Err("priority_hold_seconds must be 0 to 3600".into());
         }
         if self.caps.len() > 20 {
             return Err("caps: at most 20".into());
@@ -74,6 +82,16 @@ impl ContactPolicy {
             end: NaiveTime::parse_from_str(&q.end, "%H:%M").ok()?,
             policy: q.policy,
         })
+    }
+
+    /// How long a capped message waits for a higher-priority one to take its slot (none when
+    /// there are no caps).
+    pub fn priority_hold(&self) -> chrono::Duration {
+        if self.caps.is_empty() {
+            chrono::Duration::zero()
+        } else {
+            chrono::Duration::seconds(i64::from(self.priority_hold_seconds))
+        }
     }
 
     /// The longest window of any cap, in hours (how much history the gate needs).
@@ -111,6 +129,10 @@ mod tests {
         let mut bad = p.clone();
         bad.global_holdout_percent = 60;
         assert!(bad.check().is_err());
+        let mut bad = p.clone();
+        bad.priority_hold_seconds = 3601;
+        assert!(bad.check().unwrap_err().contains("priority_hold_seconds"));
+        assert_eq!(p.priority_hold(), chrono::Duration::zero());
         let mut bad = p;
         bad.quiet_hours = Some(Quiet {
             start: "25:00".into(),
