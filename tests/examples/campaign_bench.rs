@@ -286,6 +286,7 @@ async fn sends_per_second(n: usize) {
                 purpose: "marketing",
                 holdout_percent: 0,
                 time_zone: "UTC",
+                quiet: None,
             },
         };
         // The whole gate runs at delivery for these.

@@ -602,6 +602,39 @@ async fn frequency_caps_and_quiet_hours_follow_each_customers_time_zone() {
         etc_zone(*offset)
     );
     assert!(mail_to(night_email).is_empty(), "nothing sent at night");
+
+    // A send node may choose for its own message: this one drops in quiet hours instead.
+    let mut owl = one_send("Night offer", 0, "Night Owl", "nudge");
+    owl["nodes"]["send"]["send"]["quiet_hours"] = json!("drop");
+    publish(&suite, &owl).await;
+    let user = format!("owl-{run}");
+    suite
+        .ingest(&json!({"kind": "identify", "identity": {"user_id": user},
+            "traits": {"timezone": etc_zone(*offset)}}))
+        .await;
+    let owl_id = suite
+        .mailable_customer(&campaign, &user, &format!("{user}@example.test"))
+        .await;
+    eventually("the owl's time zone reaches campaign", || async {
+        let t: (sqlx::types::Json<Value>,) =
+            sqlx::query_as("SELECT traits FROM contacts WHERE customer_id = $1")
+                .bind(owl_id)
+                .fetch_one(&campaign)
+                .await
+                .unwrap();
+        (t.0 .0["timezone"] == etc_zone(*offset).as_str()).then_some(())
+    })
+    .await;
+    suite
+        .ingest(&json!({"kind": "track", "name": "Night Owl", "identity": {"user_id": user}}))
+        .await;
+    let msgs = eventually("the owl's message", || async {
+        let m = messages_of(&suite, owl_id).await;
+        (m.len() == 1).then_some(m)
+    })
+    .await;
+    assert_eq!(msgs[0]["status"], "skipped");
+    assert_eq!(msgs[0]["skip_reason"], "quiet_hours");
     suite.stop().await;
 }
 

@@ -116,6 +116,7 @@ async fn an_interrupted_send_is_never_repeated_and_replicas_send_once() {
                 purpose: "marketing",
                 holdout_percent: 0,
                 time_zone: "UTC",
+                quiet: None,
             },
         };
         let start = Start::Queued {

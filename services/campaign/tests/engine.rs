@@ -77,7 +77,8 @@ async fn an_instance_runs_waits_resumes_and_ends_with_each_effect_once() {
             Effect::Send {
                 template: "welcome".into(),
                 channel: Channel::Email,
-                transactional: false
+                transactional: false,
+                quiet: None
             }
         )]
     );
@@ -113,7 +114,8 @@ async fn an_instance_runs_waits_resumes_and_ends_with_each_effect_once() {
             Effect::Send {
                 template: "thanks".into(),
                 channel: Channel::Email,
-                transactional: false
+                transactional: false,
+                quiet: None
             }
         )]
     );

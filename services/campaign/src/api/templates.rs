@@ -76,6 +76,7 @@ async fn test_send(
             purpose: "transactional",
             holdout_percent: 0,
             time_zone: "UTC",
+            quiet: None,
         },
     };
     let id = messages::record(

@@ -27,6 +27,7 @@ use super::smtp::Smtp;
 use super::webhook::{self, Call};
 use super::{Outbound, Send, SendError};
 use crate::domain::channels::Settings;
+use crate::domain::gate::quiet::Policy;
 use crate::domain::gate::Decision;
 use crate::domain::journeys::Channel;
 use crate::domain::suppression;
@@ -227,7 +228,12 @@ impl Delivery {
                 address: &address,
                 except: Some(m.id),
             };
-            let policy = policies::get(&mut conn, tenant).await?;
+            let quiet = match m.quiet_policy.as_deref() {
+                Some("drop") => Some(Policy::Drop),
+                Some("defer") => Some(Policy::Defer),
+                _ => None,
+            };
+            let policy = policies::get(&mut conn, tenant).await?.for_message(quiet);
             let mut tx = sqlx::Connection::begin(&mut *conn).await?;
             let gated = send_gate::decide(&mut tx, &check, &policy, &reach, Utc::now()).await?;
             let displaced = send_gate::displaced_events(tenant, &gated.displaced, m.priority)?;

@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 use sqlx::PgConnection;
 
 use super::Produced;
+use crate::domain::gate::quiet::Policy;
 use crate::domain::gate::Decision;
 use crate::domain::journeys::step::{customer_zone, Effect};
 use crate::domain::journeys::{Channel, Journey};
@@ -52,19 +53,17 @@ pub async fn apply(
                 template,
                 channel,
                 transactional,
+                quiet,
             } => {
-                let r = send(
-                    conn,
-                    t,
-                    &node,
-                    &step_key,
-                    &template,
+                let spec = SendSpec {
+                    node: &node,
+                    step_key: &step_key,
+                    template: &template,
                     channel,
                     transactional,
-                    now,
-                )
-                .await?;
-                produced.add(r);
+                    quiet,
+                };
+                produced.add(send(conn, t, &spec, now).await?);
             }
             Effect::SetTrait { name, value } => {
                 let mut traits = Map::new();
@@ -97,6 +96,7 @@ pub async fn apply(
                         purpose: "transactional",
                         holdout_percent: 0,
                         time_zone: &t.journey.time_zone,
+                        quiet: None,
                     },
                 };
                 let start = Start::Queued { not_before: now };
@@ -109,18 +109,31 @@ pub async fn apply(
     Ok(produced)
 }
 
+/// What a `send` node asks for.
+struct SendSpec<'a> {
+    node: &'a str,
+    step_key: &'a str,
+    template: &'a str,
+    channel: Channel,
+    transactional: bool,
+    quiet: Option<Policy>,
+}
+
 /// A `send` node: the gate, then a queued or a skipped message.
-#[allow(clippy::too_many_arguments)]
 async fn send(
     conn: &mut PgConnection,
     t: &Target<'_>,
-    node: &str,
-    step_key: &str,
-    template: &str,
-    channel: Channel,
-    transactional: bool,
+    spec: &SendSpec<'_>,
     now: DateTime<Utc>,
 ) -> Result<Produced, sqlx::Error> {
+    let SendSpec {
+        node,
+        step_key,
+        template,
+        channel,
+        transactional,
+        quiet,
+    } = *spec;
     let mut produced = Produced::default();
     let tpl = t.recent.template(conn, t.tenant, template).await?;
     let (message_type, purpose) = tpl.as_ref().map_or(("marketing", "marketing"), |x| {
@@ -151,7 +164,7 @@ async fn send(
                 address: addr,
                 except: None,
             };
-            let policy = t.recent.policy(conn, t.tenant).await?;
+            let policy = t.recent.policy(conn, t.tenant).await?.for_message(quiet);
             let gated = send_gate::decide(conn, &check, &policy, t.reach, now).await?;
             let displaced =
                 send_gate::displaced_events(t.tenant, &gated.displaced, t.journey.priority)?;
@@ -188,6 +201,7 @@ async fn send(
             purpose,
             holdout_percent: t.journey.holdout_percent,
             time_zone: &t.journey.time_zone,
+            quiet,
         },
     };
     let Some(id) = messages::record(conn, t.tenant, &m, start).await? else {

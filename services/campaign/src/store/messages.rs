@@ -49,6 +49,8 @@ pub struct GateInputs<'a> {
     pub holdout_percent: u8,
     /// The journey's time zone (for customers without one).
     pub time_zone: &'a str,
+    /// The send node's own quiet-hours choice (`None`: the tenant's).
+    pub quiet: Option<crate::domain::gate::quiet::Policy>,
 }
 
 /// How a new message starts.
@@ -88,9 +90,10 @@ pub async fn record(
     let id: Option<(Uuid,)> = sqlx::query_as(
         "INSERT INTO messages (tenant_id, id, send_key, customer_id, journey_id, instance_id, node,
              channel, template, message_type, transactional, priority, status, skip_reason,
-             address, not_before, gate_pending, purpose, holdout_percent, time_zone)
+             address, not_before, gate_pending, purpose, holdout_percent, time_zone,
+             quiet_policy)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-             $18, $19, $20)
+             $18, $19, $20, $21)
          ON CONFLICT (tenant_id, send_key) DO NOTHING RETURNING id",
     )
     .bind(tenant)
@@ -113,6 +116,10 @@ pub async fn record(
     .bind(m.gate.purpose)
     .bind(i32::from(m.gate.holdout_percent))
     .bind(m.gate.time_zone)
+    .bind(m.gate.quiet.map(|q| match q {
+        crate::domain::gate::quiet::Policy::Defer => "defer",
+        crate::domain::gate::quiet::Policy::Drop => "drop",
+    }))
     .fetch_optional(conn)
     .await?;
     Ok(id.map(|(id,)| id))
@@ -251,6 +258,8 @@ pub struct Claimed {
     pub attempts: i32,
     /// Its journey's priority.
     pub priority: i32,
+    /// The send node's own quiet-hours choice (`defer`, `drop`; `None`: the tenant's).
+    pub quiet_policy: Option<String>,
 }
 
 /// Claims up to `limit` queued messages due at `now` and marks them `sending` (this
@@ -267,7 +276,8 @@ pub async fn claim_due(
          WHERE m.tenant_id = due.tenant_id AND m.id = due.id
          RETURNING m.tenant_id, m.id, m.send_key, m.customer_id, m.journey_id, m.instance_id,
              m.node, m.channel, m.template, m.transactional, m.address, m.message_type,
-             m.gate_pending, m.purpose, m.holdout_percent, m.time_zone, m.attempts, m.priority",
+             m.gate_pending, m.purpose, m.holdout_percent, m.time_zone, m.attempts, m.priority,
+             m.quiet_policy",
     )
     .bind(now)
     .bind(limit)
@@ -367,7 +377,7 @@ pub async fn abandon_interrupted(
          WHERE status = 'sending' AND sending_at < $1
          RETURNING tenant_id, id, send_key, customer_id, journey_id, instance_id, node, channel,
              template, transactional, address, message_type, gate_pending, purpose,
-             holdout_percent, time_zone, attempts, priority",
+             holdout_percent, time_zone, attempts, priority, quiet_policy",
     )
     .bind(now - lease)
     .fetch_all(conn)

@@ -84,6 +84,15 @@ impl ContactPolicy {
         })
     }
 
+    /// The policy for one message that makes its own quiet-hours choice (`None`: the
+    /// tenant's).
+    pub fn for_message(mut self, quiet: Option<Policy>) -> Self {
+        if let (Some(q), Some(choice)) = (self.quiet_hours.as_mut(), quiet) {
+            q.policy = choice;
+        }
+        self
+    }
+
     /// How long a capped message waits for a higher-priority one to take its slot (none when
     /// there are no caps).
     pub fn priority_hold(&self) -> chrono::Duration {
@@ -133,6 +142,9 @@ mod tests {
         bad.priority_hold_seconds = 3601;
         assert!(bad.check().unwrap_err().contains("priority_hold_seconds"));
         assert_eq!(p.priority_hold(), chrono::Duration::zero());
+        let dropping = p.clone().for_message(Some(Policy::Drop));
+        assert_eq!(dropping.quiet().map(|q| q.policy), Some(Policy::Drop));
+        assert_eq!(p.clone().for_message(None), p);
         let mut bad = p;
         bad.quiet_hours = Some(Quiet {
             start: "25:00".into(),

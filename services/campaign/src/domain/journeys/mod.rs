@@ -277,6 +277,10 @@ pub enum Node {
         /// Transactional messages are exempt from frequency caps (not from consent).
         #[serde(default)]
         transactional: bool,
+        /// In quiet hours, `defer` (sent when they end) or `drop` this message; absent: the
+        /// tenant's contact policy decides.
+        #[serde(default)]
+        quiet_hours: Option<crate::domain::gate::quiet::Policy>,
         /// The next node (taken whether the message was sent or skipped).
         next: String,
     },

@@ -48,6 +48,8 @@ pub enum Effect {
         channel: Channel,
         /// Exempt from caps and quiet hours.
         transactional: bool,
+        /// The message's own quiet-hours choice, if any (else the tenant's).
+        quiet: Option<crate::domain::gate::quiet::Policy>,
     },
     /// Set a trait.
     SetTrait {
@@ -201,12 +203,14 @@ pub fn step(
             template,
             channel,
             transactional,
+            quiet_hours,
             next,
         } => go(
             Some(Effect::Send {
                 template: template.clone(),
                 channel: *channel,
                 transactional: *transactional,
+                quiet: *quiet_hours,
             }),
             next,
         ),
