@@ -408,6 +408,52 @@ async fn tracking_links_click_only_to_the_message_links_and_unsubscribe_suppress
         Some("Welcome (A)"),
         "an empty sample: the subject is one line, its spaces collapsed"
     );
+    // A test send of a journey: each of its draft's email messages, once, to one address.
+    let (status, created) = suite
+        .admin_call(Method::POST, "/v1/journeys", Some(&journey()))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let draft = created["id"].as_str().unwrap();
+    let reviewer = format!("reviewer-{run}@example.test");
+    let (status, sent) = suite
+        .admin_call(
+            Method::POST,
+            &format!("/v1/journeys/{draft}/test-send"),
+            Some(&json!({"address": reviewer})),
+        )
+        .await;
+    assert_eq!(status, 202, "{sent}");
+    let nodes: Vec<&str> = sent["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(nodes, ["hello-a", "hello-b", "nudge"], "{sent}");
+    let subjects = eventually("the journey's test sends", || async {
+        let m = mail_to(&reviewer);
+        (m.len() == 3).then_some(m)
+    })
+    .await;
+    let mut subjects: Vec<&str> = subjects
+        .iter()
+        .filter_map(|m| header(m, "Subject"))
+        .collect();
+    subjects.sort_unstable();
+    assert_eq!(subjects, ["Still there, ?", "Welcome (A)", "Welcome (B)"]);
+    let (status, refused) = suite
+        .admin_call(
+            Method::POST,
+            &format!("/v1/journeys/{draft}/test-send"),
+            Some(&json!({"address": "+34600111222", "channel": "sms"})),
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    assert!(refused["detail"]
+        .as_str()
+        .unwrap()
+        .contains("no send node on channel sms"));
+
     // A forged token is refused.
     let forged = format!("{}x", link("c"));
     let refused = no_redirects.get(&forged).send().await.unwrap();

@@ -16,6 +16,7 @@ pub mod journeys;
 mod schedule;
 pub mod send_gate;
 pub mod store;
+pub mod test_sends;
 
 use std::sync::Arc;
 use std::time::Duration;

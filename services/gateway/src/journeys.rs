@@ -52,6 +52,10 @@ pub(crate) fn routes() -> Router<AppState> {
             "/v1/journeys/{id}/migrate",
             needs(Scope::Admin, post(migrate_journey)),
         )
+        .route(
+            "/v1/journeys/{id}/test-send",
+            needs(Scope::Admin, post(test_send_journey)),
+        )
 }
 
 async fn read(app: &AppState, caller: &Caller, path: &str) -> Result<Response, Problem> {
@@ -257,6 +261,37 @@ pub(crate) async fn migrate_journey(
         reqwest::Method::POST,
         &path,
         None,
+    )
+    .await
+}
+
+/// Send every `send` message of the journey's draft on one channel once to one address (no
+/// customer, no consent needed; the suppression list applies), through the delivery loop: 202
+/// with each node's message id. Needs `Idempotency-Key`.
+#[utoipa::path(post, path = "/v1/journeys/{id}/test-send", tag = "journeys",
+    params(("id" = Uuid, Path, description = "Journey id"), ("Idempotency-Key" = String, Header, description = "Unique per intended change")),
+    request_body(content = Object, description = "{\"address\": \"…\", \"channel\": \"email\" (default) | \"sms\" | \"push\"}"),
+    responses((status = 202, description = "{\"address\", \"messages\": [{\"node\", \"template\", \"message_id\"}]}"),
+        (status = 404, description = "journey_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not an address of the channel, or no send node on it", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = ["admin"])))]
+pub(crate) async fn test_send_journey(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let body = json_body(body)?;
+    let path = format!("journeys/{id}/test-send");
+    write_once(
+        &app,
+        &CAMPAIGN,
+        &caller,
+        &headers,
+        reqwest::Method::POST,
+        &path,
+        Some(&body),
     )
     .await
 }

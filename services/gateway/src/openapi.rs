@@ -78,6 +78,7 @@ use crate::AppState;
         crate::journeys::resume_journey,
         crate::journeys::archive_journey,
         crate::journeys::migrate_journey,
+        crate::journeys::test_send_journey,
         crate::suppressions::list_suppressions,
         crate::suppressions::add_suppression,
         crate::suppressions::remove_suppression,

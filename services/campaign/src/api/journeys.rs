@@ -1,5 +1,6 @@
 //! Journeys: create and edit drafts (checked, errors with a JSON pointer), list, read, the
-//! published versions, and the lifecycle (publish, pause, resume, archive).
+//! published versions, the lifecycle (publish, pause, resume, archive), moving running
+//! instances to the live version, and a test send of the draft's messages to one address.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -13,9 +14,11 @@ use uuid::Uuid;
 
 use super::actor;
 use crate::domain::journeys::lifecycle::Action;
-use crate::domain::journeys::{parse, JourneyError, Limits};
+use crate::domain::journeys::{parse, Channel, JourneyError, Limits, Node};
+use crate::domain::suppression::{channel_str, normalise};
 use crate::store::instances;
 use crate::store::journeys::{self, JourneyStoreError};
+use crate::test_sends;
 
 pub(crate) fn routes() -> Router<super::ApiState> {
     let base = "/internal/v1/tenants/{tenant}/journeys";
@@ -28,6 +31,72 @@ pub(crate) fn routes() -> Router<super::ApiState> {
         .route(&format!("{base}/{{id}}/resume"), post(resume))
         .route(&format!("{base}/{{id}}/archive"), post(archive))
         .route(&format!("{base}/{{id}}/migrate"), post(migrate))
+        .route(&format!("{base}/{{id}}/test-send"), post(test_send))
+}
+
+/// `{"address": "…", "channel": "email"}`: where a journey's test send goes.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestSend {
+    address: String,
+    #[serde(default)]
+    channel: Option<Channel>,
+}
+
+/// Sends every `send` node of the journey's draft on the address's channel (default email)
+/// once to the address, in node-name order, through the delivery loop (no customer, no
+/// consent needed, the suppression list applies): 202 with each node's message id.
+async fn test_send(
+    State(s): State<super::ApiState>,
+    TenantAnd(tenant, id): TenantAnd<Uuid>,
+    body: axum::body::Bytes,
+) -> Result<Response, Problem> {
+    let b: TestSend = serde_json::from_slice(&body).map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            Code::InvalidBody,
+            format!("the body is {{\"address\": \"…\", \"channel\": \"email|sms|push\"}}: {e}"),
+        )
+    })?;
+    let channel = b.channel.unwrap_or(Channel::Email);
+    let address = normalise(channel, &b.address)
+        .map_err(|m| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, Code::InvalidBody, m))?;
+    let mut tx = s.pool.begin().await?;
+    let row = journeys::get(&mut tx, &tenant, id)
+        .await?
+        .ok_or_else(not_found)?;
+    let journey = parse(row.draft, &Limits::default()).map_err(invalid)?;
+    let mut sent = Vec::new();
+    for (node, n) in &journey.nodes {
+        if let Node::Send {
+            template,
+            channel: c,
+            ..
+        } = n
+        {
+            if *c == channel {
+                let m = test_sends::queue(&mut tx, &tenant, template, channel, &address).await?;
+                sent.push(json!({"node": node, "template": template, "message_id": m}));
+            }
+        }
+    }
+    if sent.is_empty() {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Code::InvalidBody,
+            format!(
+                "the journey has no send node on channel {}",
+                channel_str(channel)
+            ),
+        ));
+    }
+    tx.commit().await?;
+    s.sends.notify_one();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"address": address, "messages": sent})),
+    )
+        .into_response())
 }
 
 /// A definition from the body, checked; 422 `invalid_journey` with the JSON pointer.

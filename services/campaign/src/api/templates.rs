@@ -14,10 +14,10 @@ use serde_json::{json, Value};
 use super::{actor, ApiState};
 use crate::domain::channels::valid_key;
 use crate::domain::journeys::Channel;
-use crate::domain::suppression::{channel_of, channel_str, normalise};
+use crate::domain::suppression::{channel_of, normalise};
 use crate::domain::templates::{self, Limits, Parts, TemplateError};
-use crate::store::messages::{self, GateInputs, NewMessage, Start};
 use crate::store::templates::{self as store, Template};
+use crate::test_sends;
 
 pub(crate) fn routes() -> Router<ApiState> {
     let base = "/internal/v1/tenants/{tenant}/templates";
@@ -61,33 +61,7 @@ async fn test_send(
     let channel = channel_of(&t.channel).unwrap_or(Channel::Email);
     let address = normalise(channel, &b.address)
         .map_err(|m| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, Code::InvalidBody, m))?;
-    let send_key = format!("test:{}", uuid::Uuid::now_v7());
-    let m = NewMessage {
-        send_key: &send_key,
-        customer: uuid::Uuid::nil(),
-        journey: None,
-        channel: channel_str(channel),
-        template: &key,
-        message_type: "test",
-        transactional: true,
-        priority: 0,
-        address: Some(&address),
-        gate: GateInputs {
-            purpose: "transactional",
-            holdout_percent: 0,
-            time_zone: "UTC",
-            quiet: None,
-        },
-    };
-    let id = messages::record(
-        &mut conn,
-        &tenant,
-        &m,
-        Start::Queued {
-            not_before: Utc::now(),
-        },
-    )
-    .await?;
+    let id = test_sends::queue(&mut conn, &tenant, &key, channel, &address).await?;
     s.sends.notify_one();
     Ok((
         StatusCode::ACCEPTED,
