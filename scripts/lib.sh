@@ -75,3 +75,21 @@ ensure_build_tools() {
   say "installing build tools: ${missing[*]}"
   apt-get update -qq && apt-get install -y -qq build-essential perl
 }
+
+# The public client libraries the integration tests drive (tests/js: Segment's and RudderStack's
+# Node libraries), installed from the npm registry at the versions of tests/js/package-lock.json;
+# Node.js and npm from Debian's packages when missing.
+ensure_node_clients() {
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    say "installing Node.js and npm"
+    if [ "$(id -u)" = 0 ]; then apt-get install -y -q nodejs npm >/dev/null \
+      || { apt-get update -q >/dev/null && apt-get install -y -q nodejs npm >/dev/null; }
+    else sudo apt-get install -y -q nodejs npm >/dev/null; fi
+  fi
+  local dir="$ROOT/tests/js"
+  if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+    say "installing the test clients (npm ci in tests/js)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci in tests/js failed"
+    touch "$dir/node_modules"
+  fi
+}

@@ -161,14 +161,10 @@ type KeyRow = (String, Vec<String>, uuid::Uuid, String);
 
 /// The caller a request's key names.
 async fn caller_of(app: &AppState, headers: &HeaderMap) -> Result<Caller, Unauthenticated> {
-    let key = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
-        .ok_or(Unauthenticated::unauthorized(
-            "send an API key as 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'",
-        ))?;
+    let key = key_of(headers).ok_or(Unauthenticated::unauthorized(
+        "send an API key as 'Authorization: Bearer <key>', 'X-Api-Key: <key>' or HTTP Basic with the key as the user name (Segment's write key)",
+    ))?;
+    let key = key.as_str();
     let row: Result<Option<KeyRow>, _> = sqlx::query_as(
         "SELECT tenant_id, scopes, id, name FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
     )
@@ -196,6 +192,39 @@ async fn caller_of(app: &AppState, headers: &HeaderMap) -> Result<Caller, Unauth
         scopes: scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
         actor: format!("key:{key_name}/{key_id}"),
     })
+}
+
+/// The key a request carries: `Authorization: Bearer <key>`, `Authorization: Basic
+/// base64(<key>:)` (how Segment's and RudderStack's libraries send their write key: the key is
+/// the user name, the password empty; a key given as the password with an empty user name is
+/// taken too), or `X-Api-Key: <key>`.
+fn key_of(headers: &HeaderMap) -> Option<String> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if let Some(bearer) = authorization.and_then(|v| v.strip_prefix("Bearer ")) {
+        return Some(bearer.to_owned());
+    }
+    if let Some(basic) = authorization.and_then(|v| v.strip_prefix("Basic ")) {
+        return basic_key(basic);
+    }
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// The key of HTTP Basic credentials (`base64(user:password)`): the user name, or the password
+/// when the user name is empty.
+fn basic_key(encoded: &str) -> Option<String> {
+    use base64::Engine as _;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':').unwrap_or((text.as_str(), ""));
+    let key = if user.is_empty() { password } else { user };
+    (!key.is_empty()).then(|| key.to_owned())
 }
 
 /// `route` restricted to callers whose key has `scope` (or `admin`): 401 without a valid
@@ -241,5 +270,31 @@ mod tests {
         assert_eq!(hash_key(&k1), h1);
         assert_ne!(h1, h2);
         assert!(!h1.contains(&k1[4..]));
+    }
+
+    #[test]
+    fn keys_come_from_bearer_basic_or_the_key_header() {
+        use base64::Engine as _;
+        let basic = |credentials: &str| {
+            let mut headers = HeaderMap::new();
+            let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+            headers.insert(
+                header::AUTHORIZATION,
+                format!("Basic {encoded}").parse().unwrap(),
+            );
+            key_of(&headers)
+        };
+        assert_eq!(basic("crm_abc:").as_deref(), Some("crm_abc"));
+        assert_eq!(basic("crm_abc").as_deref(), Some("crm_abc"));
+        assert_eq!(basic(":crm_abc").as_deref(), Some("crm_abc"));
+        assert_eq!(basic(":"), None);
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, "Basic !!!".parse().unwrap());
+        assert_eq!(key_of(&headers), None);
+        headers.insert(header::AUTHORIZATION, "Bearer crm_x".parse().unwrap());
+        assert_eq!(key_of(&headers).as_deref(), Some("crm_x"));
+        let mut headers = HeaderMap::new();
+        headers.insert("x-api-key", "crm_y".parse().unwrap());
+        assert_eq!(key_of(&headers).as_deref(), Some("crm_y"));
     }
 }

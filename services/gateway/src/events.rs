@@ -75,23 +75,24 @@ pub(crate) async fn post_events(
     caller: Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<IngestAccepted>), Problem> {
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                Code::PayloadTooLarge,
-                format!("a request carries at most {MAX_REQUEST_BYTES} bytes; split the batch"),
-            )
-        } else {
-            Problem::new(StatusCode::BAD_REQUEST, Code::UnreadableBody, e.body_text())
-        }
-    })?;
+    let body = body.map_err(body_problem)?;
     let (items, single) = split(&body)?;
     let received_at = Utc::now();
     let parsed: Vec<Result<Envelope, EventError>> = items
         .into_iter()
         .map(|raw| parse_ingest_event(raw, &caller.tenant, received_at, IngestLimits::default()))
         .collect();
+    accept(&app, parsed, single).await
+}
+
+/// Produces a request's events once every one meets the contract (else the 400 with one
+/// result per event): the 202 once the broker acknowledged them all, 503 otherwise. Shared by
+/// every way in that answers like `/v1/events` (the CloudEvents binding too).
+pub(crate) async fn accept(
+    app: &AppState,
+    parsed: Vec<Result<Envelope, EventError>>,
+    single: bool,
+) -> Result<(StatusCode, Json<IngestAccepted>), Problem> {
     let rejected = parsed.iter().filter(|p| p.is_err()).count();
     if rejected > 0 {
         return Err(rejection(parsed, rejected, single));
@@ -135,6 +136,19 @@ pub(crate) async fn post_events(
             results,
         }),
     ))
+}
+
+/// The problem of a body that could not be read: 413 over the limit, 400 otherwise.
+pub(crate) fn body_problem(e: BytesRejection) -> Problem {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Code::PayloadTooLarge,
+            format!("a request carries at most {MAX_REQUEST_BYTES} bytes; split the batch"),
+        )
+    } else {
+        Problem::new(StatusCode::BAD_REQUEST, Code::UnreadableBody, e.body_text())
+    }
 }
 
 /// The events of a body, and whether it was a single event.

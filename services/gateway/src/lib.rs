@@ -4,7 +4,9 @@
 
 #![forbid(unsafe_code)]
 
+mod accounts;
 mod auth;
+mod cloudevents;
 mod customers;
 mod events;
 mod idempotency;
@@ -20,6 +22,7 @@ mod part_client;
 mod privacy;
 mod proxy;
 mod reviews;
+mod segment;
 mod segments;
 mod settings;
 mod suppressions;
@@ -139,7 +142,10 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
 fn router(state: AppState) -> Router {
     Router::new()
         .merge(events::routes())
+        .merge(segment::routes())
+        .merge(cloudevents::routes())
         .merge(customers::routes())
+        .merge(accounts::routes())
         .merge(keys::routes())
         .merge(reviews::routes())
         .merge(segments::routes())

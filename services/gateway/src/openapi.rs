@@ -2,7 +2,7 @@
 
 use axum::routing::get;
 use axum::{Json, Router};
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::AppState;
@@ -12,7 +12,16 @@ use crate::AppState;
     info(title = "CRM suite API", description = "The public REST facade of the CRM suite. Authenticate with 'Authorization: Bearer <key>' or 'X-Api-Key'. Errors are application/problem+json with a stable 'code'."),
     paths(
         crate::events::post_events,
+        crate::cloudevents::post_cloudevents,
+        crate::segment::identify,
+        crate::segment::track,
+        crate::segment::page,
+        crate::segment::screen,
+        crate::segment::group,
+        crate::segment::alias,
+        crate::segment::batch,
         crate::customers::get_customer,
+        crate::accounts::read_account,
         crate::customers::find_customers,
         crate::customers::lookup_customers,
         crate::keys::issue_key,
@@ -112,6 +121,17 @@ impl Modify for Security {
         components.add_security_scheme(
             "api_key",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))),
+        );
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(
+                        "Segment's write-key authentication: the API key as the user name, an empty password",
+                    ))
+                    .build(),
+            ),
         );
     }
 }

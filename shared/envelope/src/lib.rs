@@ -4,10 +4,12 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cloudevents;
 mod envelope;
 mod ingest;
 mod pii;
 mod profile;
+pub mod segment;
 mod tenant;
 mod topic;
 

@@ -50,6 +50,9 @@ pub struct Profile {
     /// Identifiers its events carried that were not attached, with the reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unattached: Vec<UnattachedIdentifier>,
+    /// The accounts (B2B) it belongs to: the `groupId`s of its Segment `group` calls.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<String>,
     /// Events applied to this customer.
     pub event_count: i64,
     /// Bumped by every applied event; lets clients see that a change happened.

@@ -476,11 +476,12 @@ impl<H: Handler> Worker<H> {
     /// (the one-at-a-time path then skips or dead-letters it).
     fn item_of(&self, message: &BorrowedMessage<'_>) -> Option<BatchItem> {
         let topic = self.topics.logical(message.topic())?;
-        let envelope = parse(topic, message.payload().unwrap_or_default()).ok()?;
+        let headers = from_kafka(message.headers());
+        let envelope = parse(topic, message.payload().unwrap_or_default(), &headers).ok()?;
         Some(BatchItem {
             envelope,
             meta: self.meta_of(message, topic),
-            headers: from_kafka(message.headers()),
+            headers,
         })
     }
 
@@ -563,7 +564,7 @@ impl<H: Handler> Worker<H> {
         meta: &MessageMeta,
     ) -> Disposition {
         let payload = message.payload().unwrap_or_default();
-        let envelope = match parse(meta.topic, payload) {
+        let envelope = match parse(meta.topic, payload, headers) {
             Ok(e) => e,
             Err((code, reason)) => {
                 return self
@@ -681,12 +682,31 @@ impl<H: Handler> Worker<H> {
     }
 }
 
-/// Parses a payload under its topic's contract; the error is `(code, reason)`.
-fn parse(topic: Topic, payload: &[u8]) -> Result<Envelope, (&'static str, String)> {
+/// Parses a payload under its topic's contract; the error is `(code, reason)`. On
+/// `crm.ingest.v1` a message may also be a CloudEvent (the Kafka binding, binary or structured
+/// mode: `crm_envelope::cloudevents`), held to the same contract.
+fn parse(
+    topic: Topic,
+    payload: &[u8],
+    headers: &HashMap<String, String>,
+) -> Result<Envelope, (&'static str, String)> {
     match topic {
-        Topic::Ingest => Envelope::from_ingest_message(payload).map_err(|e| (e.code, e.detail)),
+        Topic::Ingest => {
+            match crm_envelope::cloudevents::from_kafka(headers, payload, chrono::Utc::now()) {
+                Some(parsed) => parsed.map_err(|e| (e.code, cloudevent_reason(&e))),
+                None => Envelope::from_ingest_message(payload).map_err(|e| (e.code, e.detail)),
+            }
+        }
         _ => serde_json::from_slice(payload)
             .map_err(|e| ("invalid_envelope", format!("not a valid envelope: {e}"))),
+    }
+}
+
+/// A CloudEvent's rejection as a dead-letter reason: the attribute, then what to fix.
+fn cloudevent_reason(e: &crm_envelope::EventError) -> String {
+    match &e.pointer {
+        Some(p) => format!("{p}: {}", e.detail),
+        None => e.detail.clone(),
     }
 }
 

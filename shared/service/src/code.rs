@@ -7,6 +7,8 @@ use std::fmt;
 /// A stable, machine-readable problem code (`code` in the problem+json body).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Code {
+    /// `account_not_found`
+    AccountNotFound,
     /// `channel_not_found`
     ChannelNotFound,
     /// `invalid_channel`
@@ -182,6 +184,7 @@ pub enum Code {
 impl Code {
     /// Every code, in alphabetical order.
     pub const ALL: &'static [Code] = &[
+        Self::AccountNotFound,
         Self::AlreadyApplied,
         Self::AuthUnavailable,
         Self::BatchTooLarge,
@@ -279,6 +282,7 @@ impl Code {
             Self::InvalidToken => "invalid_token",
             Self::TemplateNotFound => "template_not_found",
             Self::UnknownLink => "unknown_link",
+            Self::AccountNotFound => "account_not_found",
             Self::AlreadyApplied => "already_applied",
             Self::AuthUnavailable => "auth_unavailable",
             Self::BatchTooLarge => "batch_too_large",

@@ -1,6 +1,7 @@
 //! Identity's internal HTTP API, reached only through the gateway (which authenticates the
 //! caller and passes the tenant in the path).
 
+mod accounts;
 mod customers;
 mod imports;
 mod merges;
@@ -42,6 +43,7 @@ pub(crate) fn routes(state: ApiState) -> Router {
         .merge(timeline::routes())
         .merge(search::routes())
         .merge(imports::routes())
+        .merge(accounts::routes())
         .with_state(state)
 }
 

@@ -27,6 +27,7 @@ use crate::domain::traits::{combine_event, standardised_traits, within_caps};
 use crate::merge;
 use crate::privacy;
 use crate::resolve::pending::Pending;
+use crate::store::accounts;
 use crate::store::hot::HotProfiles;
 use crate::store::match_keys;
 use crate::store::owners::Owners;
@@ -210,6 +211,7 @@ async fn apply_all(
                     &mut pending,
                 )?;
                 touched.insert((tenant.clone(), created));
+                accounts::apply_group(tx, envelope, created).await?;
                 continue;
             }
         }
@@ -244,6 +246,7 @@ async fn apply_all(
                 applied.customer
             }
         };
+        accounts::apply_group(tx, envelope, customer).await?;
         touched.insert((tenant.clone(), customer));
     }
     pending.flush(tx).await?;

@@ -97,6 +97,7 @@ pub(crate) fn create(
             })
             .collect(),
         unattached: Vec::new(),
+        accounts: Vec::new(),
         event_count: 1,
         version: 1,
         first_seen_at: envelope.occurred_at,

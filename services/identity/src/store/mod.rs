@@ -1,6 +1,7 @@
 //! Identity's storage: one module per table group in PostgreSQL, and the hot profiles in
 //! Redis ([`hot`]).
 
+pub(crate) mod accounts;
 pub mod hot;
 pub mod match_keys;
 pub(crate) mod owned;

@@ -1,5 +1,5 @@
 //! Rows kept per customer that remember the customer that recorded them (`owner_id`): the
-//! timeline and the consent history. They follow a merge to the survivor, come back to their
+//! timeline, the consent history and account memberships. They follow a merge to the survivor, come back to their
 //! owner on an unmerge, and go with an erasure of either.
 
 use crm_envelope::TenantId;
@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 /// The tables with `customer_id` (who the row belongs to now) and `owner_id` (who recorded it).
 /// Fixed names, never input.
-const TABLES: [&str; 2] = ["timeline", "consent_events"];
+const TABLES: [&str; 3] = ["timeline", "consent_events", "account_members"];
 
 /// Moves `merged`'s rows to `survivor` (a merge).
 pub(crate) async fn follow_merge(

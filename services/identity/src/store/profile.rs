@@ -19,6 +19,7 @@ struct CustomerRow {
     updated_at: DateTime<Utc>,
     identifiers: sqlx::types::Json<Vec<(String, String)>>,
     unattached: sqlx::types::Json<Vec<UnattachedIdentifier>>,
+    accounts: sqlx::types::Json<Vec<String>>,
 }
 
 /// The customer columns of a profile and its identifiers (in first-seen order), in one round
@@ -35,7 +36,11 @@ const PROFILE_SELECT: &str = "SELECT c.id, c.tenant_id, c.traits, c.event_count,
                                    ORDER BY u.at, u.kind)
                   FROM unattached_identifiers u
                   WHERE u.tenant_id = c.tenant_id AND u.customer_id = c.id),
-                 '[]'::jsonb) AS unattached
+                 '[]'::jsonb) AS unattached,
+        COALESCE((SELECT jsonb_agg(DISTINCT m.group_id ORDER BY m.group_id)
+                  FROM account_members m
+                  WHERE m.tenant_id = c.tenant_id AND m.customer_id = c.id),
+                 '[]'::jsonb) AS accounts
  FROM customers c WHERE c.tenant_id = $1 AND ";
 
 impl From<CustomerRow> for Profile {
@@ -51,6 +56,7 @@ impl From<CustomerRow> for Profile {
                 .map(|(kind, value)| ProfileIdentifier { kind, value })
                 .collect(),
             unattached: row.unattached.0,
+            accounts: row.accounts.0,
             event_count: row.event_count,
             version: row.version,
             first_seen_at: row.first_seen_at,
