@@ -312,6 +312,7 @@ async fn sends_per_second(n: usize) {
         relay: Arc::new(tokio::sync::Notify::new()),
         concurrency,
         lease: chrono::Duration::seconds(120),
+        metrics: None,
     };
     let started = Instant::now();
     let mut sent = 0;

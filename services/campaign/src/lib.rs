@@ -169,6 +169,7 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
         concurrency: config.send_concurrency,
         lease: chrono::Duration::from_std(config.send_lease)
             .unwrap_or(chrono::Duration::seconds(120)),
+        metrics: Some(base.metrics.clone()),
     };
     let state = api::ApiState {
         pool: base.pool.clone(),

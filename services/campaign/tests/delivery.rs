@@ -157,6 +157,7 @@ async fn an_interrupted_send_is_never_repeated_and_replicas_send_once() {
         relay: Arc::new(tokio::sync::Notify::new()),
         concurrency: 4,
         lease: chrono::Duration::seconds(120),
+        metrics: None,
     };
     // Two replicas deliver at once.
     let replica = delivery.clone();

@@ -82,6 +82,7 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
     let repairs =
         store::hot::HotProfiles::new(std::sync::Arc::clone(&base.cache), base.pool.clone());
     let timeline = TimelineHandler::new(base.pool.clone());
+    let job_metrics = base.metrics.clone();
     let (kafka, producer, metrics) = (
         base.config.kafka.clone(),
         base.producer.clone(),
@@ -109,7 +110,7 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
         })
         .with_task(move |shutdown| repairs.run_repairs(CACHE_REPAIR_EVERY, shutdown))
         .with_task(move |shutdown| timeline_purge(purge_pool, shutdown))
-        .with_task(move |shutdown| run_jobs(job_resolver, job_hot, shutdown));
+        .with_task(move |shutdown| run_jobs(job_resolver, job_hot, job_metrics, shutdown));
     Ok(ConsumerApp::new(server, subscription(), handler))
 }
 
@@ -117,10 +118,12 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
 async fn run_jobs(
     resolver: Resolver,
     hot: store::hot::HotProfiles,
+    metrics: crm_telemetry::Metrics,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     let worker =
-        crm_service::jobs::Worker::new(resolver.pool().clone(), &[import::JOB, cleanup::JOB]);
+        crm_service::jobs::Worker::new(resolver.pool().clone(), &[import::JOB, cleanup::JOB])
+            .with_metrics(&metrics);
     worker
         .run(shutdown, move |job| {
             let (resolver, hot) = (resolver.clone(), hot.clone());

@@ -72,6 +72,7 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
         (base.pool.clone(), std::sync::Arc::clone(&catalog)),
     );
     let (pool, relay) = (base.pool.clone(), base.relay.waker());
+    let job_metrics = base.metrics.clone();
     let api = api::routes(api::ApiState {
         pool: base.pool.clone(),
         catalog: std::sync::Arc::clone(&catalog),
@@ -86,7 +87,8 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
             schedule::scoring(scoring.0, scoring.1, config.scoring_interval, shutdown)
         })
         .with_task(move |shutdown| {
-            let worker = crm_service::jobs::Worker::new(pool.clone(), &[scoring::JOB]);
+            let worker = crm_service::jobs::Worker::new(pool.clone(), &[scoring::JOB])
+                .with_metrics(&job_metrics);
             worker.run(shutdown, move |job| {
                 let (pool, catalog, relay) = (
                     pool.clone(),

@@ -211,6 +211,8 @@ pub struct Worker {
     pub lease: Duration,
     /// How often it looks for work when idle.
     pub poll: Duration,
+    /// Counts leases lost while running (`crm_job_leases_lost_total`), when set.
+    pub leases_lost: Option<prometheus::IntCounterVec>,
 }
 
 impl Worker {
@@ -222,7 +224,14 @@ impl Worker {
             owner: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
             lease: Duration::from_secs(30),
             poll: Duration::from_millis(500),
+            leases_lost: None,
         }
+    }
+
+    /// The worker counting lost leases in `metrics`.
+    pub fn with_metrics(mut self, metrics: &crm_telemetry::Metrics) -> Self {
+        self.leases_lost = Some(metrics.job_leases_lost.clone());
+        self
     }
 
     /// Runs jobs one at a time until `shutdown`: claims one, renews its lease while `run`
@@ -265,6 +274,9 @@ impl Worker {
                             Ok(true) => {}
                             Ok(false) => {
                                 tracing::warn!(job = id, "job lease lost to another worker; leaving it");
+                                if let Some(lost) = &self.leases_lost {
+                                    lost.with_label_values(&[kind.as_str()]).inc();
+                                }
                                 break Err(String::new());
                             }
                             Err(e) => tracing::warn!(job = id, error = %e, "could not renew a job lease"),

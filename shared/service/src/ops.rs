@@ -71,6 +71,9 @@ async fn readyz(State(c): State<Checks>) -> impl IntoResponse {
 }
 
 async fn metrics(State(c): State<Checks>) -> impl IntoResponse {
+    c.metrics
+        .redis_circuit_open
+        .set(i64::from(c.cache.is_down()));
     (
         [(
             header::CONTENT_TYPE,

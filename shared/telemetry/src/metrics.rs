@@ -35,6 +35,15 @@ pub struct Metrics {
     pub assigned_partitions: IntGaugeVec,
     /// Outbox rows committed but not yet published.
     pub outbox_backlog: IntGauge,
+    /// `crm_redis_circuit_open`: 1 while the Redis circuit breaker takes Redis as down (reads
+    /// go to the owner), set at each scrape.
+    pub redis_circuit_open: IntGauge,
+    /// `crm_job_leases_lost_total{kind}`: jobs whose lease this replica lost while running
+    /// them (it stalled past its lease and another replica took the job over).
+    pub job_leases_lost: IntCounterVec,
+    /// `crm_messages_delivered_total{channel, outcome}`: campaign's deliveries (`sent`,
+    /// `skipped`, `failed`, `retry`) by channel.
+    pub messages_delivered: IntCounterVec,
 }
 
 impl Metrics {
@@ -120,7 +129,28 @@ impl Metrics {
         registry.register(Box::new(offsets_skipped.clone()))?;
         registry.register(Box::new(consumer_lag.clone()))?;
         registry.register(Box::new(assigned_partitions.clone()))?;
+        let redis_circuit_open = IntGauge::new(
+            "redis_circuit_open",
+            "1 while the Redis circuit breaker is open",
+        )?;
+        let job_leases_lost = IntCounterVec::new(
+            Opts::new(
+                "job_leases_lost_total",
+                "Job leases lost while the job was running",
+            ),
+            &["kind"],
+        )?;
+        let messages_delivered = IntCounterVec::new(
+            Opts::new(
+                "messages_delivered_total",
+                "Messages handed to a channel, by outcome",
+            ),
+            &["channel", "outcome"],
+        )?;
         registry.register(Box::new(outbox_backlog.clone()))?;
+        registry.register(Box::new(redis_circuit_open.clone()))?;
+        registry.register(Box::new(job_leases_lost.clone()))?;
+        registry.register(Box::new(messages_delivered.clone()))?;
         Ok(Self {
             registry,
             http_requests,
@@ -134,6 +164,9 @@ impl Metrics {
             consumer_lag,
             assigned_partitions,
             outbox_backlog,
+            redis_circuit_open,
+            job_leases_lost,
+            messages_delivered,
         })
     }
 
@@ -173,6 +206,105 @@ mod tests {
         assert_eq!(
             line("crm_outbox_backlog{"),
             "crm_outbox_backlog{part=\"identity\"} 3"
+        );
+    }
+
+    /// Every family's exported names (`_bucket`, `_sum`, `_count` for histograms).
+    fn exported_names() -> std::collections::BTreeSet<String> {
+        let m = Metrics::new("x").unwrap();
+        m.http_requests
+            .with_label_values(&["GET", "/r", "200"])
+            .inc();
+        m.http_latency
+            .with_label_values(&["GET", "/r"])
+            .observe(0.1);
+        for vec in [
+            &m.consumed,
+            &m.produced,
+            &m.dead_lettered,
+            &m.batched,
+            &m.offsets_skipped,
+            &m.job_leases_lost,
+        ] {
+            vec.with_label_values(&["t"]).inc();
+        }
+        m.failed.with_label_values(&["t", "c"]).inc();
+        m.messages_delivered
+            .with_label_values(&["email", "sent"])
+            .inc();
+        m.consumer_lag.with_label_values(&["t", "0"]).set(1);
+        m.assigned_partitions.with_label_values(&["t"]).set(1);
+        let mut names = std::collections::BTreeSet::new();
+        for line in m.render().lines() {
+            let mut words = line.split_whitespace();
+            if let (Some("#"), Some("TYPE"), Some(name), Some(kind)) =
+                (words.next(), words.next(), words.next(), words.next())
+            {
+                if kind == "histogram" {
+                    for suffix in ["_bucket", "_sum", "_count"] {
+                        names.insert(format!("{name}{suffix}"));
+                    }
+                }
+                names.insert(name.to_owned());
+            }
+        }
+        names
+    }
+
+    /// The `crm_*` metric names a text mentions.
+    fn named_in(text: &str) -> std::collections::BTreeSet<String> {
+        let mut names = std::collections::BTreeSet::new();
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while let Some(found) = text[i..].find("crm_") {
+            let start = i + found;
+            let before = start.checked_sub(1).map(|b| bytes[b]);
+            let mut end = start;
+            while end < bytes.len()
+                && (bytes[end].is_ascii_lowercase()
+                    || bytes[end].is_ascii_digit()
+                    || bytes[end] == b'_')
+            {
+                end += 1;
+            }
+            if !before.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                names.insert(text[start..end].to_owned());
+            }
+            i = end.max(start + 1);
+        }
+        names
+    }
+
+    #[test]
+    fn every_metric_the_alerts_and_the_dashboard_name_is_exported() {
+        let exported = exported_names();
+        assert!(exported.contains("crm_http_request_duration_seconds_bucket"));
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/observability");
+        let mut checked = 0;
+        for file in ["alerts.yml", "grafana/dashboards/crm.json"] {
+            let text = std::fs::read_to_string(format!("{dir}/{file}")).unwrap();
+            // Comments may name code (`crm_telemetry`); the expressions are what count.
+            let text: String = text
+                .lines()
+                .filter(|l| !l.trim_start().starts_with('#'))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let named = named_in(&text);
+            assert!(named.len() >= 5, "{file} names only {named:?}");
+            for name in &named {
+                assert!(
+                    exported.contains(name),
+                    "{file} names {name}, which no part exports; exported: {exported:?}"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked >= 15, "{checked}");
+        // The check itself catches a name that is not exported.
+        assert!(!exported.contains("crm_kafka_consumer_lagg"));
+        assert_eq!(
+            named_in("rate(crm_kafka_consumer_lagg[5m]) and xcrm_no"),
+            ["crm_kafka_consumer_lagg".to_owned()].into_iter().collect()
         );
     }
 }

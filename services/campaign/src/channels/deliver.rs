@@ -90,6 +90,8 @@ pub struct Delivery {
     /// How long a message may stay `sending` before it counts as interrupted by a crash
     /// (`CRM_CAMPAIGN__SEND_LEASE_SECS`).
     pub lease: Duration,
+    /// Where deliveries are counted (`crm_messages_delivered_total`), when set.
+    pub metrics: Option<crm_telemetry::Metrics>,
 }
 
 impl Delivery {
@@ -125,6 +127,18 @@ impl Delivery {
             "webhook" => self.call_webhook(m).await?,
             _ => self.send_message(m).await?,
         };
+        if let Some(metrics) = &self.metrics {
+            let word = match &outcome {
+                Done::Sent { .. } => "sent",
+                Done::Skipped(_) => "skipped",
+                Done::Failed(_) => "failed",
+                Done::Retry { .. } => "retry",
+            };
+            metrics
+                .messages_delivered
+                .with_label_values(&[m.channel.as_str(), word])
+                .inc();
+        }
         let now = Utc::now();
         let mut tx = self.pool.begin().await?;
         let (finish, event) = match &outcome {
