@@ -490,7 +490,27 @@ impl<H: Handler> Worker<H> {
     async fn process_batch(&self, items: &[BatchItem]) -> bool {
         let span =
             tracing::info_span!("kafka.consume_batch", size = items.len(), group = %self.group);
-        match self.handler.handle_batch(items).instrument(span).await {
+        // Each message's own trace continues here: one `kafka.apply` span per message, child
+        // of the span that produced it, open while the batch that applies it runs.
+        let applied: Vec<tracing::Span> = items
+            .iter()
+            .map(|item| {
+                let span = tracing::info_span!(
+                    "kafka.apply",
+                    topic = item.meta.topic.name(),
+                    partition = item.meta.partition,
+                    offset = item.meta.offset,
+                    group = %self.group,
+                    message_id = %item.envelope.id,
+                    batch_size = items.len(),
+                );
+                crm_telemetry::propagation::set_remote_parent(&span, &item.headers);
+                span
+            })
+            .collect();
+        let outcome = self.handler.handle_batch(items).instrument(span).await;
+        drop(applied);
+        match outcome {
             Ok(true) => {
                 for item in items {
                     let topic = [item.meta.topic.name()];

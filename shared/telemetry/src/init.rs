@@ -1,6 +1,7 @@
 use std::sync::OnceLock;
 
 use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
@@ -15,6 +16,14 @@ pub struct TelemetryGuard {
     provider: SdkTracerProvider,
 }
 
+impl TelemetryGuard {
+    /// Exports the spans ended so far (tests that read what a collector received).
+    pub fn flush(&self) {
+        // As at exit: the exporter logs its own errors.
+        let _ = self.provider.force_flush();
+    }
+}
+
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
         // Nothing useful can be done with a flush error at exit; the exporter logs its own.
@@ -23,7 +32,8 @@ impl Drop for TelemetryGuard {
 }
 
 /// Initialises JSON logs on stderr (filtered by `RUST_LOG`, default `info,sqlx=warn`), W3C trace-context
-/// propagation, and span export over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+/// propagation, and span export over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set
+/// (protobuf, or JSON with `OTEL_EXPORTER_OTLP_PROTOCOL=http/json`).
 /// Spans are always created, so trace ids propagate through HTTP and Kafka even without export.
 pub fn init(service_name: &'static str) -> anyhow::Result<TelemetryGuard> {
     let provider = tracer_provider(service_name)?;
@@ -55,8 +65,14 @@ fn tracer_provider(service_name: &'static str) -> anyhow::Result<SdkTracerProvid
     let resource = Resource::builder().with_service_name(service_name).build();
     let mut builder = SdkTracerProvider::builder().with_resource(resource);
     if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some_and(|v| !v.is_empty()) {
+        // `OTEL_EXPORTER_OTLP_PROTOCOL=http/json` sends OTLP/JSON; the default is protobuf.
+        let protocol = match std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL").as_deref() {
+            Ok("http/json") => opentelemetry_otlp::Protocol::HttpJson,
+            _ => opentelemetry_otlp::Protocol::HttpBinary,
+        };
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
+            .with_protocol(protocol)
             .build()?;
         builder = builder.with_batch_exporter(exporter);
     }
