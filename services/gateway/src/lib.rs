@@ -165,5 +165,29 @@ fn router(state: AppState) -> Router {
             state.clone(),
             auth::authenticate,
         ))
+        .layer(axum::middleware::from_fn(no_nul_in_query))
         .with_state(state)
+}
+
+/// 400 for a query string carrying a NUL character (`%00`): no stored text can hold one
+/// (PostgreSQL refuses it), so it is refused at the door with a clear answer instead of an
+/// error deep inside a part.
+async fn no_nul_in_query(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let has_nul = request
+        .uri()
+        .query()
+        .is_some_and(|q| q.to_ascii_lowercase().contains("%00"));
+    if has_nul {
+        return crm_service::Problem::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            crm_service::Code::InvalidQuery,
+            "the query string holds a NUL character (%00), which no field can store; remove it",
+        )
+        .into_response();
+    }
+    next.run(request).await
 }

@@ -39,11 +39,11 @@ async fn find(
     Query(q): Query<SearchQuery>,
 ) -> Result<Json<Value>, Problem> {
     let text = q.q.unwrap_or_default();
-    if text.trim().chars().count() < 2 || text.len() > 200 {
+    if text.trim().chars().count() < 2 || text.len() > 200 || text.contains('\0') {
         return Err(Problem::new(
             StatusCode::BAD_REQUEST,
             Code::InvalidQuery,
-            "q is 2 to 200 characters: an identifier, or words of a name or email",
+            "q is 2 to 200 characters (no NUL): an identifier, or words of a name or email",
         ));
     }
     let limit = q.limit.unwrap_or(20);
