@@ -468,6 +468,13 @@ async fn segment_calls_answer_as_segment_does() {
         (status, body["code"].as_str()),
         (400, Some("invalid_batch"))
     );
+    // A NUL in a query string (found by the API fuzzer: PostgreSQL cannot store it) is a 400.
+    let response = suite
+        .get(Some(&read_key), "/v1/customers/search?q=ab%00c")
+        .await;
+    assert_eq!(response.status().as_u16(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "invalid_query");
     suite.stop().await;
 }
 
