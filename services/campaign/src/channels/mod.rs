@@ -5,10 +5,12 @@
 //! good, or should be tried again.
 
 pub mod deliver;
-pub mod guard;
+/// The SSRF guard of outbound HTTP (shared with the gateway).
+pub use crm_webhooks::guard;
 pub mod provider;
 pub mod smtp;
-pub mod webhook;
+/// One signed webhook call (shared with the gateway).
+pub use crm_webhooks::call as webhook;
 
 use std::future::Future;
 

@@ -11,4 +11,5 @@ pub mod report;
 pub mod suppression;
 pub mod templates;
 pub mod tracking;
-pub mod webhooks;
+/// Standard Webhooks signing and the retry schedule (shared with the gateway).
+pub use crm_webhooks::signing as webhooks;

@@ -1,13 +1,13 @@
 //! The SSRF guard of outbound HTTP (webhooks, providers): the target's host is resolved once,
-//! every address it resolves to must be public (`domain::webhooks::is_public`) unless the
-//! deployment allows private targets (`CRM_CAMPAIGN__ALLOW_PRIVATE_TARGETS`, for local
+//! every address it resolves to must be public (`crate::signing::is_public`) unless the
+//! deployment allows private targets (campaign's `CRM_CAMPAIGN__ALLOW_PRIVATE_TARGETS`, for local
 //! receivers in tests), and the request is pinned to the address checked, so a second DNS
 //! answer (rebinding) cannot send it elsewhere. Redirects are not followed.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::domain::webhooks::is_public;
+use crate::signing::is_public;
 
 /// Why a target was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

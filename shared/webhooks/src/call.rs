@@ -5,8 +5,8 @@
 
 use chrono::Utc;
 
-use super::guard::Guard;
-use crate::domain::webhooks::{signature_header, Secret};
+use crate::guard::Guard;
+use crate::signing::{signature_header, Secret};
 
 /// One webhook call.
 pub struct Call<'a> {
