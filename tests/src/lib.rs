@@ -51,6 +51,24 @@ fn campaign_config(common: crm_service::CommonConfig) -> crm_campaign::Config {
     }
 }
 
+/// The gateway's webhook settings in tests: local receivers allowed, a short retry schedule
+/// (50 ms, 100 ms, 200 ms, then failed), endpoints disabled after failing for 3 s, a quick
+/// tick.
+pub fn test_webhook_settings() -> crm_gateway::webhooks::Settings {
+    crm_gateway::webhooks::Settings {
+        allow_private_targets: true,
+        timeout: Duration::from_secs(5),
+        retry_schedule: vec![
+            Duration::from_millis(50),
+            Duration::from_millis(100),
+            Duration::from_millis(200),
+        ],
+        tick: Duration::from_millis(100),
+        disable_after: Duration::from_secs(3),
+        ..crm_gateway::webhooks::Settings::default()
+    }
+}
+
 /// Every message the local SMTP server received for `to` (raw, headers and body).
 pub fn mail_to(to: &str) -> Vec<String> {
     let dir = std::env::var("CRM_TEST_MAIL_DIR")
@@ -344,6 +362,7 @@ impl Suite {
             loyalty_url: loyalty_url.clone(),
             campaign_url: campaign_url.clone(),
             upstream_timeout: Duration::from_secs(2),
+            webhooks: test_webhook_settings(),
         };
         let gateway_pool_url = gateway_config.common.database_url.clone();
         let gateway = crm_gateway::build(gateway_config)
@@ -627,6 +646,7 @@ impl Suite {
             loyalty_url: loyalty_url.clone(),
             campaign_url: campaign_url.clone(),
             upstream_timeout: Duration::from_secs(2),
+            webhooks: test_webhook_settings(),
         })
         .await
         .expect("gateway replica starts");

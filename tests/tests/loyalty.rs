@@ -818,6 +818,7 @@ async fn a_write_whose_answer_never_came_applies_once_when_retried() {
         loyalty_url: suite.loyalty.clone(),
         campaign_url: suite.campaign.clone(),
         upstream_timeout: Duration::from_millis(300),
+        webhooks: crm_tests::test_webhook_settings(),
     })
     .await
     .unwrap();

@@ -29,6 +29,7 @@ mod suppressions;
 pub mod tenants;
 mod timeline;
 mod tracking;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,8 +37,10 @@ use std::time::Duration;
 use axum::Router;
 use crm_cache::ProfileCache;
 use crm_config::{ConfigError, Env};
+use crm_envelope::Topic;
+use crm_kafka::consumer::Subscription;
 use crm_kafka::Producer;
-use crm_service::{Base, CommonConfig, PartConfig, PartServer};
+use crm_service::{Base, CommonConfig, ConsumerApp, PartConfig, PartServer};
 use sqlx::PgPool;
 
 pub use auth::Scope;
@@ -66,6 +69,23 @@ pub struct Config {
     pub campaign_url: String,
     /// Timeout of calls to internal parts (`CRM_GATEWAY__UPSTREAM_TIMEOUT_MS`, default 2000).
     pub upstream_timeout: Duration,
+    /// How webhooks are delivered (`CRM_GATEWAY__WEBHOOK_*`).
+    pub webhooks: webhooks::Settings,
+}
+
+impl Config {
+    /// The defaults of every gateway setting but the common ones.
+    pub fn with_defaults(common: CommonConfig) -> Self {
+        Self {
+            common,
+            identity_url: "http://127.0.0.1:8081".to_owned(),
+            segmentation_url: "http://127.0.0.1:8082".to_owned(),
+            loyalty_url: "http://127.0.0.1:8084".to_owned(),
+            campaign_url: "http://127.0.0.1:8083".to_owned(),
+            upstream_timeout: Duration::from_secs(2),
+            webhooks: webhooks::Settings::default(),
+        }
+    }
 }
 
 impl PartConfig for Config {
@@ -94,6 +114,7 @@ impl PartConfig for Config {
                 &["http", "https"],
             )?,
             upstream_timeout: env.millis_or("CRM_GATEWAY__UPSTREAM_TIMEOUT_MS", 2_000)?,
+            webhooks: webhooks::Settings::from_env(env)?,
         })
     }
 
@@ -114,10 +135,23 @@ pub(crate) struct AppState {
     pub campaign: PartClient,
     /// How long a call to a part may take (`CRM_GATEWAY__UPSTREAM_TIMEOUT_MS`).
     pub upstream_timeout: std::time::Duration,
+    /// How webhooks are delivered.
+    pub webhooks: webhooks::Settings,
+    /// Wakes this replica's webhook delivery loop (a delivery was queued or replayed).
+    pub webhook_queued: Arc<tokio::sync::Notify>,
 }
 
-/// The gateway, connected and bound: `port()`, then `run(shutdown)`.
-pub type Application = PartServer;
+/// The gateway, connected and bound: `port()`, then `run(shutdown)`. It serves the API,
+/// consumes the output topics for webhooks and runs the webhook delivery loop.
+pub type Application = ConsumerApp<webhooks::consume::WebhookFanout>;
+
+/// The topics the gateway consumes: every output topic, for webhooks.
+pub const CONSUMES: [Topic; 4] = [
+    Topic::Profiles,
+    Topic::Segments,
+    Topic::Loyalty,
+    Topic::Interactions,
+];
 
 /// Connects, migrates (when configured), creates topics and binds the listener.
 pub async fn build(config: Config) -> anyhow::Result<Application> {
@@ -135,8 +169,29 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
         loyalty: client(&config.loyalty_url)?,
         campaign: client(&config.campaign_url)?,
         upstream_timeout: config.upstream_timeout,
+        webhooks: config.webhooks.clone(),
+        webhook_queued: Arc::new(tokio::sync::Notify::new()),
     };
-    PartServer::bind(base, router(state)).await
+    let fanout = webhooks::consume::WebhookFanout {
+        pool: base.pool.clone(),
+        queued: Arc::clone(&state.webhook_queued),
+    };
+    let (pool, settings, queued, metrics) = (
+        base.pool.clone(),
+        config.webhooks,
+        Arc::clone(&state.webhook_queued),
+        base.metrics.clone(),
+    );
+    let server = PartServer::bind(base, router(state))
+        .await?
+        .with_task(move |shutdown| {
+            webhooks::deliver::run(pool, settings, queued, metrics, shutdown)
+        });
+    let subscription = Subscription {
+        part: PART,
+        topics: CONSUMES.to_vec(),
+    };
+    Ok(ConsumerApp::new(server, subscription, fanout))
 }
 
 fn router(state: AppState) -> Router {
@@ -160,6 +215,7 @@ fn router(state: AppState) -> Router {
         .merge(suppressions::routes())
         .merge(messaging::routes())
         .merge(tracking::routes())
+        .merge(webhooks::api::routes())
         .merge(openapi::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

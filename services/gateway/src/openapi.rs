@@ -107,6 +107,16 @@ use crate::AppState;
         crate::messaging::customer_messages,
         crate::messaging::customer_journeys,
         crate::messaging::journey_report,
+        crate::webhooks::api::create_webhook,
+        crate::webhooks::api::list_webhooks,
+        crate::webhooks::api::read_webhook,
+        crate::webhooks::api::update_webhook,
+        crate::webhooks::api::delete_webhook,
+        crate::webhooks::api::rotate_webhook_secret,
+        crate::webhooks::api::list_webhook_deliveries,
+        crate::webhooks::api::read_webhook_delivery,
+        crate::webhooks::api::replay_webhook_delivery,
+        crate::webhooks::api::recover_webhook,
     ),
     components(schemas(crm_envelope::Envelope, crm_envelope::EventError, crm_service::Problem)),
     modifiers(&Security),
@@ -121,6 +131,15 @@ impl Modify for Security {
         components.add_security_scheme(
             "api_key",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API key: 'Authorization: Bearer crm_…'"))
+                    .build(),
+            ),
         );
         components.add_security_scheme(
             "basic",

@@ -7,6 +7,12 @@ use std::fmt;
 /// A stable, machine-readable problem code (`code` in the problem+json body).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Code {
+    /// `invalid_webhook`
+    InvalidWebhook,
+    /// `webhook_not_found`
+    WebhookNotFound,
+    /// `webhook_delivery_not_found`
+    WebhookDeliveryNotFound,
     /// `account_not_found`
     AccountNotFound,
     /// `channel_not_found`
@@ -235,6 +241,7 @@ impl Code {
         Self::InvalidTemplate,
         Self::InvalidTenant,
         Self::InvalidToken,
+        Self::InvalidWebhook,
         Self::JobNotFound,
         Self::JourneyNotFound,
         Self::KeyNotFound,
@@ -270,6 +277,8 @@ impl Code {
         Self::UploadInterrupted,
         Self::UpstreamTimeout,
         Self::UpstreamUnavailable,
+        Self::WebhookDeliveryNotFound,
+        Self::WebhookNotFound,
     ];
 
     /// The code as clients see it (snake_case).
@@ -282,6 +291,9 @@ impl Code {
             Self::InvalidToken => "invalid_token",
             Self::TemplateNotFound => "template_not_found",
             Self::UnknownLink => "unknown_link",
+            Self::InvalidWebhook => "invalid_webhook",
+            Self::WebhookNotFound => "webhook_not_found",
+            Self::WebhookDeliveryNotFound => "webhook_delivery_not_found",
             Self::AccountNotFound => "account_not_found",
             Self::AlreadyApplied => "already_applied",
             Self::AuthUnavailable => "auth_unavailable",

@@ -44,6 +44,9 @@ pub struct Metrics {
     /// `crm_messages_delivered_total{channel, outcome}`: campaign's deliveries (`sent`,
     /// `skipped`, `failed`, `retry`) by channel.
     pub messages_delivered: IntCounterVec,
+    /// `crm_webhook_attempts_total{outcome}`: the gateway's webhook delivery attempts
+    /// (`delivered`, `retry`, `failed`, `disabled`).
+    pub webhook_attempts: IntCounterVec,
 }
 
 impl Metrics {
@@ -150,7 +153,15 @@ impl Metrics {
         registry.register(Box::new(outbox_backlog.clone()))?;
         registry.register(Box::new(redis_circuit_open.clone()))?;
         registry.register(Box::new(job_leases_lost.clone()))?;
+        let webhook_attempts = IntCounterVec::new(
+            Opts::new(
+                "webhook_attempts_total",
+                "Webhook delivery attempts, by outcome",
+            ),
+            &["outcome"],
+        )?;
         registry.register(Box::new(messages_delivered.clone()))?;
+        registry.register(Box::new(webhook_attempts.clone()))?;
         Ok(Self {
             registry,
             http_requests,
@@ -167,6 +178,7 @@ impl Metrics {
             redis_circuit_open,
             job_leases_lost,
             messages_delivered,
+            webhook_attempts,
         })
     }
 

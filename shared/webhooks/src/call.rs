@@ -23,6 +23,20 @@ pub struct Call<'a> {
 /// The endpoint's answer: its status, or `None` for no answer (refused, timed out); an error
 /// names a target the guard refused.
 pub async fn call(guard: &Guard, c: &Call<'_>) -> Result<Option<u16>, String> {
+    call_logged(guard, c).await.map(|a| a.status)
+}
+
+/// What one attempt came to, for a delivery log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// The endpoint's status, if it answered.
+    pub status: Option<u16>,
+    /// Why there was no answer (`timed out`, `connection refused`), if there was none.
+    pub error: Option<String>,
+}
+
+/// [`call`], keeping why there was no answer; an error names a target the guard refused.
+pub async fn call_logged(guard: &Guard, c: &Call<'_>) -> Result<Answer, String> {
     let client = guard.client(c.url).await.map_err(|e| e.to_string())?;
     let ts = Utc::now().timestamp();
     let answer = client
@@ -37,5 +51,20 @@ pub async fn call(guard: &Guard, c: &Call<'_>) -> Result<Option<u16>, String> {
         .body(c.body.to_vec())
         .send()
         .await;
-    Ok(answer.ok().map(|a| a.status().as_u16()))
+    Ok(match answer {
+        Ok(a) => Answer {
+            status: Some(a.status().as_u16()),
+            error: None,
+        },
+        Err(e) => Answer {
+            status: None,
+            error: Some(if e.is_timeout() {
+                "timed out".to_owned()
+            } else if e.is_connect() {
+                "connection refused or unreachable".to_owned()
+            } else {
+                "the request failed before an answer".to_owned()
+            }),
+        },
+    })
 }

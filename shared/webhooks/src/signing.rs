@@ -122,12 +122,22 @@ pub enum AfterAttempt {
     Disable,
 }
 
-/// The outcome of an attempt.
+/// The outcome of an attempt, on the specification's [`RETRY_SCHEDULE`].
 pub fn after_attempt(status: Option<u16>, attempt: usize) -> AfterAttempt {
+    after_attempt_on(&RETRY_SCHEDULE, status, attempt)
+}
+
+/// The outcome of an attempt on another schedule (a deployment may shorten it, as the tests
+/// do): the delay before retry `n` is `schedule[n - 1]`; past its end, the delivery failed.
+pub fn after_attempt_on(
+    schedule: &[Duration],
+    status: Option<u16>,
+    attempt: usize,
+) -> AfterAttempt {
     match status {
         Some(s) if (200..300).contains(&s) => AfterAttempt::Delivered,
         Some(410) => AfterAttempt::Disable,
-        _ => RETRY_SCHEDULE
+        _ => schedule
             .get(attempt.saturating_sub(1))
             .map_or(AfterAttempt::Failed, |d| AfterAttempt::Retry(*d)),
     }
@@ -235,6 +245,16 @@ mod tests {
         );
         assert_eq!(after_attempt(Some(500), 8), AfterAttempt::Failed);
         assert_eq!(after_attempt(Some(410), 3), AfterAttempt::Disable);
+        let short = [Duration::from_millis(50), Duration::from_millis(100)];
+        assert_eq!(
+            after_attempt_on(&short, Some(503), 2),
+            AfterAttempt::Retry(Duration::from_millis(100))
+        );
+        assert_eq!(after_attempt_on(&short, Some(503), 3), AfterAttempt::Failed);
+        assert_eq!(
+            after_attempt_on(&short, Some(200), 3),
+            AfterAttempt::Delivered
+        );
     }
 
     #[test]
