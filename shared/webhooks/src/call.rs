@@ -5,7 +5,7 @@
 
 use chrono::Utc;
 
-use crate::guard::Guard;
+use crate::guard::{ClientCache, Guard};
 use crate::signing::{signature_header, Secret};
 
 /// One webhook call.
@@ -38,6 +38,23 @@ pub struct Answer {
 /// [`call`], keeping why there was no answer; an error names a target the guard refused.
 pub async fn call_logged(guard: &Guard, c: &Call<'_>) -> Result<Answer, String> {
     let client = guard.client(c.url).await.map_err(|e| e.to_string())?;
+    send(&client, c).await
+}
+
+/// [`call_logged`] with a client from `cache` (connections kept between calls).
+pub async fn call_cached(
+    guard: &Guard,
+    cache: &ClientCache,
+    c: &Call<'_>,
+) -> Result<Answer, String> {
+    let client = cache
+        .client(guard, c.url)
+        .await
+        .map_err(|e| e.to_string())?;
+    send(&client, c).await
+}
+
+async fn send(client: &reqwest::Client, c: &Call<'_>) -> Result<Answer, String> {
     let ts = Utc::now().timestamp();
     let answer = client
         .post(c.url)

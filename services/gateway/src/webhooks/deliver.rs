@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crm_telemetry::Metrics;
-use crm_webhooks::call::{call_logged, Call};
+use crm_webhooks::call::{call_cached, Call};
+use crm_webhooks::guard::ClientCache;
 use crm_webhooks::signing::{after_attempt_on, AfterAttempt, Secret};
 use futures::StreamExt;
 use sqlx::PgPool;
@@ -35,14 +36,18 @@ pub(crate) async fn run(
     shutdown: CancellationToken,
 ) {
     let guard = settings.guard();
+    let clients = ClientCache::default();
     let batch = i64::try_from(settings.concurrency * 4).unwrap_or(64);
     while !shutdown.is_cancelled() {
         match store::claim(&pool, batch, lease(&settings)).await {
             Ok(due) if !due.is_empty() => {
+                // Attempts run `concurrency` at a time; those finished are recorded together,
+                // one transaction for each handful, while the next attempts go on.
                 futures::stream::iter(due)
-                    .for_each_concurrent(settings.concurrency, |d| {
-                        attempt(&pool, &settings, &guard, &metrics, d)
-                    })
+                    .map(|d| attempt(&settings, (&guard, &clients), &metrics, d))
+                    .buffer_unordered(settings.concurrency)
+                    .ready_chunks(settings.concurrency)
+                    .for_each_concurrent(4, |done| record(&pool, &settings, done))
                     .await;
                 continue;
             }
@@ -57,22 +62,37 @@ pub(crate) async fn run(
     }
 }
 
-/// One attempt of one delivery, recorded.
+/// Records finished attempts. A failure to record leaves the deliveries claimed until their
+/// lease runs out; then they are tried again: at least once, never lost.
+async fn record(pool: &PgPool, settings: &Settings, done: Vec<(Due, AttemptRecord)>) {
+    match store::record(pool, &done, settings.disable_after).await {
+        Ok(disabled) => {
+            for (tenant, endpoint) in disabled {
+                tracing::warn!(%tenant, %endpoint, "webhook endpoint disabled (410 Gone, or failing for too long)");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, attempts = done.len(), "recording webhook attempts failed")
+        }
+    }
+}
+
+/// One attempt of one delivery.
 async fn attempt(
-    pool: &PgPool,
     settings: &Settings,
-    guard: &crm_webhooks::guard::Guard,
+    (guard, clients): (&crm_webhooks::guard::Guard, &ClientCache),
     metrics: &Metrics,
     due: Due,
-) {
+) -> (Due, AttemptRecord) {
     let secrets: Vec<Secret> = std::iter::once(&due.secret)
         .chain(due.previous_secret.as_ref())
         .filter_map(|s| Secret::parse(s).ok())
         .collect();
     let id = domain::message_id(due.id);
     let started = Instant::now();
-    let answer = call_logged(
+    let answer = call_cached(
         guard,
+        clients,
         &Call {
             url: &due.url,
             secrets: &secrets,
@@ -93,12 +113,6 @@ async fn attempt(
         AfterAttempt::Failed => Outcome::Failed,
         AfterAttempt::Disable => Outcome::Gone,
     };
-    let record = AttemptRecord {
-        status,
-        error: error.as_deref(),
-        duration_ms,
-        outcome,
-    };
     let label = match outcome {
         Outcome::Delivered => "delivered",
         Outcome::Retry(_) => "retry",
@@ -106,16 +120,11 @@ async fn attempt(
         Outcome::Gone => "disabled",
     };
     metrics.webhook_attempts.with_label_values(&[label]).inc();
-    match store::record(pool, &due, &record, settings.disable_after).await {
-        Ok(true) => tracing::warn!(
-            tenant = %due.tenant_id, endpoint = %due.endpoint_id,
-            reason = if outcome == Outcome::Gone { "gone (410)" } else { "failing too long" },
-            "webhook endpoint disabled"
-        ),
-        Ok(false) => {}
-        // The lease runs out and the delivery is tried again: at least once, never lost.
-        Err(e) => {
-            tracing::warn!(error = %e, delivery = %due.id, "recording a webhook attempt failed")
-        }
-    }
+    let record = AttemptRecord {
+        status,
+        error,
+        duration_ms,
+        outcome,
+    };
+    (due, record)
 }

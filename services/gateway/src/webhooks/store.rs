@@ -305,116 +305,158 @@ pub(crate) enum Outcome {
 }
 
 /// One attempt's record.
-pub(crate) struct AttemptRecord<'a> {
+pub(crate) struct AttemptRecord {
     pub status: Option<u16>,
-    pub error: Option<&'a str>,
+    pub error: Option<String>,
     pub duration_ms: i32,
     pub outcome: Outcome,
 }
 
-/// Records an attempt and moves the delivery and its endpoint on, in one transaction. The
-/// delivery moves only if it is still this attempt's (a lease that ran out let another replica
-/// take it; then only the log line is added). An endpoint failing since more than
-/// `disable_after` ago is disabled (`failing`); a success clears its failing time. Whether
-/// the endpoint was disabled by this attempt.
+/// Records finished attempts in one transaction, a few set-wise statements for all of them:
+/// the log lines; each delivery moved on, only if it is still this attempt's (a lease that ran
+/// out let another replica take it; then only the log line is added); each endpoint's failing
+/// time cleared by a success or started by a failure; endpoints that answered 410, or have
+/// been failing since more than `disable_after` ago, disabled (`gone`, `failing`). The
+/// endpoints this disabled.
 pub(crate) async fn record(
     pool: &PgPool,
-    due: &Due,
-    a: &AttemptRecord<'_>,
+    attempts: &[(Due, AttemptRecord)],
     disable_after: Duration,
-) -> Result<bool, sqlx::Error> {
+) -> Result<Vec<(String, Uuid)>, sqlx::Error> {
+    let mut tenants = Vec::new();
+    let mut ids = Vec::new();
+    let mut ns = Vec::new();
+    let mut statuses: Vec<Option<i32>> = Vec::new();
+    let mut errors: Vec<Option<String>> = Vec::new();
+    let mut durations = Vec::new();
+    let mut states = Vec::new();
+    let mut delays: Vec<Option<f64>> = Vec::new();
+    let mut succeeded: Vec<(String, Uuid)> = Vec::new();
+    let mut failed: Vec<(String, Uuid)> = Vec::new();
+    let mut gone: Vec<(String, Uuid)> = Vec::new();
+    for (due, a) in attempts {
+        tenants.push(due.tenant_id.clone());
+        ids.push(due.id);
+        ns.push(due.attempts);
+        statuses.push(a.status.map(i32::from));
+        errors.push(a.error.clone());
+        durations.push(a.duration_ms);
+        let endpoint = (due.tenant_id.clone(), due.endpoint_id);
+        let (state, delay) = match a.outcome {
+            Outcome::Delivered => {
+                succeeded.push(endpoint);
+                ("delivered", None)
+            }
+            Outcome::Retry(d) => {
+                failed.push(endpoint);
+                ("pending", Some(d.as_secs_f64()))
+            }
+            Outcome::Failed => {
+                failed.push(endpoint);
+                ("failed", None)
+            }
+            Outcome::Gone => {
+                gone.push(endpoint);
+                ("failed", None)
+            }
+        };
+        states.push(state.to_owned());
+        delays.push(delay);
+    }
     let mut tx = pool.begin().await?;
-    let status = a.status.map(i32::from);
     sqlx::query(
         "INSERT INTO webhook_attempts (tenant_id, delivery_id, n, status_code, error, duration_ms)
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+         SELECT * FROM UNNEST($1::text[], $2::uuid[], $3::int4[], $4::int4[], $5::text[], $6::int4[])
+         ON CONFLICT DO NOTHING",
     )
-    .bind(&due.tenant_id)
-    .bind(due.id)
-    .bind(due.attempts)
-    .bind(status)
-    .bind(a.error)
-    .bind(a.duration_ms)
+    .bind(&tenants)
+    .bind(&ids)
+    .bind(&ns)
+    .bind(&statuses)
+    .bind(&errors)
+    .bind(&durations)
     .execute(&mut *tx)
     .await?;
-    let (state, delay) = match a.outcome {
-        Outcome::Delivered => ("delivered", None),
-        Outcome::Retry(d) => ("pending", Some(d.as_secs_f64())),
-        Outcome::Failed | Outcome::Gone => ("failed", None),
-    };
     sqlx::query(
-        "UPDATE webhook_deliveries SET status = $4, last_status = $5, last_error = $6,
-            next_attempt_at = CASE WHEN $7::float8 IS NULL THEN next_attempt_at
-                                   ELSE now() + make_interval(secs => $7) END,
-            delivered_at = CASE WHEN $4 = 'delivered' THEN now() END
-         WHERE tenant_id = $1 AND id = $2 AND attempts = $3 AND status = 'pending'",
+        "UPDATE webhook_deliveries d SET status = a.state, last_status = a.status_code,
+            last_error = a.error,
+            next_attempt_at = CASE WHEN a.delay IS NULL THEN d.next_attempt_at
+                                   ELSE now() + make_interval(secs => a.delay) END,
+            delivered_at = CASE WHEN a.state = 'delivered' THEN now() END
+         FROM UNNEST($1::text[], $2::uuid[], $3::int4[], $4::text[], $5::int4[], $6::text[],
+                     $7::float8[]) AS a(tenant_id, id, n, state, status_code, error, delay)
+         WHERE d.tenant_id = a.tenant_id AND d.id = a.id AND d.attempts = a.n
+           AND d.status = 'pending'",
     )
-    .bind(&due.tenant_id)
-    .bind(due.id)
-    .bind(due.attempts)
-    .bind(state)
-    .bind(status)
-    .bind(a.error)
-    .bind(delay)
+    .bind(&tenants)
+    .bind(&ids)
+    .bind(&ns)
+    .bind(&states)
+    .bind(&statuses)
+    .bind(&errors)
+    .bind(&delays)
     .execute(&mut *tx)
     .await?;
-    let disabled = match a.outcome {
-        Outcome::Delivered => {
-            sqlx::query(
-                "UPDATE webhook_endpoints SET failing_since = NULL
-                 WHERE tenant_id = $1 AND id = $2 AND failing_since IS NOT NULL",
-            )
-            .bind(&due.tenant_id)
-            .bind(due.endpoint_id)
-            .execute(&mut *tx)
-            .await?;
-            false
-        }
-        Outcome::Gone => {
-            disable(&mut tx, &due.tenant_id, due.endpoint_id, "gone").await?;
-            true
-        }
-        Outcome::Retry(_) | Outcome::Failed => {
-            let disabled: Option<bool> = sqlx::query_scalar(
-                "WITH old AS (
-                    SELECT enabled AND failing_since IS NOT NULL
-                           AND failing_since <= now() - make_interval(secs => $3) AS off
-                    FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2 FOR UPDATE)
-                 UPDATE webhook_endpoints e SET failing_since = coalesce(e.failing_since, now()),
-                    enabled = e.enabled AND NOT old.off,
-                    disabled_reason = CASE WHEN old.off THEN 'failing' ELSE e.disabled_reason END,
-                    disabled_at = CASE WHEN old.off THEN now() ELSE e.disabled_at END
-                 FROM old WHERE e.tenant_id = $1 AND e.id = $2 RETURNING old.off",
-            )
-            .bind(&due.tenant_id)
-            .bind(due.endpoint_id)
-            .bind(disable_after.as_secs_f64())
-            .fetch_optional(&mut *tx)
-            .await?;
-            disabled.unwrap_or(false)
-        }
+    let split = |pairs: Vec<(String, Uuid)>| -> (Vec<String>, Vec<Uuid>) {
+        let mut pairs = pairs;
+        pairs.sort();
+        pairs.dedup();
+        pairs.into_iter().unzip()
     };
+    let (ok_tenants, ok_ids) = split(succeeded);
+    sqlx::query(
+        "UPDATE webhook_endpoints e SET failing_since = NULL
+         FROM UNNEST($1::text[], $2::uuid[]) AS s(tenant_id, id)
+         WHERE e.tenant_id = s.tenant_id AND e.id = s.id AND e.failing_since IS NOT NULL",
+    )
+    .bind(&ok_tenants)
+    .bind(&ok_ids)
+    .execute(&mut *tx)
+    .await?;
+    let (gone_tenants, gone_ids) = split(gone);
+    let mut disabled: Vec<(String, Uuid)> = sqlx::query_as(
+        "UPDATE webhook_endpoints e SET enabled = false, disabled_reason = 'gone',
+            disabled_at = now(), updated_at = now()
+         FROM UNNEST($1::text[], $2::uuid[]) AS g(tenant_id, id)
+         WHERE e.tenant_id = g.tenant_id AND e.id = g.id AND e.enabled
+         RETURNING e.tenant_id, e.id",
+    )
+    .bind(&gone_tenants)
+    .bind(&gone_ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    let (bad_tenants, bad_ids) = split(failed);
+    // The failing time as it was before this statement decides: an endpoint whose first
+    // failure is this one has not been failing for long.
+    let failing: Vec<(String, Uuid)> = sqlx::query_as(
+        "WITH old AS (
+            SELECT e.tenant_id, e.id,
+                   e.enabled AND e.failing_since IS NOT NULL
+                   AND e.failing_since <= now() - make_interval(secs => $3) AS off
+            FROM webhook_endpoints e JOIN UNNEST($1::text[], $2::uuid[]) AS f(tenant_id, id)
+              ON e.tenant_id = f.tenant_id AND e.id = f.id
+            ORDER BY e.tenant_id, e.id
+            FOR UPDATE OF e)
+         UPDATE webhook_endpoints e SET failing_since = coalesce(e.failing_since, now()),
+            enabled = e.enabled AND NOT old.off,
+            disabled_reason = CASE WHEN old.off THEN 'failing' ELSE e.disabled_reason END,
+            disabled_at = CASE WHEN old.off THEN now() ELSE e.disabled_at END,
+            updated_at = CASE WHEN old.off THEN now() ELSE e.updated_at END
+         FROM old WHERE e.tenant_id = old.tenant_id AND e.id = old.id AND old.off
+            OR e.tenant_id = old.tenant_id AND e.id = old.id AND e.failing_since IS NULL
+         RETURNING e.tenant_id, e.id, old.off",
+    )
+    .bind(&bad_tenants)
+    .bind(&bad_ids)
+    .bind(disable_after.as_secs_f64())
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .filter_map(|(t, id, off): (String, Uuid, bool)| off.then_some((t, id)))
+    .collect();
     tx.commit().await?;
+    disabled.extend(failing);
     Ok(disabled)
-}
-
-async fn disable(
-    conn: &mut PgConnection,
-    tenant: &str,
-    endpoint: Uuid,
-    reason: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE webhook_endpoints SET enabled = false, disabled_reason = $3, disabled_at = now(),
-            updated_at = now()
-         WHERE tenant_id = $1 AND id = $2 AND enabled",
-    )
-    .bind(tenant)
-    .bind(endpoint)
-    .bind(reason)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// A delivery as the log shows it.
