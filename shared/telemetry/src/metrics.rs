@@ -244,6 +244,7 @@ mod tests {
         m.messages_delivered
             .with_label_values(&["email", "sent"])
             .inc();
+        m.webhook_attempts.with_label_values(&["delivered"]).inc();
         m.consumer_lag.with_label_values(&["t", "0"]).set(1);
         m.assigned_partitions.with_label_values(&["t"]).set(1);
         let mut names = std::collections::BTreeSet::new();
