@@ -40,7 +40,7 @@ const PARTS: [(&str, &Upstream); 2] = [("segmentation-", &SEGMENTATION), ("ident
     get, path = "/v1/jobs/{job_id}", tag = "reports",
     params(("job_id" = String, Path, description = "As returned when the job was started, e.g. segmentation-42 or identity-7")),
     responses(
-        (status = 200, description = "{\"id\", \"kind\", \"status\", \"progress\", \"result\", \"error\", \"attempts\", \"created_at\", \"started_at\", \"finished_at\"}"),
+        (status = 200, description = "The job", body = crm_service::jobs::JobView),
         (status = 404, description = "No such job for this tenant (job_not_found)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["read"]))

@@ -472,7 +472,7 @@ pub(crate) async fn scoring_runs(
 
 /// The tenant's segmentation settings: lifecycle thresholds, lead scoring, retention, horizon.
 #[utoipa::path(
-    get, path = "/v1/segmentation/settings", tag = "segments",
+    get, path = "/v1/segmentation/settings", tag = "segments", operation_id = "read_segmentation_settings",
     responses((status = 200, description = "{\"lifecycle\": {new_days, active_days, lapsed_days}, \"lead_scoring\": {behaviour, fit, half_life_days, qualified_at}, \"retention_days\", \"horizon_weeks\", \"lead_recheck_minutes\"}")),
     security(("api_key" = ["read"]))
 )]
@@ -495,7 +495,7 @@ pub(crate) async fn read_settings(
 /// Replace the tenant's segmentation settings (missing fields take their defaults; unknown ones
 /// are refused).
 #[utoipa::path(
-    put, path = "/v1/segmentation/settings", tag = "segments",
+    put, path = "/v1/segmentation/settings", tag = "segments", operation_id = "write_segmentation_settings",
     request_body(content = Object, description = "As GET shows them"),
     responses(
         (status = 200, description = "The settings stored"),

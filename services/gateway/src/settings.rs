@@ -32,7 +32,7 @@ pub(crate) fn routes() -> Router<AppState> {
 /// `most_complete`), `source_trust`, `email_provider_rules` (`off`, `on`), `phone_region`,
 /// `blocklist` ([{kind, value}]), `max_identifiers_per_kind`, `timeline_retention_days`.
 #[utoipa::path(
-    get, path = "/v1/identity/settings", tag = "identity",
+    get, path = "/v1/identity/settings", tag = "identity", operation_id = "read_identity_settings",
     responses(
         (status = 200, description = "The settings (defaults when never set)"),
         (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
@@ -49,7 +49,7 @@ pub(crate) async fn read_settings(
 /// Replace the tenant's identity settings (fields as GET shows them; missing ones take their
 /// defaults; unknown ones are refused).
 #[utoipa::path(
-    put, path = "/v1/identity/settings", tag = "identity",
+    put, path = "/v1/identity/settings", tag = "identity", operation_id = "write_identity_settings",
     responses(
         (status = 200, description = "The settings stored"),
         (status = 400, description = "Unknown field or bad value (code invalid_settings)", body = Problem, content_type = "application/problem+json"),
@@ -96,7 +96,7 @@ pub(crate) struct SearchQuery {
 #[utoipa::path(
     get, path = "/v1/customers/search", tag = "customers", params(SearchQuery),
     responses(
-        (status = 200, description = "{\"items\": [profile], \"next_after\": id or null}"),
+        (status = 200, description = "A page of customers", body = crate::schemas::ProfilePage),
         (status = 400, description = "Bad query or limit", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["read"]))

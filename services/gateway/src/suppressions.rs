@@ -39,7 +39,7 @@ pub(crate) struct PageQuery {
 
 /// The suppressed addresses, by channel and address.
 #[utoipa::path(get, path = "/v1/suppressions", tag = "suppressions", params(PageQuery),
-    responses((status = 200, description = "{\"items\": [{\"channel\", \"address\", \"reason\", \"created_at\", \"created_by\"}], \"offset\", \"limit\"}"),
+    responses((status = 200, description = "A page of suppressed addresses", body = crate::schemas::SuppressionList),
         (status = 400, description = "Bad limit or offset", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = ["read"])))]
 pub(crate) async fn list_suppressions(
@@ -95,7 +95,7 @@ pub(crate) async fn add_suppression(
 #[utoipa::path(post, path = "/v1/suppressions/remove", tag = "suppressions",
     params(("Idempotency-Key" = String, Header, description = "Unique per intended change")),
     request_body(content = Object, description = "{\"channel\": \"email|sms|push\", \"address\": \"…\"}"),
-    responses((status = 200, description = "{\"removed\": true|false}"),
+    responses((status = 200, description = "Whether it was suppressed", body = crate::schemas::Removed),
         (status = 400, description = "Bad body or missing Idempotency-Key", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not an address of that channel", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = ["admin"])))]
