@@ -31,8 +31,13 @@ async fn routes(suite: &Suite) -> Vec<Route> {
     let mut routes = Vec::new();
     for (template, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
-            let scope = op["security"][0]["api_key"][0]
-                .as_str()
+            // Each requirement (`api_key`, `bearer`, `basic`) names the same scope.
+            let scope = op["security"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r.as_object()?.values().next()?[0].as_str())
+                .next()
                 .unwrap_or_else(|| panic!("{method} {template} names no scope"))
                 .to_owned();
             assert!(
@@ -57,6 +62,7 @@ struct Ids {
     redemption: String,
     job: String,
     spare_key: String,
+    webhook: String,
 }
 
 impl Ids {
@@ -75,11 +81,16 @@ impl Ids {
             &self.job
         } else if template.starts_with("/v1/api-keys/") {
             &self.spare_key
+        } else if template.starts_with("/v1/webhooks/") {
+            &self.webhook
         } else {
             // Reviews, merges, imports: ids no tenant has.
             "0190a4c8-0000-7000-8000-000000000000"
         };
-        template.replace("{id}", id).replace("{job_id}", id)
+        template
+            .replace("{id}", id)
+            .replace("{job_id}", id)
+            .replace("{delivery_id}", "0190a4c8-0000-7000-8000-000000000000")
     }
 
     /// The values that must never appear in another tenant's answers.
@@ -90,6 +101,8 @@ impl Ids {
             &self.reward,
             &self.redemption,
             &self.spare_key,
+            &self.webhook,
+            "matrix-hook",
             "matrix@acme.example",
             "Matrix Person",
         ]
@@ -198,6 +211,12 @@ async fn acme_data(suite: &Suite) -> Ids {
     .unwrap()
     .id
     .to_string();
+    let (s, b) = post(
+        "/v1/webhooks",
+        json!({"url": "http://127.0.0.1:9/matrix-hook", "event_types": ["*"]}),
+    )
+    .await;
+    let webhook = created_id(s, &b, "webhook");
     Ids {
         customer,
         segment,
@@ -205,6 +224,7 @@ async fn acme_data(suite: &Suite) -> Ids {
         redemption,
         job,
         spare_key,
+        webhook,
     }
 }
 
@@ -311,6 +331,18 @@ async fn every_route_checks_its_scope_and_its_tenant() {
     )
     .await;
     assert_eq!(status, 200);
+    let (status, body) = call(
+        &suite,
+        Some(&suite.key),
+        &Method::GET,
+        &format!("/v1/webhooks/{}", ids.webhook),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("matrix-hook") && body.contains("\"enabled\":true"),
+        "{body}"
+    );
     let (_, listing) = call(&suite, Some(&suite.key), &Method::GET, "/v1/api-keys").await;
     let listing: Value = serde_json::from_str(&listing).unwrap();
     let spare = listing["items"]
