@@ -8,9 +8,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+pub mod conformance;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crm_cache::{CacheConfig, ProfileCache};
@@ -287,6 +290,8 @@ pub struct Suite {
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     campaign_child: Option<tokio::sync::Mutex<CampaignChild>>,
+    /// The gateway's `/openapi.json`: every answer through the helpers is checked against it.
+    conformance: Arc<conformance::Conformance>,
 }
 
 fn spawn<F>(tasks: &mut Vec<JoinHandle<()>>, f: F)
@@ -383,6 +388,15 @@ impl Suite {
         .await
         .unwrap()
         .api_key;
+        let http = reqwest::Client::new();
+        let doc: Value = http
+            .get(format!("{gateway_url}/openapi.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         Suite {
             id,
             tenant,
@@ -393,11 +407,12 @@ impl Suite {
             campaign: campaign_url,
             loyalty: loyalty_url,
             redis,
-            http: reqwest::Client::new(),
+            http,
             gateway_pool,
             shutdown,
             tasks,
             campaign_child,
+            conformance: Arc::new(conformance::Conformance::new(doc)),
         }
     }
 
@@ -458,7 +473,29 @@ impl Suite {
         if let Some(body) = body {
             request = request.json(body);
         }
-        request.send().await.unwrap()
+        self.conforming("POST", path, request.send().await.unwrap())
+            .await
+    }
+
+    /// `response` to `method path`, after checking it against `/openapi.json`
+    /// ([`conformance`]); panics when it does not conform.
+    pub async fn conforming(
+        &self,
+        method: &str,
+        path: &str,
+        response: reqwest::Response,
+    ) -> reqwest::Response {
+        let status = response.status();
+        let version = response.version();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.unwrap();
+        self.conformance
+            .check(method, path, status.as_u16(), &bytes);
+        let mut rebuilt = http::Response::builder().status(status).version(version);
+        if let Some(h) = rebuilt.headers_mut() {
+            *h = headers;
+        }
+        reqwest::Response::from(rebuilt.body(bytes).unwrap())
     }
 
     /// Another tenant with its own admin key.
@@ -496,7 +533,7 @@ impl Suite {
     ) -> (u16, Value) {
         let mut request = self
             .http
-            .request(method, format!("{}{path}", self.gateway))
+            .request(method.clone(), format!("{}{path}", self.gateway))
             .bearer_auth(&self.key)
             .header("Idempotency-Key", unique_id());
         if let Some(b) = body {
@@ -504,17 +541,25 @@ impl Suite {
         }
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        let bytes = response.bytes().await.unwrap();
+        self.conformance
+            .check(method.as_str(), path, status, &bytes);
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     pub async fn post_events(&self, key: &str, body: &Value) -> reqwest::Response {
-        self.http
+        let response = self
+            .http
             .post(format!("{}/v1/events", self.gateway))
             .bearer_auth(key)
             .json(body)
             .send()
             .await
-            .unwrap()
+            .unwrap();
+        self.conforming("POST", "/v1/events", response).await
     }
 
     pub async fn get(&self, key: Option<&str>, path: &str) -> reqwest::Response {
@@ -522,7 +567,8 @@ impl Suite {
         if let Some(key) = key {
             request = request.bearer_auth(key);
         }
-        request.send().await.unwrap()
+        self.conforming("GET", path, request.send().await.unwrap())
+            .await
     }
 
     /// The profile of `user_id`, once identity has it.

@@ -34,6 +34,7 @@ use crm_envelope::Topic;
 use crm_kafka::consumer::Subscription;
 use crm_service::{Base, CommonConfig, ConsumerApp, PartConfig, PartServer};
 
+pub use api::bodies;
 pub use consumer::CampaignHandler;
 
 /// The part's name: database `crm_campaign`, group `crm-campaign`, `CRM_CAMPAIGN__*`.

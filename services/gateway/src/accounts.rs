@@ -19,7 +19,7 @@ pub(crate) fn routes() -> Router<AppState> {
     get, path = "/v1/accounts/{id}", tag = "identity",
     params(("id" = String, Path, description = "The account's groupId")),
     responses(
-        (status = 200, description = "{\"group_id\", \"traits\", \"members\": [customer ids], \"created_at\", \"updated_at\"}"),
+        (status = 200, description = "The account", body = crm_identity::bodies::Account),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such account", body = Problem, content_type = "application/problem+json"),
     ),

@@ -12,7 +12,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
 use chrono::Utc;
-use crm_envelope::cloudevents::{CloudEvent, BATCH, STRUCTURED};
+use crm_envelope::cloudevents::{CloudEvent, StructuredCloudEvent, BATCH, STRUCTURED};
 use crm_envelope::{EventError, MAX_BATCH_EVENTS};
 use crm_service::{Code, Problem};
 use serde_json::Value;
@@ -33,7 +33,7 @@ pub(crate) fn routes() -> Router<AppState> {
 /// Post CloudEvents (HTTP binding: structured, batch or binary mode).
 #[utoipa::path(
     post, path = "/v1/cloudevents", tag = "events", operation_id = "post_cloudevents",
-    request_body(content = Object, description = "application/cloudevents+json: one CloudEvent; application/cloudevents-batch+json: an array of up to 500; binary mode: ce-specversion, ce-id, ce-source, ce-type (and ce-subject, ce-time) headers with the JSON data as the body. type identify/track/page/screen/group/alias gives that kind, any other type is a track named by it; subject is the user id; data carries traits or properties.", content_type = "application/cloudevents+json"),
+    request_body(content((StructuredCloudEvent = "application/cloudevents+json"), (Vec<StructuredCloudEvent> = "application/cloudevents-batch+json")), description = "application/cloudevents+json: one CloudEvent; application/cloudevents-batch+json: an array of up to 500; binary mode: ce-specversion, ce-id, ce-source, ce-type (and ce-subject, ce-time) headers with the JSON data as the body. type identify/track/page/screen/group/alias gives that kind, any other type is a track named by it; subject is the user id; data carries traits or properties."),
     responses(
         (status = 202, description = "Every event acknowledged by the broker", body = IngestAccepted),
         (status = 400, description = "Invalid JSON or events (each result's pointer names the attribute); nothing was accepted", body = Problem, content_type = "application/problem+json"),

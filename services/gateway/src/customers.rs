@@ -112,7 +112,7 @@ pub(crate) struct Lookup {
 #[utoipa::path(
     get, path = "/v1/customers", tag = "customers", params(Lookup),
     responses(
-        (status = 200, description = "The customers (empty when none)", body = crate::schemas::ProfileList),
+        (status = 200, description = "The customers (empty when none)", body = crm_identity::bodies::ProfileList),
         (status = 400, description = "Not exactly one identifier (invalid_lookup), or an email in the query (pii_in_query)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
     ),
@@ -170,7 +170,7 @@ pub(crate) struct LookupBody {
 #[utoipa::path(
     post, path = "/v1/customers/lookup", tag = "customers", request_body = LookupBody,
     responses(
-        (status = 200, description = "The customers (empty when none)", body = crate::schemas::ProfileList),
+        (status = 200, description = "The customers (empty when none)", body = crm_identity::bodies::ProfileList),
         (status = 400, description = "Not exactly one identifier, or an invalid email", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
     ),

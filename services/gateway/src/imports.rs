@@ -36,7 +36,7 @@ pub(crate) struct ImportQuery {
     post, path = "/v1/imports", tag = "identity", params(ImportQuery),
     request_body(content = String, content_type = "text/csv", description = "The file (CSV or NDJSON, UTF-8, at most 64 MiB)"),
     responses(
-        (status = 202, description = "{\"id\", \"status\": \"queued\", \"url\": \"/v1/imports/{id}\"}, header Location: the same URL: the file is stored; follow the import there"),
+        (status = 202, description = "The file is stored and the import queued; follow it at `url` (also in Location)", body = crm_identity::bodies::ImportQueued),
         (status = 400, description = "Unknown format or not UTF-8", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Larger than 64 MiB", body = Problem, content_type = "application/problem+json"),
@@ -72,7 +72,7 @@ pub(crate) async fn start_import(
     get, path = "/v1/imports/{id}", tag = "identity",
     params(("id" = Uuid, Path, description = "Import job id")),
     responses(
-        (status = 200, description = "{\"id\", \"status\", \"total_rows\", \"processed\", \"imported\", \"unchanged\", \"failed\", \"errors\": [{\"row\", \"code\", \"detail\"}], \"cleanup\", \"failure\"}"),
+        (status = 200, description = "The import", body = crm_identity::bodies::ImportJob),
         (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["read"]))
@@ -92,7 +92,7 @@ pub(crate) async fn import_status(
 #[utoipa::path(
     post, path = "/v1/cleanup", tag = "identity",
     responses(
-        (status = 202, description = "{\"job_id\": \"identity-7\", \"url\": \"/v1/jobs/identity-7\"}, header Location: the same URL. The job's result: {\"customers\", \"candidate_pairs\", \"merged\", \"reviews\", \"too_few_pairs\"}"),
+        (status = 202, description = "Queued; follow the job at `url` (also in Location). Its result: {customers, candidate_pairs, merged, reviews, too_few_pairs}", body = crm_service::jobs::JobQueued),
         (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["admin"]))

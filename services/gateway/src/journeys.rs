@@ -66,7 +66,7 @@ async fn read(app: &AppState, caller: &Caller, path: &str) -> Result<Response, P
 
 /// The tenant's journeys, newest first.
 #[utoipa::path(get, path = "/v1/journeys", tag = "journeys",
-    responses((status = 200, description = "{\"items\": [{\"id\", \"name\", \"status\", \"draft\", \"draft_version\", \"published_version\", \"updated_at\", \"updated_by\"}]}")),
+    responses((status = 200, description = "The journeys", body = crm_campaign::bodies::JourneyList)),
     security(("api_key" = ["read"])))]
 pub(crate) async fn list_journeys(
     State(app): State<AppState>,
@@ -79,8 +79,8 @@ pub(crate) async fn list_journeys(
 /// draft (version 1). Needs `Idempotency-Key`.
 #[utoipa::path(post, path = "/v1/journeys", tag = "journeys",
     params(("Idempotency-Key" = String, Header, description = "Unique per intended change")),
-    request_body(content = Object, description = "{\"name\", \"time_zone\", \"trigger\", \"entry\", \"exit\", \"goal\", \"holdout_percent\", \"start\", \"nodes\": {name: node}}"),
-    responses((status = 201, description = "The journey, as a draft"),
+    request_body(content = crm_campaign::bodies::Journey, description = "{\"name\", \"time_zone\", \"trigger\", \"entry\", \"exit\", \"goal\", \"holdout_percent\", \"start\", \"nodes\": {name: node}}"),
+    responses((status = 201, description = "The journey, as a draft", body = crm_campaign::bodies::JourneyRow),
         (status = 400, description = "Missing Idempotency-Key or bad JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "invalid_journey: `path` names the JSON pointer of the fault", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = ["admin"])))]
@@ -105,7 +105,7 @@ pub(crate) async fn create_journey(
 
 /// A journey: its draft, status and live version.
 #[utoipa::path(get, path = "/v1/journeys/{id}", tag = "journeys", params(("id" = Uuid, Path, description = "Journey id")),
-    responses((status = 200, description = "The journey"), (status = 404, description = "journey_not_found", body = Problem, content_type = "application/problem+json")),
+    responses((status = 200, description = "The journey", body = crm_campaign::bodies::JourneyRow), (status = 404, description = "journey_not_found", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = ["read"])))]
 pub(crate) async fn read_journey(
     State(app): State<AppState>,
@@ -119,8 +119,8 @@ pub(crate) async fn read_journey(
 /// `Idempotency-Key`.
 #[utoipa::path(put, path = "/v1/journeys/{id}", tag = "journeys",
     params(("id" = Uuid, Path, description = "Journey id"), ("Idempotency-Key" = String, Header, description = "Unique per intended change")),
-    request_body(content = Object, description = "The definition"),
-    responses((status = 200, description = "The journey"), (status = 404, description = "journey_not_found", body = Problem, content_type = "application/problem+json"),
+    request_body(content = crm_campaign::bodies::Journey, description = "The definition"),
+    responses((status = 200, description = "The journey", body = crm_campaign::bodies::JourneyRow), (status = 404, description = "journey_not_found", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "invalid_state: archived", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "invalid_journey", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = ["admin"])))]
@@ -147,7 +147,7 @@ pub(crate) async fn update_journey(
 
 /// Every published version, frozen.
 #[utoipa::path(get, path = "/v1/journeys/{id}/versions", tag = "journeys", params(("id" = Uuid, Path, description = "Journey id")),
-    responses((status = 200, description = "{\"journey_id\", \"items\": [{\"version\", \"definition\"}]}"), (status = 404, description = "journey_not_found", body = Problem, content_type = "application/problem+json")),
+    responses((status = 200, description = "The published versions", body = crm_campaign::bodies::JourneyVersions), (status = 404, description = "journey_not_found", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = ["read"])))]
 pub(crate) async fn journey_versions(
     State(app): State<AppState>,
@@ -180,7 +180,7 @@ async fn act(
 /// Publish the draft as a new version and make it live. Needs `Idempotency-Key`.
 #[utoipa::path(post, path = "/v1/journeys/{id}/publish", tag = "journeys",
     params(("id" = Uuid, Path, description = "Journey id"), ("Idempotency-Key" = String, Header, description = "Unique per intended change")),
-    responses((status = 200, description = "The journey"), (status = 404, description = "journey_not_found", body = Problem, content_type = "application/problem+json"),
+    responses((status = 200, description = "The journey", body = crm_campaign::bodies::JourneyRow), (status = 404, description = "journey_not_found", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "invalid_state", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = ["admin"])))]
 pub(crate) async fn publish_journey(
@@ -195,7 +195,7 @@ pub(crate) async fn publish_journey(
 /// Pause: no entries, no sends; instances keep their place. Needs `Idempotency-Key`.
 #[utoipa::path(post, path = "/v1/journeys/{id}/pause", tag = "journeys",
     params(("id" = Uuid, Path, description = "Journey id"), ("Idempotency-Key" = String, Header, description = "Unique per intended change")),
-    responses((status = 200, description = "The journey"), (status = 404, description = "journey_not_found", body = Problem, content_type = "application/problem+json"),
+    responses((status = 200, description = "The journey", body = crm_campaign::bodies::JourneyRow), (status = 404, description = "journey_not_found", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "invalid_state: only a published journey pauses", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = ["admin"])))]
 pub(crate) async fn pause_journey(
@@ -210,7 +210,7 @@ pub(crate) async fn pause_journey(
 /// Resume a paused journey. Needs `Idempotency-Key`.
 #[utoipa::path(post, path = "/v1/journeys/{id}/resume", tag = "journeys",
     params(("id" = Uuid, Path, description = "Journey id"), ("Idempotency-Key" = String, Header, description = "Unique per intended change")),
-    responses((status = 200, description = "The journey"), (status = 404, description = "journey_not_found", body = Problem, content_type = "application/problem+json"),
+    responses((status = 200, description = "The journey", body = crm_campaign::bodies::JourneyRow), (status = 404, description = "journey_not_found", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "invalid_state: only a paused journey resumes", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = ["admin"])))]
 pub(crate) async fn resume_journey(
@@ -225,7 +225,7 @@ pub(crate) async fn resume_journey(
 /// Archive for good. Needs `Idempotency-Key`.
 #[utoipa::path(post, path = "/v1/journeys/{id}/archive", tag = "journeys",
     params(("id" = Uuid, Path, description = "Journey id"), ("Idempotency-Key" = String, Header, description = "Unique per intended change")),
-    responses((status = 200, description = "The journey"), (status = 404, description = "journey_not_found", body = Problem, content_type = "application/problem+json"),
+    responses((status = 200, description = "The journey", body = crm_campaign::bodies::JourneyRow), (status = 404, description = "journey_not_found", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "invalid_state: archived already", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = ["admin"])))]
 pub(crate) async fn archive_journey(
@@ -242,7 +242,7 @@ pub(crate) async fn archive_journey(
 /// `Idempotency-Key`.
 #[utoipa::path(post, path = "/v1/journeys/{id}/migrate", tag = "journeys",
     params(("id" = Uuid, Path, description = "Journey id"), ("Idempotency-Key" = String, Header, description = "Unique per intended change")),
-    responses((status = 200, description = "{\"version\", \"moved\", \"left\"}"),
+    responses((status = 200, description = "Instances moved", body = crm_campaign::bodies::Migrated),
         (status = 404, description = "journey_not_found", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "invalid_status: never published", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = ["admin"])))]
@@ -270,8 +270,8 @@ pub(crate) async fn migrate_journey(
 /// with each node's message id. Needs `Idempotency-Key`.
 #[utoipa::path(post, path = "/v1/journeys/{id}/test-send", tag = "journeys",
     params(("id" = Uuid, Path, description = "Journey id"), ("Idempotency-Key" = String, Header, description = "Unique per intended change")),
-    request_body(content = Object, description = "{\"address\": \"…\", \"channel\": \"email\" (default) | \"sms\" | \"push\"}"),
-    responses((status = 202, description = "{\"address\", \"messages\": [{\"node\", \"template\", \"message_id\"}]}"),
+    request_body(content = crm_campaign::bodies::JourneyTestSend, description = "{\"address\": \"…\", \"channel\": \"email\" (default) | \"sms\" | \"push\"}"),
+    responses((status = 202, description = "Queued, one message per send node", body = crm_campaign::bodies::JourneyTestSent),
         (status = 404, description = "journey_not_found", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not an address of the channel, or no send node on it", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = ["admin"])))]

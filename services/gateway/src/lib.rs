@@ -22,7 +22,6 @@ mod part_client;
 mod privacy;
 mod proxy;
 mod reviews;
-mod schemas;
 mod segment;
 mod segments;
 mod settings;

@@ -88,7 +88,7 @@ async fn write(
 /// The tenant's programme: currency, earn rate and rounding, category multipliers, caps,
 /// bonuses, expiry, tiers (docs/loyalty.md).
 #[utoipa::path(get, path = "/v1/loyalty/programme", tag = "loyalty",
-    responses((status = 200, description = "The programme"), (status = 409, description = "No programme yet (no_programme)", body = Problem, content_type = "application/problem+json")),
+    responses((status = 200, description = "The programme", body = crm_loyalty::bodies::Programme), (status = 409, description = "No programme yet (no_programme)", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = ["read"])))]
 pub(crate) async fn read_programme(
     State(app): State<AppState>,
@@ -100,8 +100,8 @@ pub(crate) async fn read_programme(
 /// Configure the programme (unknown fields refused). Needs `Idempotency-Key`.
 #[utoipa::path(put, path = "/v1/loyalty/programme", tag = "loyalty",
     params(("Idempotency-Key" = String, Header, description = "Unique per intended change")),
-    request_body(content = Object, description = "{\"currency\": \"points\", \"earn_rate\": 1, \"rounding\": \"floor|nearest|ceil\", \"category_multipliers\": {\"shoes\": 2}, \"caps\": [{\"period\": \"day|week|month\", \"max_points\": 500}], \"bonuses\": {\"sign_up\", \"birthday\", \"referral\", \"review\", \"positive_mention\"}, \"expiry_days\": 365, \"allow_negative\": false, \"tiers\": [{\"name\", \"threshold\", \"multiplier\"}], \"tier_window_days\": 365, \"tier_period_days\": 365, \"reservation_timeout_secs\": 900}"),
-    responses((status = 200, description = "Stored"), (status = 400, description = "Missing Idempotency-Key or bad JSON", body = Problem, content_type = "application/problem+json"),
+    request_body(content = crm_loyalty::bodies::Programme, description = "{\"currency\": \"points\", \"earn_rate\": 1, \"rounding\": \"floor|nearest|ceil\", \"category_multipliers\": {\"shoes\": 2}, \"caps\": [{\"period\": \"day|week|month\", \"max_points\": 500}], \"bonuses\": {\"sign_up\", \"birthday\", \"referral\", \"review\", \"positive_mention\"}, \"expiry_days\": 365, \"allow_negative\": false, \"tiers\": [{\"name\", \"threshold\", \"multiplier\"}], \"tier_window_days\": 365, \"tier_period_days\": 365, \"reservation_timeout_secs\": 900}"),
+    responses((status = 200, description = "Stored", body = crm_loyalty::bodies::Programme), (status = 400, description = "Missing Idempotency-Key or bad JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid programme, or key reused with other parameters", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = ["admin"])))]
 pub(crate) async fn write_programme(
@@ -124,7 +124,7 @@ pub(crate) async fn write_programme(
 
 /// A customer's balance, reserved points, tier, qualifying points and expiring lots.
 #[utoipa::path(get, path = "/v1/loyalty/customers/{id}", tag = "loyalty", params(("id" = Uuid, Path, description = "Customer id")),
-    responses((status = 200, description = "{\"balance\", \"reserved\", \"tier\": {name, since, period_end}, \"qualifying_points\", \"expiring\": [{expires_at, points}]}")),
+    responses((status = 200, description = "The account", body = crm_loyalty::bodies::AccountView)),
     security(("api_key" = ["read"])))]
 pub(crate) async fn account(
     State(app): State<AppState>,
@@ -146,7 +146,7 @@ pub(crate) struct StatementQuery {
 /// A customer's statement: entries newest first, each with its transaction's kind, reason and
 /// source event.
 #[utoipa::path(get, path = "/v1/loyalty/customers/{id}/statement", tag = "loyalty", params(("id" = Uuid, Path, description = "Customer id"), StatementQuery),
-    responses((status = 200, description = "{\"items\": [{entry_id, account, points, transaction_id, kind, reason, source_event, at}], \"next\"}")),
+    responses((status = 200, description = "A page of entries, newest first", body = crm_loyalty::bodies::Statement)),
     security(("api_key" = ["read"])))]
 pub(crate) async fn statement(
     State(app): State<AppState>,
@@ -170,8 +170,8 @@ pub(crate) async fn statement(
 /// Add or remove points by hand, with a reason. Needs `Idempotency-Key`.
 #[utoipa::path(post, path = "/v1/loyalty/customers/{id}/adjustments", tag = "loyalty",
     params(("id" = Uuid, Path, description = "Customer id"), ("Idempotency-Key" = String, Header, description = "Unique per intended adjustment")),
-    request_body(content = Object, description = "{\"points\": -50, \"reason\": \"goodwill\"}"),
-    responses((status = 201, description = "{\"transaction_id\", \"points\", \"balance\"}"),
+    request_body(content = crm_loyalty::bodies::Adjustment, description = "{\"points\": -50, \"reason\": \"goodwill\"}"),
+    responses((status = 201, description = "Posted", body = crm_loyalty::bodies::Adjusted),
         (status = 409, description = "Not enough points (insufficient_points)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Key reused with other parameters, or bad points / reason", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = ["write:loyalty"])))]
@@ -197,7 +197,7 @@ pub(crate) async fn adjust(
 /// The programme's liability: points outstanding (available and reserved) beside issued,
 /// redeemed and expired totals.
 #[utoipa::path(get, path = "/v1/loyalty/liability", tag = "loyalty",
-    responses((status = 200, description = "{\"outstanding\", \"available\", \"reserved\", \"customers_with_points\", \"issued\", \"redeemed\", \"expired\", \"reconciles\"}")),
+    responses((status = 200, description = "What the programme owes", body = crm_loyalty::bodies::Liability)),
     security(("api_key" = ["read"])))]
 pub(crate) async fn liability(
     State(app): State<AppState>,
@@ -207,7 +207,7 @@ pub(crate) async fn liability(
 }
 
 /// The reward catalogue.
-#[utoipa::path(get, path = "/v1/loyalty/rewards", tag = "loyalty", responses((status = 200, description = "{\"items\": [{id, name, cost, stock, valid_from, valid_to, active}]}")), security(("api_key" = ["read"])))]
+#[utoipa::path(get, path = "/v1/loyalty/rewards", tag = "loyalty", responses((status = 200, description = "The rewards, cheapest first", body = crm_loyalty::bodies::RewardList)), security(("api_key" = ["read"])))]
 pub(crate) async fn list_rewards(
     State(app): State<AppState>,
     caller: Caller,
@@ -218,8 +218,8 @@ pub(crate) async fn list_rewards(
 /// Add a reward. Needs `Idempotency-Key`.
 #[utoipa::path(post, path = "/v1/loyalty/rewards", tag = "loyalty",
     params(("Idempotency-Key" = String, Header, description = "Unique per intended reward")),
-    request_body(content = Object, description = "{\"name\", \"cost\", \"stock\" (absent: unlimited), \"valid_from\", \"valid_to\", \"active\"}"),
-    responses((status = 201, description = "The reward"), (status = 422, description = "Invalid reward", body = Problem, content_type = "application/problem+json")),
+    request_body(content = crm_loyalty::bodies::RewardBody, description = "{\"name\", \"cost\", \"stock\" (absent: unlimited), \"valid_from\", \"valid_to\", \"active\"}"),
+    responses((status = 201, description = "The reward", body = crm_loyalty::bodies::Reward), (status = 422, description = "Invalid reward", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = ["admin"])))]
 pub(crate) async fn create_reward(
     State(app): State<AppState>,
@@ -242,8 +242,8 @@ pub(crate) async fn create_reward(
 /// Replace a reward. Needs `Idempotency-Key`.
 #[utoipa::path(put, path = "/v1/loyalty/rewards/{id}", tag = "loyalty",
     params(("id" = Uuid, Path, description = "Reward id"), ("Idempotency-Key" = String, Header, description = "Unique per intended change")),
-    request_body(content = Object, description = "As for creation"),
-    responses((status = 200, description = "The reward"), (status = 404, description = "No such reward", body = Problem, content_type = "application/problem+json")),
+    request_body(content = crm_loyalty::bodies::RewardBody, description = "As for creation"),
+    responses((status = 200, description = "The reward", body = crm_loyalty::bodies::Reward), (status = 404, description = "No such reward", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = ["admin"])))]
 pub(crate) async fn update_reward(
     State(app): State<AppState>,
@@ -268,8 +268,8 @@ pub(crate) async fn update_reward(
 /// released after the programme's timeout. Needs `Idempotency-Key`.
 #[utoipa::path(post, path = "/v1/loyalty/redemptions", tag = "loyalty",
     params(("Idempotency-Key" = String, Header, description = "Unique per intended redemption")),
-    request_body(content = Object, description = "{\"customer_id\", \"reward_id\"}"),
-    responses((status = 201, description = "{id, customer_id, reward_id, points, status: reserved, reserved_at, expires_at}"),
+    request_body(content = crm_loyalty::bodies::ReserveBody, description = "{\"customer_id\", \"reward_id\"}"),
+    responses((status = 201, description = "Reserved: the points are held until confirmed, cancelled or released", body = crm_loyalty::bodies::Redemption),
         (status = 409, description = "Not enough points (insufficient_points), reward unavailable or out of stock (reward_unavailable)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Key reused with other parameters", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = ["write:loyalty"])))]
@@ -293,7 +293,7 @@ pub(crate) async fn reserve(
 
 /// One redemption.
 #[utoipa::path(get, path = "/v1/loyalty/redemptions/{id}", tag = "loyalty", params(("id" = Uuid, Path, description = "Redemption id")),
-    responses((status = 200, description = "The redemption, with its coupon once confirmed")), security(("api_key" = ["read"])))]
+    responses((status = 200, description = "The redemption, with its coupon once confirmed", body = crm_loyalty::bodies::Redemption)), security(("api_key" = ["read"])))]
 pub(crate) async fn read_redemption(
     State(app): State<AppState>,
     caller: Caller,
@@ -306,7 +306,7 @@ pub(crate) async fn read_redemption(
 /// `Idempotency-Key`.
 #[utoipa::path(post, path = "/v1/loyalty/redemptions/{id}/confirm", tag = "loyalty",
     params(("id" = Uuid, Path, description = "Redemption id"), ("Idempotency-Key" = String, Header, description = "Unique per intended confirmation")),
-    responses((status = 200, description = "The redemption, status confirmed, with coupon_code"),
+    responses((status = 200, description = "Confirmed, with its coupon_code", body = crm_loyalty::bodies::Redemption),
         (status = 409, description = "Not reserved any more (invalid_state)", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = ["write:loyalty"])))]
 pub(crate) async fn confirm(
@@ -329,7 +329,7 @@ pub(crate) async fn confirm(
 /// Cancel a reservation: the points return to the customer. Needs `Idempotency-Key`.
 #[utoipa::path(post, path = "/v1/loyalty/redemptions/{id}/cancel", tag = "loyalty",
     params(("id" = Uuid, Path, description = "Redemption id"), ("Idempotency-Key" = String, Header, description = "Unique per intended cancellation")),
-    responses((status = 200, description = "The redemption, status cancelled"),
+    responses((status = 200, description = "Cancelled", body = crm_loyalty::bodies::Redemption),
         (status = 409, description = "Not reserved any more (invalid_state)", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = ["write:loyalty"])))]
 pub(crate) async fn cancel(

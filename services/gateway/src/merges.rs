@@ -34,7 +34,7 @@ pub(crate) fn routes() -> Router<AppState> {
     get, path = "/v1/customers/{id}/merges", tag = "identity",
     params(("id" = Uuid, Path, description = "Customer id (a merged id works too)")),
     responses(
-        (status = 200, description = "{\"items\": [{\"id\", \"survivor_id\", \"merged_id\", \"kind\" (deterministic, probabilistic, manual), \"evidence\", \"created_at\", \"undone_at\"}]}"),
+        (status = 200, description = "The merges, newest first", body = crm_identity::bodies::MergeList),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such customer", body = Problem, content_type = "application/problem+json"),
     ),
@@ -55,7 +55,7 @@ pub(crate) async fn customer_merges(
     get, path = "/v1/customers/{id}/identifiers", tag = "identity",
     params(("id" = Uuid, Path, description = "Customer id (a merged id works too)")),
     responses(
-        (status = 200, description = "{\"customer_id\", \"items\": [{\"kind\", \"value\", \"first_seen_at\"}]}"),
+        (status = 200, description = "The identifiers", body = crm_identity::bodies::Identifiers),
         (status = 404, description = "No such customer", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["read"]))
@@ -76,7 +76,7 @@ pub(crate) async fn customer_identifiers(
     post, path = "/v1/merges/{id}/unmerge", tag = "identity",
     params(("id" = Uuid, Path, description = "Merge id")),
     responses(
-        (status = 200, description = "{\"merge_id\", \"status\": \"undone\", \"survivor\": profile, \"restored\": profile}"),
+        (status = 200, description = "Undone", body = crm_identity::bodies::Unmerged),
         (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No merge in force with this id", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The survivor was merged again since", body = Problem, content_type = "application/problem+json"),

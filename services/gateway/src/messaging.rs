@@ -84,7 +84,7 @@ async fn write(
 
 /// The tenant's templates.
 #[utoipa::path(get, path = "/v1/templates", tag = "templates",
-    responses((status = 200, description = "{\"items\": [{\"key\", \"channel\", \"message_type\", \"purpose\", \"subject\", \"html\", \"text\", \"version\", \"updated_at\"}]}")),
+    responses((status = 200, description = "The templates", body = crm_campaign::bodies::TemplateList)),
     security(("api_key" = ["read"])))]
 pub(crate) async fn list_templates(
     State(app): State<AppState>,
@@ -95,7 +95,7 @@ pub(crate) async fn list_templates(
 
 /// A template.
 #[utoipa::path(get, path = "/v1/templates/{key}", tag = "templates", params(("key" = String, Path, description = "Template key")),
-    responses((status = 200, description = "The template"), (status = 404, description = "template_not_found", body = Problem, content_type = "application/problem+json")),
+    responses((status = 200, description = "The template", body = crm_campaign::bodies::TemplateView), (status = 404, description = "template_not_found", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = ["read"])))]
 pub(crate) async fn read_template(
     State(app): State<AppState>,
@@ -109,8 +109,8 @@ pub(crate) async fn read_template(
 /// Needs `Idempotency-Key`.
 #[utoipa::path(put, path = "/v1/templates/{key}", tag = "templates",
     params(("key" = String, Path, description = "Template key"), ("Idempotency-Key" = String, Header, description = "Unique per intended change")),
-    request_body(content = Object, description = "{\"channel\": \"email|sms|push\", \"subject\", \"html\", \"text\", \"message_type\": \"marketing\", \"purpose\": \"marketing|transactional\"}"),
-    responses((status = 200, description = "The template"),
+    request_body(content = crm_campaign::bodies::TemplateBody, description = "{\"channel\": \"email|sms|push\", \"subject\", \"html\", \"text\", \"message_type\": \"marketing\", \"purpose\": \"marketing|transactional\"}"),
+    responses((status = 200, description = "The template", body = crm_campaign::bodies::TemplateView),
         (status = 400, description = "Bad body or missing Idempotency-Key", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "invalid_template: `errors` name part, line and column", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = ["admin"])))]
@@ -159,8 +159,8 @@ pub(crate) async fn delete_template(
 
 /// Render a stored template for a sample customer (`{"traits": {…}, "stage", "tier", "segments"}`).
 #[utoipa::path(post, path = "/v1/templates/{key}/preview", tag = "templates", params(("key" = String, Path, description = "Template key")),
-    request_body(content = Object, description = "{\"traits\": {…}, \"stage\", \"tier\", \"segments\"}"),
-    responses((status = 200, description = "{\"subject\", \"html\", \"text\"}"),
+    request_body(content = crm_campaign::bodies::Sample, description = "{\"traits\": {…}, \"stage\", \"tier\", \"segments\"}"),
+    responses((status = 200, description = "Rendered for the sample", body = crm_campaign::bodies::Rendered),
         (status = 422, description = "invalid_template: the render failed (line and column)", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = ["read"])))]
 pub(crate) async fn preview_template(
@@ -185,8 +185,8 @@ pub(crate) async fn preview_template(
 
 /// Check and render a draft template (`{"template": {…}, "sample": {…}}`) without saving it.
 #[utoipa::path(post, path = "/v1/templates/preview", tag = "templates",
-    request_body(content = Object, description = "{\"template\": {\"subject\", \"html\", \"text\"}, \"sample\": {\"traits\": {…}}}"),
-    responses((status = 200, description = "{\"subject\", \"html\", \"text\"}"),
+    request_body(content = crm_campaign::bodies::Draft, description = "{\"template\": {\"subject\", \"html\", \"text\"}, \"sample\": {\"traits\": {…}}}"),
+    responses((status = 200, description = "Rendered for the sample", body = crm_campaign::bodies::Rendered),
         (status = 422, description = "invalid_template (line and column)", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = ["read"])))]
 pub(crate) async fn preview_draft(
@@ -209,7 +209,7 @@ pub(crate) async fn preview_draft(
 
 /// The tenant's channels (secrets are never shown back).
 #[utoipa::path(get, path = "/v1/channels", tag = "channels",
-    responses((status = 200, description = "{\"items\": [{\"key\", \"settings\", \"secrets\": count, \"disabled_at\", \"disabled_reason\"}]}")),
+    responses((status = 200, description = "The channels (secrets never shown)", body = crm_campaign::bodies::ChannelList)),
     security(("api_key" = ["read"])))]
 pub(crate) async fn list_channels(
     State(app): State<AppState>,
@@ -220,7 +220,7 @@ pub(crate) async fn list_channels(
 
 /// A channel.
 #[utoipa::path(get, path = "/v1/channels/{key}", tag = "channels", params(("key" = String, Path, description = "Channel key")),
-    responses((status = 200, description = "The channel"), (status = 404, description = "channel_not_found", body = Problem, content_type = "application/problem+json")),
+    responses((status = 200, description = "The channel", body = crm_campaign::bodies::ChannelRow), (status = 404, description = "channel_not_found", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = ["read"])))]
 pub(crate) async fn read_channel(
     State(app): State<AppState>,
@@ -235,8 +235,8 @@ pub(crate) async fn read_channel(
 /// `Idempotency-Key`.
 #[utoipa::path(put, path = "/v1/channels/{key}", tag = "channels",
     params(("key" = String, Path, description = "Channel key"), ("Idempotency-Key" = String, Header, description = "Unique per intended change")),
-    request_body(content = Object, description = "{\"settings\": {\"kind\": \"email\", \"from\", \"from_name\", \"reply_to\"} | {\"kind\": \"sms\", \"url\", \"account\", \"from\"} | {\"kind\": \"push\", \"url\", \"account\"} | {\"kind\": \"webhook\", \"url\"}, \"token\"}"),
-    responses((status = 200, description = "The channel (and `secret` once for a new webhook)"),
+    request_body(content = crm_campaign::bodies::ChannelBody, description = "{\"settings\": {\"kind\": \"email\", \"from\", \"from_name\", \"reply_to\"} | {\"kind\": \"sms\", \"url\", \"account\", \"from\"} | {\"kind\": \"push\", \"url\", \"account\"} | {\"kind\": \"webhook\", \"url\"}, \"token\"}"),
+    responses((status = 200, description = "The channel (and `secret` once for a new webhook)", body = crm_campaign::bodies::ChannelView),
         (status = 400, description = "Bad body or missing Idempotency-Key", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "invalid_channel", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = ["admin"])))]
@@ -264,7 +264,7 @@ pub(crate) async fn put_channel(
 /// stays valid beside it until the next rotation. Needs `Idempotency-Key`.
 #[utoipa::path(post, path = "/v1/channels/{key}/rotate", tag = "channels",
     params(("key" = String, Path, description = "Channel key"), ("Idempotency-Key" = String, Header, description = "Unique per intended change")),
-    responses((status = 200, description = "The channel and its new `secret`"),
+    responses((status = 200, description = "The channel and its new `secret`", body = crm_campaign::bodies::ChannelView),
         (status = 404, description = "channel_not_found", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "invalid_channel: not a webhook", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = ["admin"])))]
@@ -280,7 +280,7 @@ pub(crate) async fn rotate_channel(
 
 /// The contact policy: frequency caps, quiet hours, global control group.
 #[utoipa::path(get, path = "/v1/contact-policy", tag = "channels",
-    responses((status = 200, description = "{\"caps\": [...], \"quiet_hours\", \"global_holdout_percent\", \"priority_hold_seconds\"}")),
+    responses((status = 200, description = "The policy", body = crm_campaign::bodies::ContactPolicy)),
     security(("api_key" = ["read"])))]
 pub(crate) async fn read_policy(
     State(app): State<AppState>,
@@ -292,8 +292,8 @@ pub(crate) async fn read_policy(
 /// Replace the contact policy. Needs `Idempotency-Key`.
 #[utoipa::path(put, path = "/v1/contact-policy", tag = "channels",
     params(("Idempotency-Key" = String, Header, description = "Unique per intended change")),
-    request_body(content = Object, description = "{\"caps\": [{\"channel\": \"email\", \"message_type\": \"marketing\", \"max\": 2, \"window\": {\"rolling_hours\": 24} | \"calendar_day\" | \"calendar_week\" | \"calendar_month\"}], \"quiet_hours\": {\"start\": \"21:00\", \"end\": \"08:00\", \"policy\": \"defer|drop\"}, \"global_holdout_percent\": 0, \"priority_hold_seconds\": 0}"),
-    responses((status = 200, description = "The policy"),
+    request_body(content = crm_campaign::bodies::ContactPolicy, description = "{\"caps\": [{\"channel\": \"email\", \"message_type\": \"marketing\", \"max\": 2, \"window\": {\"rolling_hours\": 24} | \"calendar_day\" | \"calendar_week\" | \"calendar_month\"}], \"quiet_hours\": {\"start\": \"21:00\", \"end\": \"08:00\", \"policy\": \"defer|drop\"}, \"global_holdout_percent\": 0, \"priority_hold_seconds\": 0}"),
+    responses((status = 200, description = "The policy", body = crm_campaign::bodies::ContactPolicy),
         (status = 400, description = "Bad body or missing Idempotency-Key", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "invalid_policy", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = ["admin"])))]
@@ -317,7 +317,7 @@ pub(crate) async fn put_policy(
 
 /// A customer's messages, newest first: sent, skipped with the reason, and their delivery.
 #[utoipa::path(get, path = "/v1/customers/{id}/messages", tag = "journeys", params(("id" = Uuid, Path, description = "Customer id")),
-    responses((status = 200, description = "{\"items\": [{\"id\", \"journey_id\", \"node\", \"channel\", \"template\", \"status\", \"skip_reason\", \"subject\", \"created_at\", \"sent_at\"}]}")),
+    responses((status = 200, description = "The messages, newest first", body = crm_campaign::bodies::MessageList)),
     security(("api_key" = ["read"])))]
 pub(crate) async fn customer_messages(
     State(app): State<AppState>,
@@ -329,7 +329,7 @@ pub(crate) async fn customer_messages(
 
 /// A customer's journeys, newest first: status, node, arm, control group, exit reason, goal.
 #[utoipa::path(get, path = "/v1/customers/{id}/journeys", tag = "journeys", params(("id" = Uuid, Path, description = "Customer id")),
-    responses((status = 200, description = "{\"items\": [{\"id\", \"journey_id\", \"version\", \"status\", \"node\", \"arm\", \"held_out\", \"entered_at\", \"exited_at\", \"exit_reason\", \"goal_at\"}]}")),
+    responses((status = 200, description = "The journeys, newest first", body = crm_campaign::bodies::CustomerJourneys)),
     security(("api_key" = ["read"])))]
 pub(crate) async fn customer_journeys(
     State(app): State<AppState>,
@@ -343,7 +343,7 @@ pub(crate) async fn customer_journeys(
 /// by reason, goal conversion per arm and against the control group with the uplift and its
 /// 95% interval (Wald, given from 30 customers per group).
 #[utoipa::path(get, path = "/v1/journeys/{id}/report", tag = "journeys", params(("id" = Uuid, Path, description = "Journey id")),
-    responses((status = 200, description = "{\"entered\", \"held_out\", \"converted\", \"arms\", \"at_node\", \"exited\", \"messages\", \"skipped\", \"goal\": {\"treated\", \"holdout\", \"uplift\", \"relative_uplift\", \"ci95\"}}"),
+    responses((status = 200, description = "The report", body = crm_campaign::bodies::JourneyReport),
         (status = 404, description = "journey_not_found", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = ["read"])))]
 pub(crate) async fn journey_report(
@@ -358,8 +358,8 @@ pub(crate) async fn journey_report(
 /// through the delivery loop: 202 with the message id. Needs `Idempotency-Key`.
 #[utoipa::path(post, path = "/v1/templates/{key}/test-send", tag = "templates",
     params(("key" = String, Path, description = "Template key"), ("Idempotency-Key" = String, Header, description = "Unique per intended change")),
-    request_body(content = Object, description = "{\"address\": \"…\"}"),
-    responses((status = 202, description = "{\"message_id\", \"address\"}"),
+    request_body(content = crm_campaign::bodies::TestSend, description = "{\"address\": \"…\"}"),
+    responses((status = 202, description = "Queued", body = crm_campaign::bodies::TestSent),
         (status = 404, description = "template_not_found", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not an address of the template's channel", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = ["admin"])))]

@@ -8,9 +8,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use crm_identity::bodies::ConsentBody;
 use crm_service::Code;
 use crm_service::Problem;
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::{needs, Caller, Scope};
@@ -39,7 +39,7 @@ pub(crate) fn routes() -> Router<AppState> {
     get, path = "/v1/customers/{id}/consent", tag = "privacy",
     params(("id" = Uuid, Path, description = "Customer id (a merged id works too)")),
     responses(
-        (status = 200, description = "{\"customer_id\", \"items\": [{\"purpose\", \"channel\", \"granted\", \"source\", \"at\"}]}"),
+        (status = 200, description = "The current consent: the latest entry per purpose and channel", body = crm_identity::bodies::ConsentList),
         (status = 404, description = "No such customer", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["read"]))
@@ -53,32 +53,14 @@ pub(crate) async fn read_consent(
     relay(&app, &caller, reqwest::Method::GET, &path, &[], None).await
 }
 
-/// A consent given or withdrawn.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ConsentRequest {
-    /// What the data is used for (`marketing`, `analytics`, ...): 1 to 64 of a-z, 0-9, _ and -.
-    purpose: String,
-    /// Where (`email`, `sms`, `phone`, `push`, `post`, `any`).
-    channel: String,
-    /// Given (true) or withdrawn (false).
-    granted: bool,
-    /// When the customer gave or withdrew it (default: now).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    at: Option<chrono::DateTime<chrono::Utc>>,
-    /// Who collected it (default `api`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    source: Option<String>,
-}
-
 /// Record a consent given or withdrawn: `{"purpose", "channel", "granted", "at"?, "source"?}`.
 /// Identify events record consent too, from a `consent` trait of the same shape (or a list).
 #[utoipa::path(
     post, path = "/v1/customers/{id}/consent", tag = "privacy",
     params(("id" = Uuid, Path, description = "Customer id")),
-    request_body = ConsentRequest,
+    request_body = ConsentBody,
     responses(
-        (status = 200, description = "The current consent, as GET answers it"),
+        (status = 200, description = "The current consent, after the change", body = crm_identity::bodies::ConsentList),
         (status = 400, description = "Malformed consent (code invalid_consent)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such customer", body = Problem, content_type = "application/problem+json"),
@@ -89,7 +71,7 @@ pub(crate) async fn record_consent(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<Uuid>,
-    body: Result<Json<ConsentRequest>, JsonRejection>,
+    body: Result<Json<ConsentBody>, JsonRejection>,
 ) -> Result<Response, Problem> {
     let Json(request) = body.map_err(|e| {
         Problem::new(
@@ -126,7 +108,7 @@ pub(crate) async fn record_consent(
     get, path = "/v1/customers/{id}/export", tag = "privacy",
     params(("id" = Uuid, Path, description = "Customer id (a merged id works too)")),
     responses(
-        (status = 200, description = "The export document"),
+        (status = 200, description = "The export document", body = crm_identity::bodies::ExportDocument),
         (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such customer", body = Problem, content_type = "application/problem+json"),
     ),
@@ -147,7 +129,7 @@ pub(crate) async fn export(
     post, path = "/v1/customers/{id}/erase", tag = "privacy",
     params(("id" = Uuid, Path, description = "Customer id (a merged id erases its survivor)")),
     responses(
-        (status = 200, description = "{\"status\": \"erased\", \"erased_ids\": [...]}"),
+        (status = 200, description = "Erased", body = crm_identity::bodies::Erased),
         (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such customer (or erased already)", body = Problem, content_type = "application/problem+json"),
     ),

@@ -42,7 +42,7 @@ pub(crate) struct ReviewQuery {
 #[utoipa::path(
     get, path = "/v1/reviews", tag = "identity", params(ReviewQuery),
     responses(
-        (status = 200, description = "{\"items\": [review], \"next_after\": id or null}; a review has customer_a, customer_b, reason (different_user_id, identifier_cap, probabilistic), probability, evidence, status"),
+        (status = 200, description = "A page of reviews", body = crm_identity::bodies::ReviewPage),
         (status = 400, description = "Bad status or limit", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
     ),
@@ -73,7 +73,7 @@ pub(crate) async fn list_reviews(
     post, path = "/v1/reviews/{id}/accept", tag = "identity",
     params(("id" = Uuid, Path, description = "Review id")),
     responses(
-        (status = 200, description = "{\"id\", \"status\": \"accepted\", \"merge_id\", \"survivor_id\", \"merged_id\"}"),
+        (status = 200, description = "Accepted: the two were merged", body = crm_identity::bodies::ReviewDecision),
         (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No pending review with this id", body = Problem, content_type = "application/problem+json"),
     ),
@@ -92,7 +92,7 @@ pub(crate) async fn accept_review(
     post, path = "/v1/reviews/{id}/reject", tag = "identity",
     params(("id" = Uuid, Path, description = "Review id")),
     responses(
-        (status = 200, description = "{\"id\", \"status\": \"rejected\"}"),
+        (status = 200, description = "Rejected: the two stay apart", body = crm_identity::bodies::ReviewDecision),
         (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No pending review with this id", body = Problem, content_type = "application/problem+json"),
     ),
@@ -110,7 +110,7 @@ pub(crate) async fn reject_review(
 #[utoipa::path(
     get, path = "/v1/data-quality", tag = "identity",
     responses(
-        (status = 200, description = "{\"fields\": [{\"field\", \"present\", \"valid\", \"invalid\", \"standardised\"}]}"),
+        (status = 200, description = "Counts per field", body = crm_identity::bodies::QualityReport),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["read"]))

@@ -77,9 +77,9 @@ pub(crate) fn routes() -> Router<AppState> {
 /// node. Members are computed in the background, then kept in real time.
 #[utoipa::path(
     post, path = "/v1/segments", tag = "segments",
-    request_body(content = Object, description = "{\"name\": \"Lapsed shoe buyers\", \"description\": \"...\", \"rule\": {\"all\": [{\"bought_category\": {\"any_of\": [\"shoes\"]}}, {\"stage\": {\"in\": [\"lapsed\"]}}]}}"),
+    request_body(content = crm_segmentation::bodies::NewSegment, description = "{\"name\": \"Lapsed shoe buyers\", \"description\": \"...\", \"rule\": {\"all\": [{\"bought_category\": {\"any_of\": [\"shoes\"]}}, {\"stage\": {\"in\": [\"lapsed\"]}}]}}"),
     responses(
-        (status = 201, description = "{\"segment\": {id, name, description, rule, version, created_at, updated_at, updated_by}, \"computing\": true}"),
+        (status = 201, description = "Created; its members are computed in the background", body = crm_segmentation::bodies::SegmentSaved),
         (status = 400, description = "Not JSON, or unknown body fields (code invalid_body)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Name taken (segment_name_taken)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid rule (invalid_rule, with `path`), reference cycle (segment_cycle), unknown referenced segment (unknown_segment)", body = Problem, content_type = "application/problem+json"),
@@ -107,7 +107,7 @@ pub(crate) async fn create_segment(
 /// The tenant's segments with their sizes.
 #[utoipa::path(
     get, path = "/v1/segments", tag = "segments",
-    responses((status = 200, description = "{\"items\": [{\"segment\": {...}, \"size\": n}]}")),
+    responses((status = 200, description = "The segments with their sizes", body = crm_segmentation::bodies::SegmentList)),
     security(("api_key" = ["read"]))
 )]
 pub(crate) async fn list_segments(
@@ -123,7 +123,7 @@ pub(crate) async fn list_segments(
 #[utoipa::path(
     get, path = "/v1/segments/{id}", tag = "segments", params(("id" = Uuid, Path, description = "Segment id")),
     responses(
-        (status = 200, description = "{\"segment\": {...}, \"size\": n}"),
+        (status = 200, description = "The segment and its size", body = crm_segmentation::bodies::SegmentSized),
         (status = 404, description = "No such segment", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["read"]))
@@ -143,9 +143,9 @@ pub(crate) async fn read_segment(
 /// the key that made it.
 #[utoipa::path(
     put, path = "/v1/segments/{id}", tag = "segments", params(("id" = Uuid, Path, description = "Segment id")),
-    request_body(content = Object, description = "{\"name\"?, \"description\"?, \"rule\"?}"),
+    request_body(content = crm_segmentation::bodies::SegmentPatch, description = "{\"name\"?, \"description\"?, \"rule\"?}"),
     responses(
-        (status = 200, description = "{\"segment\": {...}, \"computing\": bool}"),
+        (status = 200, description = "Saved as a new version", body = crm_segmentation::bodies::SegmentSaved),
         (status = 404, description = "No such segment", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid rule or cycle", body = Problem, content_type = "application/problem+json"),
     ),
@@ -195,7 +195,7 @@ pub(crate) async fn delete_segment(
 #[utoipa::path(
     get, path = "/v1/segments/{id}/versions", tag = "segments", params(("id" = Uuid, Path, description = "Segment id")),
     responses(
-        (status = 200, description = "{\"segment_id\", \"versions\": [{version, change, name, description, rule, changed_by, changed_at}]}"),
+        (status = 200, description = "The versions, newest first", body = crm_segmentation::bodies::SegmentVersions),
         (status = 404, description = "No such segment", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["read"]))
@@ -214,9 +214,9 @@ pub(crate) async fn segment_versions(
 /// The size and a sample of a rule's audience, before saving it.
 #[utoipa::path(
     post, path = "/v1/segments/preview", tag = "segments",
-    request_body(content = Object, description = "{\"rule\": {...}, \"sample\": 10}"),
+    request_body(content = crm_segmentation::bodies::PreviewRequest, description = "{\"rule\": {...}, \"sample\": 10}"),
     responses(
-        (status = 200, description = "{\"size\", \"customers\", \"sample\": [customer ids]}"),
+        (status = 200, description = "The audience now", body = crm_segmentation::bodies::Preview),
         (status = 422, description = "Invalid rule (with `path`)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["read"]))
@@ -252,7 +252,7 @@ pub(crate) struct MembersQuery {
 #[utoipa::path(
     get, path = "/v1/segments/{id}/members", tag = "segments", params(("id" = Uuid, Path, description = "Segment id"), MembersQuery),
     responses(
-        (status = 200, description = "{\"segment_id\", \"items\": [{customer_id, entered_at}], \"next\": id or null}"),
+        (status = 200, description = "A page of members", body = crm_segmentation::bodies::Members),
         (status = 404, description = "No such segment", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["read"]))
@@ -284,7 +284,7 @@ pub(crate) async fn segment_members(
 #[utoipa::path(
     post, path = "/v1/segments/{id}/recompute", tag = "segments", params(("id" = Uuid, Path, description = "Segment id")),
     responses(
-        (status = 200, description = "{\"segment_id\", \"applied\": {customers, entered, exited, stage_changes}, \"elapsed_ms\"}"),
+        (status = 200, description = "What changed", body = crm_segmentation::bodies::Recomputed),
         (status = 404, description = "No such segment", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["admin"]))
@@ -303,7 +303,7 @@ pub(crate) async fn recompute_segment(
 /// The segments a customer is in.
 #[utoipa::path(
     get, path = "/v1/customers/{id}/segments", tag = "segments", params(("id" = Uuid, Path, description = "Customer id (a merged id works too)")),
-    responses((status = 200, description = "{\"customer_id\", \"segments\": [{segment_id, name, entered_at}]}")),
+    responses((status = 200, description = "The segments", body = crm_segmentation::bodies::CustomerSegments)),
     security(("api_key" = ["read"]))
 )]
 pub(crate) async fn customer_segments(
@@ -322,7 +322,7 @@ pub(crate) async fn customer_segments(
 #[utoipa::path(
     get, path = "/v1/customers/{id}/scores", tag = "segments", params(("id" = Uuid, Path, description = "Customer id (a merged id works too)")),
     responses(
-        (status = 200, description = "{\"stage\", \"stage_since\", \"rfm\": {r, f, m, group}, \"lead\": {score, qualified, qualified_at, explanation: [{label, kind, events, points}]}, \"value\": {probability_alive, expected_purchases, lifetime_value, horizon_weeks}, \"loyalty_tier\"}"),
+        (status = 200, description = "The scores", body = crm_segmentation::bodies::CustomerScores),
         (status = 404, description = "Segmentation knows no such customer", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["read"]))
@@ -343,7 +343,7 @@ pub(crate) async fn customer_scores(
 #[utoipa::path(
     get, path = "/v1/customers/{id}/activity", tag = "segments", params(("id" = Uuid, Path, description = "Customer id (a merged id works too)")),
     responses(
-        (status = 200, description = "{\"events_total\", \"orders\", \"revenue\", \"average_order_value\", \"categories\", \"last_order_at\", \"events\": {name: {count, sum, last_7_days, last_30_days, last_90_days}}}"),
+        (status = 200, description = "The aggregates", body = crm_segmentation::bodies::Activity),
         (status = 404, description = "Segmentation knows no such customer", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["read"]))
@@ -362,7 +362,7 @@ pub(crate) async fn customer_activity(
 /// Customers per RFM group and (R, F) cell, from the last scoring run.
 #[utoipa::path(
     get, path = "/v1/reports/rfm", tag = "reports",
-    responses((status = 200, description = "{\"groups\": [{group, customers, revenue}], \"cells\": [{r, f, customers}], \"last_run\"}")),
+    responses((status = 200, description = "Customers per group and cell", body = crm_segmentation::bodies::RfmReport)),
     security(("api_key" = ["read"]))
 )]
 pub(crate) async fn rfm_report(
@@ -397,7 +397,7 @@ pub(crate) struct LifecycleQuery {
 #[utoipa::path(
     get, path = "/v1/reports/lifecycle", tag = "reports", params(LifecycleQuery),
     responses(
-        (status = 200, description = "{\"stages\": {stage: n}, \"periods\": [{period_start, into: {stage: n}, transitions: [{from, to, customers}]}]}"),
+        (status = 200, description = "Stages now and transitions per period", body = crm_segmentation::bodies::LifecycleReport),
         (status = 400, description = "Bad period or range", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["read"]))
@@ -426,7 +426,7 @@ pub(crate) async fn lifecycle_report(
 /// or `failed` (with its `error`).
 #[utoipa::path(
     post, path = "/v1/scoring/runs", tag = "reports",
-    responses((status = 202, description = "{\"job_id\": \"segmentation-42\", \"status\": \"queued\", \"url\": \"/v1/jobs/segmentation-42\"}; header Location: the same URL")),
+    responses((status = 202, description = "Queued; follow the job at `url` (also in Location)", body = crm_service::jobs::JobQueued)),
     security(("api_key" = ["admin"]))
 )]
 pub(crate) async fn run_scoring(
@@ -451,7 +451,7 @@ pub(crate) async fn run_scoring(
 /// Recent scoring runs and the tenant's fitted value model.
 #[utoipa::path(
     get, path = "/v1/scoring/runs", tag = "reports",
-    responses((status = 200, description = "{\"runs\": [...], \"value_model\": {model, fitted_at} or null}")),
+    responses((status = 200, description = "Runs and the value model", body = crm_segmentation::bodies::ScoringRuns)),
     security(("api_key" = ["read"]))
 )]
 pub(crate) async fn scoring_runs(
@@ -473,7 +473,7 @@ pub(crate) async fn scoring_runs(
 /// The tenant's segmentation settings: lifecycle thresholds, lead scoring, retention, horizon.
 #[utoipa::path(
     get, path = "/v1/segmentation/settings", tag = "segments", operation_id = "read_segmentation_settings",
-    responses((status = 200, description = "{\"lifecycle\": {new_days, active_days, lapsed_days}, \"lead_scoring\": {behaviour, fit, half_life_days, qualified_at}, \"retention_days\", \"horizon_weeks\", \"lead_recheck_minutes\"}")),
+    responses((status = 200, description = "The settings (defaults when never set)", body = crm_segmentation::bodies::Settings)),
     security(("api_key" = ["read"]))
 )]
 pub(crate) async fn read_settings(
@@ -496,9 +496,9 @@ pub(crate) async fn read_settings(
 /// are refused).
 #[utoipa::path(
     put, path = "/v1/segmentation/settings", tag = "segments", operation_id = "write_segmentation_settings",
-    request_body(content = Object, description = "As GET shows them"),
+    request_body(content = crm_segmentation::bodies::Settings, description = "As GET shows them"),
     responses(
-        (status = 200, description = "The settings stored"),
+        (status = 200, description = "The settings stored", body = crm_segmentation::bodies::Settings),
         (status = 400, description = "Unknown field (invalid_body)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad value (invalid_settings)", body = Problem, content_type = "application/problem+json"),
     ),

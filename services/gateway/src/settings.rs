@@ -34,7 +34,7 @@ pub(crate) fn routes() -> Router<AppState> {
 #[utoipa::path(
     get, path = "/v1/identity/settings", tag = "identity", operation_id = "read_identity_settings",
     responses(
-        (status = 200, description = "The settings (defaults when never set)"),
+        (status = 200, description = "The settings (defaults when never set)", body = crm_identity::bodies::Settings),
         (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["admin"]))
@@ -50,8 +50,9 @@ pub(crate) async fn read_settings(
 /// defaults; unknown ones are refused).
 #[utoipa::path(
     put, path = "/v1/identity/settings", tag = "identity", operation_id = "write_identity_settings",
+    request_body = crm_identity::bodies::Settings,
     responses(
-        (status = 200, description = "The settings stored"),
+        (status = 200, description = "The settings stored", body = crm_identity::bodies::Settings),
         (status = 400, description = "Unknown field or bad value (code invalid_settings)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks the admin scope", body = Problem, content_type = "application/problem+json"),
     ),
@@ -96,7 +97,7 @@ pub(crate) struct SearchQuery {
 #[utoipa::path(
     get, path = "/v1/customers/search", tag = "customers", params(SearchQuery),
     responses(
-        (status = 200, description = "A page of customers", body = crate::schemas::ProfilePage),
+        (status = 200, description = "A page of customers", body = crm_identity::bodies::ProfilePage),
         (status = 400, description = "Bad query or limit", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["read"]))

@@ -39,7 +39,7 @@ pub(crate) struct PageQuery {
 
 /// The suppressed addresses, by channel and address.
 #[utoipa::path(get, path = "/v1/suppressions", tag = "suppressions", params(PageQuery),
-    responses((status = 200, description = "A page of suppressed addresses", body = crate::schemas::SuppressionList),
+    responses((status = 200, description = "A page of suppressed addresses", body = crm_campaign::bodies::SuppressionPage),
         (status = 400, description = "Bad limit or offset", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = ["read"])))]
 pub(crate) async fn list_suppressions(
@@ -67,8 +67,8 @@ pub(crate) async fn list_suppressions(
 /// 201 when new, 200 when it was suppressed already. Needs `Idempotency-Key`.
 #[utoipa::path(post, path = "/v1/suppressions", tag = "suppressions",
     params(("Idempotency-Key" = String, Header, description = "Unique per intended change")),
-    request_body(content = Object, description = "{\"channel\": \"email|sms|push\", \"address\": \"…\", \"reason\": \"manual|unsubscribe|hard_bounce|complaint|soft_bounces\"}"),
-    responses((status = 201, description = "Added"), (status = 200, description = "Suppressed already"),
+    request_body(content = crm_campaign::bodies::AddressBody, description = "{\"channel\": \"email|sms|push\", \"address\": \"…\", \"reason\": \"manual|unsubscribe|hard_bounce|complaint|soft_bounces\"}"),
+    responses((status = 201, description = "Added", body = crm_campaign::bodies::Suppressed), (status = 200, description = "Suppressed already", body = crm_campaign::bodies::Suppressed),
         (status = 400, description = "Bad body or missing Idempotency-Key", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not an address of that channel", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = ["admin"])))]
@@ -94,8 +94,8 @@ pub(crate) async fn add_suppression(
 /// Remove an address from the list (`{"channel", "address"}`). Needs `Idempotency-Key`.
 #[utoipa::path(post, path = "/v1/suppressions/remove", tag = "suppressions",
     params(("Idempotency-Key" = String, Header, description = "Unique per intended change")),
-    request_body(content = Object, description = "{\"channel\": \"email|sms|push\", \"address\": \"…\"}"),
-    responses((status = 200, description = "Whether it was suppressed", body = crate::schemas::Removed),
+    request_body(content = crm_campaign::bodies::AddressBody, description = "{\"channel\": \"email|sms|push\", \"address\": \"…\"}"),
+    responses((status = 200, description = "Whether it was suppressed", body = crm_campaign::bodies::Unsuppressed),
         (status = 400, description = "Bad body or missing Idempotency-Key", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not an address of that channel", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = ["admin"])))]

@@ -33,7 +33,7 @@ pub(crate) struct TimelineQuery {
 #[utoipa::path(
     get, path = "/v1/customers/{id}/timeline", tag = "customers", params(("id" = Uuid, Path, description = "Customer id (a merged id works too)"), TimelineQuery),
     responses(
-        (status = 200, description = "A page of the timeline", body = crate::schemas::TimelinePage),
+        (status = 200, description = "A page of the timeline", body = crm_identity::bodies::TimelinePage),
         (status = 400, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such customer", body = Problem, content_type = "application/problem+json"),
     ),

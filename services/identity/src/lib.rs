@@ -28,6 +28,7 @@ use crm_config::{ConfigError, Env};
 use crm_kafka::consumer::Subscription;
 use crm_service::{Base, CommonConfig, ConsumerApp, PartConfig, PartServer};
 
+pub use api::bodies;
 pub use consumer::{timeline_subscription, IngestHandler, TimelineHandler};
 pub use domain::identifiers::{identifiers_of, Extracted, FieldCheck, IdentifierKey};
 pub use resolve::Resolver;

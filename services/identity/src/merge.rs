@@ -45,7 +45,7 @@ async fn lock(
 
 /// A stored merge as the API and exports show it (the snapshot, which holds personal data,
 /// stays inside).
-#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct MergeRecord {
     /// Merge id.
     pub id: Uuid,
@@ -56,6 +56,7 @@ pub struct MergeRecord {
     /// `deterministic`, `probabilistic` or `manual`.
     pub kind: String,
     /// Why: the event, the identifier kind or field weights, the rule.
+    #[schema(value_type = Object)]
     pub evidence: sqlx::types::Json<Value>,
     /// When.
     pub created_at: DateTime<Utc>,

@@ -43,7 +43,7 @@ pub async fn record_consent(
 }
 
 /// One consent state or history entry.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ConsentState {
     /// Purpose.
     pub purpose: String,
@@ -89,13 +89,36 @@ async fn consent_history(
     .await
 }
 
+/// Everything identity holds on a customer (the subject access export).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ExportDocument {
+    /// When it was made.
+    pub exported_at: DateTime<Utc>,
+    /// The profile.
+    pub profile: crm_envelope::Profile,
+    /// Where each trait's value came from.
+    #[schema(value_type = Object)]
+    pub trait_sources: Value,
+    /// Fields kept as received with an invalid flag.
+    #[schema(value_type = Object)]
+    pub quality_flags: Value,
+    /// Ids merged into this customer.
+    pub aliases: Vec<Uuid>,
+    /// Every consent change, oldest first.
+    pub consent: Vec<ConsentState>,
+    /// Every timeline entry.
+    pub timeline: Vec<timeline::Entry>,
+    /// Every merge, oldest first.
+    pub merges: Vec<merge::MergeRecord>,
+}
+
 /// Everything identity holds on the customer `id` answers to: profile, trait provenance,
 /// quality flags, consent history, aliases, merges and timeline. `None` when there is no such customer.
 pub async fn export(
     conn: &mut PgConnection,
     tenant: &TenantId,
     id: Uuid,
-) -> Result<Option<Value>, sqlx::Error> {
+) -> Result<Option<ExportDocument>, sqlx::Error> {
     let Some(target) = profile::canonical_id(conn, tenant, id).await? else {
         return Ok(None);
     };
@@ -120,16 +143,16 @@ pub async fn export(
     merges.reverse();
     let consent = consent_history(conn, tenant, target).await?;
     let events = timeline::all(conn, tenant, target).await?;
-    Ok(Some(json!({
-        "exported_at": Utc::now(),
-        "profile": profile,
-        "trait_sources": sources.0,
-        "quality_flags": quality.0,
-        "aliases": aliases,
-        "consent": consent,
-        "timeline": events,
-        "merges": merges,
-    })))
+    Ok(Some(ExportDocument {
+        exported_at: Utc::now(),
+        profile,
+        trait_sources: sources.0,
+        quality_flags: quality.0,
+        aliases,
+        consent,
+        timeline: events,
+        merges,
+    }))
 }
 
 /// Erases the customer `id` answers to, with its aliases: identifiers, traits, provenance,

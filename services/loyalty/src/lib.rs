@@ -22,6 +22,7 @@ use crm_envelope::Topic;
 use crm_kafka::consumer::Subscription;
 use crm_service::{Base, CommonConfig, ConsumerApp, PartConfig, PartServer};
 
+pub use api::bodies;
 pub use consumer::LoyaltyHandler;
 
 /// The part's name: database `crm_loyalty`, group `crm-loyalty`, `CRM_LOYALTY__*`.

@@ -21,6 +21,7 @@ use crm_envelope::Topic;
 use crm_kafka::consumer::Subscription;
 use crm_service::{Base, CommonConfig, ConsumerApp, PartConfig, PartServer};
 
+pub use api::bodies;
 pub use consumer::SegmentationHandler;
 
 /// The part's name: database `crm_segmentation`, group `crm-segmentation`, `CRM_SEGMENTATION__*`.

@@ -52,6 +52,43 @@ fn error(code: &'static str, pointer: &str, detail: impl Into<String>) -> EventE
     }
 }
 
+/// A CloudEvent in structured mode, as `/openapi.json` documents it: the attributes the
+/// mapping reads. [`CloudEvent::structured`] reads the JSON object itself (extensions and all),
+/// so this type only names the shape for client generators; a test checks that its example
+/// maps to an envelope.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"specversion": "1.0", "id": "A234-1234-1234", "source": "/shop/checkout",
+    "type": "com.acme.order.completed", "subject": "user-42", "time": "2026-12-03T10:00:00Z",
+    "datacontenttype": "application/json", "data": {"revenue": 59.9, "currency": "EUR"}}))]
+pub struct StructuredCloudEvent {
+    /// `1.0`.
+    pub specversion: String,
+    /// Unique per `source`; a resend with the same `source` and `id` applies once.
+    pub id: String,
+    /// Who emitted it (a URI reference).
+    pub source: String,
+    /// `identify`, `track`, `page`, `screen`, `group`, `alias`, or any other type (a track
+    /// named by it).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The user id.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// When it happened (RFC 3339).
+    #[serde(default)]
+    pub time: Option<DateTime<Utc>>,
+    /// `application/json` when given.
+    #[serde(default)]
+    pub datacontenttype: Option<String>,
+    /// The tenant (Kafka binding only; over HTTP it must be the API key's, if given).
+    #[serde(default)]
+    pub tenantid: Option<String>,
+    /// The data, read with Segment's field names (`userId`, `traits`, `properties`, ...).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<Value>,
+}
+
 /// One CloudEvent: its attributes (context attributes and extensions) and its data.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CloudEvent {
@@ -403,6 +440,19 @@ impl ClassifyName for serde_json::Error {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_documented_example_maps_to_an_envelope() {
+        use utoipa::PartialSchema;
+        let schema = serde_json::to_value(StructuredCloudEvent::schema()).unwrap();
+        let example = schema["example"].clone();
+        let typed: StructuredCloudEvent = serde_json::from_value(example.clone()).unwrap();
+        assert_eq!(typed.kind, "com.acme.order.completed");
+        let event = CloudEvent::structured(example).unwrap();
+        let envelope = event.to_envelope(&tenant(), now()).unwrap();
+        assert_eq!(envelope.name.as_deref(), Some("com.acme.order.completed"));
+        assert_eq!(envelope.identity.user_id.as_deref(), Some("user-42"));
+    }
 
     fn tenant() -> TenantId {
         TenantId::parse("acme").unwrap()

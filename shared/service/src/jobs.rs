@@ -51,6 +51,31 @@ pub struct JobView {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
+/// The answer to a call that queued a job (202, with `url` also in `Location`).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct JobQueued {
+    /// The job's id through the gateway: the part's name, a dash and its id.
+    #[schema(example = "segmentation-42")]
+    pub job_id: String,
+    /// `queued`.
+    pub status: String,
+    /// Where to follow it: `GET /v1/jobs/{job_id}`.
+    #[schema(example = "/v1/jobs/segmentation-42")]
+    pub url: String,
+}
+
+impl JobQueued {
+    /// The answer for job `id` of `part`.
+    pub fn new(part: &str, id: i64) -> Self {
+        let job_id = format!("{part}-{id}");
+        Self {
+            url: format!("/v1/jobs/{job_id}"),
+            job_id,
+            status: "queued".to_owned(),
+        }
+    }
+}
+
 /// Queues a job of `kind` for `tenant`; its id.
 pub async fn enqueue(
     pool: &PgPool,

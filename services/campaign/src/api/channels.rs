@@ -8,9 +8,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use crm_service::{Code, Problem, TenantAnd, TenantPath};
-use serde::Deserialize;
-use serde_json::{json, Value};
 
+use super::bodies::{ChannelBody, ChannelList, ChannelView};
 use super::{actor, ApiState};
 use crate::domain::channels::{valid_key, Settings};
 use crate::domain::gate::policy::ContactPolicy;
@@ -45,25 +44,16 @@ fn not_found() -> Problem {
     )
 }
 
-/// A channel as written: its settings and, for SMS and push, the provider's token.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Body {
-    settings: Settings,
-    #[serde(default)]
-    token: Option<String>,
-}
-
 async fn put(
     State(s): State<ApiState>,
     TenantAnd(tenant, key): TenantAnd<String>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<ChannelView>, Problem> {
     if !valid_key(&key) {
         return Err(invalid("a channel key is 1 to 64 of a-z, 0-9, '_' and '-'"));
     }
-    let b: Body = serde_json::from_slice(&body).map_err(|e| {
+    let b: ChannelBody = serde_json::from_slice(&body).map_err(|e| {
         Problem::new(
             StatusCode::BAD_REQUEST,
             Code::InvalidBody,
@@ -94,18 +84,17 @@ async fn put(
         &actor(&headers),
     )
     .await?;
-    let mut answer = json!(row);
-    if let Some(secret) = shown {
-        answer["secret"] = json!(secret);
-    }
-    Ok(Json(answer))
+    Ok(Json(ChannelView {
+        channel: row,
+        secret: shown,
+    }))
 }
 
 async fn rotate(
     State(s): State<ApiState>,
     TenantAnd(tenant, key): TenantAnd<String>,
     headers: HeaderMap,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<ChannelView>, Problem> {
     let mut conn = s.pool.acquire().await?;
     let (row, old) = channels::get(&mut conn, &tenant, &key)
         .await?
@@ -129,30 +118,31 @@ async fn rotate(
         &actor(&headers),
     )
     .await?;
-    let mut answer = json!(row);
-    answer["secret"] = json!(secret);
-    Ok(Json(answer))
+    Ok(Json(ChannelView {
+        channel: row,
+        secret: Some(secret),
+    }))
 }
 
 async fn read(
     State(s): State<ApiState>,
     TenantAnd(tenant, key): TenantAnd<String>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<crate::store::channels::ChannelRow>, Problem> {
     let mut conn = s.pool.acquire().await?;
     let (row, _) = channels::get(&mut conn, &tenant, &key)
         .await?
         .ok_or_else(not_found)?;
-    Ok(Json(json!(row)))
+    Ok(Json(row))
 }
 
 async fn list(
     State(s): State<ApiState>,
     TenantPath(tenant): TenantPath,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<ChannelList>, Problem> {
     let mut conn = s.pool.acquire().await?;
-    Ok(Json(
-        json!({"items": channels::list(&mut conn, &tenant).await?}),
-    ))
+    Ok(Json(ChannelList {
+        items: channels::list(&mut conn, &tenant).await?,
+    }))
 }
 
 async fn policy(

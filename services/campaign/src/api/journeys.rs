@@ -13,6 +13,10 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::actor;
+use super::bodies::{
+    JourneyList, JourneyTestSend, JourneyTestSent, JourneyVersion, JourneyVersions, Migrated,
+    TestMessage,
+};
 use crate::domain::journeys::lifecycle::Action;
 use crate::domain::journeys::{parse, Channel, JourneyError, Limits, Node};
 use crate::domain::suppression::{channel_str, normalise};
@@ -34,15 +38,6 @@ pub(crate) fn routes() -> Router<super::ApiState> {
         .route(&format!("{base}/{{id}}/test-send"), post(test_send))
 }
 
-/// `{"address": "…", "channel": "email"}`: where a journey's test send goes.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TestSend {
-    address: String,
-    #[serde(default)]
-    channel: Option<Channel>,
-}
-
 /// Sends every `send` node of the journey's draft on the address's channel (default email)
 /// once to the address, in node-name order, through the delivery loop (no customer, no
 /// consent needed, the suppression list applies): 202 with each node's message id.
@@ -51,7 +46,7 @@ async fn test_send(
     TenantAnd(tenant, id): TenantAnd<Uuid>,
     body: axum::body::Bytes,
 ) -> Result<Response, Problem> {
-    let b: TestSend = serde_json::from_slice(&body).map_err(|e| {
+    let b: JourneyTestSend = serde_json::from_slice(&body).map_err(|e| {
         Problem::new(
             StatusCode::BAD_REQUEST,
             Code::InvalidBody,
@@ -76,7 +71,11 @@ async fn test_send(
         {
             if *c == channel {
                 let m = test_sends::queue(&mut tx, &tenant, template, channel, &address).await?;
-                sent.push(json!({"node": node, "template": template, "message_id": m}));
+                sent.push(TestMessage {
+                    node: node.clone(),
+                    template: template.clone(),
+                    message_id: m,
+                });
             }
         }
     }
@@ -94,7 +93,10 @@ async fn test_send(
     s.sends.notify_one();
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"address": address, "messages": sent})),
+        Json(JourneyTestSent {
+            address,
+            messages: sent,
+        }),
     )
         .into_response())
 }
@@ -146,10 +148,10 @@ fn not_found() -> Problem {
 async fn list(
     State(pool): State<PgPool>,
     TenantPath(tenant): TenantPath,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<JourneyList>, Problem> {
     let mut conn = pool.acquire().await?;
     let items = journeys::list(&mut conn, &tenant).await?;
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(JourneyList { items }))
 }
 
 async fn create(
@@ -195,17 +197,23 @@ async fn update(
 async fn versions(
     State(pool): State<PgPool>,
     TenantAnd(tenant, id): TenantAnd<Uuid>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<JourneyVersions>, Problem> {
     let mut conn = pool.acquire().await?;
     journeys::get(&mut conn, &tenant, id)
         .await?
         .ok_or_else(not_found)?;
-    let items: Vec<Value> = journeys::versions(&mut conn, &tenant, id)
+    let items = journeys::versions(&mut conn, &tenant, id)
         .await?
         .into_iter()
-        .map(|(version, definition)| json!({"version": version, "definition": definition}))
+        .map(|(version, definition)| JourneyVersion {
+            version,
+            definition,
+        })
         .collect();
-    Ok(Json(json!({ "journey_id": id, "items": items })))
+    Ok(Json(JourneyVersions {
+        journey_id: id,
+        items,
+    }))
 }
 
 async fn act(
@@ -260,7 +268,7 @@ async fn archive(
 async fn migrate(
     State(pool): State<PgPool>,
     TenantAnd(tenant, id): TenantAnd<Uuid>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<Migrated>, Problem> {
     let mut tx = pool.begin().await?;
     let row = journeys::get(&mut tx, &tenant, id)
         .await?
@@ -282,7 +290,10 @@ async fn migrate(
         .unwrap_or_default();
     let (moved, left) = instances::migrate(&mut tx, &tenant, id, version, &nodes).await?;
     tx.commit().await?;
-    Ok(Json(
-        json!({"journey_id": id, "version": version, "moved": moved, "left": left}),
-    ))
+    Ok(Json(Migrated {
+        journey_id: id,
+        version,
+        moved,
+        left,
+    }))
 }

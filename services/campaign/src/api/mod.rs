@@ -3,6 +3,7 @@
 //! contact policy, the suppression list, a customer's messages, and the tracking callbacks
 //! the gateway's public routes forward.
 
+pub mod bodies;
 mod channels;
 mod contacts;
 mod journeys;

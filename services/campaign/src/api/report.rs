@@ -7,9 +7,9 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use crm_service::{Code, Problem, TenantAnd};
-use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::bodies::{ArmReport, CustomerJourneys, GoalReport, JourneyReport};
 use super::ApiState;
 use crate::domain::report::{uplift, Group, MIN_GROUP};
 use crate::store::{journeys, report};
@@ -29,7 +29,7 @@ pub(crate) fn routes() -> Router<ApiState> {
 async fn journey_report(
     State(s): State<ApiState>,
     TenantAnd(tenant, id): TenantAnd<Uuid>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<JourneyReport>, Problem> {
     let mut conn = s.pool.acquire().await?;
     if journeys::status(&mut conn, &tenant, id).await?.is_none() {
         return Err(Problem::new(
@@ -51,7 +51,7 @@ async fn journey_report(
         )
     };
     let (treated, holdout) = (sum(false), sum(true));
-    let arms: Vec<Value> = c
+    let arms: Vec<ArmReport> = c
         .entered
         .iter()
         .filter(|(_, held, _, _)| !held)
@@ -60,36 +60,43 @@ async fn journey_report(
                 u64::try_from(*n).unwrap_or(0),
                 u64::try_from(*k).unwrap_or(0),
             );
-            json!({"arm": arm, "entered": g.customers, "converted": g.converted, "rate": g.rate})
+            ArmReport {
+                arm: arm.clone(),
+                entered: g.customers,
+                converted: g.converted,
+                rate: g.rate,
+            }
         })
         .collect();
     let effect = uplift(
         Group::new(treated.0, treated.1),
         Group::new(holdout.0, holdout.1),
     );
-    Ok(Json(json!({
-        "journey_id": id,
-        "entered": treated.0 + holdout.0,
-        "held_out": holdout.0,
-        "converted": treated.1 + holdout.1,
-        "arms": arms,
-        "at_node": c.at_node,
-        "exited": c.exited,
-        "messages": c.messages,
-        "skipped": c.skipped,
-        "goal": {
-            "treated": effect.treated, "holdout": effect.holdout,
-            "uplift": effect.absolute, "relative_uplift": effect.relative,
-            "ci95": effect.ci95.map(|(lo, hi)| json!([lo, hi])),
-            "min_group_for_interval": MIN_GROUP,
+    Ok(Json(JourneyReport {
+        journey_id: id,
+        entered: treated.0 + holdout.0,
+        held_out: holdout.0,
+        converted: treated.1 + holdout.1,
+        arms,
+        at_node: c.at_node,
+        exited: c.exited,
+        messages: c.messages,
+        skipped: c.skipped,
+        goal: GoalReport {
+            treated: effect.treated,
+            holdout: effect.holdout,
+            uplift: effect.absolute,
+            relative_uplift: effect.relative,
+            ci95: effect.ci95.map(|(lo, hi)| [lo, hi]),
+            min_group_for_interval: MIN_GROUP,
         },
-    })))
+    }))
 }
 
 async fn customer_journeys(
     State(s): State<ApiState>,
     TenantAnd(tenant, id): TenantAnd<Uuid>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<CustomerJourneys>, Problem> {
     let mut conn = s.pool.acquire().await?;
     if crate::store::contacts::find(&mut conn, &tenant, id)
         .await?
@@ -102,5 +109,5 @@ async fn customer_journeys(
         ));
     }
     let items = report::of_customer(&mut conn, &tenant, id).await?;
-    Ok(Json(json!({"items": items})))
+    Ok(Json(CustomerJourneys { items }))
 }

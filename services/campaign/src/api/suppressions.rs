@@ -8,10 +8,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use crm_service::{Code, Problem, TenantPath};
 use serde::Deserialize;
-use serde_json::{json, Value};
 use sqlx::PgPool;
 
 use super::actor;
+use super::bodies::{AddressBody, Suppressed, SuppressionPage, Unsuppressed};
 use crate::domain::journeys::Channel;
 use crate::domain::suppression::{normalise, Reason};
 use crate::store::suppressions;
@@ -23,18 +23,8 @@ pub(crate) fn routes() -> Router<super::ApiState> {
         .route(&format!("{base}/remove"), post(remove))
 }
 
-/// An address of a channel, from a body.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Address {
-    channel: Channel,
-    address: String,
-    #[serde(default)]
-    reason: Option<Reason>,
-}
-
 fn address_of(body: &[u8]) -> Result<(Channel, String, Reason), Problem> {
-    let a: Address = serde_json::from_slice(body).map_err(|e| {
+    let a: AddressBody = serde_json::from_slice(body).map_err(|e| {
         Problem::new(
             StatusCode::BAD_REQUEST,
             Code::InvalidBody,
@@ -70,7 +60,11 @@ async fn add(
     };
     Ok((
         status,
-        Json(json!({"channel": channel, "address": address, "added": added})),
+        Json(Suppressed {
+            channel,
+            address,
+            added,
+        }),
     )
         .into_response())
 }
@@ -79,13 +73,15 @@ async fn remove(
     State(pool): State<PgPool>,
     TenantPath(tenant): TenantPath,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<Unsuppressed>, Problem> {
     let (channel, address, _) = address_of(&body)?;
     let mut conn = pool.acquire().await?;
     let removed = suppressions::remove(&mut conn, &tenant, channel, &address).await?;
-    Ok(Json(
-        json!({"channel": channel, "address": address, "removed": removed}),
-    ))
+    Ok(Json(Unsuppressed {
+        channel,
+        address,
+        removed,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -98,7 +94,7 @@ async fn list(
     State(pool): State<PgPool>,
     TenantPath(tenant): TenantPath,
     Query(p): Query<Page>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<SuppressionPage>, Problem> {
     let limit = p.limit.unwrap_or(100);
     let offset = p.offset.unwrap_or(0);
     if !(1..=500).contains(&limit) || offset < 0 {
@@ -110,7 +106,9 @@ async fn list(
     }
     let mut conn = pool.acquire().await?;
     let items = suppressions::page(&mut conn, &tenant, offset, limit).await?;
-    Ok(Json(
-        json!({"items": items, "offset": offset, "limit": limit}),
-    ))
+    Ok(Json(SuppressionPage {
+        items,
+        offset,
+        limit,
+    }))
 }

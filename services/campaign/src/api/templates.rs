@@ -8,14 +8,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
 use crm_service::{Code, Problem, TenantAnd, TenantPath};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
+use super::bodies::{Draft, Sample, TemplateBody, TemplateList, TemplateView, TestSend, TestSent};
 use super::{actor, ApiState};
 use crate::domain::channels::valid_key;
 use crate::domain::journeys::Channel;
 use crate::domain::suppression::{channel_of, normalise};
-use crate::domain::templates::{self, Limits, Parts, TemplateError};
+use crate::domain::templates::{self, Limits, Parts, Rendered, TemplateError};
 use crate::store::templates::{self as store, Template};
 use crate::test_sends;
 
@@ -32,13 +32,6 @@ pub(crate) fn routes() -> Router<ApiState> {
         .route(&format!("{base}/{{key}}/test-send"), post(test_send))
 }
 
-/// `{"address": "…"}`: where a test send goes.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TestSend {
-    address: String,
-}
-
 /// Sends the template once to one address (sample data empty, no consent needed, the
 /// suppression list still applies), through the delivery loop like any message: 202 with the
 /// message id to follow.
@@ -46,7 +39,7 @@ async fn test_send(
     State(s): State<ApiState>,
     TenantAnd(tenant, key): TenantAnd<String>,
     body: axum::body::Bytes,
-) -> Result<(StatusCode, Json<Value>), Problem> {
+) -> Result<(StatusCode, Json<TestSent>), Problem> {
     let b: TestSend = serde_json::from_slice(&body).map_err(|e| {
         Problem::new(
             StatusCode::BAD_REQUEST,
@@ -65,28 +58,11 @@ async fn test_send(
     s.sends.notify_one();
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"message_id": id, "address": address})),
+        Json(TestSent {
+            message_id: id,
+            address,
+        }),
     ))
-}
-
-/// A template as written.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Body {
-    channel: String,
-    #[serde(default = "marketing")]
-    message_type: String,
-    #[serde(default = "marketing")]
-    purpose: String,
-    subject: String,
-    #[serde(default)]
-    html: Option<String>,
-    #[serde(default)]
-    text: Option<String>,
-}
-
-fn marketing() -> String {
-    "marketing".to_owned()
 }
 
 fn invalid(detail: impl Into<String>) -> Problem {
@@ -113,7 +89,7 @@ fn not_found() -> Problem {
     )
 }
 
-fn parse(body: &[u8]) -> Result<Body, Problem> {
+fn parse(body: &[u8]) -> Result<TemplateBody, Problem> {
     serde_json::from_slice(body).map_err(|e| {
         Problem::new(
             StatusCode::BAD_REQUEST,
@@ -132,7 +108,7 @@ async fn put(
     TenantAnd(tenant, key): TenantAnd<String>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> Result<Json<Template>, Problem> {
+) -> Result<Json<TemplateView>, Problem> {
     if !valid_key(&key) {
         return Err(invalid(
             "a template key is 1 to 64 of a-z, 0-9, '_' and '-'",
@@ -166,29 +142,35 @@ async fn put(
     };
     let mut conn = s.pool.acquire().await?;
     Ok(Json(
-        store::put(&mut conn, &tenant, &t, &actor(&headers)).await?,
+        store::put(&mut conn, &tenant, &t, &actor(&headers))
+            .await?
+            .into(),
     ))
 }
 
 async fn read(
     State(s): State<ApiState>,
     TenantAnd(tenant, key): TenantAnd<String>,
-) -> Result<Json<Template>, Problem> {
+) -> Result<Json<TemplateView>, Problem> {
     let mut conn = s.pool.acquire().await?;
     store::get(&mut conn, &tenant, &key)
         .await?
-        .map(Json)
+        .map(|t| Json(t.into()))
         .ok_or_else(not_found)
 }
 
 async fn list(
     State(s): State<ApiState>,
     TenantPath(tenant): TenantPath,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<TemplateList>, Problem> {
     let mut conn = s.pool.acquire().await?;
-    Ok(Json(
-        json!({"items": store::list(&mut conn, &tenant).await?}),
-    ))
+    Ok(Json(TemplateList {
+        items: store::list(&mut conn, &tenant)
+            .await?
+            .into_iter()
+            .map(TemplateView::from)
+            .collect(),
+    }))
 }
 
 async fn delete(
@@ -203,26 +185,12 @@ async fn delete(
     }
 }
 
-/// A sample customer for a preview.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct Sample {
-    #[serde(default)]
-    traits: serde_json::Map<String, Value>,
-    #[serde(default)]
-    stage: Option<String>,
-    #[serde(default)]
-    tier: Option<String>,
-    #[serde(default)]
-    segments: Vec<uuid::Uuid>,
-}
-
-fn render(parts: &Parts, sample: &Sample) -> Result<Json<Value>, Problem> {
+fn render(parts: &Parts, sample: &Sample) -> Result<Json<Rendered>, Problem> {
     let context = json!({"customer": sample.traits, "traits": sample.traits,
                          "stage": sample.stage, "tier": sample.tier, "segments": sample.segments});
     let rendered =
         templates::render(parts, &context, &Limits::default()).map_err(|e| template_error(&e))?;
-    Ok(Json(json!(rendered)))
+    Ok(Json(rendered))
 }
 
 fn sample_of(body: &[u8]) -> Result<Sample, Problem> {
@@ -242,7 +210,7 @@ async fn preview(
     State(s): State<ApiState>,
     TenantAnd(tenant, key): TenantAnd<String>,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<Rendered>, Problem> {
     let sample = sample_of(&body)?;
     let mut conn = s.pool.acquire().await?;
     let t = store::get(&mut conn, &tenant, &key)
@@ -251,19 +219,10 @@ async fn preview(
     render(&t.parts, &sample)
 }
 
-/// A draft: `{"template": {subject, html, text}, "sample": {…}}`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Draft {
-    template: Parts,
-    #[serde(default)]
-    sample: Option<Value>,
-}
-
 async fn preview_draft(
     TenantPath(_tenant): TenantPath,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<Rendered>, Problem> {
     let draft: Draft = serde_json::from_slice(&body).map_err(|e| {
         Problem::new(
             StatusCode::BAD_REQUEST,
@@ -271,10 +230,7 @@ async fn preview_draft(
             format!("the body is {{\"template\": {{\"subject\", \"html\", \"text\"}}, \"sample\": {{…}}}}: {e}"),
         )
     })?;
-    let sample = match draft.sample {
-        Some(v) => sample_of(&serde_json::to_vec(&v).unwrap_or_default())?,
-        None => Sample::default(),
-    };
+    let sample = draft.sample.unwrap_or_default();
     templates::check(&draft.template, &Limits::default()).map_err(|e| template_error(&e))?;
     render(&draft.template, &sample)
 }

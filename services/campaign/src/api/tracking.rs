@@ -289,7 +289,7 @@ async fn status_callback(
 async fn of_customer(
     State(s): State<ApiState>,
     TenantAnd(tenant, id): TenantAnd<Uuid>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<super::bodies::MessageList>, Problem> {
     let mut conn = s.pool.acquire().await?;
     if crate::store::contacts::find(&mut conn, &tenant, id)
         .await?
@@ -302,5 +302,5 @@ async fn of_customer(
         ));
     }
     let items = messages::of_customer(&mut conn, &tenant, id, 200).await?;
-    Ok(Json(json!({"items": items})))
+    Ok(Json(super::bodies::MessageList { items }))
 }

@@ -5,8 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 /// A channel's settings, by kind.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", tag = "kind", deny_unknown_fields)]
+#[schema(as = ChannelSettings)]
 pub enum Settings {
     /// Email: the tenant's sender (the SMTP relay is the deployment's).
     Email {

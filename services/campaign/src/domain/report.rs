@@ -10,7 +10,8 @@ use serde::Serialize;
 pub const MIN_GROUP: u64 = 30;
 
 /// Conversion of one group.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = ConversionGroup)]
 pub struct Group {
     /// Customers in the group.
     pub customers: u64,

@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 use crate::domain::journeys::Channel;
 
 /// Why an address is suppressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = SuppressionReason)]
 pub enum Reason {
     /// The recipient unsubscribed.
     Unsubscribe,

@@ -10,7 +10,7 @@ use sqlx::PgConnection;
 use crate::domain::channels::Settings;
 
 /// A channel as stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ChannelRow {
     /// Its key.
     pub key: String,

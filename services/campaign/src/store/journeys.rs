@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::domain::journeys::lifecycle::{transition, Action, Status};
 
 /// A journey as the API shows it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct JourneyRow {
     /// Its id.
     pub id: Uuid,
@@ -21,6 +21,7 @@ pub struct JourneyRow {
     /// Its status.
     pub status: Status,
     /// The definition being edited.
+    #[schema(value_type = Object)]
     pub draft: Value,
     /// The version the draft becomes when published.
     pub draft_version: i32,

@@ -385,7 +385,7 @@ pub async fn abandon_interrupted(
 }
 
 /// A message as the API shows it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct MessageRow {
     /// Its id.
     pub id: Uuid,

@@ -7,7 +7,8 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 /// A count by one or two labels.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[schema(as = ReportCount)]
 pub struct Count {
     /// The first label (node, reason, arm, status…).
     pub key: Option<String>,
@@ -85,7 +86,7 @@ pub async fn counts(
 
 /// A customer's journeys: (instance, journey, version, status, node, arm, entered, exited,
 /// exit reason, goal reached), newest first.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct InstanceRow {
     /// The instance.
     pub id: Uuid,

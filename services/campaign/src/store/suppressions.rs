@@ -9,7 +9,7 @@ use crate::domain::journeys::Channel;
 use crate::domain::suppression::{channel_str, Reason};
 
 /// A suppression as the API shows it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Suppression {
     /// `email`, `sms` or `push`.
     pub channel: String,

@@ -8,8 +8,8 @@ use crm_envelope::Profile;
 use crm_service::Code;
 use crm_service::{Problem, TenantPath};
 use serde::Deserialize;
-use serde_json::json;
 
+use super::bodies::{Identifier, Identifiers, ProfileList};
 use super::{customer_not_found, ApiState, CustomerPath};
 use crate::domain::standardise::EmailAddress;
 use crate::store::profile;
@@ -36,19 +36,11 @@ pub(crate) fn routes() -> Router<ApiState> {
         )
 }
 
-/// One identifier with when it was first seen.
-#[derive(Debug, serde::Serialize, sqlx::FromRow)]
-struct Identifier {
-    kind: String,
-    value: String,
-    first_seen_at: chrono::DateTime<chrono::Utc>,
-}
-
 /// The identifiers of the customer `id` answers to (itself or its survivor), by kind.
 async fn identifiers(
     State(ApiState { pool, .. }): State<ApiState>,
     CustomerPath(tenant, id): CustomerPath,
-) -> Result<Json<serde_json::Value>, Problem> {
+) -> Result<Json<Identifiers>, Problem> {
     let mut conn = pool.acquire().await?;
     let customer = crate::store::profile::canonical_id(&mut conn, &tenant, id)
         .await?
@@ -61,7 +53,10 @@ async fn identifiers(
     .bind(customer)
     .fetch_all(&mut *conn)
     .await?;
-    Ok(Json(json!({ "customer_id": customer, "items": items })))
+    Ok(Json(Identifiers {
+        customer_id: customer,
+        items,
+    }))
 }
 
 async fn get_customer(
@@ -88,7 +83,7 @@ async fn find_customers(
     State(state): State<ApiState>,
     TenantPath(tenant): TenantPath,
     Query(q): Query<Lookup>,
-) -> Result<Json<serde_json::Value>, Problem> {
+) -> Result<Json<ProfileList>, Problem> {
     if q.email.is_some() {
         return Err(pii_in_query());
     }
@@ -100,7 +95,7 @@ async fn lookup_customers(
     State(state): State<ApiState>,
     TenantPath(tenant): TenantPath,
     body: axum::body::Bytes,
-) -> Result<Json<serde_json::Value>, Problem> {
+) -> Result<Json<ProfileList>, Problem> {
     let q: Lookup = serde_json::from_slice(&body).map_err(|_| {
         Problem::new(
             StatusCode::BAD_REQUEST,
@@ -125,7 +120,7 @@ async fn lookup(
     ApiState { pool, .. }: &ApiState,
     tenant: &TenantId,
     q: Lookup,
-) -> Result<Json<serde_json::Value>, Problem> {
+) -> Result<Json<ProfileList>, Problem> {
     let (kind, value) = match (q.user_id, q.anonymous_id, q.email) {
         (Some(v), None, None) => ("user_id", v.trim().to_owned()),
         (None, Some(v), None) => ("anonymous_id", v.trim().to_owned()),
@@ -148,7 +143,7 @@ async fn lookup(
             items.push(p);
         }
     }
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(ProfileList { items }))
 }
 
 /// The matching key an email is stored under, with the tenant's provider rules.

@@ -6,15 +6,15 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
 use crm_service::Code;
 use crm_service::{jobs, Problem};
 use crm_service::{TenantAnd, TenantPath};
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde::Deserialize;
+use serde_json::json;
 use uuid::Uuid;
 
+use super::bodies::{ImportJob, ImportQueued};
 use super::ApiState;
 use crate::cleanup;
 use crate::import::{self, chunks, rows::Format};
@@ -45,7 +45,7 @@ async fn start(
     TenantPath(tenant): TenantPath,
     Query(q): Query<StartQuery>,
     body: Body,
-) -> Result<(StatusCode, Json<Value>), Problem> {
+) -> Result<(StatusCode, Json<ImportQueued>), Problem> {
     let format = Format::parse(q.format.as_deref().unwrap_or("csv")).ok_or_else(|| {
         Problem::new(
             StatusCode::BAD_REQUEST,
@@ -83,7 +83,11 @@ async fn start(
     tracing::info!(import = %id, job, "import queued");
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "id": id, "status": "queued", "url": format!("/v1/imports/{id}") })),
+        Json(ImportQueued {
+            id,
+            status: "queued".to_owned(),
+            url: format!("/v1/imports/{id}"),
+        }),
     ))
 }
 
@@ -128,28 +132,10 @@ async fn receive(
     Ok(())
 }
 
-/// A job as the API shows it.
-#[derive(Debug, Serialize, sqlx::FromRow)]
-struct Job {
-    id: Uuid,
-    format: String,
-    status: String,
-    total_rows: i64,
-    processed: i64,
-    imported: i64,
-    unchanged: i64,
-    failed: i64,
-    errors: sqlx::types::Json<Value>,
-    cleanup: Option<sqlx::types::Json<Value>>,
-    failure: Option<String>,
-    created_at: DateTime<Utc>,
-    finished_at: Option<DateTime<Utc>>,
-}
-
 async fn status(
     State(ApiState { pool, .. }): State<ApiState>,
     TenantAnd(tenant, raw_id): TenantAnd<String>,
-) -> Result<Json<Job>, Problem> {
+) -> Result<Json<ImportJob>, Problem> {
     let not_found = || {
         Problem::new(
             StatusCode::NOT_FOUND,
@@ -176,13 +162,11 @@ async fn status(
 async fn clean(
     State(state): State<ApiState>,
     TenantPath(tenant): TenantPath,
-) -> Result<(StatusCode, Json<Value>), Problem> {
+) -> Result<(StatusCode, Json<jobs::JobQueued>), Problem> {
     let id = jobs::enqueue(&state.pool, &tenant, cleanup::JOB, &json!({})).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(
-            json!({ "job_id": format!("identity-{id}"), "url": format!("/v1/jobs/identity-{id}") }),
-        ),
+        Json(jobs::JobQueued::new("identity", id)),
     ))
 }
 

@@ -7,9 +7,9 @@ use axum::{Json, Router};
 use crm_service::Code;
 use crm_service::Problem;
 use crm_service::TenantAnd;
-use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::bodies::{MergeList, Unmerged};
 use super::{customer_not_found, ApiState, CustomerPath};
 use crate::merge;
 use crate::store::profile;
@@ -31,7 +31,7 @@ pub(crate) fn routes() -> Router<ApiState> {
 async fn list(
     State(ApiState { pool, .. }): State<ApiState>,
     CustomerPath(tenant, id): CustomerPath,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<MergeList>, Problem> {
     let mut conn = pool.acquire().await?;
     let items = merge::merges_of(&mut conn, &tenant, id).await?;
     if items.is_empty() {
@@ -39,13 +39,13 @@ async fn list(
             .await?
             .ok_or_else(customer_not_found)?;
     }
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(MergeList { items }))
 }
 
 async fn split(
     State(state): State<ApiState>,
     TenantAnd(tenant, raw_id): TenantAnd<String>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<Unmerged>, Problem> {
     let not_found = || {
         Problem::new(
             StatusCode::NOT_FOUND,
@@ -76,10 +76,10 @@ async fn split(
     for p in survivor.iter().chain(restored.iter()) {
         state.hot.refresh(&tenant, p).await;
     }
-    Ok(Json(json!({
-        "merge_id": id,
-        "status": "undone",
-        "survivor": survivor,
-        "restored": restored,
-    })))
+    Ok(Json(Unmerged {
+        merge_id: id,
+        status: "undone".to_owned(),
+        survivor,
+        restored,
+    }))
 }

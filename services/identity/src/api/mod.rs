@@ -2,6 +2,7 @@
 //! caller and passes the tenant in the path).
 
 mod accounts;
+pub mod bodies;
 mod customers;
 mod imports;
 mod merges;

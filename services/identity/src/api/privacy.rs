@@ -4,14 +4,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use crm_envelope::{Envelope, Topic};
 use crm_kafka::outbox;
 use crm_service::Code;
 use crm_service::Problem;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
+use super::bodies::{ConsentBody, ConsentList, Erased};
 use super::{customer_not_found, ApiState, CustomerPath};
 use crate::privacy::{self, ConsentChange};
 use crate::store::profile;
@@ -35,33 +35,23 @@ pub(crate) fn routes() -> Router<ApiState> {
 async fn read_consent(
     State(ApiState { pool, .. }): State<ApiState>,
     CustomerPath(tenant, id): CustomerPath,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<ConsentList>, Problem> {
     let mut conn = pool.acquire().await?;
     let customer = profile::canonical_id(&mut conn, &tenant, id)
         .await?
         .ok_or_else(customer_not_found)?;
     let items = privacy::current_consent(&mut conn, &tenant, customer).await?;
-    Ok(Json(json!({ "customer_id": customer, "items": items })))
-}
-
-/// A consent change through the API.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConsentBody {
-    purpose: String,
-    channel: String,
-    granted: bool,
-    /// When the customer gave or withdrew it (default: now).
-    at: Option<DateTime<Utc>>,
-    /// Who collected it (default `api`).
-    source: Option<String>,
+    Ok(Json(ConsentList {
+        customer_id: customer,
+        items,
+    }))
 }
 
 async fn record_consent(
     State(state): State<ApiState>,
     CustomerPath(tenant, id): CustomerPath,
     body: Result<Json<ConsentBody>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<ConsentList>, Problem> {
     let Json(body) = body.map_err(|e| {
         Problem::new(
             StatusCode::BAD_REQUEST,
@@ -107,13 +97,16 @@ async fn record_consent(
     let items = privacy::current_consent(&mut tx, &tenant, customer).await?;
     tx.commit().await?;
     state.relay.notify_one();
-    Ok(Json(json!({ "customer_id": customer, "items": items })))
+    Ok(Json(ConsentList {
+        customer_id: customer,
+        items,
+    }))
 }
 
 async fn export(
     State(ApiState { pool, .. }): State<ApiState>,
     CustomerPath(tenant, id): CustomerPath,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<crate::privacy::ExportDocument>, Problem> {
     let mut conn = pool.acquire().await?;
     privacy::export(&mut conn, &tenant, id)
         .await?
@@ -124,7 +117,7 @@ async fn export(
 async fn erase(
     State(state): State<ApiState>,
     CustomerPath(tenant, id): CustomerPath,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<Erased>, Problem> {
     let mut tx = state.pool.begin().await?;
     let erased = privacy::erase(&mut tx, &tenant, id)
         .await?
@@ -134,5 +127,8 @@ async fn erase(
     for id in &erased {
         state.hot.evict(&tenant, *id).await;
     }
-    Ok(Json(json!({ "status": "erased", "erased_ids": erased })))
+    Ok(Json(Erased {
+        status: "erased".to_owned(),
+        erased_ids: erased,
+    }))
 }

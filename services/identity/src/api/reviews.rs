@@ -6,14 +6,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
 use crm_service::Code;
 use crm_service::TenantPath;
 use crm_service::{tenant_from_path, Problem};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::bodies::{Review, ReviewDecision, ReviewPage};
 use super::ApiState;
 use crate::merge;
 use crate::store::settings;
@@ -25,20 +25,6 @@ pub(crate) fn routes() -> Router<ApiState> {
             "/internal/v1/tenants/{tenant}/reviews/{id}/{decision}",
             post(decide),
         )
-}
-
-/// One review.
-#[derive(Debug, Serialize, sqlx::FromRow)]
-struct Review {
-    id: Uuid,
-    customer_a: Uuid,
-    customer_b: Uuid,
-    reason: String,
-    probability: Option<f64>,
-    evidence: sqlx::types::Json<Value>,
-    status: String,
-    created_at: DateTime<Utc>,
-    decided_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -59,7 +45,7 @@ async fn list(
     State(ApiState { pool, .. }): State<ApiState>,
     TenantPath(tenant): TenantPath,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<ReviewPage>, Problem> {
     let status = q.status.as_deref().unwrap_or("pending");
     if !["pending", "accepted", "rejected"].contains(&status) {
         return Err(bad_request(
@@ -89,13 +75,16 @@ async fn list(
     let next = (items.len() as i64 == limit)
         .then(|| items.last().map(|r| r.id))
         .flatten();
-    Ok(Json(json!({ "items": items, "next_after": next })))
+    Ok(Json(ReviewPage {
+        items,
+        next_after: next,
+    }))
 }
 
 async fn decide(
     State(state): State<ApiState>,
     Path((raw_tenant, raw_id, decision)): Path<(String, String, String)>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<ReviewDecision>, Problem> {
     let tenant = tenant_from_path(&raw_tenant)?;
     let not_found = || {
         Problem::new(
@@ -136,7 +125,13 @@ async fn decide(
     .await?;
     if !accept {
         tx.commit().await?;
-        return Ok(Json(json!({ "id": id, "status": "rejected" })));
+        return Ok(Json(ReviewDecision {
+            id,
+            status: "rejected".to_owned(),
+            merge_id: None,
+            survivor_id: None,
+            merged_id: None,
+        }));
     }
     let settings = settings::load(&mut tx, &tenant).await?;
     let evidence = json!({
@@ -154,11 +149,11 @@ async fn decide(
         state.hot.refresh(&tenant, survivor).await;
     }
     let merged = merged.map(|(m, _)| m);
-    Ok(Json(json!({
-        "id": id,
-        "status": "accepted",
-        "merge_id": merged.as_ref().map(|m| m.merge_id),
-        "survivor_id": merged.as_ref().map(|m| m.survivor),
-        "merged_id": merged.as_ref().map(|m| m.merged),
-    })))
+    Ok(Json(ReviewDecision {
+        id,
+        status: "accepted".to_owned(),
+        merge_id: merged.as_ref().map(|m| m.merge_id),
+        survivor_id: merged.as_ref().map(|m| m.survivor),
+        merged_id: merged.as_ref().map(|m| m.merged),
+    }))
 }

@@ -9,9 +9,9 @@ use crm_service::Code;
 use crm_service::Problem;
 use crm_service::TenantPath;
 use serde::Deserialize;
-use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::bodies::ProfilePage;
 use super::ApiState;
 use crate::domain::settings::Settings;
 use crate::store::settings;
@@ -37,7 +37,7 @@ async fn find(
     State(ApiState { pool, .. }): State<ApiState>,
     TenantPath(tenant): TenantPath,
     Query(q): Query<SearchQuery>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<ProfilePage>, Problem> {
     let text = q.q.unwrap_or_default();
     if text.trim().chars().count() < 2 || text.len() > 200 || text.contains('\0') {
         return Err(Problem::new(
@@ -65,7 +65,10 @@ async fn find(
     let next = (ids.len() as i64 == limit)
         .then(|| ids.last().copied())
         .flatten();
-    Ok(Json(json!({ "items": items, "next_after": next })))
+    Ok(Json(ProfilePage {
+        items,
+        next_after: next,
+    }))
 }
 
 async fn read_settings(

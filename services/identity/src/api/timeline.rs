@@ -7,8 +7,8 @@ use axum::{Json, Router};
 use crm_service::Code;
 use crm_service::Problem;
 use serde::Deserialize;
-use serde_json::{json, Value};
 
+use super::bodies::TimelinePage;
 use super::{customer_not_found, ApiState, CustomerPath};
 use crate::store::settings;
 use crate::store::{profile, timeline};
@@ -32,7 +32,7 @@ async fn page(
     State(ApiState { pool, .. }): State<ApiState>,
     CustomerPath(tenant, id): CustomerPath,
     Query(q): Query<PageQuery>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<TimelinePage>, Problem> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(Problem::new(
@@ -62,7 +62,9 @@ async fn page(
     let next = (items.len() as i64 == limit)
         .then(|| items.last().map(timeline::cursor_of))
         .flatten();
-    Ok(Json(
-        json!({ "customer_id": customer, "items": items, "next": next }),
-    ))
+    Ok(Json(TimelinePage {
+        customer_id: customer,
+        items,
+        next,
+    }))
 }

@@ -8,7 +8,7 @@ use crate::domain::standardise::{region, ProviderRules};
 use crate::domain::survivorship::Survivorship;
 
 /// An identifier that never identifies anyone (a placeholder typed into a form).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BlockedIdentifier {
     /// Identifier kind (`email`, `phone`, ...).
@@ -18,8 +18,9 @@ pub struct BlockedIdentifier {
 }
 
 /// A tenant's identity settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
+#[schema(as = IdentitySettings)]
 pub struct Settings {
     /// How traits of two profiles (or a profile and an event) combine.
     pub survivorship: Survivorship,

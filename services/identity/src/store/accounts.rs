@@ -69,11 +69,12 @@ pub(crate) async fn apply_group(
 }
 
 /// An account as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Account {
     /// The id the `group` calls gave it.
     pub group_id: String,
     /// Its traits (latest call wins, per key).
+    #[schema(value_type = Object)]
     pub traits: Value,
     /// Its members (current customer ids, each once), earliest first.
     pub members: Vec<Uuid>,

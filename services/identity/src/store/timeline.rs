@@ -73,7 +73,8 @@ pub(crate) async fn record_all(tx: &mut PgConnection, rows: &[Row]) -> Result<()
 }
 
 /// One entry.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[schema(as = TimelineEntry)]
 pub struct Entry {
     /// The event's id.
     pub event_id: String,
@@ -86,6 +87,7 @@ pub struct Entry {
     /// When it happened.
     pub occurred_at: DateTime<Utc>,
     /// Its properties.
+    #[schema(value_type = Object)]
     pub properties: sqlx::types::Json<Value>,
 }
 

@@ -16,6 +16,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::bodies::{
+    AccountView, Adjusted, Adjustment, Expiring, Liability, Statement, StatementEntry, TierView,
+};
 use super::keyed::Keyed;
 use super::{idempotency_key, json_body, op_problem, programme_of, ApiState};
 use crate::domain::ledger::Points;
@@ -67,7 +70,7 @@ async fn member(
 async fn account(
     State(state): State<ApiState>,
     TenantAnd(tenant, id): TenantAnd<Uuid>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<AccountView>, Problem> {
     let mut conn = state.pool.acquire().await?;
     let p = programme_of(&mut conn, &tenant).await?;
     let balances: Vec<(String, i64)> = sqlx::query_as(
@@ -104,16 +107,23 @@ async fn account(
     .bind(id)
     .fetch_all(&mut *conn)
     .await?;
-    Ok(Json(json!({
-        "customer_id": id,
-        "currency": p.currency,
-        "balance": of("customer"),
-        "reserved": of("reserved"),
-        "tier": tier.as_ref().map(|t| json!({"name": t.0, "since": t.1, "period_end": t.2})),
-        "qualifying_points": qualifying,
-        "tier_window_days": p.tier_window_days,
-        "expiring": expiring.iter().map(|(at, n)| json!({"expires_at": at, "points": n})).collect::<Vec<_>>(),
-    })))
+    Ok(Json(AccountView {
+        customer_id: id,
+        balance: of("customer"),
+        reserved: of("reserved"),
+        tier: tier.map(|(name, since, period_end)| TierView {
+            name,
+            since,
+            period_end,
+        }),
+        qualifying_points: qualifying,
+        tier_window_days: p.tier_window_days,
+        expiring: expiring
+            .into_iter()
+            .map(|(expires_at, points)| Expiring { expires_at, points })
+            .collect(),
+        currency: p.currency,
+    }))
 }
 
 /// An entry as read: entry id, account, points, transaction id, kind, reason, source event, time.
@@ -141,7 +151,7 @@ async fn statement(
     State(state): State<ApiState>,
     TenantAnd(tenant, id): TenantAnd<Uuid>,
     Query(q): Query<StatementQuery>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<Statement>, Problem> {
     let limit = match q.limit {
         None => 50,
         Some(l @ 1..=500) => i64::from(l),
@@ -168,22 +178,28 @@ async fn statement(
     let next = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|r| r.0))
         .flatten();
-    let items: Vec<Value> = rows
-        .iter()
-        .map(|(eid, account, amount, tid, kind, reason, source, at)| {
-            json!({"entry_id": eid, "account": account, "points": amount, "transaction_id": tid, "kind": kind, "reason": reason, "source_event": source, "at": at})
-        })
+    let items = rows
+        .into_iter()
+        .map(
+            |(entry_id, account, points, transaction_id, kind, reason, source_event, at)| {
+                StatementEntry {
+                    entry_id,
+                    account,
+                    points,
+                    transaction_id,
+                    kind,
+                    reason,
+                    source_event,
+                    at,
+                }
+            },
+        )
         .collect();
-    Ok(Json(
-        json!({"customer_id": id, "items": items, "next": next}),
-    ))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Adjustment {
-    points: i64,
-    reason: String,
+    Ok(Json(Statement {
+        customer_id: id,
+        items,
+        next,
+    }))
 }
 
 async fn adjust(
@@ -222,7 +238,12 @@ async fn adjust(
         .bind(id)
         .fetch_one(&mut *tx)
         .await?;
-    let body = json!({"transaction_id": transaction_id, "customer_id": id, "points": a.points, "balance": balance});
+    let body = Adjusted {
+        transaction_id,
+        customer_id: id,
+        points: a.points,
+        balance,
+    };
     let answer = keyed
         .answer(&mut tx, &tenant, StatusCode::CREATED, &body)
         .await?;
@@ -236,7 +257,7 @@ async fn adjust(
 async fn liability(
     State(state): State<ApiState>,
     TenantPath(tenant): TenantPath,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<Liability>, Problem> {
     let rows: Vec<(String, i64, i64)> = sqlx::query_as(
         "SELECT kind, coalesce(sum(balance), 0)::int8, count(*) FILTER (WHERE balance <> 0) FROM accounts WHERE tenant_id = $1 GROUP BY kind",
     )
@@ -253,14 +274,14 @@ async fn liability(
     let (issued, _) = of("issued");
     let (redeemed, _) = of("redeemed");
     let (expired, _) = of("expired");
-    Ok(Json(json!({
-        "outstanding": available + reserved,
-        "available": available,
-        "reserved": reserved,
-        "customers_with_points": holders,
-        "issued": -issued,
-        "redeemed": redeemed,
-        "expired": expired,
-        "reconciles": available + reserved == -(issued + redeemed + expired),
-    })))
+    Ok(Json(Liability {
+        outstanding: available + reserved,
+        available,
+        reserved,
+        customers_with_points: holders,
+        issued: -issued,
+        redeemed,
+        expired,
+        reconciles: available + reserved == -(issued + redeemed + expired),
+    }))
 }

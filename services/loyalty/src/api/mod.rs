@@ -4,6 +4,7 @@
 //! a retried forward gets it back instead of a second effect.
 
 mod accounts;
+pub mod bodies;
 mod keyed;
 mod programme;
 mod rewards;

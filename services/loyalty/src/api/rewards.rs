@@ -6,15 +6,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use crm_kafka::outbox::enqueue_all;
 use crm_service::Code;
 use crm_service::Problem;
 use crm_service::{TenantAnd, TenantPath};
-use serde::Deserialize;
-use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::bodies::{ReserveBody, Reward, RewardBody, RewardList};
 use super::keyed::Keyed;
 use super::{idempotency_key, json_body, op_problem, programme_of, ApiState};
 use crate::store::rewards::{self, Redemption};
@@ -47,25 +46,6 @@ pub(crate) fn routes() -> Router<ApiState> {
         )
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RewardBody {
-    name: String,
-    cost: i64,
-    #[serde(default)]
-    stock: Option<i32>,
-    #[serde(default)]
-    valid_from: Option<DateTime<Utc>>,
-    #[serde(default)]
-    valid_to: Option<DateTime<Utc>>,
-    #[serde(default = "yes")]
-    active: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
 fn check(r: &RewardBody) -> Result<(), Problem> {
     let bad = |m: &str| {
         Err(Problem::new(
@@ -93,20 +73,6 @@ fn check(r: &RewardBody) -> Result<(), Problem> {
 
 const REWARD: &str = "id, name, cost, stock, valid_from, valid_to, active";
 
-type RewardRow = (
-    Uuid,
-    String,
-    i64,
-    Option<i32>,
-    Option<DateTime<Utc>>,
-    Option<DateTime<Utc>>,
-    bool,
-);
-
-fn reward_json(r: &RewardRow) -> Value {
-    json!({"id": r.0, "name": r.1, "cost": r.2, "stock": r.3, "valid_from": r.4, "valid_to": r.5, "active": r.6})
-}
-
 async fn create(
     State(state): State<ApiState>,
     TenantPath(tenant): TenantPath,
@@ -120,7 +86,7 @@ async fn create(
         Ok(k) => k,
         Err(replayed) => return Ok(replayed),
     };
-    let row: RewardRow = sqlx::query_as(&format!(
+    let row: Reward = sqlx::query_as(&format!(
         "INSERT INTO rewards (tenant_id, id, name, cost, stock, valid_from, valid_to, active) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {REWARD}"
     ))
     .bind(tenant.as_str())
@@ -134,7 +100,7 @@ async fn create(
     .fetch_one(&mut *tx)
     .await?;
     let answer = keyed
-        .answer(&mut tx, &tenant, StatusCode::CREATED, &reward_json(&row))
+        .answer(&mut tx, &tenant, StatusCode::CREATED, &row)
         .await?;
     tx.commit().await?;
     Ok(answer)
@@ -154,7 +120,7 @@ async fn update(
         Ok(k) => k,
         Err(replayed) => return Ok(replayed),
     };
-    let row: Option<RewardRow> = sqlx::query_as(&format!(
+    let row: Option<Reward> = sqlx::query_as(&format!(
         "UPDATE rewards SET name = $3, cost = $4, stock = $5, valid_from = $6, valid_to = $7, active = $8 WHERE tenant_id = $1 AND id = $2 RETURNING {REWARD}"
     ))
     .bind(tenant.as_str())
@@ -169,9 +135,7 @@ async fn update(
     .await?;
     let row =
         row.ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, Code::NotFound, "no such reward"))?;
-    let answer = keyed
-        .answer(&mut tx, &tenant, StatusCode::OK, &reward_json(&row))
-        .await?;
+    let answer = keyed.answer(&mut tx, &tenant, StatusCode::OK, &row).await?;
     tx.commit().await?;
     Ok(answer)
 }
@@ -179,23 +143,14 @@ async fn update(
 async fn list(
     State(state): State<ApiState>,
     TenantPath(tenant): TenantPath,
-) -> Result<Json<Value>, Problem> {
-    let rows: Vec<RewardRow> = sqlx::query_as(&format!(
+) -> Result<Json<RewardList>, Problem> {
+    let items: Vec<Reward> = sqlx::query_as(&format!(
         "SELECT {REWARD} FROM rewards WHERE tenant_id = $1 ORDER BY cost, name"
     ))
     .bind(tenant.as_str())
     .fetch_all(&state.pool)
     .await?;
-    Ok(Json(
-        json!({"items": rows.iter().map(reward_json).collect::<Vec<_>>()}),
-    ))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReserveBody {
-    customer_id: Uuid,
-    reward_id: Uuid,
+    Ok(Json(RewardList { items }))
 }
 
 async fn reserve(

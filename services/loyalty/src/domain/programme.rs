@@ -60,6 +60,7 @@ pub enum CapPeriod {
 /// At most `max_points` earned from orders per period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = PointsCap)]
 pub struct Cap {
     /// The period.
     pub period: CapPeriod,

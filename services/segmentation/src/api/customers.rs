@@ -9,9 +9,11 @@ use chrono::{DateTime, Utc};
 use crm_service::Code;
 use crm_service::Problem;
 use crm_service::TenantAnd;
-use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::bodies::{
+    Activity, CustomerScores, CustomerSegment, CustomerSegments, EventCounts, LeadView, ValueView,
+};
 use super::ApiState;
 use crate::domain::lifecycle;
 use crate::domain::rules::eval::{count_matching, Window};
@@ -47,7 +49,7 @@ fn not_found() -> Problem {
 async fn activity(
     State(state): State<ApiState>,
     TenantAnd(tenant, id): TenantAnd<Uuid>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<Activity>, Problem> {
     let mut conn = state.pool.acquire().await?;
     let id = lookup(&mut conn, &tenant, id).await?.customer;
     let model = state.catalog.get(&mut conn, &tenant).await?;
@@ -65,34 +67,42 @@ async fn activity(
         .await?
         .pop()
         .ok_or_else(not_found)?;
-    let by_name: serde_json::Map<String, Value> = f
+    let events = f
         .totals
         .iter()
         .map(|(name, t)| {
-            let window = |d: u32| count_matching(&f.events, name, &[], Window::of(Some(d), None, now), now);
-            (name.clone(), json!({"count": t.count, "sum": t.sum, "last_7_days": window(7), "last_30_days": window(30), "last_90_days": window(90)}))
+            let window =
+                |d: u32| count_matching(&f.events, name, &[], Window::of(Some(d), None, now), now);
+            let counts = EventCounts {
+                count: t.count,
+                sum: t.sum,
+                last_7_days: window(7),
+                last_30_days: window(30),
+                last_90_days: window(90),
+            };
+            (name.clone(), counts)
         })
         .collect();
-    Ok(Json(json!({
-        "customer_id": f.customer_id,
-        "events_total": f.events_total(),
-        "first_seen_at": f.first_seen_at,
-        "last_seen_at": f.last_seen_at,
-        "orders": f.orders(),
-        "revenue": f.revenue(),
-        "average_order_value": f.average_order_value(),
-        "last_order_at": f.last_order_at,
-        "last_order_value": f.last_order_value,
-        "categories": f.categories,
-        "order_days": f.order_days.len(),
-        "events": by_name,
-    })))
+    Ok(Json(Activity {
+        customer_id: f.customer_id,
+        events_total: f.events_total(),
+        first_seen_at: f.first_seen_at,
+        last_seen_at: f.last_seen_at,
+        orders: f.orders(),
+        revenue: f.revenue(),
+        average_order_value: f.average_order_value(),
+        last_order_at: f.last_order_at,
+        last_order_value: f.last_order_value,
+        categories: f.categories.iter().cloned().collect(),
+        order_days: f.order_days.len(),
+        events,
+    }))
 }
 
 async fn segments(
     State(state): State<ApiState>,
     TenantAnd(tenant, id): TenantAnd<Uuid>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<CustomerSegments>, Problem> {
     let mut conn = state.pool.acquire().await?;
     let found = lookup(&mut conn, &tenant, id).await?;
     let id = found.customer;
@@ -115,17 +125,24 @@ async fn segments(
     .bind(id)
     .fetch_all(&mut *conn)
     .await?;
-    let items: Vec<Value> = rows
-        .iter()
-        .map(|(s, n, at)| json!({"segment_id": s, "name": n, "entered_at": at}))
+    let segments = rows
+        .into_iter()
+        .map(|(segment_id, name, entered_at)| CustomerSegment {
+            segment_id,
+            name,
+            entered_at,
+        })
         .collect();
-    Ok(Json(json!({"customer_id": id, "segments": items})))
+    Ok(Json(CustomerSegments {
+        customer_id: id,
+        segments,
+    }))
 }
 
 async fn scores(
     State(state): State<ApiState>,
     TenantAnd(tenant, id): TenantAnd<Uuid>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<CustomerScores>, Problem> {
     let mut conn = state.pool.acquire().await?;
     let id = lookup(&mut conn, &tenant, id).await?.customer;
     let model = state.catalog.get(&mut conn, &tenant).await?;
@@ -143,13 +160,18 @@ async fn scores(
     .await?;
     let settings = &model.settings;
     let lead = settings.lead_scoring.score(&f, now);
-    Ok(Json(json!({
-        "customer_id": id,
-        "stage": lifecycle::stage(&f.order_days, now.date_naive(), &settings.lifecycle),
-        "stage_since": since,
-        "rfm": f.rfm,
-        "lead": {"score": lead.total, "qualified": lead.qualified, "qualified_at": settings.lead_scoring.qualified_at, "explanation": lead.explanation},
-        "value": f.value.map(|v| json!({"probability_alive": v.probability_alive, "expected_purchases": v.expected_purchases, "lifetime_value": v.lifetime_value, "horizon_weeks": settings.horizon_weeks})),
-        "loyalty_tier": f.loyalty_tier,
-    })))
+    Ok(Json(CustomerScores {
+        customer_id: id,
+        stage: lifecycle::stage(&f.order_days, now.date_naive(), &settings.lifecycle),
+        stage_since: since,
+        rfm: f.rfm,
+        lead: LeadView::of(lead, settings.lead_scoring.qualified_at),
+        value: f.value.map(|v| ValueView {
+            probability_alive: v.probability_alive,
+            expected_purchases: v.expected_purchases,
+            lifetime_value: v.lifetime_value,
+            horizon_weeks: settings.horizon_weeks,
+        }),
+        loyalty_tier: f.loyalty_tier,
+    }))
 }

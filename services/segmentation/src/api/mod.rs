@@ -1,6 +1,7 @@
 //! Segmentation's internal HTTP API, reached only through the gateway (which authenticates the
 //! caller, passes the tenant in the path and names the caller in `x-crm-actor`).
 
+pub mod bodies;
 mod customers;
 mod reports;
 mod segments;

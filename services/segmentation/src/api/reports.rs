@@ -1,6 +1,8 @@
 //! Reports: RFM and lifecycle distributions, the acquisition / retention / win-back report,
 //! and scoring runs (on demand and their history).
 
+use std::collections::BTreeMap;
+
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::routing::get;
@@ -12,6 +14,10 @@ use crm_service::{TenantAnd, TenantPath};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::bodies::{
+    LastRun, LifecyclePeriod, LifecycleReport, RfmCell, RfmGroupCount, RfmReport, ScoringRunView,
+    ScoringRuns, Transition, ValueModelView,
+};
 use super::ApiState;
 use crate::domain::lifecycle::Stage;
 use crate::scoring;
@@ -34,7 +40,7 @@ pub(crate) fn routes() -> Router<ApiState> {
 async fn rfm(
     State(state): State<ApiState>,
     TenantPath(tenant): TenantPath,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<RfmReport>, Problem> {
     let groups: Vec<(String, i64, f64)> = sqlx::query_as(
         "SELECT rfm_group, count(*), coalesce(sum(revenue_total), 0)::float8 FROM customer_activity
          WHERE tenant_id = $1 AND rfm_group IS NOT NULL GROUP BY rfm_group ORDER BY 2 DESC",
@@ -55,15 +61,25 @@ async fn rfm(
     .bind(tenant.as_str())
     .fetch_optional(&state.pool)
     .await?;
-    Ok(Json(json!({
-        "groups": groups.iter().map(|(g, n, revenue)| json!({"group": g, "customers": n, "revenue": revenue})).collect::<Vec<_>>(),
-        "cells": cells.iter().map(|(r, f, n)| json!({"r": r, "f": f, "customers": n})).collect::<Vec<_>>(),
-        "last_run": last_run.map(|(id, at)| json!({"run_id": id, "finished_at": at})),
-    })))
+    Ok(Json(RfmReport {
+        groups: groups
+            .into_iter()
+            .map(|(group, customers, revenue)| RfmGroupCount {
+                group,
+                customers,
+                revenue,
+            })
+            .collect(),
+        cells: cells
+            .into_iter()
+            .map(|(r, f, customers)| RfmCell { r, f, customers })
+            .collect(),
+        last_run: last_run.map(|(run_id, at)| LastRun {
+            run_id,
+            finished_at: at,
+        }),
+    }))
 }
-
-/// One period of the lifecycle report being built: start, transitions per target stage, list.
-type Period = (DateTime<Utc>, serde_json::Map<String, Value>, Vec<Value>);
 
 /// A scoring run as read: id, trigger, started, finished, customers, changed, error.
 type RunRow = (
@@ -109,7 +125,7 @@ async fn lifecycle(
     State(state): State<ApiState>,
     TenantPath(tenant): TenantPath,
     Query(q): Query<LifecycleQuery>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<LifecycleReport>, Problem> {
     let (period, step) = match q.period.as_deref().unwrap_or("week") {
         "day" => ("day", Duration::days(1)),
         "week" => ("week", Duration::weeks(1)),
@@ -137,7 +153,7 @@ async fn lifecycle(
     .bind(tenant.as_str())
     .fetch_all(&state.pool)
     .await?;
-    let counts: serde_json::Map<String, Value> = Stage::ALL
+    let counts: BTreeMap<String, i64> = Stage::ALL
         .iter()
         .map(|s| {
             let n = stages
@@ -145,7 +161,7 @@ async fn lifecycle(
                 .filter(|(x, _)| x.as_deref() == Some(s.as_str()))
                 .map(|(_, n)| *n)
                 .sum::<i64>();
-            (s.as_str().to_owned(), json!(n))
+            (s.as_str().to_owned(), n)
         })
         .collect();
     let transitions: Vec<(DateTime<Utc>, Option<String>, String, i64)> = sqlx::query_as(
@@ -158,32 +174,40 @@ async fn lifecycle(
     .bind(period)
     .fetch_all(&state.pool)
     .await?;
-    let mut periods: Vec<Value> = Vec::new();
-    let mut current: Option<Period> = None;
+    let mut periods: Vec<LifecyclePeriod> = Vec::new();
     for (start, from_stage, to_stage, n) in transitions {
-        if current.as_ref().is_none_or(|(s, _, _)| *s != start) {
-            if let Some((s, totals, list)) = current.take() {
-                periods.push(json!({"period_start": s, "into": totals, "transitions": list}));
-            }
-            current = Some((start, serde_json::Map::new(), Vec::new()));
+        if periods.last().is_none_or(|p| p.period_start != start) {
+            periods.push(LifecyclePeriod {
+                period_start: start,
+                into: BTreeMap::new(),
+                transitions: Vec::new(),
+            });
         }
-        if let Some((_, totals, list)) = current.as_mut() {
-            let t = totals.entry(to_stage.clone()).or_insert(json!(0));
-            *t = json!(t.as_i64().unwrap_or(0) + n);
-            list.push(json!({"from": from_stage, "to": to_stage, "customers": n}));
+        if let Some(p) = periods.last_mut() {
+            *p.into.entry(to_stage.clone()).or_insert(0) += n;
+            p.transitions.push(Transition {
+                from: from_stage,
+                to: to_stage,
+                customers: n,
+            });
         }
     }
-    if let Some((s, totals, list)) = current {
-        periods.push(json!({"period_start": s, "into": totals, "transitions": list}));
-    }
-    Ok(Json(json!({
-        "stages": counts,
-        "period": period,
-        "from": from,
-        "to": to,
-        "periods": periods,
-        "reading": {"acquisition": "into new", "retention": "into at_risk and lapsed", "win_back": "into reactivated"},
-    })))
+    let reading = [
+        ("acquisition", "into new"),
+        ("retention", "into at_risk and lapsed"),
+        ("win_back", "into reactivated"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    Ok(Json(LifecycleReport {
+        stages: counts,
+        period: period.to_owned(),
+        from,
+        to,
+        periods,
+        reading,
+    }))
 }
 
 /// Queues a run of RFM and customer value for the tenant: 202 with the job to follow
@@ -192,14 +216,20 @@ async fn lifecycle(
 async fn run_now(
     State(state): State<ApiState>,
     TenantPath(tenant): TenantPath,
-) -> Result<(StatusCode, [(header::HeaderName, String); 1], Json<Value>), Problem> {
+) -> Result<
+    (
+        StatusCode,
+        [(header::HeaderName, String); 1],
+        Json<jobs::JobQueued>,
+    ),
+    Problem,
+> {
     let id = jobs::enqueue(&state.pool, &tenant, scoring::JOB, &json!({})).await?;
-    let job_id = format!("segmentation-{id}");
-    let url = format!("/v1/jobs/{job_id}");
+    let queued = jobs::JobQueued::new("segmentation", id);
     Ok((
         StatusCode::ACCEPTED,
-        [(header::LOCATION, url.clone())],
-        Json(json!({"job_id": job_id, "status": "queued", "url": url})),
+        [(header::LOCATION, queued.url.clone())],
+        Json(queued),
     ))
 }
 
@@ -223,7 +253,7 @@ async fn job(
 async fn runs(
     State(state): State<ApiState>,
     TenantPath(tenant): TenantPath,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<ScoringRuns>, Problem> {
     let rows: Vec<RunRow> = sqlx::query_as(
         "SELECT id, trigger, started_at, finished_at, customers, changed, error FROM scoring_runs
          WHERE tenant_id = $1 ORDER BY id DESC LIMIT 50",
@@ -236,10 +266,27 @@ async fn runs(
             .bind(tenant.as_str())
             .fetch_optional(&state.pool)
             .await?;
-    Ok(Json(json!({
-        "runs": rows.iter().map(|(id, trigger, started, finished, customers, changed, error)| json!({
-            "run_id": id, "trigger": trigger, "started_at": started, "finished_at": finished,
-            "customers": customers, "rfm_group_changes": changed, "error": error})).collect::<Vec<_>>(),
-        "value_model": model.map(|(m, at)| json!({"model": m.0, "fitted_at": at})),
-    })))
+    let runs = rows
+        .into_iter()
+        .map(
+            |(run_id, trigger, started_at, finished_at, customers, changed, error)| {
+                ScoringRunView {
+                    run_id,
+                    trigger,
+                    started_at,
+                    finished_at,
+                    customers,
+                    rfm_group_changes: changed,
+                    error,
+                }
+            },
+        )
+        .collect();
+    Ok(Json(ScoringRuns {
+        runs,
+        value_model: model.map(|(m, fitted_at)| ValueModelView {
+            model: m.0,
+            fitted_at,
+        }),
+    }))
 }

@@ -13,9 +13,13 @@ use crm_kafka::outbox::enqueue_all;
 use crm_service::Problem;
 use crm_service::{TenantAnd, TenantPath};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use uuid::Uuid;
 
+use super::bodies::{
+    Member, Members, NewSegment, PreviewRequest, Recomputed, SegmentList, SegmentPatch,
+    SegmentSaved, SegmentSized, SegmentVersions,
+};
 use super::{actor, json_body, page_size, ApiState};
 use crate::engine::apply::membership_message;
 use crate::recompute::{preview as run_preview, recompute};
@@ -96,23 +100,6 @@ fn save_problem(e: SaveError) -> Problem {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewSegment {
-    name: String,
-    #[serde(default)]
-    description: String,
-    rule: Value,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SegmentPatch {
-    name: Option<String>,
-    description: Option<String>,
-    rule: Option<Value>,
-}
-
 /// Computes a saved segment's members in the background (the answer says it started).
 fn recompute_later(state: &ApiState, tenant: crm_envelope::TenantId, id: Uuid) {
     let (pool, catalog, relay) = (
@@ -146,7 +133,7 @@ async fn create(
     TenantPath(tenant): TenantPath,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), Problem> {
+) -> Result<(StatusCode, Json<SegmentSaved>), Problem> {
     let new: NewSegment = json_body(&body)?;
     let mut tx = state.pool.begin().await?;
     let row = segments::create(
@@ -163,14 +150,17 @@ async fn create(
     recompute_later(&state, tenant, row.id);
     Ok((
         StatusCode::CREATED,
-        Json(json!({"segment": row, "computing": true})),
+        Json(SegmentSaved {
+            segment: row,
+            computing: true,
+        }),
     ))
 }
 
 async fn list(
     State(state): State<ApiState>,
     TenantPath(tenant): TenantPath,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<SegmentList>, Problem> {
     let mut conn = state.pool.acquire().await?;
     let rows = segments::list(&mut conn, &tenant).await?;
     let counts: Vec<(Uuid, i64)> = sqlx::query_as(
@@ -179,23 +169,23 @@ async fn list(
     .bind(tenant.as_str())
     .fetch_all(&mut *conn)
     .await?;
-    let items: Vec<Value> = rows
+    let items = rows
         .into_iter()
-        .map(|r| {
+        .map(|segment| {
             let size = counts
                 .iter()
-                .find(|(id, _)| *id == r.id)
+                .find(|(id, _)| *id == segment.id)
                 .map_or(0, |(_, n)| *n);
-            json!({"segment": r, "size": size})
+            SegmentSized { segment, size }
         })
         .collect();
-    Ok(Json(json!({"items": items})))
+    Ok(Json(SegmentList { items }))
 }
 
 async fn read(
     State(state): State<ApiState>,
     TenantAnd(tenant, id): TenantAnd<Uuid>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<SegmentSized>, Problem> {
     let mut conn = state.pool.acquire().await?;
     let row = segments::get(&mut conn, &tenant, id)
         .await?
@@ -206,7 +196,7 @@ async fn read(
             .bind(id)
             .fetch_one(&mut *conn)
             .await?;
-    Ok(Json(json!({"segment": row, "size": size})))
+    Ok(Json(SegmentSized { segment: row, size }))
 }
 
 async fn update(
@@ -214,7 +204,7 @@ async fn update(
     TenantAnd(tenant, id): TenantAnd<Uuid>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<SegmentSaved>, Problem> {
     let patch: SegmentPatch = json_body(&body)?;
     let rule_changed = patch.rule.is_some();
     let mut tx = state.pool.begin().await?;
@@ -233,7 +223,10 @@ async fn update(
     if rule_changed {
         recompute_later(&state, tenant, id);
     }
-    Ok(Json(json!({"segment": row, "computing": rule_changed})))
+    Ok(Json(SegmentSaved {
+        segment: row,
+        computing: rule_changed,
+    }))
 }
 
 async fn delete(
@@ -259,28 +252,23 @@ async fn delete(
 async fn versions(
     State(state): State<ApiState>,
     TenantAnd(tenant, id): TenantAnd<Uuid>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<SegmentVersions>, Problem> {
     let mut conn = state.pool.acquire().await?;
     let rows = segments::versions(&mut conn, &tenant, id).await?;
     if rows.is_empty() {
         return Err(not_found());
     }
-    Ok(Json(json!({"segment_id": id, "versions": rows})))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PreviewRequest {
-    rule: Value,
-    #[serde(default)]
-    sample: Option<usize>,
+    Ok(Json(SegmentVersions {
+        segment_id: id,
+        versions: rows,
+    }))
 }
 
 async fn preview(
     State(state): State<ApiState>,
     TenantPath(tenant): TenantPath,
     body: Bytes,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<crate::recompute::Preview>, Problem> {
     let req: PreviewRequest = json_body(&body)?;
     let sample = req.sample.unwrap_or(10).min(100);
     let mut conn = state.pool.acquire().await?;
@@ -298,7 +286,7 @@ async fn preview(
         Utc::now(),
     )
     .await?;
-    Ok(Json(json!(p)))
+    Ok(Json(p))
 }
 
 #[derive(Deserialize)]
@@ -312,7 +300,7 @@ async fn members(
     State(state): State<ApiState>,
     TenantAnd(tenant, id): TenantAnd<Uuid>,
     Query(q): Query<MembersQuery>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<Members>, Problem> {
     let limit = page_size(q.limit)?;
     let mut conn = state.pool.acquire().await?;
     segments::get(&mut conn, &tenant, id)
@@ -331,19 +319,24 @@ async fn members(
     let next = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|(c, _)| *c))
         .flatten();
-    let items: Vec<Value> = rows
-        .iter()
-        .map(|(c, at)| json!({"customer_id": c, "entered_at": at}))
+    let items = rows
+        .into_iter()
+        .map(|(customer_id, entered_at)| Member {
+            customer_id,
+            entered_at,
+        })
         .collect();
-    Ok(Json(
-        json!({"segment_id": id, "items": items, "next": next}),
-    ))
+    Ok(Json(Members {
+        segment_id: id,
+        items,
+        next,
+    }))
 }
 
 async fn recompute_one(
     State(state): State<ApiState>,
     TenantAnd(tenant, id): TenantAnd<Uuid>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<Recomputed>, Problem> {
     let mut conn = state.pool.acquire().await?;
     segments::get(&mut conn, &tenant, id)
         .await?
@@ -359,7 +352,9 @@ async fn recompute_one(
     )
     .await?;
     state.relay.notify_one();
-    Ok(Json(
-        json!({"segment_id": id, "applied": applied, "elapsed_ms": started.elapsed().as_millis() as u64}),
-    ))
+    Ok(Json(Recomputed {
+        segment_id: id,
+        applied,
+        elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    }))
 }

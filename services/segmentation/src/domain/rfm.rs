@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A customer's RFM scores and group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RfmScore {
     /// Recency, 5 = most recent.
     pub r: u8,

@@ -9,6 +9,7 @@ use crate::domain::lifecycle::Thresholds;
 /// A tenant's settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
+#[schema(as = SegmentationSettings)]
 pub struct Settings {
     /// Lifecycle stage thresholds.
     pub lifecycle: Thresholds,

@@ -13,7 +13,7 @@ use crate::domain::facts::Stored;
 use crate::domain::model::TenantModel;
 
 /// Counts of what an application changed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Applied {
     /// Customers evaluated.
     pub customers: u64,

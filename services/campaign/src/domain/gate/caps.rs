@@ -16,8 +16,9 @@ use crate::domain::journeys::Channel;
 use crate::domain::localtime;
 
 /// A cap's window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = CapWindow)]
 pub enum Window {
     /// The last N hours.
     RollingHours(u32),
@@ -30,8 +31,9 @@ pub enum Window {
 }
 
 /// A frequency cap.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = FrequencyCap)]
 pub struct Cap {
     /// Only messages of this channel count (`None`: every channel).
     #[serde(default)]

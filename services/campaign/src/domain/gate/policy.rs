@@ -8,7 +8,7 @@ use super::caps::{Cap, Window};
 use super::quiet::{Policy, QuietHours};
 
 /// Contact pressure rules of one tenant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactPolicy {
     /// Frequency caps (transactional messages are exempt).
@@ -28,7 +28,7 @@ pub struct ContactPolicy {
 }
 
 /// Quiet hours as written: `HH:MM` local times and what happens to a message in them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Quiet {
     /// When they begin (`21:00`).

@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use crate::domain::localtime;
 
 /// What happens to a message in quiet hours.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = QuietPolicy)]
 pub enum Policy {
     /// Sent when the quiet hours end.
     Defer,

@@ -5,8 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 /// Where a journey is in its lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = JourneyStatus)]
 pub enum Status {
     /// Never published.
     Draft,

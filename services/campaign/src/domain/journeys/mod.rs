@@ -35,8 +35,11 @@ use uuid::Uuid;
 pub use validate::{parse, JourneyError, Limits};
 
 /// A journey definition (one version of it).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = JourneyDefinition, example = json!({"name": "Welcome", "time_zone": "Europe/Madrid",
+    "trigger": {"event": {"name": "Signed Up"}}, "start": "hello",
+    "nodes": {"hello": {"send": {"template": "welcome", "channel": "email", "next": "done"}}, "done": "exit"}}))]
 pub struct Journey {
     /// Shown in lists and reports.
     pub name: String,
@@ -45,23 +48,30 @@ pub struct Journey {
     /// Higher goes first when frequency caps must choose between journeys (default 0).
     #[serde(default)]
     pub priority: i32,
-    /// What starts an instance.
+    /// What starts an instance: `{"event": {"name", "where", "key"}}`, `{"segment_entered": {...}}`,
+    /// `{"schedule": {...}}`, `{"date_trait": {...}}` or `{"stage_changed": {...}}` (docs/campaign.md).
+    #[schema(value_type = Object)]
     pub trigger: Trigger,
     /// Who may enter, and again.
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub entry: Entry,
     /// What ends an instance early, checked on every event (pending waits are cancelled).
     #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
     pub exit: Vec<ExitCriterion>,
     /// The conversion the journey is measured by, in every arm and in the holdout.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub goal: Option<Goal>,
     /// Share of entrants (0 to 50 percent) held out as this journey's control group.
     #[serde(default)]
     pub holdout_percent: u8,
     /// The first node.
     pub start: String,
-    /// The nodes by name.
+    /// The nodes by name: `wait`, `wait_until`, `wait_for`, `branch`, `split`, `send`,
+    /// `set_trait`, `add_points`, `webhook`, `exit` (docs/campaign.md).
+    #[schema(value_type = BTreeMap<String, Object>)]
     pub nodes: BTreeMap<String, Node>,
 }
 
@@ -438,7 +448,19 @@ pub struct Arm {
 }
 
 /// A channel a message goes through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     /// Email over SMTP.

@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// A template's parts, as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = TemplateParts)]
 pub struct Parts {
     /// The subject (email) or the whole message (SMS, push title).
     pub subject: String,
@@ -28,7 +29,7 @@ pub struct Parts {
 }
 
 /// A rendered message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Rendered {
     /// One line.
     pub subject: String,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::Checked;
 
 /// Whether matching keys apply mailbox provider rules (a per-tenant setting).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProviderRules {
     /// The key is the address, lower-cased.
