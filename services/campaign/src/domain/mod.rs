@@ -4,9 +4,11 @@
 
 pub mod channels;
 pub mod contacts;
+pub mod experiments;
 pub mod gate;
 pub mod journeys;
 pub mod localtime;
+pub mod offers;
 pub mod report;
 pub mod suppression;
 pub mod templates;
