@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::facts::Facts;
-use crate::domain::rules::filter::{filter_holds, value_matches};
+use crate::domain::rules::filter::filter_holds;
+use crate::domain::rules::value_matches;
 use crate::domain::rules::{MatchOp, PropertyFilter};
 
 /// A tenant's lead scoring rules.

@@ -6,64 +6,7 @@
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-/// A customer's stage.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Stage {
-    /// Known, never ordered.
-    Prospect,
-    /// First order within `new_days`.
-    New,
-    /// Ordered within `active_days`.
-    Active,
-    /// Last order older than `active_days`, not older than `lapsed_days`.
-    AtRisk,
-    /// Last order older than `lapsed_days`.
-    Lapsed,
-    /// Ordered within `active_days` after a gap longer than `lapsed_days`: won back.
-    Reactivated,
-}
-
-impl Stage {
-    /// Every stage, in funnel order.
-    pub const ALL: [Stage; 6] = [
-        Stage::Prospect,
-        Stage::New,
-        Stage::Active,
-        Stage::AtRisk,
-        Stage::Lapsed,
-        Stage::Reactivated,
-    ];
-
-    /// The stage's name as stored and published.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Prospect => "prospect",
-            Stage::New => "new",
-            Stage::Active => "active",
-            Stage::AtRisk => "at_risk",
-            Stage::Lapsed => "lapsed",
-            Stage::Reactivated => "reactivated",
-        }
-    }
-
-    /// The stage named `s`.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|stage| stage.as_str() == s)
-    }
-}
+pub use crm_rules::Stage;
 
 /// Per-tenant thresholds, in days.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

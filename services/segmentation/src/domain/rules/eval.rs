@@ -2,7 +2,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::filter::{filter_holds, value_matches};
+use super::filter::filter_holds;
+use super::value_matches;
 use super::{
     AggregateCondition, Between, EventCondition, Metric, PropertyFilter, Rule, TraitCondition,
     ValueMetric,

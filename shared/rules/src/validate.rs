@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{AggregateCondition, EventCondition, MatchOp, RfmCondition, Rule};
+use crate::{AggregateCondition, EventCondition, MatchOp, Metric, RfmCondition, Rule};
 
 /// Bounds on rules (per tenant settings may lower the retention).
 #[derive(Debug, Clone, Copy)]
@@ -222,7 +222,7 @@ fn number(x: f64, at: &str) -> Result<(), RuleError> {
 /// `count` and `sum` name their event; the other metrics do not.
 fn check_aggregate(c: &AggregateCondition, here: &str, l: &Limits) -> Result<(), RuleError> {
     number(c.value, &format!("{here}/value"))?;
-    let needs_event = matches!(c.metric, super::Metric::Count | super::Metric::Sum);
+    let needs_event = matches!(c.metric, Metric::Count | Metric::Sum);
     match (&c.event, needs_event) {
         (Some(e), true) => name(e, &format!("{here}/event"), l),
         (None, true) => fail(
