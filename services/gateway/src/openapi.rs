@@ -125,6 +125,10 @@ use crate::AppState;
 )]
 struct ApiDoc;
 
+/// The document, built once: it depends on nothing but the code.
+static DOCUMENT: std::sync::LazyLock<utoipa::openapi::OpenApi> =
+    std::sync::LazyLock::new(ApiDoc::openapi);
+
 struct Security;
 
 impl Modify for Security {
@@ -183,7 +187,7 @@ impl Modify for Security {
 }
 
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+    Router::new().route("/openapi.json", get(|| async { Json(&*DOCUMENT) }))
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! The special functions the experiment statistics need, in plain Rust: log-gamma (Lanczos),
+//! The special functions the suite's statistics need (segmentation's value models, campaign's
+//! experiments), in plain Rust: log-gamma (Lanczos), log-beta,
 //! the regularised incomplete beta function (continued fraction, Lentz's method) and the
 //! regularised upper incomplete gamma function (series and continued fraction), with the
 //! distributions built on them: Student's t (CDF and quantile), chi-square (survival) and the
@@ -22,7 +23,7 @@ pub fn ln_gamma(x: f64) -> f64 {
     if x < 0.5 {
         // Reflection: Γ(x) Γ(1 − x) = π / sin(πx).
         let pi = std::f64::consts::PI;
-        return (pi / (pi * x).sin()).ln() - ln_gamma(1.0 - x);
+        return (pi / (pi * x).sin()).abs().ln() - ln_gamma(1.0 - x);
     }
     let x = x - 1.0;
     let mut a = C[0];
@@ -33,44 +34,40 @@ pub fn ln_gamma(x: f64) -> f64 {
     0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
 }
 
+/// `ln B(a, b)`.
+pub fn ln_beta(a: f64, b: f64) -> f64 {
+    ln_gamma(a) + ln_gamma(b) - ln_gamma(a + b)
+}
+
 const EPSILON: f64 = 1e-15;
 const TINY: f64 = 1e-300;
 const MAX_ITERATIONS: usize = 10_000;
+
+/// `x`, kept away from zero (Lentz's method divides by it).
+fn away_from_zero(x: f64) -> f64 {
+    if x.abs() < TINY {
+        TINY
+    } else {
+        x
+    }
+}
 
 /// The continued fraction of the incomplete beta function (Lentz's method).
 fn beta_fraction(a: f64, b: f64, x: f64) -> f64 {
     let (qab, qap, qam) = (a + b, a + 1.0, a - 1.0);
     let mut c = 1.0;
-    let mut d = 1.0 - qab * x / qap;
-    if d.abs() < TINY {
-        d = TINY;
-    }
-    d = 1.0 / d;
+    let mut d = 1.0 / away_from_zero(1.0 - qab * x / qap);
     let mut h = d;
     for m in 1..MAX_ITERATIONS {
         let m = m as f64;
         let m2 = 2.0 * m;
         let aa = m * (b - m) * x / ((qam + m2) * (a + m2));
-        d = 1.0 + aa * d;
-        if d.abs() < TINY {
-            d = TINY;
-        }
-        c = 1.0 + aa / c;
-        if c.abs() < TINY {
-            c = TINY;
-        }
-        d = 1.0 / d;
+        d = 1.0 / away_from_zero(1.0 + aa * d);
+        c = away_from_zero(1.0 + aa / c);
         h *= d * c;
         let aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
-        d = 1.0 + aa * d;
-        if d.abs() < TINY {
-            d = TINY;
-        }
-        c = 1.0 + aa / c;
-        if c.abs() < TINY {
-            c = TINY;
-        }
-        d = 1.0 / d;
+        d = 1.0 / away_from_zero(1.0 + aa * d);
+        c = away_from_zero(1.0 + aa / c);
         let step = d * c;
         h *= step;
         if (step - 1.0).abs() < EPSILON {
@@ -88,8 +85,7 @@ pub fn incomplete_beta(a: f64, b: f64, x: f64) -> f64 {
     if x >= 1.0 {
         return 1.0;
     }
-    let front =
-        (ln_gamma(a + b) - ln_gamma(a) - ln_gamma(b) + a * x.ln() + b * (1.0 - x).ln()).exp();
+    let front = (a * x.ln() + b * (1.0 - x).ln() - ln_beta(a, b)).exp();
     // The fraction converges fast on this side; use the symmetry otherwise.
     if x < (a + 1.0) / (a + b + 2.0) {
         front * beta_fraction(a, b, x) / a
@@ -126,15 +122,8 @@ pub fn upper_gamma(s: f64, x: f64) -> f64 {
             let i = i as f64;
             let an = -i * (i - s);
             b += 2.0;
-            d = an * d + b;
-            if d.abs() < TINY {
-                d = TINY;
-            }
-            c = b + an / c;
-            if c.abs() < TINY {
-                c = TINY;
-            }
-            d = 1.0 / d;
+            d = 1.0 / away_from_zero(an * d + b);
+            c = away_from_zero(b + an / c);
             let step = d * c;
             h *= step;
             if (step - 1.0).abs() < EPSILON {
@@ -213,7 +202,8 @@ mod tests {
     }
 
     #[test]
-    fn log_gamma_matches_factorials_and_the_half() {
+    fn log_gamma_and_log_beta_match_factorials_and_the_half() {
+        assert!(close(ln_beta(2.0, 3.0), (1.0f64 / 12.0).ln(), 1e-13));
         assert!(close(ln_gamma(1.0), 0.0, 1e-13));
         assert!(close(ln_gamma(5.0), 24f64.ln(), 1e-12));
         assert!(close(ln_gamma(11.0), 3_628_800f64.ln(), 1e-11));

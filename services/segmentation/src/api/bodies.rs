@@ -15,7 +15,7 @@ use uuid::Uuid;
 pub use crate::domain::settings::Settings;
 pub use crate::recompute::Preview;
 
-use crate::domain::lead::LeadScore;
+use crate::domain::lead::{Contribution, LeadScore};
 use crate::domain::lifecycle::Stage;
 use crate::domain::rfm::RfmScore;
 use crate::engine::apply::Applied;
@@ -159,9 +159,8 @@ pub struct LeadView {
     pub qualified: bool,
     /// The tenant's qualification threshold.
     pub qualified_at: f64,
-    /// One line per rule that gave points: `{label, kind, events, points}`.
-    #[schema(value_type = Vec<Object>)]
-    pub explanation: Value,
+    /// One line per rule that gave points.
+    pub explanation: Vec<Contribution>,
 }
 
 impl LeadView {
@@ -171,7 +170,7 @@ impl LeadView {
             score: score.total,
             qualified: score.qualified,
             qualified_at,
-            explanation: serde_json::to_value(score.explanation).unwrap_or_default(),
+            explanation: score.explanation,
         }
     }
 }

@@ -97,16 +97,16 @@ pub struct LeadScore {
     /// Whether it reaches the qualification threshold.
     pub qualified: bool,
     /// One line per rule that gave points.
-    #[schema(value_type = Vec<Object>)]
     pub explanation: Vec<Contribution>,
 }
 
 /// What one rule gave.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Contribution {
     /// The rule's label.
     pub label: String,
     /// `behaviour` or `fit`.
+    #[schema(value_type = String)]
     pub kind: &'static str,
     /// Matching events counted (behaviour rules).
     #[serde(skip_serializing_if = "Option::is_none")]

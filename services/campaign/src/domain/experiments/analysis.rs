@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use super::special::{chi_square_sf, t_cdf, t_quantile};
+use crm_stats::{chi_square_sf, t_cdf, t_quantile};
 
 /// A sample-ratio mismatch is flagged below this p-value.
 pub const SRM_P_VALUE: f64 = 0.001;
