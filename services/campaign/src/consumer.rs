@@ -15,8 +15,9 @@ use tokio::sync::Notify;
 use crate::domain::contacts::{effect_of, Effect};
 use crate::domain::journeys::signal::Signal;
 use crate::journeys::Runner;
+use crate::offers::outcomes::{self, ReportError};
 use crate::store::contacts::{self, Ids, Mirror};
-use crate::store::{instances, messages};
+use crate::store::{decisions, instances, messages};
 
 /// Applies each message to the contacts and the journeys, once per message id and topic.
 #[derive(Clone)]
@@ -42,6 +43,32 @@ impl CampaignHandler {
     pub(crate) fn pool(&self) -> PgPool {
         self.pool.clone()
     }
+
+    /// A tracked `Offer Viewed` / `Clicked` / `Accepted` / `Rejected` event recorded as the
+    /// outcome of its decision; the events to publish. An event naming an unknown decision or
+    /// an offer the decision did not make is an ordinary event: logged, nothing recorded.
+    async fn offer_outcome(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        e: &Envelope,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<Vec<crm_kafka::outbox::Outgoing>, HandleError> {
+        let Some((decision, mut report)) =
+            outcomes::from_event(e.name.as_deref().unwrap_or(""), &e.properties)
+        else {
+            return Ok(Vec::new());
+        };
+        report.at = Some(e.occurred_at.min(now));
+        match outcomes::record(tx, &e.tenant_id, decision, &report, "event", now).await {
+            Ok(done) => Ok(done.out),
+            Err(ReportError::Db(err)) => Err(err.into()),
+            Err(why) => {
+                tracing::info!(%decision, offer = %report.offer_id, reason = %why,
+                    "tracked offer event not recorded as an outcome");
+                Ok(Vec::new())
+            }
+        }
+    }
 }
 
 impl Handler for CampaignHandler {
@@ -60,15 +87,18 @@ impl Handler for CampaignHandler {
         let tenant = &e.tenant_id;
         let now = Utc::now();
         let mut signal = None;
+        let mut tracked = Vec::new();
         match &effect {
             Effect::Merge { merged, survivor } => {
                 contacts::merge(&mut tx, tenant, *merged, *survivor).await?;
                 instances::follow_merge(&mut tx, tenant, *merged, *survivor, now).await?;
                 messages::merge(&mut tx, tenant, *merged, *survivor).await?;
+                decisions::merge(&mut tx, tenant, *merged, *survivor).await?;
             }
             Effect::Erase(ids) => {
                 instances::erase(&mut tx, tenant, ids).await?;
                 messages::erase(&mut tx, tenant, ids).await?;
+                decisions::erase(&mut tx, tenant, ids).await?;
                 contacts::erase(&mut tx, tenant, ids).await?;
             }
             Effect::Profile => {
@@ -90,6 +120,7 @@ impl Handler for CampaignHandler {
             }
             Effect::Activity => {
                 contacts::record_activity(&mut tx, tenant, customer_id, e.occurred_at).await?;
+                tracked = self.offer_outcome(&mut tx, e, now).await?;
                 signal = Some(Signal::Event {
                     name: e.name.as_deref().unwrap_or(e.kind.as_str()),
                     properties: &e.properties,
@@ -123,9 +154,17 @@ impl Handler for CampaignHandler {
             Effect::Tier(tier) => {
                 contacts::record_mirror(&mut tx, tenant, customer_id, Mirror::Tier(tier)).await?;
             }
+            Effect::LeadScore(score) => {
+                let change = Mirror::LeadScore(*score);
+                contacts::record_mirror(&mut tx, tenant, customer_id, change).await?;
+            }
+            Effect::Rfm(scores) => {
+                contacts::record_mirror(&mut tx, tenant, customer_id, Mirror::Rfm(scores)).await?;
+            }
         }
         let mut queued = false;
-        let mut published = false;
+        let mut published = !tracked.is_empty();
+        outbox::enqueue_all(&mut tx, &tracked).await?;
         if let Some(signal) = signal {
             let produced = self
                 .runner

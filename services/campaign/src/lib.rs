@@ -2,6 +2,8 @@
 //! read about each customer from the topics, runs journeys on events, segment and stage
 //! changes and timers, passes every message through the send gate, delivers it over SMTP, an
 //! HTTP provider or a signed webhook, and publishes every contact on `crm.interactions.v1`.
+//! It also decides offers for each customer in real time and records their outcomes
+//! (Personalize).
 
 #![forbid(unsafe_code)]
 
@@ -13,6 +15,7 @@ pub mod domain;
 pub mod engine;
 pub mod interactions;
 pub mod journeys;
+pub mod offers;
 mod schedule;
 pub mod send_gate;
 pub mod store;
@@ -79,6 +82,10 @@ pub struct Config {
     /// `send_interrupted`, never sent again (`CRM_CAMPAIGN__SEND_LEASE_SECS`, default 120; keep
     /// it above the 30 s SMTP and 10 s HTTP timeouts, so a slow send is not taken for a crash).
     pub send_lease: Duration,
+    /// How long a replica keeps a tenant's offer catalogue in memory before reading it again
+    /// (`CRM_CAMPAIGN__CATALOGUE_TTL_MS`, default 5000): a change made through another
+    /// replica reaches decisions here within this time.
+    pub catalogue_ttl: Duration,
 }
 
 impl Config {
@@ -98,6 +105,7 @@ impl Config {
             send_concurrency: 16,
             profile_grace: Duration::from_secs(30),
             send_lease: Duration::from_secs(120),
+            catalogue_ttl: Duration::from_secs(5),
         }
     }
 }
@@ -126,6 +134,7 @@ impl PartConfig for Config {
                 120,
                 1..=86_400,
             )?),
+            catalogue_ttl: env.millis_or("CRM_CAMPAIGN__CATALOGUE_TTL_MS", 5_000)?,
         })
     }
 
@@ -176,6 +185,7 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
         pool: base.pool.clone(),
         delivery: delivery.clone(),
         sends: sends.clone(),
+        catalogue: offers::cache::Catalogue::new(config.catalogue_ttl),
     };
     let mut server = PartServer::bind(base, api::routes(state)).await?;
     for _ in 0..config.timer_workers {

@@ -50,6 +50,56 @@ pub enum Rule {
     Value(ValueCondition),
     /// Member of another segment of the tenant.
     Segment(SegmentRef),
+    /// Consent given for a purpose (on a channel). Decided at contact time: offers'
+    /// eligibility reads it; segments refuse it (consent gates contact, not membership).
+    Consent(ConsentCondition),
+    /// A field of the context a decision is asked in (channel, page, placement). Only offers'
+    /// eligibility has a context; segments refuse it.
+    Context(ContextCondition),
+}
+
+impl Rule {
+    /// The node's name as written in JSON (`all`, `trait`, `loyalty_tier`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Rule::All(_) => "all",
+            Rule::Any(_) => "any",
+            Rule::Not(_) => "not",
+            Rule::Trait(_) => "trait",
+            Rule::Aggregate(_) => "aggregate",
+            Rule::BoughtCategory(_) => "bought_category",
+            Rule::Event(_) => "event",
+            Rule::Rfm(_) => "rfm",
+            Rule::Stage(_) => "stage",
+            Rule::LeadScore(_) => "lead_score",
+            Rule::LoyaltyTier(_) => "loyalty_tier",
+            Rule::Value(_) => "value",
+            Rule::Segment(_) => "segment",
+            Rule::Consent(_) => "consent",
+            Rule::Context(_) => "context",
+        }
+    }
+
+    /// Every condition that is not `all` / `any` / `not`, with the JSON pointer of the node
+    /// that holds it (`/all/1`; `""` for the root), in document order. Users that accept only
+    /// some kinds walk this to name the first node they refuse.
+    pub fn leaves(&self) -> Vec<(String, &Rule)> {
+        let mut out = Vec::new();
+        collect(self, String::new(), &mut out);
+        out
+    }
+}
+
+fn collect<'a>(rule: &'a Rule, path: String, out: &mut Vec<(String, &'a Rule)>) {
+    match rule {
+        Rule::All(rules) | Rule::Any(rules) => {
+            for (i, r) in rules.iter().enumerate() {
+                collect(r, format!("{path}/{}/{i}", rule.kind()), out);
+            }
+        }
+        Rule::Not(r) => collect(r, format!("{path}/not"), out),
+        leaf => out.push((path, leaf)),
+    }
 }
 
 /// Comparison operators on numbers (and, for traits, strings and ISO dates).
@@ -288,6 +338,31 @@ pub struct ValueCondition {
     pub op: CmpOp,
     /// The number compared with.
     pub value: f64,
+}
+
+/// `{"purpose": "marketing", "channel": "email"}`: the customer's latest word for the purpose
+/// on that channel (or on `any`) is a grant. Without `channel`, a grant on any channel counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentCondition {
+    /// The purpose (`marketing`, `profiling`, …).
+    pub purpose: String,
+    /// The channel (`email`, `sms`, `push`, …); absent: any channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+}
+
+/// `{"field": "channel", "op": "eq", "value": "web"}`: a field of the decision's context.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContextCondition {
+    /// The context field (a top-level key of the context object).
+    pub field: String,
+    /// The operator.
+    pub op: MatchOp,
+    /// The value; absent for `exists` and `missing`, a list for `in`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Value>,
 }
 
 /// `{"id": "<segment uuid>"}`.

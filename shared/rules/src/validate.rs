@@ -176,6 +176,19 @@ fn check(
         Rule::LoyaltyTier(c) => names(&c.tiers, &format!("{path}/loyalty_tier/in"), l),
         Rule::Value(c) => number(c.value, &format!("{path}/value/value")),
         Rule::Segment(_) => Ok(()),
+        Rule::Consent(c) => {
+            let here = format!("{path}/consent");
+            name(&c.purpose, &format!("{here}/purpose"), l)?;
+            match &c.channel {
+                Some(ch) => name(ch, &format!("{here}/channel"), l),
+                None => Ok(()),
+            }
+        }
+        Rule::Context(c) => {
+            let here = format!("{path}/context");
+            name(&c.field, &format!("{here}/field"), l)?;
+            operand(c.op, c.value.as_ref(), &here, l)
+        }
     }
 }
 
@@ -377,6 +390,42 @@ mod tests {
         assert_eq!(e.path, "/any/0/event/at_least");
         let e = err(json!({"trait": {"name": "a", "op": "matches_regex", "value": ".*"}}));
         assert_eq!(e.path, "/trait/op");
+    }
+
+    #[test]
+    fn consent_and_context_nodes_are_checked_and_leaves_carry_their_paths() {
+        let e = err(json!({"consent": {"purpose": " "}}));
+        assert_eq!(e.path, "/consent/purpose");
+        let e = err(json!({"context": {"field": "page", "op": "in", "value": "home"}}));
+        assert_eq!(e.path, "/context/value");
+        let e = err(json!({"context": {"field": "page", "op": "eq", "value": "x", "js": 1}}));
+        assert_eq!(e.path, "/context/js");
+        let rule = from_value(
+            json!({"all": [{"consent": {"purpose": "marketing", "channel": "email"}},
+                           {"not": {"any": [{"stage": {"in": ["lapsed"]}},
+                                            {"context": {"field": "channel", "op": "eq", "value": "web"}}]}}]}),
+            &Limits::default(),
+        )
+        .unwrap();
+        let leaves: Vec<(String, &str)> = rule
+            .leaves()
+            .into_iter()
+            .map(|(p, r)| (p, r.kind()))
+            .collect();
+        assert_eq!(
+            leaves,
+            vec![
+                ("/all/0".to_owned(), "consent"),
+                ("/all/1/not/any/0".to_owned(), "stage"),
+                ("/all/1/not/any/1".to_owned(), "context"),
+            ]
+        );
+        let root = from_value(
+            json!({"segment": {"id": uuid::Uuid::nil()}}),
+            &Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(root.leaves()[0].0, "");
     }
 
     #[test]

@@ -185,6 +185,20 @@ pub enum Code {
     UpstreamTimeout,
     /// `upstream_unavailable`
     UpstreamUnavailable,
+    /// `invalid_offer`
+    InvalidOffer,
+    /// `offer_not_found`
+    OfferNotFound,
+    /// `offer_name_taken`
+    OfferNameTaken,
+    /// `invalid_decision`
+    InvalidDecision,
+    /// `decision_not_found`
+    DecisionNotFound,
+    /// `invalid_outcome`
+    InvalidOutcome,
+    /// `invalid_decision_settings`
+    InvalidDecisionSettings,
 }
 
 impl Code {
@@ -199,6 +213,7 @@ impl Code {
         Self::ContactNotFound,
         Self::CustomerIdNotAllowed,
         Self::CustomerNotFound,
+        Self::DecisionNotFound,
         Self::EmptyBatch,
         Self::EventTooLarge,
         Self::IdempotencyKeyInProgress,
@@ -215,6 +230,8 @@ impl Code {
         Self::InvalidChannel,
         Self::InvalidConsent,
         Self::InvalidCursor,
+        Self::InvalidDecision,
+        Self::InvalidDecisionSettings,
         Self::InvalidEmail,
         Self::InvalidEnvelope,
         Self::InvalidEvents,
@@ -226,6 +243,8 @@ impl Code {
         Self::InvalidKeyRequest,
         Self::InvalidLimit,
         Self::InvalidLookup,
+        Self::InvalidOffer,
+        Self::InvalidOutcome,
         Self::InvalidPeriod,
         Self::InvalidPolicy,
         Self::InvalidProgramme,
@@ -252,6 +271,8 @@ impl Code {
         Self::NoProgramme,
         Self::NotAnObject,
         Self::NotFound,
+        Self::OfferNameTaken,
+        Self::OfferNotFound,
         Self::Overloaded,
         Self::PayloadTooLarge,
         Self::PiiInQuery,
@@ -284,6 +305,13 @@ impl Code {
     /// The code as clients see it (snake_case).
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::InvalidOffer => "invalid_offer",
+            Self::OfferNotFound => "offer_not_found",
+            Self::OfferNameTaken => "offer_name_taken",
+            Self::InvalidDecision => "invalid_decision",
+            Self::DecisionNotFound => "decision_not_found",
+            Self::InvalidOutcome => "invalid_outcome",
+            Self::InvalidDecisionSettings => "invalid_decision_settings",
             Self::ChannelNotFound => "channel_not_found",
             Self::InvalidChannel => "invalid_channel",
             Self::InvalidPolicy => "invalid_policy",

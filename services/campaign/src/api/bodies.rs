@@ -12,13 +12,19 @@ pub use crate::domain::channels::Settings;
 pub use crate::domain::gate::policy::ContactPolicy;
 use crate::domain::journeys::Channel;
 pub use crate::domain::journeys::Journey;
+pub use crate::domain::offers::catalogue::OfferSpec;
+pub use crate::domain::offers::decide::DecisionSettings;
 use crate::domain::report::Group;
 use crate::domain::suppression::Reason;
 use crate::domain::templates::Parts;
 pub use crate::domain::templates::Rendered;
+pub use crate::offers::decide::DecisionRequest;
+pub use crate::offers::outcomes::OutcomeReport;
 pub use crate::store::channels::ChannelRow;
+pub use crate::store::decisions::{DecisionRecord, OutcomeRow};
 pub use crate::store::journeys::JourneyRow;
 use crate::store::messages::MessageRow;
+pub use crate::store::offers::OfferRow;
 use crate::store::report::{Count, InstanceRow};
 use crate::store::suppressions::Suppression;
 use crate::store::templates::Template;
@@ -370,4 +376,35 @@ pub struct SuppressionPage {
     pub offset: i64,
     /// The page size.
     pub limit: i64,
+}
+
+/// The tenant's offers that are not archived, by name.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OfferList {
+    /// The offers.
+    pub items: Vec<OfferRow>,
+}
+
+/// What an outcome report did.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OutcomeRecorded {
+    /// The decision.
+    pub decision_id: Uuid,
+    /// The offer.
+    pub offer_id: Uuid,
+    /// The outcome.
+    pub kind: crate::store::decisions::OutcomeKind,
+    /// Whether it was new (a repeated report changes nothing and says `false`).
+    pub recorded: bool,
+}
+
+/// A customer's latest decisions, newest first, and their outcomes.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CustomerDecisions {
+    /// The customer (the survivor of a merge).
+    pub customer_id: Uuid,
+    /// The decisions.
+    pub decisions: Vec<DecisionRecord>,
+    /// Outcomes of those decisions, oldest first.
+    pub outcomes: Vec<OutcomeRow>,
 }

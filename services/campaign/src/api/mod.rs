@@ -1,12 +1,14 @@
 //! Campaign's internal HTTP API, reached only through the gateway (which authenticates the
 //! caller and names them in `x-crm-actor`): contacts, journeys, templates, channels, the
-//! contact policy, the suppression list, a customer's messages, and the tracking callbacks
-//! the gateway's public routes forward.
+//! contact policy, the suppression list, a customer's messages, the tracking callbacks
+//! the gateway's public routes forward, and Personalize: offers, decisions and outcomes.
 
 pub mod bodies;
 mod channels;
 mod contacts;
+mod decisions;
 mod journeys;
+mod offers;
 mod report;
 mod suppressions;
 mod templates;
@@ -30,6 +32,8 @@ pub(crate) struct ApiState {
     pub delivery: Delivery,
     /// Wakes the delivery loop (a test send).
     pub sends: Arc<Notify>,
+    /// The offer catalogue in memory.
+    pub catalogue: crate::offers::cache::Catalogue,
 }
 
 impl FromRef<ApiState> for PgPool {
@@ -48,6 +52,8 @@ pub(crate) fn routes(state: ApiState) -> Router {
         .merge(channels::routes())
         .merge(tracking::routes())
         .merge(report::routes())
+        .merge(offers::routes())
+        .merge(decisions::routes())
         .with_state(state)
 }
 

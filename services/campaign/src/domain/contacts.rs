@@ -6,7 +6,7 @@ use crm_envelope::{Envelope, Topic};
 use uuid::Uuid;
 
 /// What a message does to the contacts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     /// `profile.created` / `profile.updated`: the email, if the profile has one.
     Profile,
@@ -41,6 +41,10 @@ pub enum Effect {
     Stage(String),
     /// `tier.changed`: the new tier.
     Tier(String),
+    /// `lead.qualified` / `lead.unqualified`: the lead score then.
+    LeadScore(f64),
+    /// `rfm.changed`: the scores and group (as JSON, checked when read).
+    Rfm(serde_json::Value),
 }
 
 /// Why a message cannot be applied (it is dead-lettered with this reason).
@@ -107,6 +111,31 @@ pub fn effect_of(e: &Envelope, topic: Topic) -> Result<Option<Effect>, Unusable>
                 })
             }
         },
+        (Topic::Segments, "lead.qualified" | "lead.unqualified") => {
+            match e.properties.get("lead_score").and_then(|v| v.as_f64()) {
+                Some(score) if score.is_finite() => Effect::LeadScore(score),
+                _ => {
+                    return Err(Unusable {
+                        code: "invalid_lead_score",
+                        detail:
+                            "lead.qualified/unqualified without a numeric properties.lead_score",
+                    })
+                }
+            }
+        }
+        (Topic::Segments, "rfm.changed") => {
+            let scores = ["r", "f", "m", "group"]
+                .iter()
+                .map(|k| e.properties.get(*k).cloned().map(|v| (k.to_string(), v)))
+                .collect::<Option<serde_json::Map<_, _>>>();
+            let Some(scores) = scores.map(serde_json::Value::Object) else {
+                return Err(Unusable {
+                    code: "invalid_rfm",
+                    detail: "rfm.changed without properties.r, f, m and group",
+                });
+            };
+            Effect::Rfm(scores)
+        }
         (Topic::Loyalty, "tier.changed") => match e.properties.get("tier") {
             Some(serde_json::Value::String(t)) => Effect::Tier(t.clone()),
             _ => {

@@ -53,9 +53,10 @@ pub async fn merge(
     sqlx::query(
         "WITH gone AS (DELETE FROM contacts WHERE tenant_id = $1 AND customer_id = $2 RETURNING *)
          INSERT INTO contacts AS c (tenant_id, customer_id, email, events_seen, last_event_at, traits,
-             traits_at, user_id, anonymous_id, phone, consents, segments, stage, tier)
+             traits_at, user_id, anonymous_id, phone, consents, segments, stage, tier,
+             lead_score, rfm)
          SELECT $1, $3, email, events_seen, last_event_at, traits, traits_at, user_id,
-             anonymous_id, phone, consents, segments, stage, tier FROM gone
+             anonymous_id, phone, consents, segments, stage, tier, lead_score, rfm FROM gone
          ON CONFLICT (tenant_id, customer_id) DO UPDATE
          SET email = COALESCE(c.email, EXCLUDED.email),
              user_id = COALESCE(c.user_id, EXCLUDED.user_id),
@@ -64,6 +65,8 @@ pub async fn merge(
              consents = EXCLUDED.consents || c.consents,
              stage = COALESCE(c.stage, EXCLUDED.stage),
              tier = COALESCE(c.tier, EXCLUDED.tier),
+             lead_score = COALESCE(c.lead_score, EXCLUDED.lead_score),
+             rfm = COALESCE(c.rfm, EXCLUDED.rfm),
              events_seen = c.events_seen + EXCLUDED.events_seen,
              last_event_at = GREATEST(c.last_event_at, EXCLUDED.last_event_at),
              traits = CASE WHEN c.traits_at IS NULL THEN EXCLUDED.traits ELSE c.traits END,
@@ -237,6 +240,10 @@ pub enum Mirror<'a> {
     Stage(&'a str),
     /// The loyalty tier.
     Tier(&'a str),
+    /// The lead score.
+    LeadScore(f64),
+    /// RFM scores and group (`{"r", "f", "m", "group"}`).
+    Rfm(&'a serde_json::Value),
 }
 
 /// Applies one mirror update to the contact of `customer` (made if missing); nothing for an
@@ -291,6 +298,13 @@ pub async fn record_mirror(
             ),
             Mirror::Stage(stage) => ("stage = $3", Some(stage.to_owned()), None, None),
             Mirror::Tier(tier) => ("tier = $3", Some(tier.to_owned()), None, None),
+            Mirror::LeadScore(score) => (
+                "lead_score = $3::float8",
+                Some(score.to_string()),
+                None,
+                None,
+            ),
+            Mirror::Rfm(scores) => ("rfm = $3::jsonb", Some(scores.to_string()), None, None),
         };
     let sql = format!("UPDATE contacts c SET {set}, updated_at = now(){live}");
     sqlx::query(&sql)

@@ -2,9 +2,11 @@
 
 pub mod channels;
 pub mod contacts;
+pub mod decisions;
 pub mod instances;
 pub mod journeys;
 pub mod messages;
+pub mod offers;
 pub mod policies;
 pub mod report;
 pub mod suppressions;

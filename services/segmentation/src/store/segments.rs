@@ -101,6 +101,7 @@ pub async fn check_rule(
         ..Limits::default()
     };
     let rule = from_value(value, &limits).map_err(SaveError::Invalid)?;
+    crate::domain::rules::segment_nodes_only(&rule).map_err(SaveError::Invalid)?;
     let refs = Dependencies::of(&rule).segments;
     if refs.is_empty() {
         return Ok(rule);

@@ -39,6 +39,7 @@ pub struct Candidate {
 
 /// The tenant's arbitration settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(default, deny_unknown_fields)]
 pub struct Arbitration {
     /// Draw propensities from the posterior (Thompson sampling) instead of using its mean.
     pub explore: bool,
@@ -63,7 +64,7 @@ impl Default for Arbitration {
 }
 
 /// Why an eligible offer was not ranked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Exclusion {
     /// The customer's cap is spent.
@@ -79,7 +80,7 @@ pub enum Exclusion {
 }
 
 /// A ranked offer and why it stands where it does.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Ranked {
     /// The offer.
     pub offer_id: Uuid,

@@ -1,8 +1,12 @@
-//! Offers (issue 16, Personalize): per-customer offers decided in real time. This holds the
-//! pure half so far: the propensity model ([`propensity`], a Beta-Bernoulli posterior per offer
-//! and segment with Thompson sampling for exploration) and explained arbitration
+//! Offers (Personalize): per-customer offers decided in real time. The catalogue and its
+//! checks ([`catalogue`]), eligibility in the rule language over the decision profile
+//! ([`eligibility`]), the propensity model ([`propensity`], a Beta-Bernoulli posterior per
+//! offer and cohort with Thompson sampling for exploration), explained arbitration
 //! ([`arbitrate`]: exclusions by caps, budget and suppression, then propensity × value × lever
-//! with a deterministic tie-break).
+//! with a deterministic tie-break) and one decision from catalogue to answer ([`decide`]).
 
 pub mod arbitrate;
+pub mod catalogue;
+pub mod decide;
+pub mod eligibility;
 pub mod propensity;

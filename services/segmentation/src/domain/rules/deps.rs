@@ -149,6 +149,8 @@ impl Dependencies {
             Rule::Segment(s) => {
                 self.segments.insert(s.id);
             }
+            // Refused in segments; nothing a segment stores depends on them.
+            Rule::Consent(_) | Rule::Context(_) => {}
         }
     }
 

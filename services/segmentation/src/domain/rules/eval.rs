@@ -62,6 +62,8 @@ pub fn evaluate(rule: &Rule, facts: &Facts, ctx: &Context<'_>) -> bool {
             c.op.holds(x, c.value)
         }),
         Rule::Segment(s) => facts.segments.contains(&s.id),
+        // Refused when a segment is saved (`segment_nodes_only`).
+        Rule::Consent(_) | Rule::Context(_) => false,
     }
 }
 

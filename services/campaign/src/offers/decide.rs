@@ -1,0 +1,161 @@
+//! `POST /decisions`: one decision for one customer and placement. It reads the customer's
+//! decision profile from the part's own mirror (never another part), the tenant's catalogue
+//! from memory, and the counts arbitration needs in one query; it stores the answer and
+//! publishes `decision.made` on `crm.interactions.v1` in one transaction.
+
+use chrono::{DateTime, Duration, Utc};
+use crm_envelope::TenantId;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crm_kafka::outbox;
+
+use super::cache::Catalogue;
+use crate::domain::offers::decide::{arbitrate, eligible, in_control};
+use crate::interactions::interaction;
+use crate::store::decisions::{self, DecisionRecord};
+use crate::store::offers::{self, CustomerRef};
+
+/// Most offers one decision may ask for.
+pub const MAX_LIMIT: u32 = 20;
+/// Largest context, in bytes of JSON.
+pub const MAX_CONTEXT: usize = 4 * 1024;
+
+/// What a caller asks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRequest {
+    /// Who: `{"id": "<uuid>"}`, `{"user_id": "…"}`, `{"anonymous_id": "…"}` or
+    /// `{"email": "…"}`.
+    pub customer: CustomerRef,
+    /// Where the offers will be shown.
+    pub placement: String,
+    /// Fields eligibility rules may test with `context` (`channel`, `page`, …); at most 4 KiB.
+    #[serde(default)]
+    pub context: Map<String, Value>,
+    /// How many offers, 1 to 20 (default 1).
+    #[serde(default = "one")]
+    pub limit: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Why no decision was made.
+#[derive(Debug, thiserror::Error)]
+pub enum DecideError {
+    /// The request is malformed; the pointer names the field.
+    #[error("{0}: {1}")]
+    Invalid(&'static str, String),
+    /// The mirror has no such customer (or it was erased).
+    #[error("no customer of this tenant matches")]
+    UnknownCustomer,
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Checks a request's bounds.
+pub fn check(r: &DecisionRequest) -> Result<(), DecideError> {
+    let p = &r.placement;
+    if p.is_empty()
+        || p.len() > 100
+        || !p
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
+    {
+        return Err(DecideError::Invalid(
+            "/placement",
+            "1 to 100 characters of letters, digits, `_`, `-`, `.` and `/`".into(),
+        ));
+    }
+    if !(1..=MAX_LIMIT).contains(&r.limit) {
+        return Err(DecideError::Invalid("/limit", format!("1 to {MAX_LIMIT}")));
+    }
+    if serde_json::to_vec(&r.context).map_or(usize::MAX, |v| v.len()) > MAX_CONTEXT {
+        return Err(DecideError::Invalid(
+            "/context",
+            format!("at most {MAX_CONTEXT} bytes of JSON"),
+        ));
+    }
+    Ok(())
+}
+
+/// Decides, stores and announces one decision.
+pub async fn decide(
+    pool: &PgPool,
+    catalogue: &Catalogue,
+    tenant: &TenantId,
+    request: DecisionRequest,
+    now: DateTime<Utc>,
+) -> Result<DecisionRecord, DecideError> {
+    check(&request)?;
+    let mut conn = pool.acquire().await?;
+    let (customer, profile) = offers::profile(&mut conn, tenant, &request.customer)
+        .await?
+        .ok_or(DecideError::UnknownCustomer)?;
+    let loaded = catalogue.load(&mut conn, tenant).await?;
+    let settings = loaded.settings;
+    let decision = Uuid::now_v7();
+    let candidates = eligible(
+        &loaded.offers,
+        &request.placement,
+        &profile,
+        &request.context,
+        now,
+    );
+    let control = in_control(tenant.as_str(), customer, settings.control_percent);
+    let arbitrated: Vec<Uuid> = candidates
+        .iter()
+        .filter(|(o, _)| !o.fallback)
+        .map(|(o, _)| o.id)
+        .collect();
+    let evidence = if control {
+        Default::default()
+    } else {
+        let window = now - Duration::days(i64::from(settings.arbitration.window_days));
+        decisions::evidence(
+            &mut conn,
+            tenant,
+            customer,
+            profile.cohort(),
+            &arbitrated,
+            window,
+        )
+        .await?
+    };
+    let limit = usize::try_from(request.limit).unwrap_or(1);
+    let decided = arbitrate(&candidates, &evidence, &settings, control, limit, decision);
+    let record = DecisionRecord {
+        decision_id: decision,
+        customer_id: customer,
+        placement: request.placement,
+        context: request.context,
+        offers: decided.offers,
+        excluded: decided.excluded,
+        control: decided.control,
+        fallback_used: decided.fallback_used,
+        decided_at: now,
+        expires_at: now + Duration::seconds(i64::from(settings.ttl_seconds)),
+    };
+    let made = interaction(
+        tenant,
+        "decision.made",
+        customer,
+        json!({
+            "decision_id": decision,
+            "placement": record.placement,
+            "offers": record.offers.iter().map(|o| o.offer_id).collect::<Vec<_>>(),
+            "control": record.control,
+            "fallback_used": record.fallback_used,
+        }),
+    )?;
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    decisions::insert(&mut tx, tenant, profile.cohort(), &record).await?;
+    outbox::enqueue_all(&mut tx, &[made]).await?;
+    tx.commit().await?;
+    Ok(record)
+}

@@ -1,0 +1,350 @@
+//! `offers`, `decision_settings` and the decision profile read from `contacts`: the catalogue
+//! (definitions checked by `domain::offers::catalogue` before they reach this module), each
+//! tenant's decision settings, and what a decision knows of a customer.
+
+use chrono::{DateTime, Utc};
+use crm_envelope::TenantId;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::types::Json;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::domain::offers::catalogue::OfferSpec;
+use crate::domain::offers::decide::{DecisionSettings, LiveOffer};
+use crate::domain::offers::eligibility::{self, DecisionProfile, Rfm};
+
+/// An offer as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OfferRow {
+    /// Its id.
+    pub id: Uuid,
+    /// Its definition, as last saved.
+    pub definition: OfferSpec,
+    /// 1 when created, one more on every change.
+    pub version: i32,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// Who made it.
+    pub updated_by: String,
+}
+
+/// Why a change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum OfferStoreError {
+    /// No such offer for this tenant.
+    #[error("no such offer")]
+    NotFound,
+    /// Another live offer has the name.
+    #[error("another offer is named so")]
+    NameTaken,
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+fn taken(e: sqlx::Error) -> OfferStoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.constraint() == Some("offers_name") => {
+            OfferStoreError::NameTaken
+        }
+        _ => OfferStoreError::Db(e),
+    }
+}
+
+type Row = (
+    Uuid,
+    Json<OfferSpec>,
+    i32,
+    DateTime<Utc>,
+    DateTime<Utc>,
+    String,
+);
+
+const COLUMNS: &str = "id, definition, version, created_at, updated_at, updated_by";
+
+fn row((id, definition, version, created_at, updated_at, updated_by): Row) -> OfferRow {
+    OfferRow {
+        id,
+        definition: definition.0,
+        version,
+        created_at,
+        updated_at,
+        updated_by,
+    }
+}
+
+/// Adds an offer.
+pub async fn create(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    id: Uuid,
+    spec: &OfferSpec,
+    actor: &str,
+) -> Result<OfferRow, OfferStoreError> {
+    let r: Row = sqlx::query_as(&format!(
+        "INSERT INTO offers (tenant_id, id, name, status, definition, updated_by)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .bind(spec.name.trim())
+    .bind(spec.status.as_str())
+    .bind(Json(spec))
+    .bind(actor)
+    .fetch_one(conn)
+    .await
+    .map_err(taken)?;
+    Ok(row(r))
+}
+
+/// Replaces an offer's definition (not an archived one).
+pub async fn update(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    id: Uuid,
+    spec: &OfferSpec,
+    actor: &str,
+) -> Result<OfferRow, OfferStoreError> {
+    let r: Option<Row> = sqlx::query_as(&format!(
+        "UPDATE offers SET name = $3, status = $4, definition = $5, updated_by = $6,
+             version = version + 1, updated_at = now()
+         WHERE tenant_id = $1 AND id = $2 AND status <> 'archived' RETURNING {COLUMNS}"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .bind(spec.name.trim())
+    .bind(spec.status.as_str())
+    .bind(Json(spec))
+    .bind(actor)
+    .fetch_optional(conn)
+    .await
+    .map_err(taken)?;
+    r.map(row).ok_or(OfferStoreError::NotFound)
+}
+
+/// Archives an offer: no longer offered or listed; its decisions and outcomes stay.
+pub async fn archive(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    id: Uuid,
+    actor: &str,
+) -> Result<(), OfferStoreError> {
+    let done = sqlx::query(
+        "UPDATE offers SET status = 'archived', updated_by = $3, version = version + 1,
+             updated_at = now(),
+             definition = jsonb_set(definition, '{status}', '\"archived\"')
+         WHERE tenant_id = $1 AND id = $2 AND status <> 'archived'",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(actor)
+    .execute(conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(OfferStoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// One offer (archived ones too).
+pub async fn get(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    id: Uuid,
+) -> Result<Option<OfferRow>, sqlx::Error> {
+    let r: Option<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM offers WHERE tenant_id = $1 AND id = $2"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(r.map(row))
+}
+
+/// The tenant's offers that are not archived, by name.
+pub async fn list(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+) -> Result<Vec<OfferRow>, sqlx::Error> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM offers WHERE tenant_id = $1 AND status <> 'archived'
+         ORDER BY lower(name)"
+    ))
+    .bind(tenant)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(row).collect())
+}
+
+/// The tenant's active offers as decisions read them. An offer whose stored rule no longer
+/// parses (the language only grows, so this is a bug) is left out and logged by id.
+pub async fn live(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+) -> Result<Vec<LiveOffer>, sqlx::Error> {
+    let rows: Vec<(Uuid, Json<OfferSpec>)> = sqlx::query_as(
+        "SELECT id, definition FROM offers WHERE tenant_id = $1 AND status = 'active'",
+    )
+    .bind(tenant)
+    .fetch_all(conn)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (id, Json(s)) in rows {
+        let rule = match s.eligibility.clone().map(eligibility::parse).transpose() {
+            Ok(rule) => rule,
+            Err(e) => {
+                tracing::error!(offer = %id, error = %e, "stored eligibility no longer parses; offer left out");
+                continue;
+            }
+        };
+        out.push(LiveOffer {
+            id,
+            name: s.name,
+            placements: s.placements,
+            content: s.content,
+            template: s.template,
+            starts_at: s.starts_at,
+            ends_at: s.ends_at,
+            priority: s.priority,
+            value: s.value,
+            lever: s.lever,
+            cost: s.cost,
+            customer_cap: s.customer_cap,
+            global_cap: s.global_cap,
+            budget: s.budget,
+            fallback: s.fallback,
+            rule,
+        });
+    }
+    Ok(out)
+}
+
+/// The tenant's decision settings (the defaults until saved).
+pub async fn settings(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+) -> Result<DecisionSettings, sqlx::Error> {
+    let row: Option<(Json<DecisionSettings>,)> =
+        sqlx::query_as("SELECT settings FROM decision_settings WHERE tenant_id = $1")
+            .bind(tenant)
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.map(|(s,)| s.0).unwrap_or_default())
+}
+
+/// Saves the tenant's decision settings (checked by the caller).
+pub async fn save_settings(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    settings: &DecisionSettings,
+    actor: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO decision_settings (tenant_id, settings, updated_by) VALUES ($1, $2, $3)
+         ON CONFLICT (tenant_id) DO UPDATE SET settings = EXCLUDED.settings,
+             updated_by = EXCLUDED.updated_by, updated_at = now()",
+    )
+    .bind(tenant)
+    .bind(Json(settings))
+    .bind(actor)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// How a decision names its customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum CustomerRef {
+    /// The customer id (a merged id finds its survivor).
+    Id(Uuid),
+    /// The customer's id in the calling system.
+    UserId(String),
+    /// A device or browser id.
+    AnonymousId(String),
+    /// The email address (compared case-insensitively).
+    Email(String),
+}
+
+type ProfileRow = (
+    Uuid,
+    Json<serde_json::Map<String, Value>>,
+    Vec<Uuid>,
+    Option<String>,
+    Option<String>,
+    Vec<String>,
+    Option<f64>,
+    Option<Json<Value>>,
+);
+
+const PROFILE: &str = "c.customer_id, c.traits, c.segments, c.stage, c.tier,
+     ARRAY(SELECT k FROM jsonb_each(c.consents) AS e(k, v) WHERE (v ->> 'granted')::boolean),
+     c.lead_score, c.rfm";
+
+/// The customer's id (a survivor, never an erased one) and decision profile, if the mirror
+/// knows them: one indexed read of the part's own table.
+pub async fn profile(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    customer: &CustomerRef,
+) -> Result<Option<(Uuid, DecisionProfile)>, sqlx::Error> {
+    let erased =
+        "NOT EXISTS (SELECT 1 FROM erased WHERE tenant_id = $1 AND customer_id = c.customer_id)";
+    let q = |filter: &str| {
+        format!("SELECT {PROFILE} FROM contacts c WHERE c.tenant_id = $1 AND {filter} AND {erased} LIMIT 1")
+    };
+    let row: Option<ProfileRow> = match customer {
+        CustomerRef::Id(id) => {
+            sqlx::query_as(&q(
+                "c.customer_id = coalesce((SELECT survivor_id FROM aliases
+                     WHERE tenant_id = $1 AND merged_id = $2), $2)",
+            ))
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(conn)
+            .await?
+        }
+        CustomerRef::UserId(v) => {
+            sqlx::query_as(&q("c.user_id = $2"))
+                .bind(tenant)
+                .bind(v)
+                .fetch_optional(conn)
+                .await?
+        }
+        CustomerRef::AnonymousId(v) => {
+            sqlx::query_as(&q("c.anonymous_id = $2"))
+                .bind(tenant)
+                .bind(v)
+                .fetch_optional(conn)
+                .await?
+        }
+        CustomerRef::Email(v) => {
+            sqlx::query_as(&q("lower(c.email) = lower($2)"))
+                .bind(tenant)
+                .bind(v)
+                .fetch_optional(conn)
+                .await?
+        }
+    };
+    Ok(row.map(
+        |(id, traits, segments, stage, tier, consents, lead_score, rfm)| {
+            let rfm = rfm.and_then(|Json(v)| serde_json::from_value::<Rfm>(v).ok());
+            (
+                id,
+                DecisionProfile {
+                    traits: traits.0,
+                    segments,
+                    stage,
+                    tier,
+                    consents,
+                    lead_score,
+                    rfm,
+                },
+            )
+        },
+    ))
+}
