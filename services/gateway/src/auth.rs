@@ -30,6 +30,10 @@ pub enum Scope {
     /// storefront or a support desk). Not the programme or the catalogue.
     #[serde(rename = "write:loyalty")]
     WriteLoyalty,
+    /// Ask for offer decisions and report their outcomes (a storefront, an app, a message
+    /// renderer). Not the catalogue.
+    #[serde(rename = "decide")]
+    Decide,
     /// Personal data requests: export, erase, consent changes (the privacy team's tooling).
     #[serde(rename = "privacy")]
     Privacy,
@@ -41,10 +45,11 @@ pub enum Scope {
 
 impl Scope {
     /// Every scope, in the order documented.
-    pub const ALL: [Scope; 5] = [
+    pub const ALL: [Scope; 6] = [
         Scope::Ingest,
         Scope::Read,
         Scope::WriteLoyalty,
+        Scope::Decide,
         Scope::Privacy,
         Scope::Admin,
     ];
@@ -55,6 +60,7 @@ impl Scope {
             Scope::Ingest => "ingest",
             Scope::Read => "read",
             Scope::WriteLoyalty => "write:loyalty",
+            Scope::Decide => "decide",
             Scope::Privacy => "privacy",
             Scope::Admin => "admin",
         }

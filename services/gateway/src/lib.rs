@@ -17,6 +17,7 @@ mod keys;
 mod loyalty;
 mod merges;
 mod messaging;
+mod offers;
 mod openapi;
 mod part_client;
 mod privacy;
@@ -213,6 +214,7 @@ fn router(state: AppState) -> Router {
         .merge(jobs::routes())
         .merge(journeys::routes())
         .merge(suppressions::routes())
+        .merge(offers::routes())
         .merge(messaging::routes())
         .merge(tracking::routes())
         .merge(webhooks::api::routes())

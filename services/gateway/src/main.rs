@@ -37,7 +37,7 @@ enum Command {
         /// Tenant id.
         #[arg(long)]
         tenant: String,
-        /// Comma-separated scopes: ingest, read, write:loyalty, privacy, admin.
+        /// Comma-separated scopes: ingest, read, write:loyalty, decide, privacy, admin.
         #[arg(long, default_value = "admin")]
         scopes: String,
         /// What the key is for.
@@ -95,7 +95,7 @@ async fn main() -> anyhow::Result<()> {
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(|| {
                     anyhow::anyhow!(
-                        "--scopes takes ingest, read, write:loyalty, privacy and admin, comma-separated"
+                        "--scopes takes ingest, read, write:loyalty, decide, privacy and admin, comma-separated"
                     )
                 })?;
             let pool = admin_pool(&config).await?;

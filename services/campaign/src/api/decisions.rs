@@ -146,9 +146,13 @@ async fn for_customer(
         ));
     }
     let mut conn = s.pool.acquire().await?;
-    let customer = match offers::profile(&mut conn, &tenant, &CustomerRef::Id(id)).await? {
-        Some((survivor, _)) => survivor,
-        None => id,
+    let Some((customer, _)) = offers::profile(&mut conn, &tenant, &CustomerRef::Id(id)).await?
+    else {
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            Code::ContactNotFound,
+            "campaign knows no customer with this id",
+        ));
     };
     let (decisions, outcomes) =
         decisions::for_customer(&mut conn, &tenant, customer, limit).await?;

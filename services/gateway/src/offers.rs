@@ -1,0 +1,315 @@
+//! Personalize through the gateway, relayed to campaign: the offer catalogue (admin; every
+//! change takes an `Idempotency-Key`), the decision settings, decisions and their outcomes
+//! (the `decide` scope a storefront's key holds), a decision, and a customer's decisions.
+//! A decision is not replayed by `Idempotency-Key`: each call is a new decision, and outcomes
+//! are recorded once per decision, offer and kind whatever the retries.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use crm_service::Problem;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::auth::{needs, Caller, Scope};
+use crate::idempotency::write_once;
+use crate::proxy::{json_body, query_of, CAMPAIGN};
+use crate::AppState;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/offers",
+            needs(Scope::Read, get(list_offers)).merge(needs(Scope::Admin, post(create_offer))),
+        )
+        .route(
+            "/v1/offers/{id}",
+            needs(Scope::Read, get(read_offer))
+                .merge(needs(Scope::Admin, put(update_offer).delete(archive_offer))),
+        )
+        .route(
+            "/v1/decisions/settings",
+            needs(Scope::Read, get(read_decision_settings))
+                .merge(needs(Scope::Admin, put(write_decision_settings))),
+        )
+        .route("/v1/decisions", needs(Scope::Decide, post(decide)))
+        .route("/v1/decisions/{id}", needs(Scope::Read, get(read_decision)))
+        .route(
+            "/v1/decisions/{id}/outcomes",
+            needs(Scope::Decide, post(report_outcome)),
+        )
+        .route(
+            "/v1/customers/{id}/decisions",
+            needs(Scope::Read, get(customer_decisions)),
+        )
+}
+
+async fn read(app: &AppState, caller: &Caller, path: &str) -> Result<Response, Problem> {
+    CAMPAIGN
+        .relay(app, caller, reqwest::Method::GET, path, &[], None)
+        .await
+}
+
+async fn write(
+    app: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> Result<Response, Problem> {
+    write_once(app, &CAMPAIGN, caller, headers, method, path, body).await
+}
+
+/// The tenant's offers that are not archived, by name.
+#[utoipa::path(get, path = "/v1/offers", tag = "offers",
+    responses((status = 200, description = "The offers", body = crm_campaign::bodies::OfferList)),
+    security(("api_key" = ["read"])))]
+pub(crate) async fn list_offers(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> Result<Response, Problem> {
+    read(&app, &caller, "offers").await
+}
+
+/// Add an offer to the catalogue: placements, content or template, validity window, priority,
+/// value, lever, caps, budget, reward, and eligibility in the segment rule language restricted
+/// to decision-time nodes (docs/campaign.md). Needs `Idempotency-Key`.
+#[utoipa::path(post, path = "/v1/offers", tag = "offers",
+    params(("Idempotency-Key" = String, Header, description = "Unique per intended change")),
+    request_body(content = crm_campaign::bodies::OfferSpec, example = json!({"name": "Boots 10% off", "placements": ["home_hero"], "content": {"headline": "Boots, 10% off"}, "value": 12.5, "customer_cap": 3, "eligibility": {"all": [{"stage": {"in": ["active", "at_risk"]}}, {"consent": {"purpose": "marketing"}}]}})),
+    responses((status = 201, description = "The offer", body = crm_campaign::bodies::OfferRow),
+        (status = 400, description = "Missing Idempotency-Key or bad JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "offer_name_taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_offer: `path` names the JSON pointer of the fault", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = ["admin"])))]
+pub(crate) async fn create_offer(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let body = json_body(body)?;
+    write(
+        &app,
+        &caller,
+        &headers,
+        reqwest::Method::POST,
+        "offers",
+        Some(&body),
+    )
+    .await
+}
+
+/// An offer (archived ones too).
+#[utoipa::path(get, path = "/v1/offers/{id}", tag = "offers", params(("id" = Uuid, Path, description = "Offer id")),
+    responses((status = 200, description = "The offer", body = crm_campaign::bodies::OfferRow),
+        (status = 404, description = "offer_not_found", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = ["read"])))]
+pub(crate) async fn read_offer(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<Response, Problem> {
+    read(&app, &caller, &format!("offers/{id}")).await
+}
+
+/// Replace an offer's definition (its counts, decisions and outcomes stay). Needs
+/// `Idempotency-Key`.
+#[utoipa::path(put, path = "/v1/offers/{id}", tag = "offers",
+    params(("id" = Uuid, Path, description = "Offer id"), ("Idempotency-Key" = String, Header, description = "Unique per intended change")),
+    request_body(content = crm_campaign::bodies::OfferSpec),
+    responses((status = 200, description = "The offer", body = crm_campaign::bodies::OfferRow),
+        (status = 400, description = "Missing Idempotency-Key or bad JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "offer_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "offer_name_taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_offer", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = ["admin"])))]
+pub(crate) async fn update_offer(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let body = json_body(body)?;
+    let path = format!("offers/{id}");
+    write(
+        &app,
+        &caller,
+        &headers,
+        reqwest::Method::PUT,
+        &path,
+        Some(&body),
+    )
+    .await
+}
+
+/// Archive an offer: no longer offered or listed; its decisions and outcomes stay. Needs
+/// `Idempotency-Key`.
+#[utoipa::path(delete, path = "/v1/offers/{id}", tag = "offers",
+    params(("id" = Uuid, Path, description = "Offer id"), ("Idempotency-Key" = String, Header, description = "Unique per intended change")),
+    responses((status = 204, description = "Archived"),
+        (status = 404, description = "offer_not_found", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = ["admin"])))]
+pub(crate) async fn archive_offer(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+) -> Result<Response, Problem> {
+    let path = format!("offers/{id}");
+    write(
+        &app,
+        &caller,
+        &headers,
+        reqwest::Method::DELETE,
+        &path,
+        None,
+    )
+    .await
+}
+
+/// The tenant's decision settings: arbitration (exploration, suppression), control group, TTL.
+#[utoipa::path(get, path = "/v1/decisions/settings", tag = "offers",
+    responses((status = 200, description = "The settings", body = crm_campaign::bodies::DecisionSettings)),
+    security(("api_key" = ["read"])))]
+pub(crate) async fn read_decision_settings(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> Result<Response, Problem> {
+    read(&app, &caller, "decision-settings").await
+}
+
+/// Replace the decision settings. Needs `Idempotency-Key`.
+#[utoipa::path(put, path = "/v1/decisions/settings", tag = "offers",
+    params(("Idempotency-Key" = String, Header, description = "Unique per intended change")),
+    request_body(content = crm_campaign::bodies::DecisionSettings, example = json!({"arbitration": {"explore": true, "max_impressions": 5, "max_rejections": 1, "window_days": 30}, "control_percent": 10, "ttl_seconds": 300})),
+    responses((status = 200, description = "The settings", body = crm_campaign::bodies::DecisionSettings),
+        (status = 400, description = "Missing Idempotency-Key or bad JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_decision_settings", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = ["admin"])))]
+pub(crate) async fn write_decision_settings(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let body = json_body(body)?;
+    write(
+        &app,
+        &caller,
+        &headers,
+        reqwest::Method::PUT,
+        "decision-settings",
+        Some(&body),
+    )
+    .await
+}
+
+/// Decide the best offers for a customer at a placement: ranked offers with the conditions
+/// that made each eligible and how arbitration scored it, a `decision_id` to report outcomes
+/// with, and `expires_at`. A customer in the control group gets the fallback, flagged
+/// `control`.
+#[utoipa::path(post, path = "/v1/decisions", tag = "offers",
+    request_body(content = crm_campaign::bodies::DecisionRequest, example = json!({"customer": {"user_id": "u-123"}, "placement": "home_hero", "context": {"channel": "web", "page": "home"}, "limit": 3})),
+    responses((status = 201, description = "The decision", body = crm_campaign::bodies::DecisionRecord),
+        (status = 400, description = "Bad JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "customer_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_decision: `path` names the field", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = ["decide"])))]
+pub(crate) async fn decide(
+    State(app): State<AppState>,
+    caller: Caller,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let body = json_body(body)?;
+    CAMPAIGN
+        .relay(
+            &app,
+            &caller,
+            reqwest::Method::POST,
+            "decisions",
+            &[],
+            Some(&body),
+        )
+        .await
+}
+
+/// A decision as it was answered.
+#[utoipa::path(get, path = "/v1/decisions/{id}", tag = "offers", params(("id" = Uuid, Path, description = "Decision id")),
+    responses((status = 200, description = "The decision", body = crm_campaign::bodies::DecisionRecord),
+        (status = 404, description = "decision_not_found", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = ["read"])))]
+pub(crate) async fn read_decision(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<Response, Problem> {
+    read(&app, &caller, &format!("decisions/{id}")).await
+}
+
+/// Report what became of one of the decision's offers: `impression`, `click`, `accept` or
+/// `reject`. Recorded once per kind (201; a repeat answers 200 with `recorded: false`); a
+/// click or an acceptance implies the impression.
+#[utoipa::path(post, path = "/v1/decisions/{id}/outcomes", tag = "offers", params(("id" = Uuid, Path, description = "Decision id")),
+    request_body(content = crm_campaign::bodies::OutcomeReport, example = json!({"offer_id": "0190a4c8-0000-7000-8000-000000000001", "kind": "accept"})),
+    responses((status = 201, description = "Recorded", body = crm_campaign::bodies::OutcomeRecorded),
+        (status = 200, description = "Recorded already", body = crm_campaign::bodies::OutcomeRecorded),
+        (status = 400, description = "Bad JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "decision_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_outcome: an offer the decision did not make, a time in the future", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = ["decide"])))]
+pub(crate) async fn report_outcome(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let body = json_body(body)?;
+    CAMPAIGN
+        .relay(
+            &app,
+            &caller,
+            reqwest::Method::POST,
+            &format!("decisions/{id}/outcomes"),
+            &[],
+            Some(&body),
+        )
+        .await
+}
+
+/// How many.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub(crate) struct LimitQuery {
+    /// Decisions, 1 to 500 (default 50).
+    limit: Option<u32>,
+}
+
+/// A customer's latest decisions, newest first, with their outcomes.
+#[utoipa::path(get, path = "/v1/customers/{id}/decisions", tag = "offers", params(("id" = Uuid, Path, description = "Customer id"), LimitQuery),
+    responses((status = 200, description = "The decisions and outcomes", body = crm_campaign::bodies::CustomerDecisions),
+        (status = 400, description = "Bad limit", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "contact_not_found", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = ["read"])))]
+pub(crate) async fn customer_decisions(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    Query(q): Query<LimitQuery>,
+) -> Result<Response, Problem> {
+    let pairs = [("limit", q.limit.map(|l| l.to_string()))];
+    CAMPAIGN
+        .relay(
+            &app,
+            &caller,
+            reqwest::Method::GET,
+            &format!("customers/{id}/decisions"),
+            &query_of(&pairs),
+            None,
+        )
+        .await
+}
