@@ -72,6 +72,12 @@ pub fn check(r: &DecisionRequest) -> Result<(), DecideError> {
             "1 to 100 characters of letters, digits, `_`, `-`, `.` and `/`".into(),
         ));
     }
+    if crate::domain::offers::catalogue::has_nul(r) {
+        return Err(DecideError::Invalid(
+            "",
+            "text may not contain the NUL character (\\u0000)".into(),
+        ));
+    }
     if !(1..=MAX_LIMIT).contains(&r.limit) {
         return Err(DecideError::Invalid("/limit", format!("1 to {MAX_LIMIT}")));
     }

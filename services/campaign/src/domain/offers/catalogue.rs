@@ -136,6 +136,9 @@ pub fn parse(value: Value) -> Result<(OfferSpec, Option<Rule>), RuleError> {
 
 /// Checks a parsed offer; the eligibility rule comes back parsed.
 pub fn check(s: &OfferSpec) -> Result<Option<Rule>, RuleError> {
+    if has_nul(s) {
+        return fail("", "text may not contain the NUL character (\\u0000)");
+    }
     let name = s.name.trim();
     if name.is_empty() || name.len() > MAX_NAME {
         return fail("/name", format!("1 to {MAX_NAME} characters"));
@@ -195,6 +198,11 @@ pub fn check(s: &OfferSpec) -> Result<Option<Rule>, RuleError> {
         return fail("/status", "`active` or `paused`; DELETE archives an offer");
     }
     s.eligibility.clone().map(eligibility::parse).transpose()
+}
+
+/// Whether any text of `v` holds a NUL character, which PostgreSQL's text and jsonb refuse.
+pub fn has_nul<T: Serialize>(v: &T) -> bool {
+    serde_json::to_string(v).map_or(true, |s| s.contains("\\u0000"))
 }
 
 fn key_like(s: &str) -> bool {
@@ -287,6 +295,7 @@ mod tests {
         assert_eq!(error_at(json!({"status": "archived"})).path, "/status");
         let e = error_at(json!({"eligibility": {"all": [{"segment": {"id": "not-a-uuid"}}]}}));
         assert!(e.path.starts_with("/eligibility/all/0"), "{e}");
+        assert_eq!(error_at(json!({"content": {"a": "x\u{0}y"}})).path, "");
         let big = "x".repeat(MAX_CONTENT);
         assert_eq!(error_at(json!({"content": {"a": big}})).path, "/content");
     }
