@@ -426,3 +426,248 @@ async fn the_control_group_gets_the_fallback_on_every_call_and_the_model_learns(
     );
     assert_ne!(good, poor);
 }
+
+#[tokio::test]
+async fn experiments_assign_stably_count_goals_and_follow_merges() {
+    let suite = Suite::start().await;
+    let storefront = suite.key_with("acme", &[Scope::Decide]).await;
+    let a = offer(
+        &suite,
+        json!({"name": "A", "placements": ["exp"], "value": 9}),
+    )
+    .await;
+    let b = offer(
+        &suite,
+        json!({"name": "B", "placements": ["exp"], "value": 1}),
+    )
+    .await;
+    let plan = |placement: &str| {
+        json!({"name": "Only B", "subject": {"offers": {"placement": placement}},
+               "arms": [{"key": "control", "weight": 1},
+                        {"key": "b_only", "weight": 1, "offer_ids": [b]}],
+               "goal": {"event": "Order Completed", "revenue_property": "revenue", "window_days": 14},
+               "minimum_sample": 10})
+    };
+    let (status, bad) = suite
+        .admin_call(
+            Method::POST,
+            "/v1/experiments",
+            Some(&json!({"name": "x", "subject": "message",
+            "arms": [{"key": "a", "weight": 1}, {"key": "a", "weight": 1}],
+            "goal": {"event": "Order Completed", "window_days": 14}})),
+        )
+        .await;
+    assert_eq!(
+        (status, bad["path"].as_str()),
+        (422, Some("/arms/1/key")),
+        "{bad}"
+    );
+    let (status, exp) = suite
+        .admin_call(Method::POST, "/v1/experiments", Some(&plan("exp")))
+        .await;
+    assert_eq!(status, 201, "{exp}");
+    let exp = exp["id"].as_str().unwrap().to_owned();
+    let (status, rival) = suite
+        .admin_call(Method::POST, "/v1/experiments", Some(&plan("exp")))
+        .await;
+    assert_eq!(status, 201, "{rival}");
+    let rival = rival["id"].as_str().unwrap().to_owned();
+    let (status, started) = suite
+        .admin_call(Method::POST, &format!("/v1/experiments/{exp}/start"), None)
+        .await;
+    assert_eq!(
+        (status, started["status"].as_str()),
+        (200, Some("running")),
+        "{started}"
+    );
+    for (id, why) in [
+        (&exp, "started twice"),
+        (&rival, "a second on the placement"),
+    ] {
+        let (status, r) = suite
+            .admin_call(Method::POST, &format!("/v1/experiments/{id}/start"), None)
+            .await;
+        assert_eq!(
+            (status, r["code"].as_str()),
+            (409, Some("invalid_state")),
+            "{why}: {r}"
+        );
+    }
+    let (status, r) = suite
+        .admin_call(
+            Method::PUT,
+            &format!("/v1/experiments/{exp}"),
+            Some(&plan("exp")),
+        )
+        .await;
+    assert_eq!(status, 409, "a running experiment keeps its plan: {r}");
+
+    // Decisions at the placement expose and assign: the same arm on every call; the b_only
+    // arm is offered B only.
+    let mut arms = Vec::new();
+    for n in 0..8 {
+        let user = format!("exp-{n}");
+        let id = customer(&suite, &user, json!({"n": n}), "true").await;
+        let ask = json!({"customer": {"id": id}, "placement": "exp", "limit": 2});
+        let (_, first) = decide(&suite, &storefront, &ask).await;
+        let (_, second) = decide(&suite, &storefront, &ask).await;
+        let arm = first["experiment"]["arm"].as_str().unwrap().to_owned();
+        assert_eq!(
+            second["experiment"]["arm"],
+            arm.as_str(),
+            "{first} {second}"
+        );
+        assert_eq!(first["experiment"]["experiment_id"], exp.as_str());
+        if arm == "b_only" {
+            assert_eq!(ids(&first), std::slice::from_ref(&b), "{first}");
+        } else {
+            assert_eq!(ids(&first), [a.clone(), b.clone()], "{first}");
+        }
+        arms.push((user, arm));
+    }
+
+    // Goal events inside the window count, with their revenue.
+    let buyers: Vec<&(String, String)> = arms.iter().take(3).collect();
+    for (user, _) in &buyers {
+        suite
+            .ingest(&json!({"kind": "track", "name": "Order Completed",
+                            "identity": {"user_id": user}, "properties": {"revenue": 30}}))
+            .await;
+    }
+    let path = format!("/v1/experiments/{exp}/results");
+    let results = eventually("three conversions", || async {
+        let (status, r) = suite.admin_call(Method::GET, &path, None).await;
+        assert_eq!(status, 200, "{r}");
+        let conversions: u64 = r["results"]["arms"]
+            .as_array()?
+            .iter()
+            .map(|a| a["conversions"].as_u64().unwrap_or(0))
+            .sum();
+        (conversions == 3).then_some(r)
+    })
+    .await;
+    let r = &results["results"];
+    let exposed: u64 = r["arms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["customers"].as_u64().unwrap())
+        .sum();
+    assert_eq!(exposed, 8, "{results}");
+    let revenue: f64 = r["arms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["revenue_per_customer"].as_f64().unwrap() * a["customers"].as_f64().unwrap())
+        .sum();
+    assert!((revenue - 90.0).abs() < 1e-9, "{results}");
+    // Eight customers are under the minimum sample: no uplift is shown yet.
+    assert_eq!(r["enough_data"], false);
+    assert!(r["arms"][1].get("conversion_uplift").is_none(), "{results}");
+
+    // A merge during an experiment: the survivor keeps its arm, and the person counts once.
+    let (status, msg) = suite
+        .admin_call(
+            Method::POST,
+            "/v1/experiments",
+            Some(&json!({"name": "Subject lines", "subject": "message",
+                "arms": [{"key": "plain", "weight": 1, "variant": {"template": "plain"}},
+                         {"key": "emoji", "weight": 1, "variant": {"template": "emoji"}}],
+                "goal": {"event": "Order Completed", "window_days": 7}, "minimum_sample": 10})),
+        )
+        .await;
+    assert_eq!(status, 201, "{msg}");
+    let msg = msg["id"].as_str().unwrap().to_owned();
+    suite
+        .admin_call(Method::POST, &format!("/v1/experiments/{msg}/start"), None)
+        .await;
+    let survivor = customer(&suite, "merge-x", json!({}), "true").await;
+    let email = format!("{}@example.com", uuid::Uuid::new_v4());
+    suite
+        .ingest(
+            &json!({"kind": "identify", "identity": {"email": email, "anonymous_id": "anon-y"}}),
+        )
+        .await;
+    let merged = eventually("the second profile in campaign", || async {
+        let found = suite.customer_by("email", &email).await?;
+        let id: Uuid = found["id"].as_str()?.parse().ok()?;
+        let campaign = suite.pool_of("campaign").await;
+        sqlx::query_scalar::<_, i32>("SELECT 1 FROM contacts WHERE customer_id = $1")
+            .bind(id)
+            .fetch_optional(&campaign)
+            .await
+            .unwrap()
+            .map(|_| id)
+    })
+    .await;
+    let assign = |id: Uuid| json!({"customer": {"id": id}});
+    let path = format!("/v1/experiments/{msg}/assignments");
+    let x = suite
+        .post(&storefront, &path, Some(&assign(survivor)))
+        .await;
+    assert_eq!(x.status().as_u16(), 201);
+    let x: Value = x.json().await.unwrap();
+    let y: Value = suite
+        .post(&storefront, &path, Some(&assign(merged)))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(y["customer_id"], merged.to_string());
+    suite
+        .ingest(&json!({"kind": "identify", "identity": {"user_id": "merge-x", "email": email}}))
+        .await;
+    let after = eventually("the merge reaches campaign", || async {
+        let r: Value = suite
+            .post(&storefront, &path, Some(&assign(merged)))
+            .await
+            .json()
+            .await
+            .ok()?;
+        (r["customer_id"] == survivor.to_string()).then_some(r)
+    })
+    .await;
+    assert_eq!(
+        after["arm"], x["arm"],
+        "the survivor's arm: {after} {x} {y}"
+    );
+    assert_eq!(after["first_exposure"], false);
+    let (_, results) = suite
+        .admin_call(Method::GET, &format!("/v1/experiments/{msg}/results"), None)
+        .await;
+    let exposed: u64 = results["results"]["arms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["customers"].as_u64().unwrap())
+        .sum();
+    assert_eq!(exposed, 1, "the person counts once: {results}");
+
+    // Stopped: no more assignments; another tenant sees none of it.
+    let (status, _) = suite
+        .admin_call(Method::POST, &format!("/v1/experiments/{msg}/stop"), None)
+        .await;
+    assert_eq!(status, 200);
+    let r = suite
+        .post(&storefront, &path, Some(&assign(survivor)))
+        .await;
+    assert_eq!(r.status().as_u16(), 409);
+    let globex = suite.new_tenant("globex").await;
+    for p in [
+        format!("/v1/experiments/{exp}"),
+        format!("/v1/experiments/{exp}/results"),
+    ] {
+        assert_eq!(
+            suite.get(Some(&globex), &p).await.status().as_u16(),
+            404,
+            "{p}"
+        );
+    }
+    let r: Value = suite
+        .get(Some(&globex), "/v1/experiments")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["items"], json!([]));
+}

@@ -17,7 +17,7 @@ use crate::domain::journeys::signal::Signal;
 use crate::journeys::Runner;
 use crate::offers::outcomes::{self, ReportError};
 use crate::store::contacts::{self, Ids, Mirror};
-use crate::store::{decisions, instances, messages};
+use crate::store::{decisions, experiments, instances, messages};
 
 /// Applies each message to the contacts and the journeys, once per message id and topic.
 #[derive(Clone)]
@@ -94,11 +94,13 @@ impl Handler for CampaignHandler {
                 instances::follow_merge(&mut tx, tenant, *merged, *survivor, now).await?;
                 messages::merge(&mut tx, tenant, *merged, *survivor).await?;
                 decisions::merge(&mut tx, tenant, *merged, *survivor).await?;
+                experiments::merge(&mut tx, tenant, *merged).await?;
             }
             Effect::Erase(ids) => {
                 instances::erase(&mut tx, tenant, ids).await?;
                 messages::erase(&mut tx, tenant, ids).await?;
                 decisions::erase(&mut tx, tenant, ids).await?;
+                experiments::erase(&mut tx, tenant, ids).await?;
                 contacts::erase(&mut tx, tenant, ids).await?;
             }
             Effect::Profile => {
@@ -121,6 +123,17 @@ impl Handler for CampaignHandler {
             Effect::Activity => {
                 contacts::record_activity(&mut tx, tenant, customer_id, e.occurred_at).await?;
                 tracked = self.offer_outcome(&mut tx, e, now).await?;
+                if let Some(name) = e.name.as_deref() {
+                    experiments::record_goal(
+                        &mut tx,
+                        tenant,
+                        customer_id,
+                        name,
+                        &e.properties,
+                        e.occurred_at,
+                    )
+                    .await?;
+                }
                 signal = Some(Signal::Event {
                     name: e.name.as_deref().unwrap_or(e.kind.as_str()),
                     properties: &e.properties,

@@ -215,6 +215,7 @@ fn router(state: AppState) -> Router {
         .merge(journeys::routes())
         .merge(suppressions::routes())
         .merge(offers::routes())
+        .merge(offers::experiment_routes())
         .merge(messaging::routes())
         .merge(tracking::routes())
         .merge(webhooks::api::routes())

@@ -1,6 +1,7 @@
 //! Personalize through the gateway, relayed to campaign: the offer catalogue (admin; every
 //! change takes an `Idempotency-Key`), the decision settings, decisions and their outcomes
-//! (the `decide` scope a storefront's key holds), a decision, and a customer's decisions.
+//! (the `decide` scope a storefront's key holds), a decision, a customer's decisions, and
+//! experiments (drafts, start, stop, assignments, results).
 //! A decision is not replayed by `Idempotency-Key`: each call is a new decision, and outcomes
 //! are recorded once per decision, offer and kind whatever the retries.
 
@@ -219,6 +220,7 @@ pub(crate) async fn write_decision_settings(
     responses((status = 201, description = "The decision", body = crm_campaign::bodies::DecisionRecord),
         (status = 400, description = "Bad JSON", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "customer_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "invalid_state: the customer was merged or erased while deciding; ask again", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "invalid_decision: `path` names the field", body = Problem, content_type = "application/problem+json")),
     security(("api_key" = ["decide"])))]
 pub(crate) async fn decide(
@@ -310,6 +312,203 @@ pub(crate) async fn customer_decisions(
             &format!("customers/{id}/decisions"),
             &query_of(&pairs),
             None,
+        )
+        .await
+}
+
+/// Experiment routes (`/v1/experiments`).
+pub(crate) fn experiment_routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/experiments",
+            needs(Scope::Read, get(list_experiments))
+                .merge(needs(Scope::Admin, post(create_experiment))),
+        )
+        .route(
+            "/v1/experiments/{id}",
+            needs(Scope::Read, get(read_experiment))
+                .merge(needs(Scope::Admin, put(update_experiment))),
+        )
+        .route(
+            "/v1/experiments/{id}/start",
+            needs(Scope::Admin, post(start_experiment)),
+        )
+        .route(
+            "/v1/experiments/{id}/stop",
+            needs(Scope::Admin, post(stop_experiment)),
+        )
+        .route(
+            "/v1/experiments/{id}/results",
+            needs(Scope::Read, get(experiment_results)),
+        )
+        .route(
+            "/v1/experiments/{id}/assignments",
+            needs(Scope::Decide, post(assign_experiment)),
+        )
+}
+
+/// The tenant's experiments, newest first.
+#[utoipa::path(get, path = "/v1/experiments", tag = "experiments",
+    responses((status = 200, description = "The experiments", body = crm_campaign::bodies::ExperimentList)),
+    security(("api_key" = ["read"])))]
+pub(crate) async fn list_experiments(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> Result<Response, Problem> {
+    read(&app, &caller, "experiments").await
+}
+
+/// Create an experiment as a draft: what it tests (the offers of a placement, message
+/// variants, journeys), two to ten arms with weights (the first is the control), a holdout,
+/// the goal event with its window and revenue property, and the minimum sample per arm.
+/// Needs `Idempotency-Key`.
+#[utoipa::path(post, path = "/v1/experiments", tag = "experiments",
+    params(("Idempotency-Key" = String, Header, description = "Unique per intended change")),
+    request_body(content = crm_campaign::bodies::ExperimentSpec, example = json!({"name": "Hero offers", "subject": {"offers": {"placement": "home_hero"}}, "arms": [{"key": "control", "weight": 50}, {"key": "boots_only", "weight": 50, "offer_ids": ["0190a4c8-0000-7000-8000-000000000001"]}], "holdout_percent": 10, "goal": {"event": "Order Completed", "revenue_property": "revenue", "window_days": 14}, "minimum_sample": 200})),
+    responses((status = 201, description = "The experiment, as a draft", body = crm_campaign::bodies::ExperimentRow),
+        (status = 400, description = "Missing Idempotency-Key or bad JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_experiment: `path` names the JSON pointer of the fault", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = ["admin"])))]
+pub(crate) async fn create_experiment(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let body = json_body(body)?;
+    write(
+        &app,
+        &caller,
+        &headers,
+        reqwest::Method::POST,
+        "experiments",
+        Some(&body),
+    )
+    .await
+}
+
+/// An experiment.
+#[utoipa::path(get, path = "/v1/experiments/{id}", tag = "experiments", params(("id" = Uuid, Path, description = "Experiment id")),
+    responses((status = 200, description = "The experiment", body = crm_campaign::bodies::ExperimentRow),
+        (status = 404, description = "experiment_not_found", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = ["read"])))]
+pub(crate) async fn read_experiment(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<Response, Problem> {
+    read(&app, &caller, &format!("experiments/{id}")).await
+}
+
+/// Replace a draft's definition (a started experiment keeps its plan). Needs
+/// `Idempotency-Key`.
+#[utoipa::path(put, path = "/v1/experiments/{id}", tag = "experiments",
+    params(("id" = Uuid, Path, description = "Experiment id"), ("Idempotency-Key" = String, Header, description = "Unique per intended change")),
+    request_body(content = crm_campaign::bodies::ExperimentSpec),
+    responses((status = 200, description = "The experiment", body = crm_campaign::bodies::ExperimentRow),
+        (status = 400, description = "Missing Idempotency-Key or bad JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "experiment_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "invalid_state: not a draft", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_experiment", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = ["admin"])))]
+pub(crate) async fn update_experiment(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let body = json_body(body)?;
+    let path = format!("experiments/{id}");
+    write(
+        &app,
+        &caller,
+        &headers,
+        reqwest::Method::PUT,
+        &path,
+        Some(&body),
+    )
+    .await
+}
+
+/// Start a draft: customers are exposed and assigned from now on. At most one experiment runs
+/// per placement. Needs `Idempotency-Key`.
+#[utoipa::path(post, path = "/v1/experiments/{id}/start", tag = "experiments",
+    params(("id" = Uuid, Path, description = "Experiment id"), ("Idempotency-Key" = String, Header, description = "Unique per intended change")),
+    responses((status = 200, description = "The experiment, running", body = crm_campaign::bodies::ExperimentRow),
+        (status = 404, description = "experiment_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "invalid_state: not a draft, or the placement is taken", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = ["admin"])))]
+pub(crate) async fn start_experiment(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+) -> Result<Response, Problem> {
+    let path = format!("experiments/{id}/start");
+    write(&app, &caller, &headers, reqwest::Method::POST, &path, None).await
+}
+
+/// Stop a running experiment: no more exposures; results stay, and goal events inside the
+/// window of earlier exposures still count. Needs `Idempotency-Key`.
+#[utoipa::path(post, path = "/v1/experiments/{id}/stop", tag = "experiments",
+    params(("id" = Uuid, Path, description = "Experiment id"), ("Idempotency-Key" = String, Header, description = "Unique per intended change")),
+    responses((status = 200, description = "The experiment, stopped", body = crm_campaign::bodies::ExperimentRow),
+        (status = 404, description = "experiment_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "invalid_state: not running", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = ["admin"])))]
+pub(crate) async fn stop_experiment(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+) -> Result<Response, Problem> {
+    let path = format!("experiments/{id}/stop");
+    write(&app, &caller, &headers, reqwest::Method::POST, &path, None).await
+}
+
+/// Results: per arm the customers, conversions and revenue per customer; the holdout; the
+/// sample-ratio check (flagged at p < 0.001); and, once every arm has the minimum sample, each
+/// arm against the control: relative uplift with its 95% interval and p-value (Welch's t on
+/// the relative difference, delta-method variance).
+#[utoipa::path(get, path = "/v1/experiments/{id}/results", tag = "experiments", params(("id" = Uuid, Path, description = "Experiment id")),
+    responses((status = 200, description = "The results", body = crm_campaign::bodies::ExperimentResults),
+        (status = 404, description = "experiment_not_found", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = ["read"])))]
+pub(crate) async fn experiment_results(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<Response, Problem> {
+    read(&app, &caller, &format!("experiments/{id}/results")).await
+}
+
+/// A customer's arm in a running experiment (a salted hash of the customer id: the same on
+/// every call), recorded as an exposure: 201 the first time, 200 after.
+#[utoipa::path(post, path = "/v1/experiments/{id}/assignments", tag = "experiments", params(("id" = Uuid, Path, description = "Experiment id")),
+    request_body(content = crm_campaign::bodies::AssignmentRequest, example = json!({"customer": {"user_id": "u-123"}})),
+    responses((status = 201, description = "First exposure", body = crm_campaign::bodies::AssignmentAnswer),
+        (status = 200, description = "Exposed before", body = crm_campaign::bodies::AssignmentAnswer),
+        (status = 400, description = "Bad JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "experiment_not_found, customer_not_found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "invalid_state: not running", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_body", body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = ["decide"])))]
+pub(crate) async fn assign_experiment(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let body = json_body(body)?;
+    CAMPAIGN
+        .relay(
+            &app,
+            &caller,
+            reqwest::Method::POST,
+            &format!("experiments/{id}/assignments"),
+            &[],
+            Some(&body),
         )
         .await
 }

@@ -199,6 +199,10 @@ pub enum Code {
     InvalidOutcome,
     /// `invalid_decision_settings`
     InvalidDecisionSettings,
+    /// `invalid_experiment`
+    InvalidExperiment,
+    /// `experiment_not_found`
+    ExperimentNotFound,
 }
 
 impl Code {
@@ -216,6 +220,7 @@ impl Code {
         Self::DecisionNotFound,
         Self::EmptyBatch,
         Self::EventTooLarge,
+        Self::ExperimentNotFound,
         Self::IdempotencyKeyInProgress,
         Self::IdempotencyKeyRequired,
         Self::IdempotencyKeyReused,
@@ -235,6 +240,7 @@ impl Code {
         Self::InvalidEmail,
         Self::InvalidEnvelope,
         Self::InvalidEvents,
+        Self::InvalidExperiment,
         Self::InvalidField,
         Self::InvalidFormat,
         Self::InvalidId,
@@ -305,6 +311,8 @@ impl Code {
     /// The code as clients see it (snake_case).
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::InvalidExperiment => "invalid_experiment",
+            Self::ExperimentNotFound => "experiment_not_found",
             Self::InvalidOffer => "invalid_offer",
             Self::OfferNotFound => "offer_not_found",
             Self::OfferNameTaken => "offer_name_taken",

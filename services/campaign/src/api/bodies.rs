@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 pub use crate::domain::channels::Settings;
+pub use crate::domain::experiments::definition::ExperimentSpec;
 /// Answers that are the part's own types, named here so the gateway finds every body in one
 /// module.
 pub use crate::domain::gate::policy::ContactPolicy;
@@ -22,6 +23,7 @@ pub use crate::offers::decide::DecisionRequest;
 pub use crate::offers::outcomes::OutcomeReport;
 pub use crate::store::channels::ChannelRow;
 pub use crate::store::decisions::{DecisionRecord, OutcomeRow};
+pub use crate::store::experiments::ExperimentRow;
 pub use crate::store::journeys::JourneyRow;
 use crate::store::messages::MessageRow;
 pub use crate::store::offers::OfferRow;
@@ -407,4 +409,48 @@ pub struct CustomerDecisions {
     pub decisions: Vec<DecisionRecord>,
     /// Outcomes of those decisions, oldest first.
     pub outcomes: Vec<OutcomeRow>,
+}
+
+/// The tenant's experiments, newest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ExperimentList {
+    /// The experiments.
+    pub items: Vec<ExperimentRow>,
+}
+
+/// An experiment's results.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ExperimentResults {
+    /// The experiment.
+    pub experiment_id: Uuid,
+    /// Where it is in its life.
+    pub status: crate::domain::experiments::definition::ExperimentStatus,
+    /// Per arm, the holdout, the sample-ratio check and, with enough data, the comparisons.
+    pub results: crate::domain::experiments::results::Results,
+}
+
+/// Who to assign.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignmentRequest {
+    /// `{"id": "<uuid>"}`, `{"user_id": "…"}`, `{"anonymous_id": "…"}` or `{"email": "…"}`.
+    pub customer: crate::store::offers::CustomerRef,
+}
+
+/// A customer's place in a running experiment, recorded as an exposure.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AssignmentAnswer {
+    /// The experiment.
+    pub experiment_id: Uuid,
+    /// The customer (the survivor of a merge).
+    pub customer_id: Uuid,
+    /// The arm's key; absent in the holdout.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arm: Option<String>,
+    /// In the holdout: apply nothing.
+    pub holdout: bool,
+    /// What applying the arm takes (the arm's `variant`).
+    pub variant: serde_json::Map<String, Value>,
+    /// Whether this call exposed the customer for the first time (the goal window starts).
+    pub first_exposure: bool,
 }

@@ -67,6 +67,11 @@ async fn make(
                 "campaign knows no customer of this tenant by that id or identifier (profiles \
                  reach it from crm.profiles.v1 within moments of their first event)",
             ),
+            DecideError::Moved => Problem::new(
+                StatusCode::CONFLICT,
+                Code::InvalidState,
+                "the customer was merged or erased while deciding; ask again",
+            ),
             DecideError::Db(e) => e.into(),
         })?;
     s.delivery.relay.notify_one();

@@ -7,6 +7,7 @@ pub mod bodies;
 mod channels;
 mod contacts;
 mod decisions;
+mod experiments;
 mod journeys;
 mod offers;
 mod report;
@@ -54,6 +55,7 @@ pub(crate) fn routes(state: ApiState) -> Router {
         .merge(report::routes())
         .merge(offers::routes())
         .merge(decisions::routes())
+        .merge(experiments::routes())
         .with_state(state)
 }
 

@@ -1,5 +1,5 @@
-//! The catalogue in memory: each tenant's live offers, parsed once, and its decision settings,
-//! reloaded after `ttl`. A
+//! The catalogue in memory: each tenant's live offers, parsed once, its decision settings and
+//! its running offers experiments, reloaded after `ttl`. A
 //! write through this replica drops the tenant's entry at once; other replicas see a change
 //! within `ttl` (default 5 s), which docs/campaign.md states.
 
@@ -9,9 +9,11 @@ use std::time::{Duration, Instant};
 
 use crm_envelope::TenantId;
 use sqlx::PgConnection;
+use uuid::Uuid;
 
+use crate::domain::experiments::definition::ExperimentSpec;
 use crate::domain::offers::decide::{DecisionSettings, LiveOffer};
-use crate::store::offers;
+use crate::store::{experiments, offers};
 
 /// What decisions read of one tenant's configuration.
 #[derive(Debug)]
@@ -20,6 +22,8 @@ pub struct Loaded {
     pub offers: Vec<LiveOffer>,
     /// The decision settings.
     pub settings: DecisionSettings,
+    /// Running offers experiments (at most one per placement).
+    pub experiments: Vec<(Uuid, ExperimentSpec)>,
 }
 
 /// Live offers and settings per tenant.
@@ -52,7 +56,8 @@ impl Catalogue {
         }
         let loaded = Arc::new(Loaded {
             offers: offers::live(&mut *conn, tenant).await?,
-            settings: offers::settings(conn, tenant).await?,
+            settings: offers::settings(&mut *conn, tenant).await?,
+            experiments: experiments::running_on_placements(conn, tenant).await?,
         });
         if let Ok(mut map) = self.entries.lock() {
             map.insert(tenant.clone(), (Instant::now(), loaded.clone()));

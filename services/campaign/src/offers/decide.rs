@@ -1,6 +1,7 @@
 //! `POST /decisions`: one decision for one customer and placement. It reads the customer's
 //! decision profile from the part's own mirror (never another part), the tenant's catalogue
-//! from memory, and the counts arbitration needs in one query; it stores the answer and
+//! and running experiments from memory, and the counts arbitration needs in one query; it
+//! stores the answer (and the customer's exposure to the placement's experiment) and
 //! publishes `decision.made` on `crm.interactions.v1` in one transaction.
 
 use chrono::{DateTime, Duration, Utc};
@@ -13,9 +14,11 @@ use uuid::Uuid;
 use crm_kafka::outbox;
 
 use super::cache::Catalogue;
+use crate::domain::experiments::definition::{self, Subject};
 use crate::domain::offers::decide::{arbitrate, eligible, in_control};
 use crate::interactions::interaction;
-use crate::store::decisions::{self, DecisionRecord};
+use crate::store::decisions::{self, DecisionRecord, ExperimentPlace};
+use crate::store::experiments;
 use crate::store::offers::{self, CustomerRef};
 
 /// Most offers one decision may ask for.
@@ -53,6 +56,10 @@ pub enum DecideError {
     /// The mirror has no such customer (or it was erased).
     #[error("no customer of this tenant matches")]
     UnknownCustomer,
+    /// The customer was merged or erased while the decision was made; asking again decides
+    /// for the survivor.
+    #[error("the customer was merged or erased meanwhile")]
+    Moved,
     /// The database failed.
     #[error(transparent)]
     Db(#[from] sqlx::Error),
@@ -114,12 +121,31 @@ pub async fn decide(
         now,
     );
     let control = in_control(tenant.as_str(), customer, settings.control_percent);
+    // The experiment on the placement, if one runs: its holdout gets the fallback, an arm
+    // with offers offers only those. The decisions' control group is never exposed.
+    let mut place = None;
+    let mut held_out = false;
+    let mut candidates = candidates;
+    let experiment = loaded.experiments.iter().find(|(_, spec)| {
+        matches!(&spec.subject, Subject::Offers { placement } if *placement == request.placement)
+    });
+    if let (Some((id, spec)), false) = (experiment, control) {
+        let arm = definition::place(*id, spec, customer);
+        held_out = arm.is_none();
+        if let Some(only) = arm
+            .map(|i| &spec.arms[i].offer_ids)
+            .filter(|o| !o.is_empty())
+        {
+            candidates.retain(|(o, _)| o.fallback || only.contains(&o.id));
+        }
+        place = Some((*id, arm, arm.map(|i| spec.arms[i].key.clone())));
+    }
     let arbitrated: Vec<Uuid> = candidates
         .iter()
         .filter(|(o, _)| !o.fallback)
         .map(|(o, _)| o.id)
         .collect();
-    let evidence = if control {
+    let evidence = if control || held_out {
         Default::default()
     } else {
         let window = now - Duration::days(i64::from(settings.arbitration.window_days));
@@ -134,7 +160,14 @@ pub async fn decide(
         .await?
     };
     let limit = usize::try_from(request.limit).unwrap_or(1);
-    let decided = arbitrate(&candidates, &evidence, &settings, control, limit, decision);
+    let decided = arbitrate(
+        &candidates,
+        &evidence,
+        &settings,
+        control || held_out,
+        limit,
+        decision,
+    );
     let record = DecisionRecord {
         decision_id: decision,
         customer_id: customer,
@@ -142,10 +175,15 @@ pub async fn decide(
         context: request.context,
         offers: decided.offers,
         excluded: decided.excluded,
-        control: decided.control,
+        control,
         fallback_used: decided.fallback_used,
         decided_at: now,
         expires_at: now + Duration::seconds(i64::from(settings.ttl_seconds)),
+        experiment: place.as_ref().map(|(id, arm, key)| ExperimentPlace {
+            experiment_id: *id,
+            arm: key.clone(),
+            holdout: arm.is_none(),
+        }),
     };
     let made = interaction(
         tenant,
@@ -160,7 +198,16 @@ pub async fn decide(
         }),
     )?;
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    // A merge of this customer committing meanwhile would leave the decision (and the
+    // exposure) under the merged id: hold the contact, and answer a retryable conflict if it
+    // went since it was read.
+    if !offers::hold_contact(&mut tx, tenant, customer).await? {
+        return Err(DecideError::Moved);
+    }
     decisions::insert(&mut tx, tenant, profile.cohort(), &record).await?;
+    if let Some((id, arm, _)) = place {
+        experiments::expose(&mut tx, tenant, id, customer, arm, now).await?;
+    }
     outbox::enqueue_all(&mut tx, &[made]).await?;
     tx.commit().await?;
     Ok(record)

@@ -38,6 +38,21 @@ pub struct DecisionRecord {
     pub decided_at: DateTime<Utc>,
     /// The answer holds until then.
     pub expires_at: DateTime<Utc>,
+    /// The experiment running on the placement and the customer's place in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<ExperimentPlace>,
+}
+
+/// A customer's place in the experiment of a decision's placement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ExperimentPlace {
+    /// The experiment.
+    pub experiment_id: Uuid,
+    /// The arm's key, absent in the holdout.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arm: Option<String>,
+    /// In the holdout: the answer is the fallback.
+    pub holdout: bool,
 }
 
 /// An offer, its cohort's impressions and acceptances, the customer's impressions (all,

@@ -3,6 +3,7 @@
 pub mod channels;
 pub mod contacts;
 pub mod decisions;
+pub mod experiments;
 pub mod instances;
 pub mod journeys;
 pub mod messages;

@@ -256,6 +256,25 @@ pub async fn save_settings(
     Ok(())
 }
 
+/// Holds the customer's contact row against a concurrent merge or erasure until the caller's
+/// transaction ends (`FOR SHARE`): what the transaction writes under this id is then either
+/// written before the merge moves it, or not at all. `false` when the contact is gone (merged
+/// or erased since it was read): the caller resolves the customer again.
+pub async fn hold_contact(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    customer: Uuid,
+) -> Result<bool, sqlx::Error> {
+    let row: Option<(i32,)> = sqlx::query_as(
+        "SELECT 1 FROM contacts WHERE tenant_id = $1 AND customer_id = $2 FOR SHARE",
+    )
+    .bind(tenant)
+    .bind(customer)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.is_some())
+}
+
 /// How a decision names its customer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]

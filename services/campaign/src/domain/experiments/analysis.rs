@@ -65,7 +65,7 @@ impl Moments {
 }
 
 /// A treatment against the control on one metric.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Comparison {
     /// `(treatment mean − control mean) / control mean`.
     pub relative_uplift: f64,
@@ -112,7 +112,7 @@ pub fn relative_uplift(control: &Moments, treatment: &Moments) -> Option<Compari
 }
 
 /// The sample-ratio-mismatch check of observed arm sizes against planned weights.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct SampleRatio {
     /// Pearson's chi-square statistic.
     pub chi_square: f64,
