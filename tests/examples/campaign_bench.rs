@@ -288,6 +288,7 @@ async fn sends_per_second(n: usize) {
                 time_zone: "UTC",
                 quiet: None,
             },
+            offer_placement: None,
         };
         // The whole gate runs at delivery for these.
         messages::record(&mut c, &t, &m, Start::AwaitingProfile { not_before: now })
@@ -313,6 +314,7 @@ async fn sends_per_second(n: usize) {
         concurrency,
         lease: chrono::Duration::seconds(120),
         metrics: None,
+        catalogue: crm_campaign::offers::cache::Catalogue::new(Duration::from_secs(5)),
     };
     let started = Instant::now();
     let mut sent = 0;

@@ -1033,3 +1033,94 @@ async fn a_trigger_that_overtakes_the_profile_still_sends_once_the_profile_arriv
     assert_eq!(mail_to(&email).len(), 1);
     suite.stop().await;
 }
+
+#[tokio::test]
+async fn a_message_shows_the_best_offer_decided_when_it_is_sent() {
+    let suite = Suite::start().await;
+    let campaign = suite.pool_of("campaign").await;
+    set_up_messaging(&suite).await;
+    let (status, body) = suite
+        .admin_call(
+            Method::PUT,
+            "/v1/templates/offer-mail",
+            Some(&json!({"channel": "email", "subject": "For you",
+                "html": "<p>{% if offer %}{{ offer.content.headline }}{% else %}No offer{% endif %}</p>",
+                "text": "{% if offer %}{{ offer.content.headline }}{% else %}No offer{% endif %}"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    for (name, value, headline, eligibility) in [
+        (
+            "Email boots",
+            10,
+            "Boots for email readers",
+            json!({"context": {"field": "channel", "op": "eq", "value": "email"}}),
+        ),
+        (
+            "Web only",
+            50,
+            "Only on the web",
+            json!({"context": {"field": "channel", "op": "eq", "value": "web"}}),
+        ),
+    ] {
+        let (status, body) = suite
+            .admin_call(
+                Method::POST,
+                "/v1/offers",
+                Some(
+                    &json!({"name": name, "placements": ["mail_hero"], "value": value,
+                             "content": {"headline": headline}, "eligibility": eligibility}),
+                ),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, created) = suite
+        .admin_call(
+            Method::POST,
+            "/v1/journeys",
+            Some(&json!({"name": "Offer mail", "time_zone": "UTC",
+                "trigger": {"event": {"name": "Browsed"}}, "start": "mail",
+                "nodes": {"mail": {"send": {"template": "offer-mail", "channel": "email",
+                                            "offer_placement": "mail_hero", "next": "done"}},
+                          "done": "exit"}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    suite
+        .admin_call(Method::POST, &format!("/v1/journeys/{id}/publish"), None)
+        .await;
+    let run = unique_id();
+    let (user, email) = (format!("o-{run}"), format!("o-{run}@example.test"));
+    let customer = suite.mailable_customer(&campaign, &user, &email).await;
+    suite
+        .ingest(&json!({"kind": "track", "name": "Browsed", "identity": {"user_id": user}}))
+        .await;
+    let mail = eventually("the offer mail", || async {
+        mail_to(&email).into_iter().next()
+    })
+    .await;
+    assert!(mail.contains("Boots for email readers"), "{mail}");
+    assert!(!mail.contains("Only on the web"), "{mail}");
+    // The decision is the customer's, and the sent message is its impression.
+    let (status, mine) = suite
+        .admin_call(
+            Method::GET,
+            &format!("/v1/customers/{customer}/decisions"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{mine}");
+    assert_eq!(mine["decisions"][0]["placement"], "mail_hero", "{mine}");
+    assert_eq!(mine["decisions"][0]["context"]["channel"], "email");
+    assert!(
+        mine["outcomes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["kind"] == "impression" && o["source"] == "message"),
+        "{mine}"
+    );
+    suite.stop().await;
+}

@@ -161,6 +161,7 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
         relay.clone(),
         sends.clone(),
     );
+    let catalogue = offers::cache::Catalogue::new(config.catalogue_ttl);
     let guard = Guard {
         allow_private: config.allow_private_targets,
         timeout: Duration::from_secs(10),
@@ -180,12 +181,13 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
         lease: chrono::Duration::from_std(config.send_lease)
             .unwrap_or(chrono::Duration::seconds(120)),
         metrics: Some(base.metrics.clone()),
+        catalogue: catalogue.clone(),
     };
     let state = api::ApiState {
         pool: base.pool.clone(),
         delivery: delivery.clone(),
         sends: sends.clone(),
-        catalogue: offers::cache::Catalogue::new(config.catalogue_ttl),
+        catalogue,
     };
     let mut server = PartServer::bind(base, api::routes(state)).await?;
     for _ in 0..config.timer_workers {

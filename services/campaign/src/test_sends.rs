@@ -36,6 +36,7 @@ pub async fn queue(
             time_zone: "UTC",
             quiet: None,
         },
+        offer_placement: None,
     };
     let start = Start::Queued {
         not_before: Utc::now(),

@@ -118,6 +118,7 @@ async fn an_interrupted_send_is_never_repeated_and_replicas_send_once() {
                 time_zone: "UTC",
                 quiet: None,
             },
+            offer_placement: None,
         };
         let start = Start::Queued {
             not_before: Utc::now(),
@@ -158,6 +159,7 @@ async fn an_interrupted_send_is_never_repeated_and_replicas_send_once() {
         concurrency: 4,
         lease: chrono::Duration::seconds(120),
         metrics: None,
+        catalogue: crm_campaign::offers::cache::Catalogue::new(Duration::from_secs(5)),
     };
     // Two replicas deliver at once.
     let replica = delivery.clone();

@@ -78,7 +78,8 @@ async fn an_instance_runs_waits_resumes_and_ends_with_each_effect_once() {
                 template: "welcome".into(),
                 channel: Channel::Email,
                 transactional: false,
-                quiet: None
+                quiet: None,
+                offer_placement: None
             }
         )]
     );
@@ -115,7 +116,8 @@ async fn an_instance_runs_waits_resumes_and_ends_with_each_effect_once() {
                 template: "thanks".into(),
                 channel: Channel::Email,
                 transactional: false,
-                quiet: None
+                quiet: None,
+                offer_placement: None
             }
         )]
     );

@@ -20,6 +20,7 @@ use serde_json::json;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use super::guard::Guard;
 use super::provider::Provider;
@@ -35,9 +36,14 @@ use crate::domain::templates::{self, Limits};
 use crate::domain::tracking::{self, Action, Claims, TrackingKey};
 use crate::domain::webhooks::{after_attempt, AfterAttempt, Secret};
 use crate::interactions::interaction;
+use crate::offers::cache::Catalogue;
+use crate::offers::decide::{decide, DecisionRequest};
+use crate::offers::outcomes::{self, OutcomeReport, ReportError};
 use crate::send_gate::{self, Check};
 use crate::store::contacts::{self, Reach};
+use crate::store::decisions::OutcomeKind;
 use crate::store::messages::{self, Claimed, Outcome};
+use crate::store::offers::CustomerRef;
 use crate::store::{channels, policies, suppressions, templates as template_store};
 
 /// Where tracking links point and how they are signed.
@@ -92,6 +98,8 @@ pub struct Delivery {
     pub lease: Duration,
     /// Where deliveries are counted (`crm_messages_delivered_total`), when set.
     pub metrics: Option<crm_telemetry::Metrics>,
+    /// The offer catalogue, for messages that show the best offer of a placement.
+    pub catalogue: Catalogue,
 }
 
 impl Delivery {
@@ -271,9 +279,23 @@ impl Delivery {
         if suppressions::is_suppressed(&mut conn, tenant, channel, &address).await? {
             return Ok(Done::Skipped("suppressed"));
         }
+        let Some((settings, secrets)) =
+            channels::of_kind(&mut conn, tenant, suppression::channel_str(channel)).await?
+        else {
+            return Ok(Done::Skipped("no_channel"));
+        };
+        drop(conn);
+        // The best offer of the node's placement, decided now (with its own connection).
+        let offer = match (&m.offer_placement, test_send) {
+            (Some(placement), false) => self.best_offer(m, placement, channel).await,
+            _ => None,
+        };
         let context = json!({
             "customer": reach.traits, "traits": reach.traits, "stage": reach.stage,
             "tier": reach.tier, "segments": reach.segments,
+            "offer": offer.as_ref().map(|(decision, o)| json!({
+                "decision_id": decision, "offer_id": o.offer_id, "name": o.name,
+                "content": o.content})),
         });
         let rendered = match templates::render(&tpl.parts, &context, &self.limits) {
             Ok(r) => r,
@@ -282,12 +304,6 @@ impl Delivery {
                 return Ok(Done::Failed(format!("template {}: {}", e.part, e.code)));
             }
         };
-        let Some((settings, secrets)) =
-            channels::of_kind(&mut conn, tenant, suppression::channel_str(channel)).await?
-        else {
-            return Ok(Done::Skipped("no_channel"));
-        };
-        drop(conn);
         let (html, links) = match rendered.html {
             Some(html) => {
                 let (html, links) = tracking::rewrite_links(&html, |url| {
@@ -351,6 +367,9 @@ impl Delivery {
             }
             Settings::Webhook { .. } => return Ok(Done::Skipped("no_channel")),
         };
+        if let (Ok(_), Some((decision, o))) = (&sent, &offer) {
+            self.offer_shown(m, *decision, o.offer_id).await?;
+        }
         Ok(match sent {
             Ok(accepted) => Done::Sent {
                 address,
@@ -364,6 +383,77 @@ impl Delivery {
                 error: e,
             },
         })
+    }
+
+    /// The best offer of `placement` for the message's customer: a decision like the API's,
+    /// with the channel as context. A failure leaves the message without an offer (templates
+    /// test `{% if offer %}`), logged.
+    async fn best_offer(
+        &self,
+        m: &Claimed,
+        placement: &str,
+        channel: Channel,
+    ) -> Option<(Uuid, crate::domain::offers::decide::Offered)> {
+        let mut context = serde_json::Map::new();
+        context.insert("channel".into(), json!(suppression::channel_str(channel)));
+        let request = DecisionRequest {
+            customer: CustomerRef::Id(m.customer_id),
+            placement: placement.to_owned(),
+            context,
+            limit: 1,
+        };
+        match decide(
+            &self.pool,
+            &self.catalogue,
+            &m.tenant_id,
+            request,
+            Utc::now(),
+        )
+        .await
+        {
+            Ok(d) => {
+                let id = d.decision_id;
+                d.offers.into_iter().next().map(|o| (id, o))
+            }
+            Err(e) => {
+                tracing::warn!(message = %m.id, error = %e, "no offer decided for the message");
+                None
+            }
+        }
+    }
+
+    /// Records the offer a sent message carried as an impression of its decision.
+    async fn offer_shown(
+        &self,
+        m: &Claimed,
+        decision: Uuid,
+        offer: Uuid,
+    ) -> Result<(), sqlx::Error> {
+        let report = OutcomeReport {
+            offer_id: offer,
+            kind: OutcomeKind::Impression,
+            at: None,
+        };
+        let mut tx = self.pool.begin().await?;
+        match outcomes::record(
+            &mut tx,
+            &m.tenant_id,
+            decision,
+            &report,
+            "message",
+            Utc::now(),
+        )
+        .await
+        {
+            Ok(done) => {
+                outbox::enqueue_all(&mut tx, &done.out).await?;
+                tx.commit().await?;
+                self.relay.notify_one();
+            }
+            Err(ReportError::Db(e)) => return Err(e),
+            Err(e) => tracing::warn!(message = %m.id, error = %e, "offer impression not recorded"),
+        }
+        Ok(())
     }
 
     /// Calls a webhook channel, signed; retries on the specification's schedule.

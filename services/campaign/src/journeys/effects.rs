@@ -54,6 +54,7 @@ pub async fn apply(
                 channel,
                 transactional,
                 quiet,
+                offer_placement,
             } => {
                 let spec = SendSpec {
                     node: &node,
@@ -62,6 +63,7 @@ pub async fn apply(
                     channel,
                     transactional,
                     quiet,
+                    offer_placement: offer_placement.as_deref(),
                 };
                 produced.add(send(conn, t, &spec, now).await?);
             }
@@ -98,6 +100,7 @@ pub async fn apply(
                         time_zone: &t.journey.time_zone,
                         quiet: None,
                     },
+                    offer_placement: None,
                 };
                 let start = Start::Queued { not_before: now };
                 if messages::record(conn, t.tenant, &m, start).await?.is_some() {
@@ -117,6 +120,7 @@ struct SendSpec<'a> {
     channel: Channel,
     transactional: bool,
     quiet: Option<Policy>,
+    offer_placement: Option<&'a str>,
 }
 
 /// A `send` node: the gate, then a queued or a skipped message.
@@ -133,6 +137,7 @@ async fn send(
         channel,
         transactional,
         quiet,
+        offer_placement,
     } = *spec;
     let mut produced = Produced::default();
     let tpl = t.recent.template(conn, t.tenant, template).await?;
@@ -203,6 +208,7 @@ async fn send(
             time_zone: &t.journey.time_zone,
             quiet,
         },
+        offer_placement,
     };
     let Some(id) = messages::record(conn, t.tenant, &m, start).await? else {
         return Ok(produced);

@@ -37,6 +37,8 @@ pub struct NewMessage<'a> {
     pub address: Option<&'a str>,
     /// What the send gate needs when it runs at delivery (see [`Start::AwaitingProfile`]).
     pub gate: GateInputs<'a>,
+    /// The placement whose best offer the message shows, decided when it is sent.
+    pub offer_placement: Option<&'a str>,
 }
 
 /// What the send gate reads that is not the customer's: kept with a message whose gate runs at
@@ -91,9 +93,9 @@ pub async fn record(
         "INSERT INTO messages (tenant_id, id, send_key, customer_id, journey_id, instance_id, node,
              channel, template, message_type, transactional, priority, status, skip_reason,
              address, not_before, gate_pending, purpose, holdout_percent, time_zone,
-             quiet_policy)
+             quiet_policy, offer_placement)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-             $18, $19, $20, $21)
+             $18, $19, $20, $21, $22)
          ON CONFLICT (tenant_id, send_key) DO NOTHING RETURNING id",
     )
     .bind(tenant)
@@ -120,6 +122,7 @@ pub async fn record(
         crate::domain::gate::quiet::Policy::Defer => "defer",
         crate::domain::gate::quiet::Policy::Drop => "drop",
     }))
+    .bind(m.offer_placement)
     .fetch_optional(conn)
     .await?;
     Ok(id.map(|(id,)| id))
@@ -260,6 +263,8 @@ pub struct Claimed {
     pub priority: i32,
     /// The send node's own quiet-hours choice (`defer`, `drop`; `None`: the tenant's).
     pub quiet_policy: Option<String>,
+    /// The placement whose best offer the message shows.
+    pub offer_placement: Option<String>,
 }
 
 /// Claims up to `limit` queued messages due at `now` and marks them `sending` (this
@@ -277,7 +282,7 @@ pub async fn claim_due(
          RETURNING m.tenant_id, m.id, m.send_key, m.customer_id, m.journey_id, m.instance_id,
              m.node, m.channel, m.template, m.transactional, m.address, m.message_type,
              m.gate_pending, m.purpose, m.holdout_percent, m.time_zone, m.attempts, m.priority,
-             m.quiet_policy",
+             m.quiet_policy, m.offer_placement",
     )
     .bind(now)
     .bind(limit)
@@ -377,7 +382,7 @@ pub async fn abandon_interrupted(
          WHERE status = 'sending' AND sending_at < $1
          RETURNING tenant_id, id, send_key, customer_id, journey_id, instance_id, node, channel,
              template, transactional, address, message_type, gate_pending, purpose,
-             holdout_percent, time_zone, attempts, priority, quiet_policy",
+             holdout_percent, time_zone, attempts, priority, quiet_policy, offer_placement",
     )
     .bind(now - lease)
     .fetch_all(conn)

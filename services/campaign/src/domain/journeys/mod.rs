@@ -291,6 +291,10 @@ pub enum Node {
         /// tenant's contact policy decides.
         #[serde(default)]
         quiet_hours: Option<crate::domain::gate::quiet::Policy>,
+        /// A placement whose best offer for the customer, decided when the message is sent,
+        /// the template shows as `offer` (`offer.name`, `offer.content.*`); absent: no offer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offer_placement: Option<String>,
         /// The next node (taken whether the message was sent or skipped).
         next: String,
     },

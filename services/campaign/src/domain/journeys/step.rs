@@ -50,6 +50,8 @@ pub enum Effect {
         transactional: bool,
         /// The message's own quiet-hours choice, if any (else the tenant's).
         quiet: Option<crate::domain::gate::quiet::Policy>,
+        /// The placement of the offer the message shows, decided when it is sent.
+        offer_placement: Option<String>,
     },
     /// Set a trait.
     SetTrait {
@@ -204,6 +206,7 @@ pub fn step(
             channel,
             transactional,
             quiet_hours,
+            offer_placement,
             next,
         } => go(
             Some(Effect::Send {
@@ -211,6 +214,7 @@ pub fn step(
                 channel: *channel,
                 transactional: *transactional,
                 quiet: *quiet_hours,
+                offer_placement: offer_placement.clone(),
             }),
             next,
         ),

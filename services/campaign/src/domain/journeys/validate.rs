@@ -323,7 +323,28 @@ fn check_node(j: &Journey, name: &str, node: &Node, l: &Limits) -> Result<(), Jo
             }
             Ok(())
         }
-        Node::Send { template, .. } => text(template, &format!("{at}/template"), l),
+        Node::Send {
+            template,
+            offer_placement,
+            ..
+        } => {
+            text(template, &format!("{at}/template"), l)?;
+            match offer_placement {
+                Some(p)
+                    if p.is_empty()
+                        || p.len() > 100
+                        || !p.chars().all(|c| {
+                            c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/')
+                        }) =>
+                {
+                    fail(
+                        format!("{at}/offer_placement"),
+                        "a placement: letters, digits, `_`, `-`, `.` and `/`",
+                    )
+                }
+                _ => Ok(()),
+            }
+        }
         Node::SetTrait { name: t, value, .. } => {
             text(t, &format!("{at}/name"), l)?;
             if count(value) > 50 || value.to_string().len() > 2000 {
