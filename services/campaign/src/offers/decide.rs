@@ -198,13 +198,16 @@ pub async fn decide(
         }),
     )?;
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    // The decision is a record of an answer already computed: `decisions::insert` lets its
+    // commit skip the WAL flush (a crash of PostgreSQL itself may lose the last fraction of a
+    // second of decisions; a crash of this part loses nothing, the commit is in PostgreSQL).
+    // Outcomes, which spend caps and budgets, keep the synchronous commit. docs/campaign.md.
     // A merge of this customer committing meanwhile would leave the decision (and the
     // exposure) under the merged id: hold the contact, and answer a retryable conflict if it
     // went since it was read.
-    if !offers::hold_contact(&mut tx, tenant, customer).await? {
+    if !decisions::insert(&mut tx, tenant, profile.cohort(), &record).await? {
         return Err(DecideError::Moved);
     }
-    decisions::insert(&mut tx, tenant, profile.cohort(), &record).await?;
     if let Some((id, arm, _)) = place {
         experiments::expose(&mut tx, tenant, id, customer, arm, now).await?;
     }

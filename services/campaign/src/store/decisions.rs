@@ -72,20 +72,26 @@ pub async fn evidence(
         return Ok(HashMap::new());
     }
     let rows: Vec<EvidenceRow> = sqlx::query_as(
-        "SELECT o.id,
+        "WITH mine AS (
+             SELECT offer_id,
+                    count(*) FILTER (WHERE kind = 'impression') AS impressions,
+                    count(*) FILTER (WHERE kind = 'impression' AND at >= $5) AS recent_impressions,
+                    count(*) FILTER (WHERE kind = 'reject' AND at >= $5) AS recent_rejections
+             FROM offer_outcomes WHERE tenant_id = $1 AND customer_id = $3
+             GROUP BY offer_id),
+         stats AS (SELECT offer_id, shown, accepted FROM offer_stats
+                   WHERE tenant_id = $1 AND cohort = $4 AND offer_id = ANY($2)),
+         totals AS (SELECT offer_id, impressions, spent FROM offer_totals
+                    WHERE tenant_id = $1 AND offer_id = ANY($2))
+         SELECT o.id,
              coalesce(s.shown, 0), coalesce(s.accepted, 0),
              coalesce(m.impressions, 0), coalesce(m.recent_impressions, 0),
              coalesce(m.recent_rejections, 0),
              coalesce(t.impressions, 0), coalesce(t.spent, 0)
          FROM unnest($2::uuid[]) AS o(id)
-         LEFT JOIN offer_stats s ON s.tenant_id = $1 AND s.offer_id = o.id AND s.cohort = $4
-         LEFT JOIN offer_totals t ON t.tenant_id = $1 AND t.offer_id = o.id
-         LEFT JOIN LATERAL (
-             SELECT count(*) FILTER (WHERE kind = 'impression') AS impressions,
-                    count(*) FILTER (WHERE kind = 'impression' AND at >= $5) AS recent_impressions,
-                    count(*) FILTER (WHERE kind = 'reject' AND at >= $5) AS recent_rejections
-             FROM offer_outcomes
-             WHERE tenant_id = $1 AND customer_id = $3 AND offer_id = o.id) m ON true",
+         LEFT JOIN stats s ON s.offer_id = o.id
+         LEFT JOIN totals t ON t.offer_id = o.id
+         LEFT JOIN mine m ON m.offer_id = o.id",
     )
     .bind(tenant)
     .bind(offers)
@@ -117,17 +123,24 @@ pub async fn evidence(
         .collect())
 }
 
-/// Stores a decision.
+/// Stores a decision, holding the customer's contact row until the transaction ends (`FOR KEY
+/// SHARE`, as `offers::hold_contact`); `false`, and nothing stored, when the contact is gone
+/// (merged or erased since it was read).
 pub async fn insert(
     conn: &mut PgConnection,
     tenant: &TenantId,
     cohort: &str,
     d: &DecisionRecord,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO decisions (tenant_id, id, customer_id, placement, context, cohort, control,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "WITH held AS (SELECT 1 FROM contacts WHERE tenant_id = $1 AND customer_id = $3
+                       FOR KEY SHARE),
+         -- The transaction's commit need not wait for the WAL flush (see `offers::decide`);
+         -- set here rather than by one more round trip.
+         relaxed AS (SELECT set_config('synchronous_commit', 'off', true))
+         INSERT INTO decisions (tenant_id, id, customer_id, placement, context, cohort, control,
              offers, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM held, relaxed",
     )
     .bind(tenant)
     .bind(d.decision_id)
@@ -141,7 +154,7 @@ pub async fn insert(
     .bind(d.expires_at)
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 /// A stored decision with its cohort.

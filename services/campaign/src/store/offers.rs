@@ -257,7 +257,8 @@ pub async fn save_settings(
 }
 
 /// Holds the customer's contact row against a concurrent merge or erasure until the caller's
-/// transaction ends (`FOR SHARE`): what the transaction writes under this id is then either
+/// transaction ends (`FOR KEY SHARE`: it conflicts with the merge's and the erasure's delete,
+/// not with the consumer's updates of the row's facts): what the transaction writes under this id is then either
 /// written before the merge moves it, or not at all. `false` when the contact is gone (merged
 /// or erased since it was read): the caller resolves the customer again.
 pub async fn hold_contact(
@@ -266,7 +267,7 @@ pub async fn hold_contact(
     customer: Uuid,
 ) -> Result<bool, sqlx::Error> {
     let row: Option<(i32,)> = sqlx::query_as(
-        "SELECT 1 FROM contacts WHERE tenant_id = $1 AND customer_id = $2 FOR SHARE",
+        "SELECT 1 FROM contacts WHERE tenant_id = $1 AND customer_id = $2 FOR KEY SHARE",
     )
     .bind(tenant)
     .bind(customer)
