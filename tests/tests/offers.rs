@@ -270,7 +270,7 @@ async fn offers_are_decided_by_segment_and_consent_with_reasons_caps_and_outcome
     })
     .await;
 
-    // Decisions and outcomes are on the customer's timeline (crm.interactions.v1).
+    // Outcomes are on the customer's timeline (crm.interactions.v1).
     let timeline = format!("/v1/customers/{fr}/timeline?limit=100");
     eventually("decisions and outcomes on the timeline", || async {
         let (_, page) = suite.admin_call(Method::GET, &timeline, None).await;
@@ -280,7 +280,7 @@ async fn offers_are_decided_by_segment_and_consent_with_reasons_caps_and_outcome
             .filter_map(|i| i["kind"].as_str().map(str::to_owned))
             .collect();
         let has = |k: &str| kinds.iter().any(|x| x == k);
-        (has("decision.made") && has("offer.accepted") && has("offer.rejected")).then_some(())
+        (has("offer.impression") && has("offer.accepted") && has("offer.rejected")).then_some(())
     })
     .await;
 

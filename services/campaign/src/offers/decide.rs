@@ -1,22 +1,20 @@
 //! `POST /decisions`: one decision for one customer and placement. It reads the customer's
 //! decision profile from the part's own mirror (never another part), the tenant's catalogue
 //! and running experiments from memory, and the counts arbitration needs in one query; it
-//! stores the answer (and the customer's exposure to the placement's experiment) and
-//! publishes `decision.made` on `crm.interactions.v1` in one transaction.
+//! stores the answer (and the customer's exposure to the placement's experiment) in one
+//! transaction. A decision is not published: it is not a contact (its impression is, and is
+//! published as `offer.impression`); docs/architecture.md says why.
 
 use chrono::{DateTime, Duration, Utc};
 use crm_envelope::TenantId;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use sqlx::PgPool;
 use uuid::Uuid;
-
-use crm_kafka::outbox;
 
 use super::cache::Catalogue;
 use crate::domain::experiments::definition::{self, Subject};
 use crate::domain::offers::decide::{arbitrate, eligible, in_control};
-use crate::interactions::interaction;
 use crate::store::decisions::{self, DecisionRecord, ExperimentPlace};
 use crate::store::experiments;
 use crate::store::offers::{self, CustomerRef};
@@ -185,18 +183,6 @@ pub async fn decide(
             holdout: arm.is_none(),
         }),
     };
-    let made = interaction(
-        tenant,
-        "decision.made",
-        customer,
-        json!({
-            "decision_id": decision,
-            "placement": record.placement,
-            "offers": record.offers.iter().map(|o| o.offer_id).collect::<Vec<_>>(),
-            "control": record.control,
-            "fallback_used": record.fallback_used,
-        }),
-    )?;
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     // The decision is a record of an answer already computed: `decisions::insert` lets its
     // commit skip the WAL flush (a crash of PostgreSQL itself may lose the last fraction of a
@@ -211,7 +197,6 @@ pub async fn decide(
     if let Some((id, arm, _)) = place {
         experiments::expose(&mut tx, tenant, id, customer, arm, now).await?;
     }
-    outbox::enqueue_all(&mut tx, &[made]).await?;
     tx.commit().await?;
     Ok(record)
 }
