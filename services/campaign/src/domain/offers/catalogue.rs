@@ -82,6 +82,7 @@ fn one() -> f64 {
 /// A loyalty reward an offer grants when accepted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = OfferReward)]
 pub struct Reward {
     /// Points awarded (an `Offer Reward Granted` event the loyalty programme's rules earn on).
     pub points: u32,
