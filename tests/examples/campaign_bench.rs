@@ -289,6 +289,7 @@ async fn sends_per_second(n: usize) {
                 quiet: None,
             },
             offer_placement: None,
+            survey_id: None,
         };
         // The whole gate runs at delivery for these.
         messages::record(&mut c, &t, &m, Start::AwaitingProfile { not_before: now })

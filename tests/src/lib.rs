@@ -368,6 +368,7 @@ impl Suite {
             campaign_url: campaign_url.clone(),
             upstream_timeout: Duration::from_secs(2),
             webhooks: test_webhook_settings(),
+            survey_answers_per_minute: 20,
         };
         let gateway_pool_url = gateway_config.common.database_url.clone();
         let gateway = crm_gateway::build(gateway_config)
@@ -388,7 +389,12 @@ impl Suite {
         .await
         .unwrap()
         .api_key;
-        let http = reqwest::Client::new();
+        // A bounded wait: a call the suite never answers fails the test naming the call,
+        // instead of holding it until the runner's limit.
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
         let doc: Value = http
             .get(format!("{gateway_url}/openapi.json"))
             .send()
@@ -550,6 +556,30 @@ impl Suite {
         )
     }
 
+    /// A call through the gateway with `key` and a fresh `Idempotency-Key`, its answer checked
+    /// against `/openapi.json`: the status and the JSON body (null when none).
+    pub async fn keyed_call(
+        &self,
+        key: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.gateway))
+            .bearer_auth(key)
+            .header("Idempotency-Key", unique_id());
+        if let Some(b) = body {
+            request = request.json(b);
+        }
+        let response = self
+            .conforming(method.as_str(), path, request.send().await.unwrap())
+            .await;
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn post_events(&self, key: &str, body: &Value) -> reqwest::Response {
         let response = self
             .http
@@ -693,6 +723,7 @@ impl Suite {
             campaign_url: campaign_url.clone(),
             upstream_timeout: Duration::from_secs(2),
             webhooks: test_webhook_settings(),
+            survey_answers_per_minute: 20,
         })
         .await
         .expect("gateway replica starts");

@@ -819,6 +819,7 @@ async fn a_write_whose_answer_never_came_applies_once_when_retried() {
         campaign_url: suite.campaign.clone(),
         upstream_timeout: Duration::from_millis(300),
         webhooks: crm_tests::test_webhook_settings(),
+        survey_answers_per_minute: 20,
     })
     .await
     .unwrap();

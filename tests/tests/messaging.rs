@@ -231,15 +231,23 @@ async fn a_journey_with_a_split_a_wait_and_a_branch_sends_real_mail_once() {
         assert_eq!(welcomes, 1, "{email}: the duplicated trigger sent once");
     }
 
-    // The messages are on the customer's record, with the journey's interactions.
-    let (status, messages) = suite
-        .admin_call(
-            Method::GET,
-            &format!("/v1/customers/{}/messages", people[2].2),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{messages}");
+    // The messages are on the customer's record, with the journey's interactions (each send
+    // is recorded just after the mail server accepted it).
+    let messages = eventually("the sends recorded", || async {
+        let (status, messages) = suite
+            .admin_call(
+                Method::GET,
+                &format!("/v1/customers/{}/messages", people[2].2),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{messages}");
+        let sending = messages["items"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["status"] == "sending"));
+        (!sending).then_some(messages)
+    })
+    .await;
     let statuses: Vec<&str> = messages["items"]
         .as_array()
         .unwrap()
@@ -607,17 +615,21 @@ async fn frequency_caps_and_quiet_hours_follow_each_customers_time_zone() {
         (mail_to(day_email).len() == 1).then_some(())
     })
     .await;
-    let msgs = eventually("both of the day customer's messages", || async {
-        let m = messages_of(&suite, *day_id).await;
-        (m.len() == 2).then_some(m)
-    })
-    .await;
     let by_template = |m: &[Value], t: &str| {
         m.iter()
             .find(|x| x["template"] == t)
             .cloned()
             .unwrap_or(Value::Null)
     };
+    // The send is recorded just after the mail server accepted the mail: wait for both.
+    let msgs = eventually(
+        "both of the day customer's messages, the welcome sent",
+        || async {
+            let m = messages_of(&suite, *day_id).await;
+            (m.len() == 2 && by_template(&m, "welcome-a")["status"] != "sending").then_some(m)
+        },
+    )
+    .await;
     assert_eq!(by_template(&msgs, "welcome-a")["status"], "sent");
     assert_eq!(by_template(&msgs, "nudge")["status"], "skipped");
     assert_eq!(by_template(&msgs, "nudge")["skip_reason"], "frequency_cap");
@@ -1103,24 +1115,25 @@ async fn a_message_shows_the_best_offer_decided_when_it_is_sent() {
     .await;
     assert!(mail.contains("Boots for email readers"), "{mail}");
     assert!(!mail.contains("Only on the web"), "{mail}");
-    // The decision is the customer's, and the sent message is its impression.
-    let (status, mine) = suite
-        .admin_call(
-            Method::GET,
-            &format!("/v1/customers/{customer}/decisions"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{mine}");
+    // The decision is the customer's, and the sent message is its impression, recorded when
+    // the send is (which commits just after the mail server accepted it).
+    let mine = eventually("the message's impression", || async {
+        let (status, mine) = suite
+            .admin_call(
+                Method::GET,
+                &format!("/v1/customers/{customer}/decisions"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{mine}");
+        let shown = mine["outcomes"].as_array().is_some_and(|o| {
+            o.iter()
+                .any(|o| o["kind"] == "impression" && o["source"] == "message")
+        });
+        shown.then_some(mine)
+    })
+    .await;
     assert_eq!(mine["decisions"][0]["placement"], "mail_hero", "{mine}");
     assert_eq!(mine["decisions"][0]["context"]["channel"], "email");
-    assert!(
-        mine["outcomes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|o| o["kind"] == "impression" && o["source"] == "message"),
-        "{mine}"
-    );
     suite.stop().await;
 }

@@ -359,16 +359,21 @@ async fn the_control_group_gets_the_fallback_on_every_call_and_the_model_learns(
     .await;
 
     // Customers on both sides of the control group, found by the same salted hash the part
-    // uses; each gets the same side on every call.
+    // uses; each gets the same side on every call. Ids are random, so customers are added
+    // until both sides have at least two (six in a row on one side happen 3% of the time).
     let mut people = Vec::new();
-    for n in 0..6 {
+    for n in 0..40 {
         let user = format!("ctl-{n}");
         let id = customer(&suite, &user, json!({"n": n}), "true").await;
         let control = crm_campaign::domain::offers::decide::in_control("acme", id, 50);
         people.push((user, control));
+        let controls = people.iter().filter(|p| p.1).count();
+        if people.len() >= 6 && controls >= 2 && people.len() - controls >= 2 {
+            break;
+        }
     }
     assert!(
-        people.iter().any(|p| p.1) && people.iter().any(|p| !p.1),
+        people.iter().filter(|p| p.1).count() >= 2 && people.iter().filter(|p| !p.1).count() >= 2,
         "{people:?}"
     );
     for (user, control) in &people {

@@ -622,6 +622,25 @@ async fn rfm_stages_and_lead_scores_through_the_api() {
         back_scores["rfm"]["r"].as_u64().unwrap() >= 4,
         "{back_scores}"
     );
+    // The run announced the value it predicted (campaign mirrors it for lead priority).
+    let predicted = back_scores["value"]["lifetime_value"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("the value model fits these buyers: {back_scores}"));
+    wait_messages(
+        &segments_topic,
+        &mut seen,
+        "the won-back customer's value.predicted",
+        |s| {
+            s.iter().any(|m| {
+                m["kind"] == "value.predicted"
+                    && m["customer_id"] == back_id.as_str()
+                    && m["properties"]["lifetime_value"]
+                        .as_f64()
+                        .is_some_and(|v| (v - predicted).abs() < 1e-6)
+            })
+        },
+    )
+    .await;
 
     let (status, report) = json_of(
         suite

@@ -168,24 +168,28 @@ async fn a_failing_endpoint_gets_the_event_once_signed_and_no_tenant_sees_anothe
     assert_eq!(attempts[0]["payload"]["data"]["tenant_id"], "acme");
     assert_eq!(attempts[0]["payload"]["data"]["traits"]["plan"], "pro");
 
-    // The delivery log shows the three attempts.
-    let (status, log) = get_json(
-        &suite,
-        &suite.key,
-        &format!("/v1/webhooks/{acme_hook}/deliveries?status=delivered"),
-    )
+    // The delivery log shows the three attempts. The receiver answers 204 before the
+    // deliverer commits the outcome, so the log is read until the delivery shows there.
+    let webhook_id = attempts[0]["webhook_id"].clone();
+    let delivery = eventually("the delivery is in the log as delivered", || async {
+        let (status, log) = get_json(
+            &suite,
+            &suite.key,
+            &format!("/v1/webhooks/{acme_hook}/deliveries?status=delivered"),
+        )
+        .await;
+        assert_eq!(status, 200);
+        log["items"]
+            .as_array()?
+            .iter()
+            .find(|d| {
+                d["id"]
+                    .as_str()
+                    .is_some_and(|id| format!("msg_{}", id.replace('-', "")) == webhook_id)
+            })
+            .cloned()
+    })
     .await;
-    assert_eq!(status, 200);
-    let delivery = log["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| {
-            format!("msg_{}", d["id"].as_str().unwrap().replace('-', ""))
-                == attempts[0]["webhook_id"]
-        })
-        .cloned()
-        .expect("the delivery is in the log");
     assert_eq!(delivery["attempts"], 3);
     let (status, detail) = get_json(
         &suite,
@@ -289,14 +293,19 @@ async fn rotation_signs_with_both_secrets_and_replay_sends_the_same_message_agai
     assert_eq!(first["verified"], json!([true, true, false]));
     assert_eq!(first["signatures"], 2);
 
-    // Replay: the same message (same webhook-id) comes again.
-    let (_, log) = get_json(
-        &suite,
-        &suite.key,
-        &format!("/v1/webhooks/{hook}/deliveries"),
-    )
+    // Replay: the same message (same webhook-id) comes again. A delivery still pending is
+    // already queued (a replay would only move it to now), so wait until the deliverer has
+    // committed the first attempt: it may do so a moment after the receiver answered.
+    let delivery = eventually("the first delivery is logged as delivered", || async {
+        let (_, log) = get_json(
+            &suite,
+            &suite.key,
+            &format!("/v1/webhooks/{hook}/deliveries?status=delivered"),
+        )
+        .await;
+        log["items"][0]["id"].as_str().map(str::to_owned)
+    })
     .await;
-    let delivery = log["items"][0]["id"].as_str().unwrap().to_owned();
     let r = suite
         .post(
             &suite.key,
@@ -314,14 +323,18 @@ async fn rotation_signs_with_both_secrets_and_replay_sends_the_same_message_agai
     assert_eq!(again["webhook_id"], first["webhook_id"]);
     assert_eq!(again["attempt"], 2);
     assert_eq!(again["verified"], json!([true, true, false]));
-    let (_, detail) = get_json(
-        &suite,
-        &suite.key,
-        &format!("/v1/webhooks/{hook}/deliveries/{delivery}"),
-    )
+    // The replayed attempt's outcome is committed after the receiver's answer, too.
+    let detail = eventually("the replayed delivery is logged as delivered", || async {
+        let (_, detail) = get_json(
+            &suite,
+            &suite.key,
+            &format!("/v1/webhooks/{hook}/deliveries/{delivery}"),
+        )
+        .await;
+        (detail["status"] == "delivered").then_some(detail)
+    })
     .await;
     assert_eq!(detail["attempts"], 2);
-    assert_eq!(detail["status"], "delivered");
     suite.stop().await;
 }
 

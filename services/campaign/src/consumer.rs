@@ -14,9 +14,17 @@ use tokio::sync::Notify;
 
 use crate::domain::contacts::{effect_of, Effect};
 use crate::domain::journeys::signal::Signal;
+use crate::domain::pipeline::leads::LeadSource;
 use crate::journeys::Runner;
 use crate::offers::outcomes::{self, ReportError};
+use crate::pipeline::leads::{self, LeadError, LeadRequest};
+use crate::pipeline::settings_cache::{self, SettingsCache};
+use crate::pipeline::SYSTEM;
 use crate::store::contacts::{self, Ids, Mirror};
+use crate::store::leads as lead_store;
+use crate::store::opportunities as opportunity_store;
+use crate::store::surveys as survey_store;
+use crate::store::tasks as task_store;
 use crate::store::{decisions, experiments, instances, messages};
 
 /// Applies each message to the contacts and the journeys, once per message id and topic.
@@ -26,6 +34,7 @@ pub struct CampaignHandler {
     runner: Runner,
     relay: Arc<Notify>,
     sends: Arc<Notify>,
+    lead_settings: SettingsCache,
 }
 
 impl CampaignHandler {
@@ -37,11 +46,67 @@ impl CampaignHandler {
             runner,
             relay,
             sends,
+            lead_settings: SettingsCache::new(settings_cache::TTL),
         }
     }
 
     pub(crate) fn pool(&self) -> PgPool {
         self.pool.clone()
+    }
+
+    /// Opens the lead a message asks for, keyed by the message's id (a replay opens none);
+    /// the events to publish. A lead the tenant's settings or data refuse is logged, not an
+    /// error: the message is applied without it.
+    async fn open_lead(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        e: &Envelope,
+        request: &LeadRequest,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<Vec<crm_kafka::outbox::Outgoing>, HandleError> {
+        let origin = format!("event:{}", e.id);
+        match leads::open(tx, &e.tenant_id, request, Some(&origin), SYSTEM, now).await {
+            Ok(Some(opened)) => Ok(opened.out),
+            Ok(None) => Ok(Vec::new()),
+            Err(LeadError::Db(err)) => Err(err.into()),
+            Err(why) => {
+                tracing::info!(reason = %why, source = request.source.as_str(), "lead not opened");
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    /// The lead a tracked event opens under the tenant's `leads_from_events` rules (a form
+    /// submitted, a survey answered), its campaign from the rule's property; the events to
+    /// publish.
+    async fn lead_from_event(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        e: &Envelope,
+        customer_id: uuid::Uuid,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<Vec<crm_kafka::outbox::Outgoing>, HandleError> {
+        let Some(name) = e.name.as_deref().filter(|_| e.kind == "track") else {
+            return Ok(Vec::new());
+        };
+        let settings = self.lead_settings.get(tx, &e.tenant_id).await?;
+        let Some(rule) = settings.event_rule(name) else {
+            return Ok(Vec::new());
+        };
+        let campaign = e
+            .properties
+            .get(&rule.campaign_property)
+            .and_then(|v| v.as_str())
+            .map(str::trim)
+            .filter(|c| !c.is_empty() && c.chars().count() <= 200 && !c.contains('\0'))
+            .map(str::to_owned);
+        let request = LeadRequest {
+            customer_id,
+            source: rule.source,
+            campaign,
+            owner: None,
+        };
+        self.open_lead(tx, e, &request, now).await
     }
 
     /// A tracked `Offer Viewed` / `Clicked` / `Accepted` / `Rejected` event recorded as the
@@ -95,12 +160,20 @@ impl Handler for CampaignHandler {
                 messages::merge(&mut tx, tenant, *merged, *survivor).await?;
                 decisions::merge(&mut tx, tenant, *merged, *survivor).await?;
                 experiments::merge(&mut tx, tenant, *merged).await?;
+                lead_store::merge(&mut tx, tenant, *merged, *survivor, now).await?;
+                opportunity_store::merge(&mut tx, tenant, *merged, *survivor).await?;
+                task_store::merge(&mut tx, tenant, *merged, *survivor).await?;
+                survey_store::merge(&mut tx, tenant, *merged, *survivor).await?;
             }
             Effect::Erase(ids) => {
                 instances::erase(&mut tx, tenant, ids).await?;
                 messages::erase(&mut tx, tenant, ids).await?;
                 decisions::erase(&mut tx, tenant, ids).await?;
                 experiments::erase(&mut tx, tenant, ids).await?;
+                lead_store::erase(&mut tx, tenant, ids).await?;
+                opportunity_store::erase(&mut tx, tenant, ids).await?;
+                task_store::erase(&mut tx, tenant, ids).await?;
+                survey_store::erase(&mut tx, tenant, ids).await?;
                 contacts::erase(&mut tx, tenant, ids).await?;
             }
             Effect::Profile => {
@@ -123,6 +196,7 @@ impl Handler for CampaignHandler {
             Effect::Activity => {
                 contacts::record_activity(&mut tx, tenant, customer_id, e.occurred_at).await?;
                 tracked = self.offer_outcome(&mut tx, e, now).await?;
+                tracked.extend(self.lead_from_event(&mut tx, e, customer_id, now).await?);
                 if let Some(name) = e.name.as_deref() {
                     experiments::record_goal(
                         &mut tx,
@@ -167,12 +241,28 @@ impl Handler for CampaignHandler {
             Effect::Tier(tier) => {
                 contacts::record_mirror(&mut tx, tenant, customer_id, Mirror::Tier(tier)).await?;
             }
-            Effect::LeadScore(score) => {
+            Effect::LeadScore { score, qualified } => {
                 let change = Mirror::LeadScore(*score);
                 contacts::record_mirror(&mut tx, tenant, customer_id, change).await?;
+                if *qualified {
+                    // One open lead per customer and source: a customer who qualifies again
+                    // while their lead is open opens none, and the event id keys the lead
+                    // against a replay.
+                    let request = LeadRequest {
+                        customer_id,
+                        source: LeadSource::Score,
+                        campaign: None,
+                        owner: None,
+                    };
+                    tracked.extend(self.open_lead(&mut tx, e, &request, now).await?);
+                }
             }
             Effect::Rfm(scores) => {
                 contacts::record_mirror(&mut tx, tenant, customer_id, Mirror::Rfm(scores)).await?;
+            }
+            Effect::Value(value) => {
+                let change = Mirror::Value(*value);
+                contacts::record_mirror(&mut tx, tenant, customer_id, change).await?;
             }
         }
         let mut queued = false;

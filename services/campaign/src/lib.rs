@@ -11,14 +11,17 @@ mod api;
 pub mod channels;
 pub mod cli;
 mod consumer;
+pub mod conversations;
 pub mod domain;
 pub mod engine;
 pub mod interactions;
 pub mod journeys;
 pub mod offers;
+pub mod pipeline;
 mod schedule;
 pub mod send_gate;
 pub mod store;
+pub mod surveys;
 pub mod test_sends;
 
 use std::sync::Arc;
@@ -86,6 +89,14 @@ pub struct Config {
     /// (`CRM_CAMPAIGN__CATALOGUE_TTL_MS`, default 5000): a change made through another
     /// replica reaches decisions here within this time.
     pub catalogue_ttl: Duration,
+    /// How long a replica keeps a tenant's offer statistics (each offer's impressions and
+    /// acceptances per cohort, the propensity model's evidence) before reading them again
+    /// (`CRM_CAMPAIGN__OFFER_STATS_TTL_MS`, default 1000): the model learns from outcomes at
+    /// most this late. Caps, budgets and suppression are always counted exactly.
+    pub offer_stats_ttl: Duration,
+    /// How old an open lead's stored priority (the work queue's order) may grow before a pass
+    /// recomputes it (`CRM_CAMPAIGN__PRIORITY_REFRESH_SECS`, default 300).
+    pub priority_refresh: Duration,
 }
 
 impl Config {
@@ -106,6 +117,8 @@ impl Config {
             profile_grace: Duration::from_secs(30),
             send_lease: Duration::from_secs(120),
             catalogue_ttl: Duration::from_secs(5),
+            offer_stats_ttl: Duration::from_secs(1),
+            priority_refresh: Duration::from_secs(300),
         }
     }
 }
@@ -135,6 +148,12 @@ impl PartConfig for Config {
                 1..=86_400,
             )?),
             catalogue_ttl: env.millis_or("CRM_CAMPAIGN__CATALOGUE_TTL_MS", 5_000)?,
+            offer_stats_ttl: env.millis_or("CRM_CAMPAIGN__OFFER_STATS_TTL_MS", 1_000)?,
+            priority_refresh: Duration::from_secs(env.ranged_or(
+                "CRM_CAMPAIGN__PRIORITY_REFRESH_SECS",
+                300,
+                1..=86_400,
+            )?),
         })
     }
 
@@ -161,7 +180,8 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
         relay.clone(),
         sends.clone(),
     );
-    let catalogue = offers::cache::Catalogue::new(config.catalogue_ttl);
+    let catalogue =
+        offers::cache::Catalogue::new(config.catalogue_ttl).with_stats_ttl(config.offer_stats_ttl);
     let guard = Guard {
         allow_private: config.allow_private_targets,
         timeout: Duration::from_secs(10),
@@ -183,12 +203,22 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
         metrics: Some(base.metrics.clone()),
         catalogue: catalogue.clone(),
     };
+    let replies_wake = Arc::new(Notify::new());
+    let replies = conversations::replies::Replies {
+        pool: base.pool.clone(),
+        smtp: delivery.smtp.clone(),
+        lease: delivery.lease,
+        guard: delivery.guard,
+    };
     let state = api::ApiState {
         pool: base.pool.clone(),
         delivery: delivery.clone(),
         sends: sends.clone(),
         catalogue,
+        runner: runner.clone(),
+        replies: replies_wake.clone(),
     };
+    let job_metrics = base.metrics.clone();
     let mut server = PartServer::bind(base, api::routes(state)).await?;
     for _ in 0..config.timer_workers {
         let (pool, runner, relay, sends) =
@@ -203,9 +233,30 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
     server = server.with_task(move |shutdown| {
         schedule::timed_journeys(pool, timed_runner, timed_relay, timed_sends, shutdown)
     });
-    let tick = config.tick;
+    let (pool, every) = (handler.pool(), config.priority_refresh);
+    let every = chrono::Duration::from_std(every).unwrap_or(chrono::Duration::minutes(5));
+    let idle = config.tick.max(Duration::from_secs(5));
+    server =
+        server.with_task(move |shutdown| pipeline::leads::run_refresh(pool, every, idle, shutdown));
+    let pool = handler.pool();
+    server = server.with_task(move |shutdown| pipeline::report::run_compact(pool, idle, shutdown));
+    let (pool, import_relay) = (handler.pool(), relay.clone());
+    server = server.with_task(move |shutdown| {
+        let worker = crm_service::jobs::Worker::new(pool.clone(), &[pipeline::imports::JOB])
+            .with_metrics(&job_metrics);
+        worker.run(shutdown, move |job| {
+            let (pool, relay) = (pool.clone(), import_relay.clone());
+            async move { pipeline::imports::run_job(&pool, &relay, &job).await }
+        })
+    });
+    let (pool, due_relay, tick) = (handler.pool(), relay.clone(), config.tick);
+    server =
+        server.with_task(move |shutdown| pipeline::tasks::run_due(pool, due_relay, tick, shutdown));
     server = server
         .with_task(move |shutdown| channels::deliver::run(delivery, sends, tick, 100, shutdown));
+    server = server.with_task(move |shutdown| {
+        conversations::replies::run(replies, replies_wake, tick, shutdown)
+    });
     Ok(ConsumerApp::new(server, subscription(), handler))
 }
 

@@ -37,6 +37,7 @@ pub async fn queue(
             quiet: None,
         },
         offer_placement: None,
+        survey_id: None,
     };
     let start = Start::Queued {
         not_before: Utc::now(),

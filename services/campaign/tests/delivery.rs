@@ -119,6 +119,7 @@ async fn an_interrupted_send_is_never_repeated_and_replicas_send_once() {
                 quiet: None,
             },
             offer_placement: None,
+            survey_id: None,
         };
         let start = Start::Queued {
             not_before: Utc::now(),

@@ -79,7 +79,8 @@ async fn an_instance_runs_waits_resumes_and_ends_with_each_effect_once() {
                 channel: Channel::Email,
                 transactional: false,
                 quiet: None,
-                offer_placement: None
+                offer_placement: None,
+                survey: None
             }
         )]
     );
@@ -117,7 +118,8 @@ async fn an_instance_runs_waits_resumes_and_ends_with_each_effect_once() {
                 channel: Channel::Email,
                 transactional: false,
                 quiet: None,
-                offer_placement: None
+                offer_placement: None,
+                survey: None
             }
         )]
     );

@@ -34,6 +34,10 @@ pub enum Scope {
     /// renderer). Not the catalogue.
     #[serde(rename = "decide")]
     Decide,
+    /// Work leads and opportunities: open, assign, move, convert, win or lose them (a sales
+    /// team's tools). Not the lead settings or the pipelines' definitions.
+    #[serde(rename = "sales")]
+    Sales,
     /// Personal data requests: export, erase, consent changes (the privacy team's tooling).
     #[serde(rename = "privacy")]
     Privacy,
@@ -45,11 +49,12 @@ pub enum Scope {
 
 impl Scope {
     /// Every scope, in the order documented.
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 7] = [
         Scope::Ingest,
         Scope::Read,
         Scope::WriteLoyalty,
         Scope::Decide,
+        Scope::Sales,
         Scope::Privacy,
         Scope::Admin,
     ];
@@ -61,6 +66,7 @@ impl Scope {
             Scope::Read => "read",
             Scope::WriteLoyalty => "write:loyalty",
             Scope::Decide => "decide",
+            Scope::Sales => "sales",
             Scope::Privacy => "privacy",
             Scope::Admin => "admin",
         }

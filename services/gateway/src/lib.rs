@@ -20,13 +20,16 @@ mod messaging;
 mod offers;
 mod openapi;
 mod part_client;
+mod pipeline;
 mod privacy;
 mod proxy;
 mod reviews;
 mod segment;
 mod segments;
 mod settings;
+mod social;
 mod suppressions;
+mod surveys;
 pub mod tenants;
 mod timeline;
 mod tracking;
@@ -72,6 +75,9 @@ pub struct Config {
     pub upstream_timeout: Duration,
     /// How webhooks are delivered (`CRM_GATEWAY__WEBHOOK_*`).
     pub webhooks: webhooks::Settings,
+    /// Survey answers one client address may post per minute through the public `/s/{token}`
+    /// route (`CRM_GATEWAY__SURVEY_ANSWERS_PER_MINUTE`, default 20).
+    pub survey_answers_per_minute: u32,
 }
 
 impl Config {
@@ -85,6 +91,7 @@ impl Config {
             campaign_url: "http://127.0.0.1:8083".to_owned(),
             upstream_timeout: Duration::from_secs(2),
             webhooks: webhooks::Settings::default(),
+            survey_answers_per_minute: 20,
         }
     }
 }
@@ -116,6 +123,11 @@ impl PartConfig for Config {
             )?,
             upstream_timeout: env.millis_or("CRM_GATEWAY__UPSTREAM_TIMEOUT_MS", 2_000)?,
             webhooks: webhooks::Settings::from_env(env)?,
+            survey_answers_per_minute: env.ranged_or(
+                "CRM_GATEWAY__SURVEY_ANSWERS_PER_MINUTE",
+                20,
+                1..=100_000,
+            )?,
         })
     }
 
@@ -140,6 +152,8 @@ pub(crate) struct AppState {
     pub webhooks: webhooks::Settings,
     /// Wakes this replica's webhook delivery loop (a delivery was queued or replayed).
     pub webhook_queued: Arc<tokio::sync::Notify>,
+    /// Survey answers per client address and minute.
+    pub survey_answers_per_minute: u32,
 }
 
 /// The gateway, connected and bound: `port()`, then `run(shutdown)`. It serves the API,
@@ -172,6 +186,7 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
         upstream_timeout: config.upstream_timeout,
         webhooks: config.webhooks.clone(),
         webhook_queued: Arc::new(tokio::sync::Notify::new()),
+        survey_answers_per_minute: config.survey_answers_per_minute,
     };
     let fanout = webhooks::consume::WebhookFanout {
         pool: base.pool.clone(),
@@ -216,8 +231,11 @@ fn router(state: AppState) -> Router {
         .merge(suppressions::routes())
         .merge(offers::routes())
         .merge(offers::experiment_routes())
+        .merge(pipeline::routes())
         .merge(messaging::routes())
         .merge(tracking::routes())
+        .merge(social::routes())
+        .merge(surveys::routes())
         .merge(webhooks::api::routes())
         .merge(openapi::routes())
         .layer(axum::middleware::from_fn_with_state(

@@ -83,6 +83,33 @@ impl PartClient {
         Self::json_answer(request).await
     }
 
+    /// As [`Self::call_as`], with the answer's body as the part wrote it (JSON, not parsed:
+    /// the gateway relays it unchanged).
+    pub async fn call_raw(
+        &self,
+        method: reqwest::Method,
+        tenant: &TenantId,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&serde_json::Value>,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<(StatusCode, axum::body::Bytes)> {
+        let mut request = self.request(method, tenant, path).query(query);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(reqwest::Error::without_url)?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(reqwest::Error::without_url)?;
+        Ok((status, body))
+    }
+
     /// Posts a file (`body`, streamed as it comes, never held whole) to identity's `/internal/v1/tenants/{tenant}/{path}`
     /// and returns its status and JSON body as they are.
     pub async fn post_file(

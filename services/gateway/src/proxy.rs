@@ -82,7 +82,7 @@ impl Upstream {
     ) -> Result<Response, Problem> {
         let (status, body) = self
             .client(app)
-            .call_as(
+            .call_raw(
                 method,
                 &caller.tenant,
                 path,
@@ -92,8 +92,28 @@ impl Upstream {
             )
             .await
             .map_err(|e| self.unavailable(&e))?;
-        Ok(passthrough(status, body))
+        Ok(relayed(status, body))
     }
+}
+
+/// A part's answer relayed byte for byte (the parts answer JSON, and problem+json on errors):
+/// parsing it only to write it again cost a decision a tenth of its time.
+pub(crate) fn relayed(status: reqwest::StatusCode, body: axum::body::Bytes) -> Response {
+    let status = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let kind = if status.is_success() {
+        "application/json"
+    } else {
+        "application/problem+json"
+    };
+    if body.is_empty() {
+        return (status, Json(serde_json::Value::Null)).into_response();
+    }
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static(kind),
+    );
+    response
 }
 
 /// A part's answer, relayed: success as JSON, errors as the problem+json the part wrote.

@@ -26,6 +26,7 @@ pub(crate) fn routes() -> Router<AppState> {
             "/v1/customers/search",
             needs(Scope::Read, get(search_customers)),
         )
+        .route("/v1/prospects", needs(Scope::Read, get(list_prospects)))
 }
 
 /// The tenant's identity settings: `survivorship` (`most_recent`, `most_trusted_source`,
@@ -77,6 +78,47 @@ pub(crate) async fn write_settings(
         "settings",
         &[],
         Some(&body),
+    )
+    .await
+}
+
+/// A page of prospects.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub(crate) struct ProspectQuery {
+    /// Page size, 1 to 100 (default 50).
+    limit: Option<u32>,
+    /// `next_after` of the previous page.
+    after: Option<Uuid>,
+}
+
+/// Prospects: profiles known only by social handles (people who mentioned the brand and whom
+/// no identifier links to a customer yet), with their interests, the tracked terms their
+/// mentions matched. An identify carrying the handle makes the profile a customer's.
+#[utoipa::path(
+    get, path = "/v1/prospects", tag = "customers", params(ProspectQuery),
+    responses(
+        (status = 200, description = "A page of prospects, by id", body = crm_identity::bodies::ProspectPage),
+        (status = 400, description = "Bad limit", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = ["read"]))
+)]
+pub(crate) async fn list_prospects(
+    State(app): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ProspectQuery>,
+) -> Result<Response, Problem> {
+    let pairs = [
+        ("limit", q.limit.map(|l| l.to_string())),
+        ("after", q.after.map(|a| a.to_string())),
+    ];
+    let query = query_of(&pairs);
+    relay(
+        &app,
+        &caller,
+        reqwest::Method::GET,
+        "prospects",
+        &query,
+        None,
     )
     .await
 }

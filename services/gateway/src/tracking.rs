@@ -20,22 +20,25 @@ pub(crate) fn routes() -> Router<AppState> {
 }
 
 /// Tokens are base64url with one dot: anything else is refused before it reaches campaign.
-fn plausible(token: &str) -> bool {
+pub(crate) fn plausible(token: &str) -> bool {
     token.len() <= 4096
         && token
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-async fn forward(
+/// Forwards a public call (no API key) to campaign's `/internal/v1/{path}`, with the request
+/// headers named in `pass`, and answers with campaign's status, body and content headers.
+pub(crate) async fn forward(
     app: &AppState,
     method: reqwest::Method,
     path: String,
     headers: &HeaderMap,
+    pass_headers: &[&str],
     body: Bytes,
 ) -> Result<Response, Problem> {
     let mut pass: Vec<(&str, &str)> = Vec::new();
-    for name in ["user-agent", "content-type"] {
+    for name in pass_headers.iter().copied() {
         if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
             pass.push((name, v));
         }
@@ -100,6 +103,7 @@ async fn track(
         method,
         format!("track/{kind}/{token}"),
         &headers,
+        &["user-agent", "content-type"],
         body,
     )
     .await

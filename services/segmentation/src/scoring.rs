@@ -195,9 +195,13 @@ async fn score(
                 .collect::<Vec<Option<f64>>>()
         };
         let mut tx = pool.begin().await?;
-        let changed: Vec<(Uuid, i16, i16, i16, String)> = sqlx::query_as(
+        // Per customer: the new scores, whether the RFM group changed, and the value before
+        // (to announce a predicted value that moved by a cent or more).
+        #[allow(clippy::type_complexity)]
+        let rows: Vec<(Uuid, i16, i16, i16, String, bool, bool, Option<f64>, Option<f64>, Option<f64>)> =
+            sqlx::query_as(
             "WITH old AS (
-                 SELECT customer_id, rfm_group FROM customer_activity
+                 SELECT customer_id, rfm_group, lifetime_value FROM customer_activity
                  WHERE tenant_id = $1 AND customer_id = ANY($2) ORDER BY customer_id FOR UPDATE),
              upd AS (
                  UPDATE customer_activity a SET rfm_r = x.r, rfm_f = x.f, rfm_m = x.m, rfm_group = x.g,
@@ -205,9 +209,15 @@ async fn score(
                  FROM unnest($2::uuid[], $3::int2[], $4::int2[], $5::int2[], $6::text[], $7::float8[], $8::float8[], $9::float8[])
                       AS x(id, r, f, m, g, pa, ep, lv)
                  WHERE a.tenant_id = $1 AND a.customer_id = x.id
-                 RETURNING a.customer_id, a.rfm_r, a.rfm_f, a.rfm_m, a.rfm_group)
-             SELECT upd.customer_id, upd.rfm_r, upd.rfm_f, upd.rfm_m, upd.rfm_group
-             FROM upd JOIN old USING (customer_id) WHERE old.rfm_group IS DISTINCT FROM upd.rfm_group",
+                 RETURNING a.customer_id, a.rfm_r, a.rfm_f, a.rfm_m, a.rfm_group,
+                           a.probability_alive, a.expected_purchases, a.lifetime_value)
+             SELECT upd.customer_id, upd.rfm_r, upd.rfm_f, upd.rfm_m, upd.rfm_group,
+                    old.rfm_group IS DISTINCT FROM upd.rfm_group,
+                    v.moved, upd.lifetime_value, upd.expected_purchases, upd.probability_alive
+             FROM upd JOIN old USING (customer_id),
+                  LATERAL (SELECT round(old.lifetime_value::numeric, 2)
+                                  IS DISTINCT FROM round(upd.lifetime_value::numeric, 2) AS moved) v
+             WHERE old.rfm_group IS DISTINCT FROM upd.rfm_group OR v.moved",
         )
         .bind(tenant.as_str())
         .bind(&ids)
@@ -220,18 +230,27 @@ async fn score(
         .bind(p(|x| x.lifetime_value))
         .fetch_all(&mut *tx)
         .await?;
-        changes += changed.len() as u64;
-        let messages = changed
-            .iter()
-            .map(|(id, r, f, m, g)| {
-                message(
+        let mut messages = Vec::new();
+        for (id, r, f, m, g, group_changed, value_moved, value, purchases, alive) in rows {
+            if group_changed {
+                changes += 1;
+                messages.push(message(
                     tenant,
                     "rfm.changed",
-                    *id,
+                    id,
                     json!({"r": r, "f": f, "m": m, "group": g, "run_id": run_id}),
-                )
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+                )?);
+            }
+            if let Some(v) = value.filter(|_| value_moved) {
+                messages.push(message(
+                    tenant,
+                    "value.predicted",
+                    id,
+                    json!({"lifetime_value": v, "expected_purchases": purchases,
+                           "probability_alive": alive, "run_id": run_id}),
+                )?);
+            }
+        }
         enqueue_all(&mut tx, &messages).await?;
         tx.commit().await?;
     }

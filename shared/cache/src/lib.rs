@@ -112,6 +112,13 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 return 1
 "#;
 
+/// One hit of a rate bucket: the count, the window started by the first hit.
+const HIT_SCRIPT: &str = r#"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n
+"#;
+
 /// The circuit breaker's state.
 #[derive(Debug, Default)]
 struct Breaker {
@@ -282,6 +289,17 @@ impl ProfileCache {
         let mut cmd = redis::cmd("DEL");
         cmd.arg(key.tombstone());
         self.run::<i64>(cmd).await.map(|_| ())
+    }
+
+    /// Counts one hit of `bucket` in a fixed window of `window` (the first hit starts it) and
+    /// answers the window's count so far; shared by every replica, for rate limits.
+    pub async fn hit(&self, bucket: &str, window: Duration) -> Result<i64, CacheError> {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(HIT_SCRIPT)
+            .arg(1)
+            .arg(format!("{}rate:{bucket}", self.config.prefix))
+            .arg(u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1));
+        self.run(cmd).await
     }
 
     /// Whether Redis is taken as down (the breaker is open).

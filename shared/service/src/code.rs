@@ -203,6 +203,58 @@ pub enum Code {
     InvalidExperiment,
     /// `experiment_not_found`
     ExperimentNotFound,
+    /// `invalid_lead`
+    InvalidLead,
+    /// `lead_not_found`
+    LeadNotFound,
+    /// `invalid_lead_settings`
+    InvalidLeadSettings,
+    /// `invalid_pipeline`
+    InvalidPipeline,
+    /// `pipeline_not_found`
+    PipelineNotFound,
+    /// `pipeline_name_taken`
+    PipelineNameTaken,
+    /// `pipeline_stage_in_use`
+    PipelineStageInUse,
+    /// `invalid_opportunity`
+    InvalidOpportunity,
+    /// `opportunity_not_found`
+    OpportunityNotFound,
+    /// `lost_reason_required`
+    LostReasonRequired,
+    /// `invalid_task`
+    InvalidTask,
+    /// `task_not_found`
+    TaskNotFound,
+    /// `connector_name_taken`
+    ConnectorNameTaken,
+    /// `connector_not_found`
+    ConnectorNotFound,
+    /// `invalid_connector`
+    InvalidConnector,
+    /// `invalid_signature`
+    InvalidSignature,
+    /// `invalid_payload`
+    InvalidPayload,
+    /// `connector_disabled`
+    ConnectorDisabled,
+    /// `conversation_not_found`
+    ConversationNotFound,
+    /// `invalid_conversation`
+    InvalidConversation,
+    /// `survey_not_found`
+    SurveyNotFound,
+    /// `survey_name_taken`
+    SurveyNameTaken,
+    /// `invalid_survey`
+    InvalidSurvey,
+    /// `invalid_answer`
+    InvalidAnswer,
+    /// `survey_closed`
+    SurveyClosed,
+    /// `rate_limited`
+    RateLimited,
 }
 
 impl Code {
@@ -214,7 +266,11 @@ impl Code {
         Self::BatchTooLarge,
         Self::BrokerUnavailable,
         Self::ChannelNotFound,
+        Self::ConnectorDisabled,
+        Self::ConnectorNameTaken,
+        Self::ConnectorNotFound,
         Self::ContactNotFound,
+        Self::ConversationNotFound,
         Self::CustomerIdNotAllowed,
         Self::CustomerNotFound,
         Self::DecisionNotFound,
@@ -230,10 +286,13 @@ impl Code {
         Self::InsufficientPoints,
         Self::InsufficientScope,
         Self::Internal,
+        Self::InvalidAnswer,
         Self::InvalidBatch,
         Self::InvalidBody,
         Self::InvalidChannel,
+        Self::InvalidConnector,
         Self::InvalidConsent,
+        Self::InvalidConversation,
         Self::InvalidCursor,
         Self::InvalidDecision,
         Self::InvalidDecisionSettings,
@@ -247,11 +306,16 @@ impl Code {
         Self::InvalidJourney,
         Self::InvalidJson,
         Self::InvalidKeyRequest,
+        Self::InvalidLead,
+        Self::InvalidLeadSettings,
         Self::InvalidLimit,
         Self::InvalidLookup,
         Self::InvalidOffer,
+        Self::InvalidOpportunity,
         Self::InvalidOutcome,
+        Self::InvalidPayload,
         Self::InvalidPeriod,
+        Self::InvalidPipeline,
         Self::InvalidPolicy,
         Self::InvalidProgramme,
         Self::InvalidQuery,
@@ -261,8 +325,11 @@ impl Code {
         Self::InvalidRule,
         Self::InvalidSegment,
         Self::InvalidSettings,
+        Self::InvalidSignature,
         Self::InvalidState,
         Self::InvalidStatus,
+        Self::InvalidSurvey,
+        Self::InvalidTask,
         Self::InvalidTemplate,
         Self::InvalidTenant,
         Self::InvalidToken,
@@ -270,6 +337,8 @@ impl Code {
         Self::JobNotFound,
         Self::JourneyNotFound,
         Self::KeyNotFound,
+        Self::LeadNotFound,
+        Self::LostReasonRequired,
         Self::MergeNotFound,
         Self::MethodNotAllowed,
         Self::MissingIdentity,
@@ -279,9 +348,14 @@ impl Code {
         Self::NotFound,
         Self::OfferNameTaken,
         Self::OfferNotFound,
+        Self::OpportunityNotFound,
         Self::Overloaded,
         Self::PayloadTooLarge,
         Self::PiiInQuery,
+        Self::PipelineNameTaken,
+        Self::PipelineNotFound,
+        Self::PipelineStageInUse,
+        Self::RateLimited,
         Self::RequestTimeout,
         Self::ReviewNotFound,
         Self::RewardUnavailable,
@@ -291,7 +365,11 @@ impl Code {
         Self::SegmentNotFound,
         Self::SegmentationUnavailable,
         Self::ServiceTokenRequired,
+        Self::SurveyClosed,
+        Self::SurveyNameTaken,
+        Self::SurveyNotFound,
         Self::SurvivorMergedAgain,
+        Self::TaskNotFound,
         Self::TemplateNotFound,
         Self::TenantMismatch,
         Self::Unauthorized,
@@ -313,6 +391,32 @@ impl Code {
         match self {
             Self::InvalidExperiment => "invalid_experiment",
             Self::ExperimentNotFound => "experiment_not_found",
+            Self::InvalidLead => "invalid_lead",
+            Self::LeadNotFound => "lead_not_found",
+            Self::InvalidLeadSettings => "invalid_lead_settings",
+            Self::InvalidPipeline => "invalid_pipeline",
+            Self::PipelineNotFound => "pipeline_not_found",
+            Self::PipelineNameTaken => "pipeline_name_taken",
+            Self::PipelineStageInUse => "pipeline_stage_in_use",
+            Self::InvalidOpportunity => "invalid_opportunity",
+            Self::OpportunityNotFound => "opportunity_not_found",
+            Self::LostReasonRequired => "lost_reason_required",
+            Self::InvalidTask => "invalid_task",
+            Self::TaskNotFound => "task_not_found",
+            Self::ConnectorNameTaken => "connector_name_taken",
+            Self::ConnectorNotFound => "connector_not_found",
+            Self::InvalidConnector => "invalid_connector",
+            Self::InvalidSignature => "invalid_signature",
+            Self::InvalidPayload => "invalid_payload",
+            Self::ConnectorDisabled => "connector_disabled",
+            Self::ConversationNotFound => "conversation_not_found",
+            Self::InvalidConversation => "invalid_conversation",
+            Self::SurveyNotFound => "survey_not_found",
+            Self::SurveyNameTaken => "survey_name_taken",
+            Self::InvalidSurvey => "invalid_survey",
+            Self::InvalidAnswer => "invalid_answer",
+            Self::SurveyClosed => "survey_closed",
+            Self::RateLimited => "rate_limited",
             Self::InvalidOffer => "invalid_offer",
             Self::OfferNotFound => "offer_not_found",
             Self::OfferNameTaken => "offer_name_taken",

@@ -37,13 +37,30 @@ pub async fn ensure_database(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A pooled connection idle this long is pinged before it is handed out.
+pub const PING_AFTER_IDLE: Duration = Duration::from_secs(10);
+
 /// A pool on `url` with `size` connections; statement logging is off (statements may carry
 /// personal data in their parameters' neighbourhood, and they are noisy).
+///
+/// A connection is checked with a ping before use only when it sat idle for
+/// [`PING_AFTER_IDLE`] (a server restart or a dropped socket shows there), not on every
+/// acquire as sqlx does by default: that ping is a round trip as long as a short query, and
+/// doubled the round trips of a one-statement call such as a decision.
 pub async fn connect(url: &str, size: u32) -> anyhow::Result<PgPool> {
     let options = PgConnectOptions::from_str(url)?.disable_statement_logging();
     Ok(PgPoolOptions::new()
         .max_connections(size)
         .acquire_timeout(Duration::from_secs(5))
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_AFTER_IDLE {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(options)
         .await?)
 }

@@ -76,6 +76,28 @@ impl JobQueued {
     }
 }
 
+/// A part's answer to `GET …/tenants/{tenant}/jobs/{id}`: the job of `tenant` with its
+/// gateway id (`<part>-<id>`) as `job_id`; 404 `job_not_found` for none or another tenant's.
+pub async fn answer(
+    pool: &PgPool,
+    tenant: &TenantId,
+    part: &str,
+    id: &str,
+) -> Result<Value, crate::Problem> {
+    let not_found = || {
+        crate::Problem::new(
+            axum::http::StatusCode::NOT_FOUND,
+            crate::Code::JobNotFound,
+            "no such job for this tenant",
+        )
+    };
+    let id: i64 = id.parse().map_err(|_| not_found())?;
+    let job = get(pool, tenant, id).await?.ok_or_else(not_found)?;
+    let mut view = serde_json::json!(job);
+    view["job_id"] = Value::String(format!("{part}-{}", job.id));
+    Ok(view)
+}
+
 /// Queues a job of `kind` for `tenant`; its id.
 pub async fn enqueue(
     pool: &PgPool,

@@ -454,3 +454,137 @@ pub struct AssignmentAnswer {
     /// Whether this call exposed the customer for the first time (the goal window starts).
     pub first_exposure: bool,
 }
+
+pub use crate::domain::pipeline::pipelines::PipelineSpec;
+pub use crate::domain::pipeline::settings::LeadSettings;
+pub use crate::pipeline::leads::{ConvertRequest, LeadPatch, LeadRequest};
+pub use crate::pipeline::opportunities::{OpportunityPatch, OpportunityRequest};
+pub use crate::store::leads::{LeadChange, LeadRow};
+pub use crate::store::opportunities::{OpportunityRow, StageVisit};
+pub use crate::store::pipelines::PipelineRow;
+
+/// A page of leads, and where the next one starts.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LeadList {
+    /// The leads (newest first; in a work queue, highest priority first).
+    pub items: Vec<LeadRow>,
+    /// Whether more follow: ask again with `after` (and, in a work queue, `after_priority`)
+    /// from the last item.
+    pub has_more: bool,
+}
+
+impl LeadList {
+    /// The first `limit` of `rows` (read one more than `limit` to know whether more follow).
+    pub fn page(mut rows: Vec<LeadRow>, limit: i64) -> Self {
+        let limit = usize::try_from(limit).unwrap_or(0);
+        let has_more = rows.len() > limit;
+        rows.truncate(limit);
+        Self {
+            items: rows,
+            has_more,
+        }
+    }
+}
+
+/// A lead, its priority now with the reasons, and its history.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LeadDetail {
+    /// The lead (its `priority` as last stored, the work queue's order).
+    pub lead: LeadRow,
+    /// The priority computed now, each factor's points.
+    pub priority_now: crate::domain::pipeline::priority::Priority,
+    /// Every change of status or owner, oldest first.
+    pub history: Vec<LeadChange>,
+}
+
+/// A converted lead and the opportunity it became.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Conversion {
+    /// The lead, `converted`.
+    pub lead: LeadRow,
+    /// Its opportunity.
+    pub opportunity: OpportunityRow,
+}
+
+/// The tenant's pipelines, oldest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PipelineList {
+    /// The pipelines.
+    pub items: Vec<PipelineRow>,
+}
+
+/// A page of opportunities, newest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OpportunityList {
+    /// The opportunities.
+    pub items: Vec<OpportunityRow>,
+    /// Whether more follow: ask again with `after` from the last item.
+    pub has_more: bool,
+}
+
+impl OpportunityList {
+    /// The first `limit` of `rows` (read one more than `limit`).
+    pub fn page(mut rows: Vec<OpportunityRow>, limit: i64) -> Self {
+        let limit = usize::try_from(limit).unwrap_or(0);
+        let has_more = rows.len() > limit;
+        rows.truncate(limit);
+        Self {
+            items: rows,
+            has_more,
+        }
+    }
+}
+
+/// An opportunity and the stages it went through.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OpportunityDetail {
+    /// The opportunity.
+    pub opportunity: OpportunityRow,
+    /// Each stage entered, oldest first, with the time spent there.
+    pub stages: Vec<StageVisit>,
+}
+
+pub use crate::pipeline::tasks::{NoteRequest, TaskPatch, TaskRequest};
+pub use crate::store::tasks::{NoteRow, TaskRow};
+
+/// A page of tasks, soonest due first (undated last).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TaskList {
+    /// The tasks.
+    pub items: Vec<TaskRow>,
+    /// Whether more follow: ask again with `after` from the last item.
+    pub has_more: bool,
+}
+
+/// The notes of a lead or an opportunity, oldest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct NoteList {
+    /// The notes.
+    pub items: Vec<NoteRow>,
+}
+
+pub use super::connectors::{ConnectorList, ConnectorPatch, ConnectorRequest, ConnectorView};
+pub use super::conversations::{
+    ConversationDetail, ConversationList, ConversationPatch, ReplyQueued, ReplyRequest,
+};
+pub use super::surveys::{
+    AnswerList, LinkRequest, LinkView, SurveyList, SurveyPatch, SurveyRequest,
+};
+pub use crate::domain::surveys::report::Report as SurveyReport;
+pub use crate::pipeline::imports::{ImportRow, LeadImport, LeadImportResult, RowError};
+pub use crate::store::sales_report::{ConversionRow, PipelineReport};
+pub use crate::store::surveys::SurveyRow;
+pub use crate::surveys::answering::{
+    PublicSurvey, Submission as SurveySubmission, Taken as SurveyTaken,
+};
+
+/// Lead conversion by source and campaign, for leads created in the period.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LeadConversion {
+    /// From (inclusive).
+    pub from: chrono::DateTime<chrono::Utc>,
+    /// To (exclusive).
+    pub to: chrono::DateTime<chrono::Utc>,
+    /// Per source and campaign.
+    pub rows: Vec<ConversionRow>,
+}

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::bodies::{CustomerDecisions, OutcomeRecorded};
-use super::offers::{at_path, json_of};
+use super::offers::{at_path, parsed};
 use crate::offers::decide::{decide, DecideError, DecisionRequest};
 use crate::offers::outcomes::{record, OutcomeReport, ReportError};
 use crate::store::decisions;
@@ -29,18 +29,6 @@ pub(crate) fn routes() -> Router<super::ApiState> {
             "/internal/v1/tenants/{tenant}/customers/{id}/decisions",
             get(for_customer),
         )
-}
-
-fn parsed<T: serde::de::DeserializeOwned>(body: &[u8], code: Code) -> Result<T, Problem> {
-    serde_path_to_error::deserialize(json_of(body)?).map_err(|e| {
-        let p = e.path().to_string();
-        let path = if p == "." {
-            String::new()
-        } else {
-            format!("/{}", p.replace('.', "/"))
-        };
-        at_path(code, &path, &e.inner().to_string())
-    })
 }
 
 fn not_found() -> Problem {
@@ -74,7 +62,6 @@ async fn make(
             ),
             DecideError::Db(e) => e.into(),
         })?;
-    s.delivery.relay.notify_one();
     Ok((StatusCode::CREATED, Json(decided)).into_response())
 }
 

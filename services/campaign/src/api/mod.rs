@@ -5,13 +5,19 @@
 
 pub mod bodies;
 mod channels;
+mod connectors;
 mod contacts;
+mod conversations;
 mod decisions;
 mod experiments;
 mod journeys;
 mod offers;
+mod pipeline;
 mod report;
+mod sales_report;
 mod suppressions;
+mod surveys;
+mod tasks;
 mod templates;
 mod tracking;
 
@@ -35,6 +41,10 @@ pub(crate) struct ApiState {
     pub sends: Arc<Notify>,
     /// The offer catalogue in memory.
     pub catalogue: crate::offers::cache::Catalogue,
+    /// Runs the journeys a won or lost opportunity starts.
+    pub runner: crate::journeys::Runner,
+    /// Wakes the conversation reply loop.
+    pub replies: Arc<Notify>,
 }
 
 impl FromRef<ApiState> for PgPool {
@@ -47,6 +57,8 @@ impl FromRef<ApiState> for PgPool {
 pub(crate) fn routes(state: ApiState) -> Router {
     Router::new()
         .merge(contacts::routes())
+        .merge(connectors::routes())
+        .merge(conversations::routes())
         .merge(journeys::routes())
         .merge(suppressions::routes())
         .merge(templates::routes())
@@ -56,6 +68,10 @@ pub(crate) fn routes(state: ApiState) -> Router {
         .merge(offers::routes())
         .merge(decisions::routes())
         .merge(experiments::routes())
+        .merge(pipeline::routes())
+        .merge(tasks::routes())
+        .merge(sales_report::routes())
+        .merge(surveys::routes())
         .with_state(state)
 }
 

@@ -52,6 +52,23 @@ pub(crate) fn at_path(code: Code, path: &str, message: &str) -> Problem {
     .with("path", json!(path))
 }
 
+/// The body parsed as `T`, or 422 under `code` naming the faulty field by JSON pointer (400
+/// `invalid_json` when it is not JSON at all).
+pub(crate) fn parsed<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    code: Code,
+) -> Result<T, Problem> {
+    serde_path_to_error::deserialize(json_of(body)?).map_err(|e| {
+        let p = e.path().to_string();
+        let path = if p == "." {
+            String::new()
+        } else {
+            format!("/{}", p.replace('.', "/"))
+        };
+        at_path(code, &path, &e.inner().to_string())
+    })
+}
+
 fn spec_of(body: &[u8]) -> Result<OfferSpec, Problem> {
     let (spec, _) = catalogue::parse(json_of(body)?)
         .map_err(|e| at_path(Code::InvalidOffer, &e.path, &e.message))?;
@@ -155,16 +172,7 @@ async fn save_settings(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<DecisionSettings>, Problem> {
-    let settings: DecisionSettings =
-        serde_path_to_error::deserialize(json_of(&body)?).map_err(|e| {
-            let p = e.path().to_string();
-            let path = if p == "." {
-                String::new()
-            } else {
-                format!("/{}", p.replace('.', "/"))
-            };
-            at_path(Code::InvalidDecisionSettings, &path, &e.inner().to_string())
-        })?;
+    let settings: DecisionSettings = parsed(&body, Code::InvalidDecisionSettings)?;
     settings
         .check()
         .map_err(|(path, m)| at_path(Code::InvalidDecisionSettings, path, m))?;

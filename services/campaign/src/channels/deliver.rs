@@ -17,7 +17,7 @@ use crm_envelope::TenantId;
 use crm_kafka::outbox;
 use futures::StreamExt;
 use serde_json::json;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -65,6 +65,7 @@ impl Tracking {
             Action::Click { .. } => "c",
             Action::Unsubscribe => "u",
             Action::Status => "status",
+            Action::Survey { .. } => "s",
         };
         let token = self.key.issue(&Claims {
             tenant: tenant.as_str().to_owned(),
@@ -155,6 +156,7 @@ impl Delivery {
                 subject,
                 links,
                 provider_id,
+                ..
             } => (
                 Outcome::Sent {
                     address,
@@ -193,7 +195,14 @@ impl Delivery {
         // A test send is to an address, not a customer: nothing goes on a timeline.
         let event = event.filter(|_| !m.customer_id.is_nil());
         if messages::finish(&mut tx, &m.tenant_id, m.id, &finish, now).await? {
-            outbox::enqueue_all(&mut tx, &event.into_iter().collect::<Vec<_>>()).await?;
+            let mut out: Vec<_> = event.into_iter().collect();
+            if let Done::Sent {
+                shown: Some(shown), ..
+            } = &outcome
+            {
+                out.extend(Self::offer_shown(&mut tx, m, *shown).await?);
+            }
+            outbox::enqueue_all(&mut tx, &out).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -290,9 +299,23 @@ impl Delivery {
             (Some(placement), false) => self.best_offer(m, placement, channel).await,
             _ => None,
         };
+        // A personal survey link whose id is the message's: one answer per message.
+        let survey_url = m.survey_id.map(|survey| {
+            crate::domain::surveys::links::issue_as(
+                &self.tracking.key,
+                &self.tracking.base_url,
+                tenant,
+                m.id,
+                survey,
+                Some(m.customer_id),
+                crate::domain::surveys::links::MESSAGE_DAYS,
+                Utc::now(),
+            )
+            .url
+        });
         let context = json!({
             "customer": reach.traits, "traits": reach.traits, "stage": reach.stage,
-            "tier": reach.tier, "segments": reach.segments,
+            "tier": reach.tier, "segments": reach.segments, "survey_url": survey_url,
             "offer": offer.as_ref().map(|(decision, o)| json!({
                 "decision_id": decision, "offer_id": o.offer_id, "name": o.name,
                 "content": o.content})),
@@ -320,6 +343,10 @@ impl Delivery {
             }
             None => (None, Vec::new()),
         };
+        if !links.is_empty() {
+            let mut conn = self.pool.acquire().await?;
+            messages::record_links(&mut conn, tenant, m.id, &links).await?;
+        }
         let unsubscribe =
             (!m.transactional).then(|| self.tracking.url(tenant, m.id, Action::Unsubscribe));
         let mut outbound = Outbound {
@@ -332,6 +359,8 @@ impl Delivery {
             html,
             text: rendered.text,
             unsubscribe,
+            in_reply_to: None,
+            references: Vec::new(),
         };
         let sent = match settings.settings {
             Settings::Email {
@@ -367,15 +396,13 @@ impl Delivery {
             }
             Settings::Webhook { .. } => return Ok(Done::Skipped("no_channel")),
         };
-        if let (Ok(_), Some((decision, o))) = (&sent, &offer) {
-            self.offer_shown(m, *decision, o.offer_id).await?;
-        }
         Ok(match sent {
             Ok(accepted) => Done::Sent {
                 address,
                 subject: Some(rendered.subject),
                 links,
                 provider_id: accepted.provider_id,
+                shown: offer.as_ref().map(|(decision, o)| (*decision, o.offer_id)),
             },
             Err(SendError::Permanent(e)) => Done::Failed(e),
             Err(SendError::Transient(e)) => Done::Retry {
@@ -422,38 +449,26 @@ impl Delivery {
         }
     }
 
-    /// Records the offer a sent message carried as an impression of its decision.
+    /// Records the offer a sent message carried as an impression of its decision, in the
+    /// transaction that records the send (both or neither).
     async fn offer_shown(
-        &self,
+        tx: &mut PgConnection,
         m: &Claimed,
-        decision: Uuid,
-        offer: Uuid,
-    ) -> Result<(), sqlx::Error> {
+        (decision, offer): (Uuid, Uuid),
+    ) -> Result<Vec<crm_kafka::outbox::Outgoing>, sqlx::Error> {
         let report = OutcomeReport {
             offer_id: offer,
             kind: OutcomeKind::Impression,
             at: None,
         };
-        let mut tx = self.pool.begin().await?;
-        match outcomes::record(
-            &mut tx,
-            &m.tenant_id,
-            decision,
-            &report,
-            "message",
-            Utc::now(),
-        )
-        .await
-        {
-            Ok(done) => {
-                outbox::enqueue_all(&mut tx, &done.out).await?;
-                tx.commit().await?;
-                self.relay.notify_one();
+        match outcomes::record(tx, &m.tenant_id, decision, &report, "message", Utc::now()).await {
+            Ok(done) => Ok(done.out),
+            Err(ReportError::Db(e)) => Err(e),
+            Err(e) => {
+                tracing::warn!(message = %m.id, error = %e, "offer impression not recorded");
+                Ok(Vec::new())
             }
-            Err(ReportError::Db(e)) => return Err(e),
-            Err(e) => tracing::warn!(message = %m.id, error = %e, "offer impression not recorded"),
         }
-        Ok(())
     }
 
     /// Calls a webhook channel, signed; retries on the specification's schedule.
@@ -507,6 +522,7 @@ impl Delivery {
                 subject: None,
                 links: Vec::new(),
                 provider_id: status.map(|s| s.to_string()),
+                shown: None,
             },
             AfterAttempt::Retry(delay) => Done::Retry {
                 at: Utc::now() + Duration::from_std(delay).unwrap_or(Duration::seconds(5)),
@@ -529,6 +545,9 @@ enum Done {
         subject: Option<String>,
         links: Vec<String>,
         provider_id: Option<String>,
+        /// The decision and offer the message showed, recorded as an impression when the
+        /// send is.
+        shown: Option<(Uuid, Uuid)>,
     },
     Skipped(&'static str),
     Failed(String),

@@ -35,6 +35,10 @@ pub struct Outbound {
     pub text: Option<String>,
     /// The one-click unsubscribe address (RFC 8058), if the message is not transactional.
     pub unsubscribe: Option<String>,
+    /// `In-Reply-To`: the id of the message this one answers (a conversation's reply).
+    pub in_reply_to: Option<String>,
+    /// `References`: the ids of the thread so far, oldest first.
+    pub references: Vec<String>,
 }
 
 /// What the channel answered.

@@ -42,6 +42,13 @@ pub fn message_id(send_key: &str, from: &str) -> String {
     format!("<{}@{domain}>", hex::encode(&digest[..16]))
 }
 
+/// A message id without angle brackets, spaces or line breaks (never a header injection).
+fn bare(id: &str) -> String {
+    id.chars()
+        .filter(|c| !c.is_whitespace() && !matches!(c, '<' | '>'))
+        .collect()
+}
+
 /// The message as lettre builds it.
 pub fn build(m: &Outbound) -> Result<Message, SendError> {
     let bad = |what: &str, e: &dyn std::fmt::Display| {
@@ -56,6 +63,17 @@ pub fn build(m: &Outbound) -> Result<Message, SendError> {
         .message_id(Some(message_id(&m.send_key, &m.from)));
     if let Some(r) = &m.reply_to {
         builder = builder.reply_to(r.parse().map_err(|e| bad("reply_to", &e))?);
+    }
+    if let Some(id) = &m.in_reply_to {
+        builder = builder.in_reply_to(format!("<{}>", bare(id)));
+    }
+    if !m.references.is_empty() {
+        let refs: Vec<String> = m
+            .references
+            .iter()
+            .map(|r| format!("<{}>", bare(r)))
+            .collect();
+        builder = builder.references(refs.join(" "));
     }
     let text = m.text.clone().unwrap_or_default();
     let body = match &m.html {
@@ -117,6 +135,8 @@ mod tests {
             html: Some("<p>Hola</p>".into()),
             text: Some("Hola".into()),
             unsubscribe: Some("https://crm.test/t/u/abc".into()),
+            in_reply_to: None,
+            references: Vec::new(),
         }
     }
 
@@ -140,6 +160,15 @@ mod tests {
             "Message-ID: {}",
             message_id("i:hello:1", "x@acme.test")
         )));
+        let mut reply = outbound();
+        reply.in_reply_to = Some("<first@example.test>".into());
+        reply.references = vec!["first@example.test".into(), "x\r\nBcc: a@b.test".into()];
+        let raw = String::from_utf8(build(&reply).unwrap().formatted()).unwrap();
+        assert!(raw.contains("In-Reply-To: <first@example.test>"), "{raw}");
+        assert!(
+            raw.contains("References: <first@example.test> <xBcc:a@b.test>"),
+            "{raw}"
+        );
         let mut injected = outbound();
         injected.to = "ana@example.test\r\nBcc: all@example.test".into();
         assert!(matches!(build(&injected), Err(SendError::Permanent(_))));

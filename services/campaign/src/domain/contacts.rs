@@ -42,9 +42,16 @@ pub enum Effect {
     /// `tier.changed`: the new tier.
     Tier(String),
     /// `lead.qualified` / `lead.unqualified`: the lead score then.
-    LeadScore(f64),
+    LeadScore {
+        /// The score.
+        score: f64,
+        /// `lead.qualified` (true) or `lead.unqualified`.
+        qualified: bool,
+    },
     /// `rfm.changed`: the scores and group (as JSON, checked when read).
     Rfm(serde_json::Value),
+    /// `value.predicted`: the customer's predicted lifetime value.
+    Value(f64),
 }
 
 /// Why a message cannot be applied (it is dead-lettered with this reason).
@@ -111,9 +118,12 @@ pub fn effect_of(e: &Envelope, topic: Topic) -> Result<Option<Effect>, Unusable>
                 })
             }
         },
-        (Topic::Segments, "lead.qualified" | "lead.unqualified") => {
+        (Topic::Segments, kind @ ("lead.qualified" | "lead.unqualified")) => {
             match e.properties.get("lead_score").and_then(|v| v.as_f64()) {
-                Some(score) if score.is_finite() => Effect::LeadScore(score),
+                Some(score) if score.is_finite() => Effect::LeadScore {
+                    score,
+                    qualified: kind == "lead.qualified",
+                },
                 _ => {
                     return Err(Unusable {
                         code: "invalid_lead_score",
@@ -136,6 +146,16 @@ pub fn effect_of(e: &Envelope, topic: Topic) -> Result<Option<Effect>, Unusable>
             };
             Effect::Rfm(scores)
         }
+        (Topic::Segments, "value.predicted") => {
+            match e.properties.get("lifetime_value").and_then(|v| v.as_f64()) {
+                Some(v) if v.is_finite() && v >= 0.0 => Effect::Value(v),
+                _ => return Err(Unusable {
+                    code: "invalid_value",
+                    detail:
+                        "value.predicted without a finite, non-negative properties.lifetime_value",
+                }),
+            }
+        }
         (Topic::Loyalty, "tier.changed") => match e.properties.get("tier") {
             Some(serde_json::Value::String(t)) => Effect::Tier(t.clone()),
             _ => {
@@ -147,4 +167,42 @@ pub fn effect_of(e: &Envelope, topic: Topic) -> Result<Option<Effect>, Unusable>
         },
         _ => return Ok(None),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn envelope(kind: &str, properties: serde_json::Value) -> Envelope {
+        serde_json::from_value(json!({
+            "id": "e1", "tenant_id": "acme", "kind": kind,
+            "occurred_at": "2026-12-01T10:00:00Z", "received_at": "2026-12-01T10:00:01Z",
+            "source": "segmentation", "customer_id": "0190a0a0-0000-7000-8000-000000000001",
+            "properties": properties
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_predicted_value_is_mirrored_and_a_bad_one_dead_lettered() {
+        let ok = envelope("value.predicted", json!({"lifetime_value": 12.5}));
+        assert_eq!(
+            effect_of(&ok, Topic::Segments),
+            Ok(Some(Effect::Value(12.5)))
+        );
+        for bad in [
+            json!({}),
+            json!({"lifetime_value": -1.0}),
+            json!({"lifetime_value": "12"}),
+        ] {
+            let e = envelope("value.predicted", bad);
+            assert_eq!(
+                effect_of(&e, Topic::Segments).unwrap_err().code,
+                "invalid_value"
+            );
+        }
+        // The same kind on another topic is not segmentation's.
+        assert_eq!(effect_of(&ok, Topic::Loyalty), Ok(None));
+    }
 }

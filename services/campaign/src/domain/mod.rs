@@ -4,13 +4,16 @@
 
 pub mod channels;
 pub mod contacts;
+pub mod conversations;
 pub mod experiments;
 pub mod gate;
 pub mod journeys;
 pub mod localtime;
 pub mod offers;
+pub mod pipeline;
 pub mod report;
 pub mod suppression;
+pub mod surveys;
 pub mod templates;
 pub mod tracking;
 /// Standard Webhooks signing and the retry schedule (shared with the gateway).

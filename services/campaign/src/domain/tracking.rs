@@ -27,6 +27,14 @@ pub enum Action {
     Unsubscribe,
     /// A provider's delivery status callback.
     Status,
+    /// A survey link (the claims' `message` is the link's id): answers `survey`, as
+    /// `customer` when the link is personal.
+    Survey {
+        /// The survey.
+        survey: Uuid,
+        /// The customer a personal link was made for.
+        customer: Option<Uuid>,
+    },
 }
 
 /// A token's content.

@@ -4,6 +4,9 @@
 //! `crm.ingest.v1` (identity owns traits, loyalty owns points) with ids derived from the step,
 //! so a redelivery is deduped downstream; a webhook call is queued like a message.
 
+use crate::domain::pipeline::leads::LeadSource;
+use crate::pipeline::leads::{self, LeadError, LeadRequest};
+use crate::pipeline::SYSTEM;
 use chrono::{DateTime, Duration, Utc};
 use crm_envelope::{Envelope, Identity, TenantId, Topic};
 use crm_kafka::outbox::Outgoing;
@@ -55,6 +58,7 @@ pub async fn apply(
                 transactional,
                 quiet,
                 offer_placement,
+                survey,
             } => {
                 let spec = SendSpec {
                     node: &node,
@@ -64,6 +68,7 @@ pub async fn apply(
                     transactional,
                     quiet,
                     offer_placement: offer_placement.as_deref(),
+                    survey,
                 };
                 produced.add(send(conn, t, &spec, now).await?);
             }
@@ -81,6 +86,23 @@ pub async fn apply(
                 let name = Some("Journey Points Awarded");
                 if let Some(m) = ingest(t, &step_key, "track", name, Map::new(), props)? {
                     produced.out.push(m);
+                }
+            }
+            Effect::OpenLead { campaign } => {
+                // Keyed by the step, so a replayed step opens nothing more; one open lead
+                // per customer and source besides.
+                let request = LeadRequest {
+                    customer_id: t.live.customer_id,
+                    source: LeadSource::Journey,
+                    campaign: Some(campaign.unwrap_or_else(|| t.journey.name.clone())),
+                    owner: None,
+                };
+                let origin = format!("journey:{step_key}");
+                match leads::open(conn, t.tenant, &request, Some(&origin), SYSTEM, now).await {
+                    Ok(Some(opened)) => produced.out.extend(opened.out),
+                    Ok(None) => {}
+                    Err(LeadError::Db(e)) => return Err(e),
+                    Err(why) => tracing::info!(reason = %why, "journey lead not opened"),
                 }
             }
             Effect::Webhook { channel } => {
@@ -101,6 +123,7 @@ pub async fn apply(
                         quiet: None,
                     },
                     offer_placement: None,
+                    survey_id: None,
                 };
                 let start = Start::Queued { not_before: now };
                 if messages::record(conn, t.tenant, &m, start).await?.is_some() {
@@ -121,6 +144,7 @@ struct SendSpec<'a> {
     transactional: bool,
     quiet: Option<Policy>,
     offer_placement: Option<&'a str>,
+    survey: Option<uuid::Uuid>,
 }
 
 /// A `send` node: the gate, then a queued or a skipped message.
@@ -138,6 +162,7 @@ async fn send(
         transactional,
         quiet,
         offer_placement,
+        survey,
     } = *spec;
     let mut produced = Produced::default();
     let tpl = t.recent.template(conn, t.tenant, template).await?;
@@ -209,6 +234,7 @@ async fn send(
             quiet,
         },
         offer_placement,
+        survey_id: survey,
     };
     let Some(id) = messages::record(conn, t.tenant, &m, start).await? else {
         return Ok(produced);

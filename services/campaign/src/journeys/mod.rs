@@ -352,10 +352,13 @@ pub async fn facts(
         segments: reach.segments.iter().copied().collect(),
         stage: reach.stage.clone(),
         tier: reach.tier.clone(),
-        value: reach
-            .traits
-            .get("predicted_value")
-            .and_then(serde_json::Value::as_f64),
+        // Segmentation's prediction; a `predicted_value` trait where none has arrived.
+        value: reach.predicted_value.or_else(|| {
+            reach
+                .traits
+                .get("predicted_value")
+                .and_then(serde_json::Value::as_f64)
+        }),
         events_seen: live.seen.iter().cloned().collect(),
         ..Facts::default()
     };

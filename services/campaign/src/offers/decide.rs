@@ -1,9 +1,11 @@
-//! `POST /decisions`: one decision for one customer and placement. It reads the customer's
-//! decision profile from the part's own mirror (never another part), the tenant's catalogue
-//! and running experiments from memory, and the counts arbitration needs in one query; it
-//! stores the answer (and the customer's exposure to the placement's experiment) in one
-//! transaction. A decision is not published: it is not a contact (its impression is, and is
+//! `POST /decisions`: one decision for one customer and placement. It reads the tenant's
+//! catalogue, running experiments and offer statistics from memory, the customer's decision
+//! profile from the part's own mirror (never another part) with the counts that must be exact
+//! (caps, budgets, suppression) in one query, and stores the answer (and the customer's
+//! exposure to the placement's experiment) in one statement: two round trips to PostgreSQL. A decision is not published: it is not a contact (its impression is, and is
 //! published as `offer.impression`); docs/architecture.md says why.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
 use crm_envelope::TenantId;
@@ -14,10 +16,9 @@ use uuid::Uuid;
 
 use super::cache::Catalogue;
 use crate::domain::experiments::definition::{self, Subject};
-use crate::domain::offers::decide::{arbitrate, eligible, in_control};
+use crate::domain::offers::decide::{arbitrate, eligible, in_control, reasons, Evidence};
 use crate::store::decisions::{self, DecisionRecord, ExperimentPlace};
-use crate::store::experiments;
-use crate::store::offers::{self, CustomerRef};
+use crate::store::offers::CustomerRef;
 
 /// Most offers one decision may ask for.
 pub const MAX_LIMIT: u32 = 20;
@@ -105,13 +106,25 @@ pub async fn decide(
 ) -> Result<DecisionRecord, DecideError> {
     check(&request)?;
     let mut conn = pool.acquire().await?;
-    let (customer, profile) = offers::profile(&mut conn, tenant, &request.customer)
-        .await?
-        .ok_or(DecideError::UnknownCustomer)?;
     let loaded = catalogue.load(&mut conn, tenant).await?;
-    let settings = loaded.settings;
+    let stats = catalogue.stats(&mut conn, tenant).await?;
+    let settings = &loaded.settings;
+    // Everyone's impressions and the spent budget are read exactly, for the offers of the
+    // placement that have a global cap or a budget; the customer's own counts come with them.
+    let capped: Vec<Uuid> = loaded
+        .offers
+        .iter()
+        .filter(|o| o.placements.contains(&request.placement))
+        .filter(|o| o.global_cap.is_some() || o.budget.is_some())
+        .map(|o| o.id)
+        .collect();
+    let window = now - Duration::days(i64::from(settings.arbitration.window_days));
+    let (customer, profile, counts) =
+        decisions::profile_and_counts(&mut conn, tenant, &request.customer, &capped, window)
+            .await?
+            .ok_or(DecideError::UnknownCustomer)?;
     let decision = Uuid::now_v7();
-    let candidates = eligible(
+    let mut candidates = eligible(
         &loaded.offers,
         &request.placement,
         &profile,
@@ -123,7 +136,6 @@ pub async fn decide(
     // with offers offers only those. The decisions' control group is never exposed.
     let mut place = None;
     let mut held_out = false;
-    let mut candidates = candidates;
     let experiment = loaded.experiments.iter().find(|(_, spec)| {
         matches!(&spec.subject, Subject::Offers { placement } if *placement == request.placement)
     });
@@ -134,37 +146,43 @@ pub async fn decide(
             .map(|i| &spec.arms[i].offer_ids)
             .filter(|o| !o.is_empty())
         {
-            candidates.retain(|(o, _)| o.fallback || only.contains(&o.id));
+            candidates.retain(|o| o.fallback || only.contains(&o.id));
         }
         place = Some((*id, arm, arm.map(|i| spec.arms[i].key.clone())));
     }
-    let arbitrated: Vec<Uuid> = candidates
+    let cohort = profile.cohort();
+    let evidence: HashMap<Uuid, Evidence> = candidates
         .iter()
-        .filter(|(o, _)| !o.fallback)
-        .map(|(o, _)| o.id)
+        .filter(|o| !o.fallback)
+        .map(|o| {
+            let (shown, accepted) = stats
+                .get(&(o.id, cohort.to_owned()))
+                .copied()
+                .unwrap_or_default();
+            let (customer_impressions, recent_impressions, recent_rejections) =
+                counts.mine.get(&o.id).copied().unwrap_or_default();
+            let (impressions, spent) = counts.totals.get(&o.id).copied().unwrap_or_default();
+            let e = Evidence {
+                shown,
+                accepted,
+                customer_impressions,
+                recent_impressions,
+                recent_rejections,
+                impressions,
+                spent,
+            };
+            (o.id, e)
+        })
         .collect();
-    let evidence = if control || held_out {
-        Default::default()
-    } else {
-        let window = now - Duration::days(i64::from(settings.arbitration.window_days));
-        decisions::evidence(
-            &mut conn,
-            tenant,
-            customer,
-            profile.cohort(),
-            &arbitrated,
-            window,
-        )
-        .await?
-    };
     let limit = usize::try_from(request.limit).unwrap_or(1);
     let decided = arbitrate(
         &candidates,
         &evidence,
-        &settings,
+        settings,
         control || held_out,
         limit,
         decision,
+        |o| reasons(o, &profile, &request.context),
     );
     let record = DecisionRecord {
         decision_id: decision,
@@ -183,20 +201,12 @@ pub async fn decide(
             holdout: arm.is_none(),
         }),
     };
-    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-    // The decision is a record of an answer already computed: `decisions::insert` lets its
-    // commit skip the WAL flush (a crash of PostgreSQL itself may lose the last fraction of a
-    // second of decisions; a crash of this part loses nothing, the commit is in PostgreSQL).
-    // Outcomes, which spend caps and budgets, keep the synchronous commit. docs/campaign.md.
     // A merge of this customer committing meanwhile would leave the decision (and the
-    // exposure) under the merged id: hold the contact, and answer a retryable conflict if it
-    // went since it was read.
-    if !decisions::insert(&mut tx, tenant, profile.cohort(), &record).await? {
+    // exposure) under the merged id: the statement holds the contact, and the answer is a
+    // retryable conflict if it went since it was read.
+    let exposure = place.map(|(id, arm, _)| (id, arm));
+    if !decisions::insert(&mut conn, tenant, profile.cohort(), &record, exposure).await? {
         return Err(DecideError::Moved);
     }
-    if let Some((id, arm, _)) = place {
-        experiments::expose(&mut tx, tenant, id, customer, arm, now).await?;
-    }
-    tx.commit().await?;
     Ok(record)
 }

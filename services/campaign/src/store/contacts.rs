@@ -30,7 +30,7 @@ macro_rules! reach_columns {
     () => {
         "c.email, c.phone, c.user_id, c.anonymous_id, c.traits, c.segments, c.stage, c.tier,
          ARRAY(SELECT k FROM jsonb_each(c.consents) AS e(k, v) WHERE (v ->> 'granted')::boolean),
-         c.traits_at IS NOT NULL"
+         c.traits_at IS NOT NULL, c.predicted_value"
     };
 }
 
@@ -54,9 +54,10 @@ pub async fn merge(
         "WITH gone AS (DELETE FROM contacts WHERE tenant_id = $1 AND customer_id = $2 RETURNING *)
          INSERT INTO contacts AS c (tenant_id, customer_id, email, events_seen, last_event_at, traits,
              traits_at, user_id, anonymous_id, phone, consents, segments, stage, tier,
-             lead_score, rfm)
+             lead_score, rfm, predicted_value)
          SELECT $1, $3, email, events_seen, last_event_at, traits, traits_at, user_id,
-             anonymous_id, phone, consents, segments, stage, tier, lead_score, rfm FROM gone
+             anonymous_id, phone, consents, segments, stage, tier, lead_score, rfm,
+             predicted_value FROM gone
          ON CONFLICT (tenant_id, customer_id) DO UPDATE
          SET email = COALESCE(c.email, EXCLUDED.email),
              user_id = COALESCE(c.user_id, EXCLUDED.user_id),
@@ -67,6 +68,7 @@ pub async fn merge(
              tier = COALESCE(c.tier, EXCLUDED.tier),
              lead_score = COALESCE(c.lead_score, EXCLUDED.lead_score),
              rfm = COALESCE(c.rfm, EXCLUDED.rfm),
+             predicted_value = COALESCE(c.predicted_value, EXCLUDED.predicted_value),
              events_seen = c.events_seen + EXCLUDED.events_seen,
              last_event_at = GREATEST(c.last_event_at, EXCLUDED.last_event_at),
              traits = CASE WHEN c.traits_at IS NULL THEN EXCLUDED.traits ELSE c.traits END,
@@ -244,6 +246,8 @@ pub enum Mirror<'a> {
     LeadScore(f64),
     /// RFM scores and group (`{"r", "f", "m", "group"}`).
     Rfm(&'a serde_json::Value),
+    /// The predicted lifetime value.
+    Value(f64),
 }
 
 /// Applies one mirror update to the contact of `customer` (made if missing); nothing for an
@@ -305,6 +309,12 @@ pub async fn record_mirror(
                 None,
             ),
             Mirror::Rfm(scores) => ("rfm = $3::jsonb", Some(scores.to_string()), None, None),
+            Mirror::Value(value) => (
+                "predicted_value = $3::float8",
+                Some(value.to_string()),
+                None,
+                None,
+            ),
         };
     let sql = format!("UPDATE contacts c SET {set}, updated_at = now(){live}");
     sqlx::query(&sql)
@@ -342,6 +352,8 @@ pub struct Reach {
     pub consents: Vec<String>,
     /// Whether a profile message of the customer has arrived (`crm.profiles.v1`).
     pub profile_seen: bool,
+    /// The customer's predicted lifetime value (segmentation's `value.predicted`), if known.
+    pub predicted_value: Option<f64>,
 }
 
 /// The profile trait that holds a customer's push device token.
@@ -374,6 +386,7 @@ type ReachRow = (
     Option<String>,
     Vec<String>,
     bool,
+    Option<f64>,
 );
 
 /// What journeys read about `customer` (the contact its id is kept under), if known.
@@ -416,8 +429,8 @@ pub async fn reach_many(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(t, c, e, p, u, a, tr, sg, st, ti, co, se)| {
-            ((t, c), reach_of((e, p, u, a, tr, sg, st, ti, co, se)))
+        .map(|(t, c, e, p, u, a, tr, sg, st, ti, co, se, pv)| {
+            ((t, c), reach_of((e, p, u, a, tr, sg, st, ti, co, se, pv)))
         })
         .collect())
 }
@@ -435,10 +448,12 @@ type KeyedReachRow = (
     Option<String>,
     Vec<String>,
     bool,
+    Option<f64>,
 );
 
 fn reach_of(row: ReachRow) -> Reach {
-    let (email, phone, user_id, anonymous_id, traits, segments, stage, tier, consents, seen) = row;
+    let (email, phone, user_id, anonymous_id, traits, segments, stage, tier, consents, seen, value) =
+        row;
     Reach {
         email,
         phone,
@@ -450,6 +465,7 @@ fn reach_of(row: ReachRow) -> Reach {
         tier,
         consents,
         profile_seen: seen,
+        predicted_value: value,
     }
 }
 

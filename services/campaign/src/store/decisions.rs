@@ -13,7 +13,9 @@ use sqlx::types::Json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::domain::offers::decide::{Evidence, Excluded, Offered};
+use crate::domain::offers::decide::{Excluded, Offered};
+use crate::domain::offers::eligibility::DecisionProfile;
+use crate::store::offers::{self, CustomerRef, ProfileColumns};
 
 /// A decision as answered and stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -55,89 +57,152 @@ pub struct ExperimentPlace {
     pub holdout: bool,
 }
 
-/// An offer, its cohort's impressions and acceptances, the customer's impressions (all,
-/// recent) and recent rejections, everyone's impressions, the budget spent.
-type EvidenceRow = (Uuid, i64, i64, i64, i64, i64, i64, f64);
-
-/// Counts for each of `offers` and this customer, as arbitration needs them.
-pub async fn evidence(
+/// Every active offer's impressions and acceptances per cohort (the propensity model's
+/// evidence), for `offers::cache::Catalogue` to keep.
+pub async fn stats(
     conn: &mut PgConnection,
     tenant: &TenantId,
-    customer: Uuid,
-    cohort: &str,
-    offers: &[Uuid],
-    window_start: DateTime<Utc>,
-) -> Result<HashMap<Uuid, Evidence>, sqlx::Error> {
-    if offers.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let rows: Vec<EvidenceRow> = sqlx::query_as(
-        "WITH mine AS (
-             SELECT offer_id,
-                    count(*) FILTER (WHERE kind = 'impression') AS impressions,
-                    count(*) FILTER (WHERE kind = 'impression' AND at >= $5) AS recent_impressions,
-                    count(*) FILTER (WHERE kind = 'reject' AND at >= $5) AS recent_rejections
-             FROM offer_outcomes WHERE tenant_id = $1 AND customer_id = $3
-             GROUP BY offer_id),
-         stats AS (SELECT offer_id, shown, accepted FROM offer_stats
-                   WHERE tenant_id = $1 AND cohort = $4 AND offer_id = ANY($2)),
-         totals AS (SELECT offer_id, impressions, spent FROM offer_totals
-                    WHERE tenant_id = $1 AND offer_id = ANY($2))
-         SELECT o.id,
-             coalesce(s.shown, 0), coalesce(s.accepted, 0),
-             coalesce(m.impressions, 0), coalesce(m.recent_impressions, 0),
-             coalesce(m.recent_rejections, 0),
-             coalesce(t.impressions, 0), coalesce(t.spent, 0)
-         FROM unnest($2::uuid[]) AS o(id)
-         LEFT JOIN stats s ON s.offer_id = o.id
-         LEFT JOIN totals t ON t.offer_id = o.id
-         LEFT JOIN mine m ON m.offer_id = o.id",
+) -> Result<HashMap<(Uuid, String), (u64, u64)>, sqlx::Error> {
+    let rows: Vec<(Uuid, String, i64, i64)> = sqlx::query_as(
+        "SELECT s.offer_id, s.cohort, s.shown, s.accepted
+         FROM offer_stats s JOIN offers o ON o.tenant_id = s.tenant_id AND o.id = s.offer_id
+         WHERE s.tenant_id = $1 AND o.status = 'active'",
     )
     .bind(tenant)
-    .bind(offers)
-    .bind(customer)
-    .bind(cohort)
-    .bind(window_start)
     .fetch_all(conn)
     .await?;
     let count = |x: i64| u64::try_from(x).unwrap_or(0);
-    let small = |x: i64| u32::try_from(x).unwrap_or(u32::MAX);
     Ok(rows
         .into_iter()
-        .map(
-            |(id, shown, accepted, mine, recent, rejected, all, spent)| {
-                (
-                    id,
-                    Evidence {
-                        shown: count(shown),
-                        accepted: count(accepted),
-                        customer_impressions: count(mine),
-                        recent_impressions: small(recent),
-                        recent_rejections: small(rejected),
-                        impressions: count(all),
-                        spent,
-                    },
-                )
-            },
-        )
+        .map(|(offer, cohort, shown, accepted)| ((offer, cohort), (count(shown), count(accepted))))
         .collect())
 }
 
-/// Stores a decision, holding the customer's contact row until the transaction ends (`FOR KEY
-/// SHARE`, as `offers::hold_contact`); `false`, and nothing stored, when the contact is gone
-/// (merged or erased since it was read).
+/// What must be counted exactly at each decision: the customer's impressions of each offer
+/// (all, and since the window's start) and rejections since then, and every customer's
+/// impressions and the spent budget of the offers with a global cap or a budget.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExactCounts {
+    /// Per offer the customer had outcomes of: impressions, recent impressions, recent
+    /// rejections.
+    pub mine: HashMap<Uuid, (u64, u32, u32)>,
+    /// Per capped or budgeted offer: impressions by everyone, budget spent.
+    pub totals: HashMap<Uuid, (u64, f64)>,
+}
+
+/// The columns `profile_and_counts` adds to the profile.
+#[derive(Debug, sqlx::FromRow)]
+struct CountColumns {
+    mine_ids: Vec<Uuid>,
+    mine_all: Vec<i64>,
+    mine_recent: Vec<i64>,
+    mine_rejected: Vec<i64>,
+    total_ids: Vec<Uuid>,
+    total_impressions: Vec<i64>,
+    total_spent: Vec<f64>,
+}
+
+/// A decision profile with the exact counts.
+#[derive(Debug, sqlx::FromRow)]
+struct ProfileAndCounts {
+    #[sqlx(flatten)]
+    profile: ProfileColumns,
+    #[sqlx(flatten)]
+    counts: CountColumns,
+}
+
+/// What a decision reads, in one round trip: the customer's id (the survivor of a merged id,
+/// never an erased one), decision profile and the exact counts (`ExactCounts`) for the
+/// offers of `capped` (those with a global cap or a budget); `None` when the mirror knows no
+/// such customer.
+pub async fn profile_and_counts(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    customer: &CustomerRef,
+    capped: &[Uuid],
+    window_start: DateTime<Utc>,
+) -> Result<Option<(Uuid, DecisionProfile, ExactCounts)>, sqlx::Error> {
+    let more = ", m.mine_ids, m.mine_all, m.mine_recent, m.mine_rejected,
+                  t.total_ids, t.total_impressions, t.total_spent";
+    let joins = "CROSS JOIN LATERAL (
+           SELECT coalesce(array_agg(offer_id), '{}') AS mine_ids,
+                  coalesce(array_agg(impressions), '{}') AS mine_all,
+                  coalesce(array_agg(recent), '{}') AS mine_recent,
+                  coalesce(array_agg(rejected), '{}') AS mine_rejected
+           FROM (SELECT offer_id,
+                        count(*) FILTER (WHERE kind = 'impression') AS impressions,
+                        count(*) FILTER (WHERE kind = 'impression' AND at >= $4) AS recent,
+                        count(*) FILTER (WHERE kind = 'reject' AND at >= $4) AS rejected
+                 FROM offer_outcomes
+                 WHERE tenant_id = $1 AND customer_id = c.customer_id
+                 GROUP BY offer_id) g) m
+         CROSS JOIN LATERAL (
+           SELECT coalesce(array_agg(offer_id), '{}') AS total_ids,
+                  coalesce(array_agg(impressions), '{}') AS total_impressions,
+                  coalesce(array_agg(spent), '{}') AS total_spent
+           FROM offer_totals WHERE tenant_id = $1 AND offer_id = ANY($3)) t";
+    let row: Option<ProfileAndCounts> = sqlx::query_as(&offers::contact_sql(customer, more, joins))
+        .bind(tenant)
+        .bind(customer.key())
+        .bind(capped)
+        .bind(window_start)
+        .fetch_optional(conn)
+        .await?;
+    let Some(ProfileAndCounts { profile, counts: c }) = row else {
+        return Ok(None);
+    };
+    let (id, profile) = profile.into_profile();
+    let count = |v: &[i64], i: usize| u64::try_from(v.get(i).copied().unwrap_or(0)).unwrap_or(0);
+    let small = |v: &[i64], i: usize| u32::try_from(count(v, i)).unwrap_or(u32::MAX);
+    let mine = (c.mine_ids.iter().enumerate())
+        .map(|(i, offer)| {
+            let counted = (
+                count(&c.mine_all, i),
+                small(&c.mine_recent, i),
+                small(&c.mine_rejected, i),
+            );
+            (*offer, counted)
+        })
+        .collect();
+    let totals = (c.total_ids.iter().enumerate())
+        .map(|(i, offer)| {
+            let spent = c.total_spent.get(i).copied().unwrap_or(0.0);
+            (*offer, (count(&c.total_impressions, i), spent))
+        })
+        .collect();
+    Ok(Some((id, profile, ExactCounts { mine, totals })))
+}
+
+/// A customer's first exposure to an experiment, stored with the decision that exposed it:
+/// the experiment and the arm's index (`None`: the holdout).
+pub type Exposure = (Uuid, Option<usize>);
+
+/// Stores a decision, and the customer's exposure to the placement's experiment unless one is
+/// on record, in one statement (no transaction round trips), holding the customer's contact
+/// row while it runs (`FOR KEY SHARE`, as `offers::hold_contact`): `false`, and nothing
+/// stored, when the contact is gone (merged or erased since it was read).
+///
+/// The commit does not wait for the WAL flush: a decision is a record of an answer already
+/// computed, so a crash of PostgreSQL itself may lose the last fraction of a second of them;
+/// a crash of this part loses nothing. Outcomes, which spend caps and budgets, keep the
+/// synchronous commit (docs/campaign.md).
 pub async fn insert(
     conn: &mut PgConnection,
     tenant: &TenantId,
     cohort: &str,
     d: &DecisionRecord,
+    exposure: Option<Exposure>,
 ) -> Result<bool, sqlx::Error> {
+    let arm = exposure.map(|(_, arm)| arm.map_or(-1, |a| i32::try_from(a).unwrap_or(i32::MAX)));
     let done = sqlx::query(
         "WITH held AS (SELECT 1 FROM contacts WHERE tenant_id = $1 AND customer_id = $3
                        FOR KEY SHARE),
-         -- The transaction's commit need not wait for the WAL flush (see `offers::decide`);
-         -- set here rather than by one more round trip.
-         relaxed AS (SELECT set_config('synchronous_commit', 'off', true))
+         -- Local to the statement's own transaction, and read at its commit.
+         relaxed AS (SELECT set_config('synchronous_commit', 'off', true)),
+         exposed AS (INSERT INTO experiment_exposures
+                         (tenant_id, experiment_id, customer_id, arm, exposed_at)
+                     SELECT $1, $11, $3, $12, $9 FROM held WHERE $11::uuid IS NOT NULL
+                     ON CONFLICT DO NOTHING)
          INSERT INTO decisions (tenant_id, id, customer_id, placement, context, cohort, control,
              offers, created_at, expires_at)
          SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM held, relaxed",
@@ -152,6 +217,8 @@ pub async fn insert(
     .bind(Json(d))
     .bind(d.decided_at)
     .bind(d.expires_at)
+    .bind(exposure.map(|(experiment, _)| experiment))
+    .bind(arm)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)

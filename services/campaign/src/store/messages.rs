@@ -39,6 +39,8 @@ pub struct NewMessage<'a> {
     pub gate: GateInputs<'a>,
     /// The placement whose best offer the message shows, decided when it is sent.
     pub offer_placement: Option<&'a str>,
+    /// The survey the message links to (`survey_url`).
+    pub survey_id: Option<Uuid>,
 }
 
 /// What the send gate reads that is not the customer's: kept with a message whose gate runs at
@@ -93,9 +95,9 @@ pub async fn record(
         "INSERT INTO messages (tenant_id, id, send_key, customer_id, journey_id, instance_id, node,
              channel, template, message_type, transactional, priority, status, skip_reason,
              address, not_before, gate_pending, purpose, holdout_percent, time_zone,
-             quiet_policy, offer_placement)
+             quiet_policy, offer_placement, survey_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-             $18, $19, $20, $21, $22)
+             $18, $19, $20, $21, $22, $23)
          ON CONFLICT (tenant_id, send_key) DO NOTHING RETURNING id",
     )
     .bind(tenant)
@@ -123,6 +125,7 @@ pub async fn record(
         crate::domain::gate::quiet::Policy::Drop => "drop",
     }))
     .bind(m.offer_placement)
+    .bind(m.survey_id)
     .fetch_optional(conn)
     .await?;
     Ok(id.map(|(id,)| id))
@@ -265,6 +268,8 @@ pub struct Claimed {
     pub quiet_policy: Option<String>,
     /// The placement whose best offer the message shows.
     pub offer_placement: Option<String>,
+    /// The survey the message links to.
+    pub survey_id: Option<Uuid>,
 }
 
 /// Claims up to `limit` queued messages due at `now` and marks them `sending` (this
@@ -282,7 +287,7 @@ pub async fn claim_due(
          RETURNING m.tenant_id, m.id, m.send_key, m.customer_id, m.journey_id, m.instance_id,
              m.node, m.channel, m.template, m.transactional, m.address, m.message_type,
              m.gate_pending, m.purpose, m.holdout_percent, m.time_zone, m.attempts, m.priority,
-             m.quiet_policy, m.offer_placement",
+             m.quiet_policy, m.offer_placement, m.survey_id",
     )
     .bind(now)
     .bind(limit)
@@ -382,7 +387,8 @@ pub async fn abandon_interrupted(
          WHERE status = 'sending' AND sending_at < $1
          RETURNING tenant_id, id, send_key, customer_id, journey_id, instance_id, node, channel,
              template, transactional, address, message_type, gate_pending, purpose,
-             holdout_percent, time_zone, attempts, priority, quiet_policy, offer_placement",
+             holdout_percent, time_zone, attempts, priority, quiet_policy, offer_placement,
+             survey_id",
     )
     .bind(now - lease)
     .fetch_all(conn)
@@ -681,6 +687,23 @@ pub async fn sent_at(
             .fetch_optional(conn)
             .await?;
     Ok(r.and_then(|(t,)| t))
+}
+
+/// Records the links of message `id`, rendered and about to be sent: a click can come before
+/// the send is recorded (mail security scanners follow links the moment a mail arrives).
+pub async fn record_links(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    id: Uuid,
+    links: &[String],
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE messages SET links = $3 WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant)
+        .bind(id)
+        .bind(links)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Whether the message contained `url` (a click redirects only to those).

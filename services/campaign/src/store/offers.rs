@@ -290,20 +290,79 @@ pub enum CustomerRef {
     Email(String),
 }
 
-type ProfileRow = (
-    Uuid,
-    Json<serde_json::Map<String, Value>>,
-    Vec<Uuid>,
-    Option<String>,
-    Option<String>,
-    Vec<String>,
-    Option<f64>,
-    Option<Json<Value>>,
-);
+/// The decision profile's columns, as `contact_sql` selects them.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct ProfileColumns {
+    customer_id: Uuid,
+    traits: Json<serde_json::Map<String, Value>>,
+    segments: Vec<Uuid>,
+    stage: Option<String>,
+    tier: Option<String>,
+    consents: Vec<String>,
+    lead_score: Option<f64>,
+    rfm: Option<Json<Value>>,
+}
 
-const PROFILE: &str = "c.customer_id, c.traits, c.segments, c.stage, c.tier,
-     ARRAY(SELECT k FROM jsonb_each(c.consents) AS e(k, v) WHERE (v ->> 'granted')::boolean),
-     c.lead_score, c.rfm";
+impl ProfileColumns {
+    /// The customer's id and decision profile.
+    pub(crate) fn into_profile(self) -> (Uuid, DecisionProfile) {
+        let rfm = self
+            .rfm
+            .and_then(|Json(v)| serde_json::from_value::<Rfm>(v).ok());
+        (
+            self.customer_id,
+            DecisionProfile {
+                traits: self.traits.0,
+                segments: self.segments,
+                stage: self.stage,
+                tier: self.tier,
+                consents: self.consents,
+                lead_score: self.lead_score,
+                rfm,
+            },
+        )
+    }
+}
+
+/// A query for the contact `customer` names (a survivor, never an erased one) as `c`, with
+/// its decision profile (`ProfileColumns`) followed by `more` columns of `joins`; `$1` is the
+/// tenant and `$2` the identifier, bound as text by `CustomerRef::key`.
+pub(crate) fn contact_sql(customer: &CustomerRef, more: &str, joins: &str) -> String {
+    let filter = match customer {
+        CustomerRef::Id(_) => {
+            "c.customer_id = coalesce((SELECT survivor_id FROM aliases
+                 WHERE tenant_id = $1 AND merged_id = $2::uuid), $2::uuid)"
+        }
+        CustomerRef::UserId(_) => "c.user_id = $2",
+        CustomerRef::AnonymousId(_) => "c.anonymous_id = $2",
+        CustomerRef::Email(_) => "lower(c.email) = lower($2)",
+    };
+    format!(
+        "WITH c AS (SELECT c.customer_id, c.traits, c.segments, c.stage, c.tier, c.consents,
+                           c.lead_score, c.rfm
+                    FROM contacts c WHERE c.tenant_id = $1 AND {filter}
+                    AND NOT EXISTS (SELECT 1 FROM erased
+                                    WHERE tenant_id = $1 AND customer_id = c.customer_id)
+                    LIMIT 1)
+         SELECT c.customer_id, c.traits, c.segments, c.stage, c.tier,
+             ARRAY(SELECT k FROM jsonb_each(c.consents) AS e(k, v)
+                   WHERE (v ->> 'granted')::boolean) AS consents,
+             c.lead_score, c.rfm {more}
+         FROM c {joins}"
+    )
+}
+
+impl CustomerRef {
+    /// The identifier as `contact_sql`'s `$2`.
+    pub(crate) fn key(&self) -> String {
+        match self {
+            CustomerRef::Id(id) => id.to_string(),
+            CustomerRef::UserId(v) | CustomerRef::AnonymousId(v) | CustomerRef::Email(v) => {
+                v.clone()
+            }
+        }
+    }
+}
 
 /// The customer's id (a survivor, never an erased one) and decision profile, if the mirror
 /// knows them: one indexed read of the part's own table.
@@ -312,59 +371,10 @@ pub async fn profile(
     tenant: &TenantId,
     customer: &CustomerRef,
 ) -> Result<Option<(Uuid, DecisionProfile)>, sqlx::Error> {
-    let erased =
-        "NOT EXISTS (SELECT 1 FROM erased WHERE tenant_id = $1 AND customer_id = c.customer_id)";
-    let q = |filter: &str| {
-        format!("SELECT {PROFILE} FROM contacts c WHERE c.tenant_id = $1 AND {filter} AND {erased} LIMIT 1")
-    };
-    let row: Option<ProfileRow> = match customer {
-        CustomerRef::Id(id) => {
-            sqlx::query_as(&q(
-                "c.customer_id = coalesce((SELECT survivor_id FROM aliases
-                     WHERE tenant_id = $1 AND merged_id = $2), $2)",
-            ))
-            .bind(tenant)
-            .bind(id)
-            .fetch_optional(conn)
-            .await?
-        }
-        CustomerRef::UserId(v) => {
-            sqlx::query_as(&q("c.user_id = $2"))
-                .bind(tenant)
-                .bind(v)
-                .fetch_optional(conn)
-                .await?
-        }
-        CustomerRef::AnonymousId(v) => {
-            sqlx::query_as(&q("c.anonymous_id = $2"))
-                .bind(tenant)
-                .bind(v)
-                .fetch_optional(conn)
-                .await?
-        }
-        CustomerRef::Email(v) => {
-            sqlx::query_as(&q("lower(c.email) = lower($2)"))
-                .bind(tenant)
-                .bind(v)
-                .fetch_optional(conn)
-                .await?
-        }
-    };
-    Ok(row.map(
-        |(id, traits, segments, stage, tier, consents, lead_score, rfm)| {
-            let rfm = rfm.and_then(|Json(v)| serde_json::from_value::<Rfm>(v).ok());
-            (
-                id,
-                DecisionProfile {
-                    traits: traits.0,
-                    segments,
-                    stage,
-                    tier,
-                    consents,
-                    lead_score,
-                    rfm,
-                },
-            )
-        },
-    ))
+    let row: Option<ProfileColumns> = sqlx::query_as(&contact_sql(customer, "", ""))
+        .bind(tenant)
+        .bind(customer.key())
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(ProfileColumns::into_profile))
 }

@@ -233,3 +233,6 @@ pub struct ImportJob {
     /// Ended.
     pub finished_at: Option<DateTime<Utc>>,
 }
+
+pub use super::search::ProspectPage;
+pub use crate::store::prospects::{Interest, Prospect};

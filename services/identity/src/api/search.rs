@@ -1,4 +1,5 @@
-//! Customer search and per-tenant identity settings.
+//! Customer search, prospects (profiles known only by social handles) and per-tenant identity
+//! settings.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Query, State};
@@ -14,12 +15,14 @@ use uuid::Uuid;
 use super::bodies::ProfilePage;
 use super::ApiState;
 use crate::domain::settings::Settings;
+use crate::store::prospects::{self, Prospect};
 use crate::store::settings;
 use crate::store::{profile, search};
 
 pub(crate) fn routes() -> Router<ApiState> {
     Router::new()
         .route("/internal/v1/tenants/{tenant}/search/customers", get(find))
+        .route("/internal/v1/tenants/{tenant}/prospects", get(prospects))
         .route(
             "/internal/v1/tenants/{tenant}/settings",
             get(read_settings).put(write_settings),
@@ -69,6 +72,42 @@ async fn find(
         items,
         next_after: next,
     }))
+}
+
+#[derive(Debug, Deserialize)]
+struct PageQuery {
+    limit: Option<i64>,
+    after: Option<Uuid>,
+}
+
+/// A page of prospects.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ProspectPage {
+    /// By id.
+    pub items: Vec<Prospect>,
+    /// Pass as `after` for the next page; null on the last.
+    pub next_after: Option<Uuid>,
+}
+
+async fn prospects(
+    State(ApiState { pool, .. }): State<ApiState>,
+    TenantPath(tenant): TenantPath,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<ProspectPage>, Problem> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            Code::InvalidLimit,
+            "limit is between 1 and 100",
+        ));
+    }
+    let mut conn = pool.acquire().await?;
+    let items = prospects::page(&mut conn, &tenant, q.after, limit).await?;
+    let next_after = (items.len() as i64 == limit)
+        .then(|| items.last().map(|p| p.customer_id))
+        .flatten();
+    Ok(Json(ProspectPage { items, next_after }))
 }
 
 async fn read_settings(

@@ -9,4 +9,5 @@ pub mod matching;
 pub mod settings;
 pub mod standardise;
 pub mod survivorship;
+pub mod trait_rules;
 pub mod traits;

@@ -15,6 +15,7 @@ use crate::domain::settings::Settings;
 use crate::domain::standardise::{standardise_traits, Quality};
 use crate::domain::survivorship;
 use crate::domain::survivorship::Traits;
+use crate::domain::trait_rules;
 
 /// The event's traits with names and dates of birth in standard form; invalid ones stay as
 /// received, and every check is recorded in `extracted`.
@@ -26,7 +27,8 @@ pub fn standardised_traits(envelope: &Envelope, extracted: &mut Extracted) -> Ma
     traits
 }
 
-/// Combines an event's standardised traits into `traits` by the tenant's survivorship rule,
+/// Combines an event's standardised traits into `traits`: those its `context.trait_rules` name
+/// by their rule ([`trait_rules`]), the rest by the tenant's survivorship rule,
 /// and flags in `quality` its invalid values and a malformed `consent` (kept as received, not
 /// applied); whether the trait values changed.
 pub fn combine_event(
@@ -39,13 +41,20 @@ pub fn combine_event(
 ) -> bool {
     let mut values = incoming_traits.clone();
     let consent = values.remove("consent");
-    let incoming = survivorship::from_event(&values, &e.source, e.occurred_at);
+    let mut incoming = survivorship::from_event(&values, &e.source, e.occurred_at);
+    let rules = trait_rules::rules_of(&e.context);
+    let ruled = trait_rules::apply(
+        &rules,
+        trait_rules::verified(&e.context),
+        traits,
+        &mut incoming,
+    );
     let changed = survivorship::combine(
         settings.survivorship,
         &settings.source_trust,
         traits,
         &incoming,
-    );
+    ) || ruled;
     if let Some(raw) = consent.filter(|v| parse_consent(v).is_err()) {
         quality.insert(
             "consent".into(),

@@ -7,6 +7,7 @@ pub mod match_keys;
 pub(crate) mod owned;
 pub(crate) mod owners;
 pub(crate) mod profile;
+pub mod prospects;
 pub mod search;
 pub mod settings;
 pub mod timeline;

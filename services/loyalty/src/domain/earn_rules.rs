@@ -93,12 +93,22 @@ pub fn refund_points(
     share.clamp(0, left)
 }
 
-/// Whether a `Social Mention` is positive: `sentiment` is `"positive"` or a number ≥ 0.5.
+/// Whether a `Social Mention` is positive: `sentiment` is `"positive"` or a number ≥ 0.5; an
+/// event that carries no sentiment is scored here from its `text` (in its `language`, if
+/// given) by the shared lexicons (`crm-sentiment`), with the same threshold.
 pub fn positive(properties: &Map<String, Value>) -> bool {
     match properties.get("sentiment") {
         Some(Value::String(s)) => s.eq_ignore_ascii_case("positive"),
+        Some(Value::Null) | None => {
+            properties
+                .get("text")
+                .and_then(Value::as_str)
+                .is_some_and(|text| {
+                    let language = properties.get("language").and_then(Value::as_str);
+                    crm_sentiment::score(text, language).score >= 0.5
+                })
+        }
         Some(v) => v.as_f64().is_some_and(|x| x >= 0.5),
-        None => false,
     }
 }
 
@@ -207,6 +217,25 @@ mod tests {
         assert_eq!(refund_points(100, 0, 50.0, Some(25.0)), 50);
         assert_eq!(refund_points(100, 80, 50.0, Some(25.0)), 20);
         assert_eq!(refund_points(100, 30, 50.0, None), 70);
+        assert_eq!(
+            Bonus::of("Social Mention", &props(json!({"sentiment": "positive"}))),
+            Some(Bonus::PositiveMention)
+        );
+        // No sentiment carried: the text is scored here.
+        assert_eq!(
+            Bonus::of(
+                "Social Mention",
+                &props(json!({"text": "¡Me encantan estas botas, son geniales! 😍"}))
+            ),
+            Some(Bonus::PositiveMention)
+        );
+        assert_eq!(
+            Bonus::of(
+                "Social Mention",
+                &props(json!({"text": "Las botas llegaron rotas, qué desastre", "language": "es"}))
+            ),
+            None
+        );
         assert_eq!(
             Bonus::of("Social Mention", &props(json!({"sentiment": "positive"}))),
             Some(Bonus::PositiveMention)

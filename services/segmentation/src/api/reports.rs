@@ -236,18 +236,11 @@ async fn run_now(
 /// A job of the tenant's: status, progress, result or error.
 async fn job(
     State(state): State<ApiState>,
-    TenantAnd(tenant, id): TenantAnd<i64>,
+    TenantAnd(tenant, id): TenantAnd<String>,
 ) -> Result<Json<Value>, Problem> {
-    let job = jobs::get(&state.pool, &tenant, id).await?.ok_or_else(|| {
-        Problem::new(
-            StatusCode::NOT_FOUND,
-            Code::JobNotFound,
-            "no such job for this tenant",
-        )
-    })?;
-    let mut view = json!(job);
-    view["job_id"] = json!(format!("segmentation-{}", job.id));
-    Ok(Json(view))
+    Ok(Json(
+        jobs::answer(&state.pool, &tenant, "segmentation", &id).await?,
+    ))
 }
 
 async fn runs(

@@ -295,6 +295,10 @@ pub enum Node {
         /// the template shows as `offer` (`offer.name`, `offer.content.*`); absent: no offer.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         offer_placement: Option<String>,
+        /// A survey the template links to as `survey_url`: a personal link for the customer,
+        /// one answer per message (docs/surveys.md); absent: no link.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        survey: Option<uuid::Uuid>,
         /// The next node (taken whether the message was sent or skipped).
         next: String,
     },
@@ -313,6 +317,15 @@ pub enum Node {
         points: u32,
         /// Shown on the statement.
         reason: String,
+        /// The next node.
+        next: String,
+    },
+    /// Open a lead for the customer (source `journey`), assigned by the tenant's rules;
+    /// nothing when one from a journey is open.
+    OpenLead {
+        /// The campaign the lead is attributed to (default: the journey's name).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        campaign: Option<String>,
         /// The next node.
         next: String,
     },
@@ -503,6 +516,7 @@ impl Node {
             | Node::Send { next, .. }
             | Node::SetTrait { next, .. }
             | Node::AddPoints { next, .. }
+            | Node::OpenLead { next, .. }
             | Node::Webhook { next, .. } => vec![("next", next.as_str())],
             Node::WaitFor {
                 next, timeout_next, ..
@@ -530,6 +544,7 @@ impl Node {
             Node::Send { .. } => "send",
             Node::SetTrait { .. } => "set_trait",
             Node::AddPoints { .. } => "add_points",
+            Node::OpenLead { .. } => "open_lead",
             Node::Webhook { .. } => "webhook",
             Node::Exit => "exit",
         }

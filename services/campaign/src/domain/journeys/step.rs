@@ -52,6 +52,8 @@ pub enum Effect {
         quiet: Option<crate::domain::gate::quiet::Policy>,
         /// The placement of the offer the message shows, decided when it is sent.
         offer_placement: Option<String>,
+        /// The survey the message links to.
+        survey: Option<uuid::Uuid>,
     },
     /// Set a trait.
     SetTrait {
@@ -66,6 +68,11 @@ pub enum Effect {
         points: u32,
         /// Reason.
         reason: String,
+    },
+    /// Open a lead.
+    OpenLead {
+        /// The campaign it is attributed to (absent: the journey's name).
+        campaign: Option<String>,
     },
     /// Call a webhook channel.
     Webhook {
@@ -207,6 +214,7 @@ pub fn step(
             transactional,
             quiet_hours,
             offer_placement,
+            survey,
             next,
         } => go(
             Some(Effect::Send {
@@ -215,6 +223,7 @@ pub fn step(
                 transactional: *transactional,
                 quiet: *quiet_hours,
                 offer_placement: offer_placement.clone(),
+                survey: *survey,
             }),
             next,
         ),
@@ -237,6 +246,12 @@ pub fn step(
             Some(Effect::AddPoints {
                 points: *points,
                 reason: reason.clone(),
+            }),
+            next,
+        ),
+        Node::OpenLead { campaign, next } => go(
+            Some(Effect::OpenLead {
+                campaign: campaign.clone(),
             }),
             next,
         ),

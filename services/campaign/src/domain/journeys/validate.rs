@@ -358,6 +358,13 @@ fn check_node(j: &Journey, name: &str, node: &Node, l: &Limits) -> Result<(), Jo
             }
             text(reason, &format!("{at}/reason"), l)
         }
+        Node::OpenLead { campaign, .. } => match campaign {
+            Some(c) if c.chars().count() > 200 => {
+                fail(format!("{at}/campaign"), "at most 200 characters")
+            }
+            Some(c) => text(c, &format!("{at}/campaign"), l),
+            None => Ok(()),
+        },
         Node::Webhook { channel, .. } => text(channel, &format!("{at}/channel"), l),
         Node::Exit => Ok(()),
     }

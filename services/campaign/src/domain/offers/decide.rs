@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crm_rules::Rule;
 
 use super::arbitrate::{rank, Arbitration, Candidate, Exclusion, Ranked};
-use super::eligibility::{explain, DecisionProfile, Reason};
+use super::eligibility::{self, explain, DecisionProfile, Reason};
 use super::propensity::Posterior;
 use crate::domain::gate::holdout;
 
@@ -174,23 +174,37 @@ pub struct Decided {
     pub fallback_used: bool,
 }
 
-/// The offers live for `placement` at `now` and eligible for the customer, with the reasons.
+/// The offers live for `placement` at `now` and eligible for the customer.
 pub fn eligible<'a>(
     offers: &'a [LiveOffer],
     placement: &str,
     profile: &DecisionProfile,
     context: &Map<String, Value>,
     now: DateTime<Utc>,
-) -> Vec<(&'a LiveOffer, Vec<Reason>)> {
+) -> Vec<&'a LiveOffer> {
     offers
         .iter()
         .filter(|o| o.placements.iter().any(|p| p == placement))
         .filter(|o| o.starts_at.is_none_or(|t| t <= now) && o.ends_at.is_none_or(|t| now < t))
-        .filter_map(|o| match &o.rule {
-            None => Some((o, Vec::new())),
-            Some(rule) => explain(rule, profile, context).map(|r| (o, r)),
+        .filter(|o| {
+            o.rule
+                .as_ref()
+                .is_none_or(|rule| eligibility::holds(rule, profile, context))
         })
         .collect()
+}
+
+/// The conditions that made an eligible offer eligible (none: it has no rule).
+pub fn reasons(
+    offer: &LiveOffer,
+    profile: &DecisionProfile,
+    context: &Map<String, Value>,
+) -> Vec<Reason> {
+    offer
+        .rule
+        .as_ref()
+        .and_then(|rule| explain(rule, profile, context))
+        .unwrap_or_default()
 }
 
 /// Whether the customer is in the tenant's decisions control group (a salted hash of the id:
@@ -208,23 +222,24 @@ pub fn rng_for(decision: Uuid) -> StdRng {
     StdRng::from_seed(seed)
 }
 
-/// Arbitrates among `eligible` (from [`eligible`]) with `evidence` per offer id.
+/// Arbitrates among `eligible` (from [`eligible`]) with `evidence` per offer id; `because`
+/// gives the reasons of each offer answered (see [`reasons`]).
 pub fn arbitrate(
-    eligible: &[(&LiveOffer, Vec<Reason>)],
+    eligible: &[&LiveOffer],
     evidence: &HashMap<Uuid, Evidence>,
     settings: &DecisionSettings,
     control: bool,
     limit: usize,
     decision: Uuid,
+    because: impl Fn(&LiveOffer) -> Vec<Reason>,
 ) -> Decided {
     let fallbacks = || {
-        let mut f: Vec<&(&LiveOffer, Vec<Reason>)> =
-            eligible.iter().filter(|(o, _)| o.fallback).collect();
-        f.sort_by(|a, b| b.0.priority.cmp(&a.0.priority).then(a.0.id.cmp(&b.0.id)));
+        let mut f: Vec<&LiveOffer> = eligible.iter().copied().filter(|o| o.fallback).collect();
+        f.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.id.cmp(&b.id)));
         f.into_iter()
             .take(limit)
             .enumerate()
-            .map(|(i, (o, reasons))| offered(o, reasons.clone(), i, None))
+            .map(|(i, o)| offered(o, because(o), i, None))
             .collect::<Vec<_>>()
     };
     if control {
@@ -237,8 +252,8 @@ pub fn arbitrate(
     }
     let candidates: Vec<Candidate> = eligible
         .iter()
-        .filter(|(o, _)| !o.fallback)
-        .map(|(o, _)| candidate(o, evidence.get(&o.id).copied().unwrap_or_default()))
+        .filter(|o| !o.fallback)
+        .map(|o| candidate(o, evidence.get(&o.id).copied().unwrap_or_default()))
         .collect();
     let mut rng = rng_for(decision);
     let outcome = rank(&candidates, &settings.arbitration, limit, &mut rng);
@@ -258,8 +273,7 @@ pub fn arbitrate(
             fallback_used: true,
         };
     }
-    let by_id: HashMap<Uuid, &(&LiveOffer, Vec<Reason>)> =
-        eligible.iter().map(|e| (e.0.id, e)).collect();
+    let by_id: HashMap<Uuid, &LiveOffer> = eligible.iter().map(|o| (o.id, *o)).collect();
     let offers = outcome
         .ranked
         .into_iter()
@@ -267,7 +281,7 @@ pub fn arbitrate(
         .filter_map(|(i, r)| {
             by_id
                 .get(&r.offer_id)
-                .map(|(o, reasons)| offered(o, reasons.clone(), i, Some(r)))
+                .map(|o| offered(o, because(o), i, Some(r)))
         })
         .collect();
     Decided {
@@ -346,7 +360,16 @@ mod tests {
     ) -> Decided {
         let now = Utc::now();
         let e = eligible(offers, "home", profile, &Map::new(), now);
-        arbitrate(&e, evidence, settings, control, 3, Uuid::from_u128(99))
+        let because = |o: &LiveOffer| reasons(o, profile, &Map::new());
+        arbitrate(
+            &e,
+            evidence,
+            settings,
+            control,
+            3,
+            Uuid::from_u128(99),
+            because,
+        )
     }
 
     #[test]
@@ -369,7 +392,7 @@ mod tests {
         let ids = |p: &DecisionProfile| -> Vec<u128> {
             eligible(&catalogue, "home", p, &Map::new(), now)
                 .iter()
-                .map(|(o, _)| o.id.as_u128())
+                .map(|o| o.id.as_u128())
                 .collect()
         };
         assert_eq!(ids(&silver), [5]);

@@ -97,6 +97,18 @@ pub fn explain(
     walk(rule, "", profile, context, &mut reasons).then_some(reasons)
 }
 
+/// Whether `rule` holds for `profile` in `context`: [`explain`] without the reasons, and
+/// without allocating, for testing every offer of a placement; the reasons are built for the
+/// offers answered only.
+pub fn holds(rule: &Rule, profile: &DecisionProfile, context: &Map<String, Value>) -> bool {
+    match rule {
+        Rule::All(rules) => rules.iter().all(|r| holds(r, profile, context)),
+        Rule::Any(rules) => rules.iter().any(|r| holds(r, profile, context)),
+        Rule::Not(inner) => !holds(inner, profile, context),
+        leaf => leaf_holds(leaf, profile, context),
+    }
+}
+
 fn walk(
     rule: &Rule,
     path: &str,
