@@ -705,19 +705,19 @@ async fn an_inbound_email_reply_threads_into_its_conversation() {
     suite.stop().await;
 }
 
-/// What the stand-in Mastodon server received: path, authorization, idempotency key, body.
-type Posted = std::sync::Arc<std::sync::Mutex<Vec<(String, String, String, Value)>>>;
+/// What a stand-in API received: path, authorization, idempotency key, raw body.
+type Posted = std::sync::Arc<std::sync::Mutex<Vec<(String, String, String, String)>>>;
 
-/// A stand-in for a Mastodon server's API (`POST /api/v1/statuses`), on a local port: it
-/// records each call and answers a status with id 9001, as Mastodon does.
-async fn mastodon_api() -> (String, Posted) {
-    use axum::http::HeaderMap;
+/// A stand-in for a network's or a provider's API on a local port: it records each `POST`,
+/// whatever its path, and answers `answer`, as the real API answers a post (Mastodon's
+/// status, X's direct message event, the SMS provider's message).
+async fn api_stand_in(answer: Value) -> (String, Posted) {
+    use axum::http::{HeaderMap, Uri};
     let posted: Posted = Default::default();
     let seen = posted.clone();
-    let app = axum::Router::new().route(
-        "/api/v1/statuses",
-        axum::routing::post(move |headers: HeaderMap, body: axum::Json<Value>| {
-            let seen = seen.clone();
+    let app = axum::Router::new().fallback(axum::routing::post(
+        move |uri: Uri, headers: HeaderMap, body: String| {
+            let (seen, answer) = (seen.clone(), answer.clone());
             async move {
                 let header = |n: &str| {
                     headers
@@ -727,15 +727,15 @@ async fn mastodon_api() -> (String, Posted) {
                         .to_owned()
                 };
                 seen.lock().unwrap().push((
-                    "/api/v1/statuses".to_owned(),
+                    uri.path().to_owned(),
                     header("authorization"),
                     header("idempotency-key"),
-                    body.0.clone(),
+                    body,
                 ));
-                axum::Json(json!({"id": "9001", "visibility": body.0["visibility"]}))
+                axum::Json(answer)
             }
-        }),
-    );
+        },
+    ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -746,7 +746,7 @@ async fn mastodon_api() -> (String, Posted) {
 async fn a_reply_to_a_mastodon_direct_message_is_posted_direct_with_the_connectors_token() {
     let suite = Suite::start().await;
     let run = unique_id();
-    let (api, posted) = mastodon_api().await;
+    let (api, posted) = api_stand_in(json!({"id": "9001", "visibility": "direct"})).await;
     let secret = "mastodon-webhook-secret-for-tests";
     let (status, connector) = suite
         .admin_call(
@@ -834,9 +834,303 @@ async fn a_reply_to_a_mastodon_direct_message_is_posted_direct_with_the_connecto
     assert_eq!(auth, "Bearer token-for-posting");
     assert_eq!(key, &reply_id);
     assert_eq!(
-        body,
-        &json!({"status": format!("@{author} Mañana, Ana. ¡Gracias!"),
-                "in_reply_to_id": status_id, "visibility": "direct"})
+        serde_json::from_str::<Value>(body).unwrap(),
+        json!({"status": format!("@{author} Mañana, Ana. ¡Gracias!"),
+               "in_reply_to_id": status_id, "visibility": "direct"})
     );
+    suite.stop().await;
+}
+
+/// The timeline entries called `name` of the customer an identifier of `kind` points to.
+async fn timeline_count(suite: &Suite, kind: &str, value: &str, name: &str) -> i64 {
+    let identity = suite.identity_pool().await;
+    sqlx::query_scalar(
+        "SELECT count(*) FROM timeline t JOIN identifiers i ON i.customer_id = t.customer_id
+         WHERE i.kind = $1 AND i.value = $2 AND t.name = $3",
+    )
+    .bind(kind)
+    .bind(value)
+    .bind(name)
+    .fetch_one(&identity)
+    .await
+    .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_reply_to_an_x_direct_message_goes_to_the_senders_conversation_and_the_timeline() {
+    let suite = Suite::start().await;
+    let run = unique_id();
+    let (api, posted) = api_stand_in(
+        json!({"data": {"dm_conversation_id": "77-4337869213", "dm_event_id": "1582"}}),
+    )
+    .await;
+    let (status, connector) = suite
+        .admin_call(
+            Method::POST,
+            "/v1/connectors",
+            Some(
+                &json!({"name": format!("X DM {run}"), "network": "x", "account": "acme",
+                         "secret": SECRET, "tracked": {"handles": ["acme"]},
+                         "api_url": api, "api_token": "x-user-token"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{connector}");
+    let url = format!(
+        "{}/hooks/social/acme/{}",
+        suite.gateway,
+        connector["id"].as_str().unwrap()
+    );
+    let author = format!("dm_{}", &run[..8]);
+    let dm = json!({"for_user_id": "4337869213",
+        "direct_message_events": [{"type": "message_create", "id": format!("95{}", &run[..6]),
+            "created_timestamp": "1796205600000",
+            "message_create": {"target": {"recipient_id": "4337869213"}, "sender_id": "77",
+                "message_data": {"text": "Where is my order?", "entities": {}}}}],
+        "users": {"77": {"id": "77", "name": "Dee", "screen_name": author}}});
+    let signature = x_signature(&serde_json::to_vec(&dm).unwrap());
+    let (status, taken) = call(&suite, &url, &dm, &signature).await;
+    assert_eq!(
+        (status, taken["published"].as_i64()),
+        (200, Some(1)),
+        "{taken}"
+    );
+
+    let (_, page) = suite
+        .admin_call(Method::GET, "/v1/conversations?status=open", None)
+        .await;
+    let thread = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["contact"] == author.as_str())
+        .cloned()
+        .expect("the direct message opened a conversation");
+    assert_eq!(thread["channel"], "x");
+    let id = thread["id"].as_str().unwrap().to_owned();
+    let (status, queued) = suite
+        .admin_call(
+            Method::POST,
+            &format!("/v1/conversations/{id}/replies"),
+            Some(&json!({"text": "It ships today."})),
+        )
+        .await;
+    assert_eq!(status, 202, "{queued}");
+    let detail = eventually("the direct message sent", || async {
+        let (_, d) = suite
+            .admin_call(Method::GET, &format!("/v1/conversations/{id}"), None)
+            .await;
+        (d["messages"][1]["status"] == "sent").then_some(d)
+    })
+    .await;
+    assert_eq!(detail["messages"][1]["external_id"], "x:1582", "{detail}");
+    let calls = posted.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    let (path, auth, _, body) = &calls[0];
+    // The one-to-one conversation with the sender, by the user id X gave for them.
+    assert_eq!(path, "/2/dm_conversations/with/77/messages");
+    assert_eq!(auth, "Bearer x-user-token");
+    assert_eq!(
+        serde_json::from_str::<Value>(body).unwrap(),
+        json!({"text": "It ships today."})
+    );
+    // The message and the answer are both on the handle's timeline.
+    eventually("the message and the reply on the timeline", || async {
+        let handle = author.to_lowercase();
+        let got = (
+            timeline_count(&suite, "handle:x", &handle, "Social Mention").await,
+            timeline_count(&suite, "handle:x", &handle, "Conversation Reply Sent").await,
+        );
+        (got == (1, 1)).then_some(())
+    })
+    .await;
+    suite.stop().await;
+}
+
+/// A form as an SMS provider posts it, and its `X-Twilio-Signature` for `url` and `token`.
+fn sms_call(url: &str, token: &str, fields: &[(&str, &str)]) -> (String, String) {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish();
+    let mut sorted = fields.to_vec();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(token.as_bytes()).unwrap();
+    mac.update(url.as_bytes());
+    for (k, v) in sorted {
+        mac.update(k.as_bytes());
+        mac.update(v.as_bytes());
+    }
+    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    (body, signature)
+}
+
+#[tokio::test]
+async fn texts_from_a_number_make_one_sms_thread_answered_through_the_sms_channel() {
+    let suite = Suite::start().await;
+    let run = unique_id();
+    let token = "0123456789abcdef0123456789abcdef";
+    let (provider, sent) = api_stand_in(json!({"sid": "SMreply0001", "status": "queued"})).await;
+    let (status, body) = suite
+        .admin_call(
+            Method::PUT,
+            "/v1/channels/texts",
+            Some(
+                &json!({"settings": {"kind": "sms", "url": format!("{provider}/Messages.json"),
+                                      "account": "AC1", "from": "+34910000000"},
+                         "token": "provider-token"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, connector) = suite
+        .admin_call(
+            Method::POST,
+            "/v1/connectors",
+            Some(&json!({"name": format!("SMS {run}"), "network": "sms",
+                         "account": "+34910000000", "secret": token})),
+        )
+        .await;
+    assert_eq!(status, 201, "{connector}");
+    // The provider signs the URL registered with it: the connector's webhook_url.
+    let registered = connector["webhook_url"].as_str().unwrap().to_owned();
+    let url = format!(
+        "{}/hooks/social/acme/{}",
+        suite.gateway,
+        connector["id"].as_str().unwrap()
+    );
+    let digits = u64::from_str_radix(&run[..8], 16).unwrap() % 10_000_000;
+    let number = format!("+3460{digits:07}");
+    suite
+        .ingest(&json!({"kind": "identify",
+                         "identity": {"user_id": format!("sms-{run}"), "phone": number}}))
+        .await;
+    let text = |sid: &str, body: &str| -> (String, String) {
+        sms_call(
+            &registered,
+            token,
+            &[
+                ("MessageSid", sid),
+                ("AccountSid", "AC1"),
+                ("From", &number),
+                ("To", "+34910000000"),
+                ("Body", body),
+                ("NumMedia", "0"),
+            ],
+        )
+    };
+    let post = |(body, signature): (String, String)| {
+        let (http, url) = (suite.http.clone(), url.clone());
+        async move {
+            http.post(&url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("x-twilio-signature", signature)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+
+    // A text: taken with an empty TwiML answer, and a thread on the SMS channel.
+    let answer = post(text(&format!("SMa{run}"), "¿Dónde está mi pedido?")).await;
+    assert_eq!(answer.status(), 200);
+    assert!(answer
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("text/xml")));
+    assert!(answer.text().await.unwrap().contains("<Response>"));
+    let (_, page) = suite
+        .admin_call(Method::GET, "/v1/conversations?status=open", None)
+        .await;
+    let thread = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["contact"] == number.as_str())
+        .cloned()
+        .expect("the text opened a conversation");
+    assert_eq!(thread["channel"], "sms");
+    let id = thread["id"].as_str().unwrap().to_owned();
+
+    // The agent answers: the provider gets the text, from the channel's number, to the sender.
+    let (status, queued) = suite
+        .admin_call(
+            Method::POST,
+            &format!("/v1/conversations/{id}/replies"),
+            Some(&json!({"text": "Llega mañana."})),
+        )
+        .await;
+    assert_eq!(status, 202, "{queued}");
+    let detail = eventually("the reply sent", || async {
+        let (_, d) = suite
+            .admin_call(Method::GET, &format!("/v1/conversations/{id}"), None)
+            .await;
+        (d["messages"][1]["status"] == "sent").then_some(d)
+    })
+    .await;
+    assert_eq!(detail["messages"][1]["external_id"], "sms:SMreply0001");
+    let calls = sent.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    let (path, auth, _, form) = &calls[0];
+    assert_eq!(path, "/Messages.json");
+    let basic = base64::engine::general_purpose::STANDARD.encode("AC1:provider-token");
+    assert_eq!(auth, &format!("Basic {basic}"));
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(form.as_bytes())
+        .into_owned()
+        .collect();
+    let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    assert_eq!(
+        (field("To"), field("From"), field("Body")),
+        (
+            Some(number.as_str()),
+            Some("+34910000000"),
+            Some("Llega mañana.")
+        )
+    );
+
+    // The answer to the answer joins the same thread; the provider retrying it adds nothing.
+    let again = text(&format!("SMb{run}"), "¡Gracias!");
+    assert_eq!(post(again.clone()).await.status(), 200);
+    assert_eq!(post(again).await.status(), 200);
+    let (_, detail) = suite
+        .admin_call(Method::GET, &format!("/v1/conversations/{id}"), None)
+        .await;
+    assert_eq!(detail["messages"].as_array().unwrap().len(), 3, "{detail}");
+    assert_eq!(detail["status"], "open", "{detail}");
+
+    // Both texts and the reply are on the customer's timeline, found by the number.
+    eventually(
+        "the texts and the reply on the customer's timeline",
+        || async {
+            let got = (
+                timeline_count(&suite, "phone", &number, "SMS Received").await,
+                timeline_count(&suite, "phone", &number, "Conversation Reply Sent").await,
+            );
+            (got == (2, 1)).then_some(())
+        },
+    )
+    .await;
+    let owners: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "SELECT DISTINCT customer_id FROM identifiers WHERE kind = 'phone' AND value = $1",
+    )
+    .bind(&number)
+    .fetch_all(&suite.identity_pool().await)
+    .await
+    .unwrap();
+    assert_eq!(owners.len(), 1, "one customer for the number: {owners:?}");
+
+    // A form signed for another URL, or with another token, is refused.
+    let (body, forged) = sms_call(
+        "https://elsewhere.example/hook",
+        token,
+        &[
+            ("MessageSid", "SMx"),
+            ("From", &number),
+            ("To", "+34910000000"),
+        ],
+    );
+    let refused = post((body, forged)).await;
+    assert_eq!(refused.status(), 401);
     suite.stop().await;
 }

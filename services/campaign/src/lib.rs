@@ -209,6 +209,7 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
         smtp: delivery.smtp.clone(),
         lease: delivery.lease,
         guard: delivery.guard,
+        relay: relay.clone(),
     };
     let state = api::ApiState {
         pool: base.pool.clone(),

@@ -168,6 +168,7 @@ pub(crate) async fn social_call(
         "x-hub-signature",
         "x-twitter-webhooks-signature",
         "x-inbound-signature",
+        "x-twilio-signature",
     ];
     crate::tracking::forward(&app, method, path, &headers, &pass, body).await
 }

@@ -39,12 +39,14 @@ pub(crate) fn routes() -> Router<ApiState> {
 pub struct ConnectorRequest {
     /// Its name, unique in the tenant (1 to 100 characters).
     pub name: String,
-    /// `mastodon` or `x`.
+    /// `mastodon`, `x`, `email` (an inbound email webhook) or `sms` (the SMS provider's
+    /// inbound webhook, Twilio's format).
     pub network: String,
-    /// The brand's handle on the network (its own posts are not mentions).
+    /// The brand's handle on the network (its own posts are not mentions); email: the inbound
+    /// address; SMS: the brand's number, E.164 (`+34910000000`).
     pub account: String,
     /// The network's signing secret (Mastodon: the webhook's secret; X: the app's consumer
-    /// secret). Write-only.
+    /// secret; SMS: the provider account's auth token). Write-only.
     pub secret: String,
     /// The terms to listen for.
     #[serde(default)]
@@ -53,7 +55,8 @@ pub struct ConnectorRequest {
     /// `https://mastodon.social`; X: `https://api.x.com`).
     pub api_url: Option<String>,
     /// The brand account's access token for posting replies (Mastodon: an application token
-    /// with `write:statuses`; X: an OAuth 2.0 user token with `tweet.write`). Write-only.
+    /// with `write:statuses`; X: an OAuth 2.0 user token with `tweet.write` and `dm.write`).
+    /// Write-only. SMS replies go out through the tenant's SMS channel instead.
     pub api_token: Option<String>,
 }
 
@@ -103,13 +106,18 @@ fn view(s: &ApiState, tenant: &TenantId, c: ConnectorRow) -> ConnectorView {
     };
     ConnectorView {
         health: health(calls, Utc::now()),
-        webhook_url: format!(
-            "{}/hooks/social/{tenant}/{}",
-            s.delivery.tracking.base_url.trim_end_matches('/'),
-            c.id
-        ),
+        webhook_url: webhook_url(s, tenant, c.id),
         connector: c,
     }
+}
+
+/// The public address the network calls for connector `id` (the gateway's
+/// `/hooks/social/...`, forwarded here); SMS providers sign it.
+fn webhook_url(s: &ApiState, tenant: &TenantId, id: Uuid) -> String {
+    format!(
+        "{}/hooks/social/{tenant}/{id}",
+        s.delivery.tracking.base_url.trim_end_matches('/')
+    )
 }
 
 fn not_found() -> Problem {
@@ -348,19 +356,28 @@ struct Received {
 async fn receive(
     State(s): State<ApiState>,
     Path((tenant, id)): Path<(String, String)>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> Result<Json<serde_json::Value>, Problem> {
+) -> Result<Response, Problem> {
     let (tenant, id) = ids(&tenant, &id)?;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let taken = listening::receive(&s.pool, &tenant, id, header, &body)
+    let mut url = webhook_url(&s, &tenant, id);
+    if let Some(q) = query {
+        url = format!("{url}?{q}");
+    }
+    let taken = listening::receive(&s.pool, &tenant, id, header, &url, &body)
         .await
         .map_err(call_problem)?;
     if taken.published > 0 {
         s.delivery.relay.notify_one();
     }
+    if let Some((content_type, body)) = taken.acknowledgement {
+        return Ok(([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response());
+    }
     Ok(Json(serde_json::json!(Received {
         read: taken.read,
         published: taken.published
-    })))
+    }))
+    .into_response())
 }

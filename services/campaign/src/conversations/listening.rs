@@ -38,6 +38,9 @@ pub const EVENT: &str = "Social Mention";
 /// The event an email received becomes.
 pub const EMAIL_EVENT: &str = "Email Received";
 
+/// The event a text message received becomes.
+pub const SMS_EVENT: &str = "SMS Received";
+
 /// Why a call was not taken.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
@@ -65,6 +68,8 @@ pub struct Taken {
     pub read: usize,
     /// Mentions that matched a tracked term, published.
     pub published: usize,
+    /// The answer the network expects instead of JSON, as (content type, body).
+    pub acknowledgement: Option<(&'static str, &'static str)>,
 }
 
 fn network_of(name: &str) -> Result<&'static dyn Network, CallError> {
@@ -159,13 +164,48 @@ pub fn email_event(
     }
 }
 
+/// The `SMS Received` event of a text message the brand received: on the sender's timeline
+/// (their number is the identity, `phone:<number>` the anonymous id), with its text and its
+/// sentiment.
+pub fn sms_event(
+    tenant: &TenantId,
+    connector: Uuid,
+    m: &Mention,
+    feeling: &crm_sentiment::Sentiment,
+) -> Envelope {
+    let properties = json!({
+        "channel": "sms", "connector_id": connector, "message_id": m.external_id,
+        "text": m.text,
+    });
+    Envelope {
+        id: format!("sms:{connector}:{}", m.external_id),
+        tenant_id: tenant.clone(),
+        kind: "track".to_owned(),
+        name: Some(SMS_EVENT.to_owned()),
+        occurred_at: m.posted_at,
+        received_at: Utc::now(),
+        source: SOURCE.to_owned(),
+        identity: Identity {
+            anonymous_id: Some(format!("phone:{}", m.handle)),
+            phone: Some(m.handle.clone().into()),
+            ..Identity::default()
+        },
+        customer_id: None,
+        traits: Map::new(),
+        properties: with_sentiment(properties, feeling),
+        context: Map::new(),
+    }
+}
+
 /// Takes a webhook call for connector `id` of `tenant`: `header` gives the call's headers by
-/// name (the network's signature header is read from it), `body` is the payload as received.
+/// name (the network's signature header is read from it), `url` is the public address the
+/// network called (with its query), `body` is the payload as received.
 pub async fn receive<'h>(
     pool: &PgPool,
     tenant: &TenantId,
     id: Uuid,
     header: impl Fn(&str) -> Option<&'h str>,
+    url: &str,
     body: &[u8],
 ) -> Result<Taken, CallError> {
     let now = Utc::now();
@@ -180,7 +220,7 @@ pub async fn receive<'h>(
     let signed = header(network.signature_header()).is_some_and(|sig| {
         secrets
             .iter()
-            .any(|s| network.verify(s.as_bytes(), sig, body))
+            .any(|s| network.verify(s.as_bytes(), sig, url, body))
     });
     let read = if signed {
         network.mentions(body, &row.account).map_err(|e| {
@@ -209,10 +249,10 @@ pub async fn receive<'h>(
             continue;
         }
         let feeling = crm_sentiment::score(&m.text, m.language.as_deref());
-        let event = if m.email.is_some() {
-            email_event(tenant, id, m, &feeling)
-        } else {
-            mention_event(tenant, id, m, &matched, &feeling)
+        let event = match m.network.as_str() {
+            "email" => email_event(tenant, id, m, &feeling),
+            "sms" => sms_event(tenant, id, m, &feeling),
+            _ => mention_event(tenant, id, m, &matched, &feeling),
         };
         out.push(
             Outgoing::new(Topic::Ingest, &event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
@@ -223,6 +263,7 @@ pub async fn receive<'h>(
             external_id: &format!("{}:{}", m.network, m.external_id),
             text: &m.text,
             properties: json!({"connector_id": id, "url": m.url, "kind": m.kind,
+                "author_id": m.author_id,
                 "sentiment": event.properties.get("sentiment"),
                 "sentiment_lexicon": &feeling.lexicon}),
             at: m.posted_at,
@@ -238,6 +279,7 @@ pub async fn receive<'h>(
     Ok(Taken {
         read: mentions.len(),
         published: out.len(),
+        acknowledgement: network.acknowledgement(),
     })
 }
 

@@ -11,24 +11,28 @@
 //!
 //! At most once, like journey messages: a reply is marked `sending` in its own commit before
 //! the send and `sent` or `failed` after; one left `sending` by a crash is marked failed after
-//! the lease, never sent twice.
+//! the lease, never sent twice. A sent reply is put on the contact's timeline
+//! ([`reply_event`]) in the transaction that marks it sent.
 //!
 //! Replies on social threads are posted with the network's API (Mastodon `POST
-//! /api/v1/statuses`, X `POST /2/tweets`) through the connector the contact's last message
+//! /api/v1/statuses`, X `POST /2/tweets` or, to a direct message, `POST
+//! /2/dm_conversations/with/{sender}/messages`) through the connector the contact's last message
 //! came by, with its access token, as an answer to that message, through the SSRF guard.
 
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use chrono::{Duration, Utc};
-use crm_envelope::TenantId;
-use serde_json::json;
+use chrono::{DateTime, Duration, Utc};
+use crm_envelope::{Envelope, Handle, Identity, TenantId, Topic};
+use crm_kafka::outbox::{self, Outgoing};
+use serde_json::{json, Map};
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::channels::guard::Guard;
+use crate::channels::provider::Provider;
 use crate::channels::smtp::{message_id, Smtp};
 use crate::channels::{Outbound, Send, SendError};
 use crate::domain::channels::Settings;
@@ -37,6 +41,7 @@ use crate::domain::conversations::email::{bare_id, reply_subject};
 use crate::domain::conversations::mention::html_to_text;
 use crate::domain::conversations::network::ReplyTo;
 use crate::domain::templates::{self, Limits};
+use crate::interactions::SOURCE;
 use crate::store::conversations::{self, ClaimedReply, MessageRow, Refused};
 use crate::store::{channels, connectors, templates as template_store};
 
@@ -130,6 +135,56 @@ pub async fn reply(
     Ok(row)
 }
 
+/// The event that puts a sent reply on the contact's timeline: `Conversation Reply Sent`, on
+/// `crm.ingest.v1` with the contact's identity as the inbound messages carry it (the address,
+/// the number, or the network handle, with the same anonymous id), so identity files it with
+/// the same customer. Campaign does not know which customer a handle is; identity does, which
+/// is why this is not a `crm.interactions.v1` event. Keyed by the reply: sent once.
+pub fn reply_event(tenant: &TenantId, r: &ClaimedReply, at: DateTime<Utc>) -> Envelope {
+    let identity = match r.channel.as_str() {
+        "email" => Identity {
+            anonymous_id: Some(format!("email:{}", r.contact)),
+            email: Some(r.contact.clone().into()),
+            ..Identity::default()
+        },
+        "sms" => Identity {
+            anonymous_id: Some(format!("phone:{}", r.contact)),
+            phone: Some(r.contact.clone().into()),
+            ..Identity::default()
+        },
+        network => Identity {
+            anonymous_id: Some(format!("social:{network}:{}", r.contact)),
+            handles: vec![Handle {
+                network: network.to_owned(),
+                handle: r.contact.clone().into(),
+            }],
+            ..Identity::default()
+        },
+    };
+    let mut properties = Map::new();
+    properties.insert("channel".into(), json!(r.channel));
+    properties.insert("conversation_id".into(), json!(r.conversation_id));
+    properties.insert("reply_id".into(), json!(r.id));
+    properties.insert("text".into(), json!(r.text));
+    Envelope {
+        id: format!("reply:{}", r.id),
+        tenant_id: tenant.clone(),
+        kind: "track".to_owned(),
+        name: Some(REPLY_EVENT.to_owned()),
+        occurred_at: at,
+        received_at: at,
+        source: SOURCE.to_owned(),
+        identity,
+        customer_id: None,
+        traits: Map::new(),
+        properties,
+        context: Map::new(),
+    }
+}
+
+/// The event a sent reply becomes.
+pub const REPLY_EVENT: &str = "Conversation Reply Sent";
+
 /// What the reply loop needs.
 #[derive(Clone)]
 pub struct Replies {
@@ -141,6 +196,8 @@ pub struct Replies {
     pub lease: Duration,
     /// The SSRF guard of calls to the networks' APIs.
     pub guard: Guard,
+    /// Wakes the outbox relay when a sent reply's event is queued.
+    pub relay: Arc<Notify>,
 }
 
 impl Replies {
@@ -158,15 +215,25 @@ impl Replies {
                 continue;
             };
             let outcome = self.send_one(&tenant, r).await?;
-            let mut conn = self.pool.acquire().await?;
+            let mut tx = self.pool.begin().await?;
             conversations::finish_reply(
-                &mut conn,
+                &mut tx,
                 &tenant,
                 r.conversation_id,
                 r.id,
-                outcome.err().as_deref(),
+                outcome.as_ref().err().map(String::as_str),
             )
             .await?;
+            if outcome.is_ok() {
+                let event = reply_event(&tenant, r, Utc::now());
+                let out = Outgoing::new(Topic::Ingest, &event)
+                    .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+                outbox::enqueue_all(&mut tx, &[out]).await?;
+            }
+            tx.commit().await?;
+            if outcome.is_ok() {
+                self.relay.notify_one();
+            }
         }
         Ok(claimed.len())
     }
@@ -177,8 +244,10 @@ impl Replies {
         tenant: &TenantId,
         r: &ClaimedReply,
     ) -> Result<Result<(), String>, sqlx::Error> {
-        if r.channel != "email" {
-            return self.post_on_network(tenant, r).await;
+        match r.channel.as_str() {
+            "email" => {}
+            "sms" => return self.send_sms(tenant, r).await,
+            _ => return self.post_on_network(tenant, r).await,
         }
         let mut conn = self.pool.acquire().await?;
         let Some((settings, _)) = channels::of_kind(&mut conn, tenant, "email").await? else {
@@ -246,6 +315,66 @@ impl Replies {
 }
 
 impl Replies {
+    /// A reply on an SMS thread: sent to the contact's number through the tenant's SMS channel
+    /// (the journeys' provider adapter), from its sender number.
+    async fn send_sms(
+        &self,
+        tenant: &TenantId,
+        r: &ClaimedReply,
+    ) -> Result<Result<(), String>, sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        let Some((settings, secrets)) = channels::of_kind(&mut conn, tenant, "sms").await? else {
+            return Ok(Err(
+                "the tenant has no SMS channel to send from (PUT /v1/channels/{key})".into(),
+            ));
+        };
+        drop(conn);
+        let Settings::Sms { url, account, from } = settings.settings else {
+            return Ok(Err("the tenant's SMS channel has no provider".into()));
+        };
+        let provider = Provider {
+            url,
+            account,
+            token: secrets.first().cloned().unwrap_or_default(),
+            status_callback: None,
+            guard: self.guard,
+        };
+        let outbound = Outbound {
+            send_key: format!("{}:reply:{}", tenant.as_str(), r.id),
+            to: r.contact.clone(),
+            from,
+            from_name: None,
+            reply_to: None,
+            subject: String::new(),
+            html: None,
+            text: Some(r.text.clone()),
+            unsubscribe: None,
+            in_reply_to: None,
+            references: Vec::new(),
+        };
+        Ok(match provider.send(&outbound).await {
+            Ok(accepted) => {
+                if let Some(sid) = accepted.provider_id {
+                    let mut conn = self.pool.acquire().await?;
+                    let external = format!("sms:{sid}");
+                    conversations::set_reply_id(
+                        &mut conn,
+                        tenant,
+                        r.conversation_id,
+                        r.id,
+                        &external,
+                    )
+                    .await?;
+                }
+                Ok(())
+            }
+            Err(SendError::Permanent(e)) => Err(format!("refused by the SMS provider: {e}")),
+            Err(SendError::Transient(e)) => Err(format!(
+                "the SMS provider could not be reached ({e}): reply again once it is back"
+            )),
+        })
+    }
+
     /// A reply on a social thread: posted with the network's API through the connector the
     /// contact's last message came by, as an answer to that message.
     async fn post_on_network(
@@ -286,6 +415,9 @@ impl Replies {
         let to = ReplyTo {
             handle: &r.contact,
             message_id,
+            author_id: properties
+                .get("author_id")
+                .and_then(serde_json::Value::as_str),
             direct: properties.get("kind").and_then(serde_json::Value::as_str)
                 == Some("direct_message"),
         };

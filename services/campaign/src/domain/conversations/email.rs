@@ -66,7 +66,7 @@ impl Network for Email {
         "x-inbound-signature"
     }
 
-    fn verify(&self, secret: &[u8], signature: &str, body: &[u8]) -> bool {
+    fn verify(&self, secret: &[u8], signature: &str, _url: &str, body: &[u8]) -> bool {
         verify_hex_sha256(secret, signature, body)
     }
 
@@ -123,6 +123,7 @@ impl Network for Email {
             external_id: message_id,
             handle: address,
             author_name: from.name().map(str::to_owned).filter(|n| !n.is_empty()),
+            author_id: None,
             text,
             url: None,
             language: None,
@@ -182,8 +183,8 @@ On Thu, Dec 3, 2026 at 9:00 AM Acme <support@acme.test> wrote:\r\n\
                 REPLY.as_bytes()
             ))
         );
-        assert!(Email.verify(b"secret", &sig, REPLY.as_bytes()));
-        assert!(!Email.verify(b"other", &sig, REPLY.as_bytes()));
+        assert!(Email.verify(b"secret", &sig, "", REPLY.as_bytes()));
+        assert!(!Email.verify(b"other", &sig, "", REPLY.as_bytes()));
         assert!(Email
             .mentions(b"From: x@y.test\r\n\r\nno id", "a@b.test")
             .is_err());

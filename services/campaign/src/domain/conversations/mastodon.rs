@@ -77,7 +77,7 @@ impl Network for Mastodon {
         "x-hub-signature"
     }
 
-    fn verify(&self, secret: &[u8], signature: &str, body: &[u8]) -> bool {
+    fn verify(&self, secret: &[u8], signature: &str, _url: &str, body: &[u8]) -> bool {
         verify_hex_sha256(secret, signature, body)
     }
 
@@ -104,6 +104,7 @@ impl Network for Mastodon {
             external_id: s.id,
             handle: author,
             author_name: s.account.display_name.filter(|n| !n.is_empty()),
+            author_id: None,
             text: html_to_text(&s.content),
             url: s.url,
             language: s.language,
@@ -123,6 +124,7 @@ mod tests {
     #[test]
     fn a_reply_answers_the_status_and_stays_direct() {
         let to = ReplyTo {
+            author_id: None,
             handle: "ana@mastodon.social",
             message_id: "110",
             direct: true,
@@ -186,9 +188,9 @@ mod tests {
                 EVENT.as_bytes()
             ))
         );
-        assert!(Mastodon.verify(b"s3cret", &sig, EVENT.as_bytes()));
-        assert!(!Mastodon.verify(b"other", &sig, EVENT.as_bytes()));
-        assert!(!Mastodon.verify(b"s3cret", &sig, b"{}"));
-        assert!(!Mastodon.verify(b"s3cret", "sha1=abc", EVENT.as_bytes()));
+        assert!(Mastodon.verify(b"s3cret", &sig, "", EVENT.as_bytes()));
+        assert!(!Mastodon.verify(b"other", &sig, "", EVENT.as_bytes()));
+        assert!(!Mastodon.verify(b"s3cret", &sig, "", b"{}"));
+        assert!(!Mastodon.verify(b"s3cret", "sha1=abc", "", EVENT.as_bytes()));
     }
 }

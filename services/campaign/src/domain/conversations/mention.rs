@@ -28,6 +28,10 @@ pub struct Mention {
     pub handle: String,
     /// The author's display name, if any.
     pub author_name: Option<String>,
+    /// The author's account id on the network, where its API addresses people by id (X's
+    /// direct messages are answered to the sender's user id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author_id: Option<String>,
     /// The text, as plain text.
     pub text: String,
     /// Its address, if public.
@@ -185,6 +189,7 @@ mod tests {
             external_id: "1".into(),
             handle: "ana".into(),
             author_name: None,
+            author_id: None,
             text: text.into(),
             url: None,
             language: None,

@@ -16,6 +16,8 @@ pub struct ReplyTo<'a> {
     pub handle: &'a str,
     /// Its id on the network.
     pub message_id: &'a str,
+    /// Its author's account id on the network, if the network gave one.
+    pub author_id: Option<&'a str>,
     /// Whether it was a direct (private) message.
     pub direct: bool,
 }
@@ -37,8 +39,9 @@ pub trait Network: Sync {
     /// The header that carries the signature.
     fn signature_header(&self) -> &'static str;
 
-    /// Whether `signature` (the header's value) signs `body` with `secret`.
-    fn verify(&self, secret: &[u8], signature: &str, body: &[u8]) -> bool;
+    /// Whether `signature` (the header's value) signs the call with `secret`: its `body`, and
+    /// for networks that sign it too (SMS), the public `url` the network called.
+    fn verify(&self, secret: &[u8], signature: &str, url: &str, body: &[u8]) -> bool;
 
     /// The mentions a payload holds (none for events that are not posts or messages); `account`
     /// is the brand's handle on the network, to tell mentions of it from other posts and to
@@ -57,6 +60,12 @@ pub trait Network: Sync {
             "replies on {} do not go through its API",
             self.name()
         ))
+    }
+
+    /// The answer the network expects to a taken call, as (content type, body), where it
+    /// expects one other than JSON (an SMS provider: an empty TwiML document, "send nothing").
+    fn acknowledgement(&self) -> Option<(&'static str, &'static str)> {
+        None
     }
 
     /// The id of the posted reply in the network's answer.

@@ -133,6 +133,7 @@ mod tests {
             external_id: "1".into(),
             handle: "bo".into(),
             author_name: None,
+            author_id: None,
             text: String::new(),
             url: None,
             language: None,

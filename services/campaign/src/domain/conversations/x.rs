@@ -119,26 +119,39 @@ impl Network for X {
         "x"
     }
 
-    /// `POST /2/tweets` with `reply.in_reply_to_tweet_id`. A direct message's reply needs the
-    /// sender's user id (`POST /2/dm_conversations/with/{id}/messages`), which mentions do not
-    /// keep yet.
+    /// A public mention: `POST /2/tweets` with `reply.in_reply_to_tweet_id`. A direct
+    /// message: `POST /2/dm_conversations/with/{sender's user id}/messages`, a message in the
+    /// one-to-one conversation with its sender.
     fn reply(&self, api_url: &str, to: &ReplyTo<'_>, text: &str) -> Result<ApiCall, String> {
+        let api = api_url.trim_end_matches('/');
         if to.direct {
-            return Err(
-                "replies to X direct messages are not built yet: answer in X itself".into(),
-            );
+            let Some(user) = to
+                .author_id
+                .filter(|u| !u.is_empty() && u.bytes().all(|b| b.is_ascii_digit()))
+            else {
+                return Err(
+                    "the direct message does not name its sender's X user id, which a reply is \
+                     addressed to"
+                        .into(),
+                );
+            };
+            return Ok(ApiCall {
+                url: format!("{api}/2/dm_conversations/with/{user}/messages"),
+                body: serde_json::json!({"text": text}),
+            });
         }
         Ok(ApiCall {
-            url: format!("{}/2/tweets", api_url.trim_end_matches('/')),
+            url: format!("{api}/2/tweets"),
             body: serde_json::json!({"text": text,
                                      "reply": {"in_reply_to_tweet_id": to.message_id}}),
         })
     }
 
+    /// A tweet's `data.id`, or a direct message's `data.dm_event_id`.
     fn reply_id(&self, answer: &serde_json::Value) -> Option<String> {
-        answer
-            .pointer("/data/id")
-            .and_then(|v| v.as_str())
+        ["/data/id", "/data/dm_event_id"]
+            .iter()
+            .find_map(|p| answer.pointer(p).and_then(|v| v.as_str()))
             .map(str::to_owned)
     }
 
@@ -146,7 +159,7 @@ impl Network for X {
         "x-twitter-webhooks-signature"
     }
 
-    fn verify(&self, secret: &[u8], given: &str, body: &[u8]) -> bool {
+    fn verify(&self, secret: &[u8], given: &str, _url: &str, body: &[u8]) -> bool {
         same(given.trim().as_bytes(), signature(secret, body).as_bytes())
     }
 
@@ -189,6 +202,7 @@ impl Network for X {
                 external_id: t.id_str,
                 handle: author,
                 author_name: t.user.name,
+                author_id: Some(t.user.id_str).filter(|i| !i.is_empty()),
                 text,
                 language: t.lang.filter(|l| l != "und"),
                 posted_at,
@@ -222,6 +236,7 @@ impl Network for X {
                 external_id: format!("dm:{}", d.id),
                 handle: user.screen_name.to_lowercase(),
                 author_name: user.name.clone(),
+                author_id: Some(sender.clone()),
                 text: d.message_create.message_data.text,
                 url: None,
                 language: None,
@@ -241,23 +256,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_reply_is_a_tweet_in_reply_and_direct_messages_are_refused() {
+    fn a_reply_is_a_tweet_in_reply_or_a_direct_message_to_the_sender() {
         let to = ReplyTo {
             handle: "bo_x",
             message_id: "1863",
+            author_id: Some("99"),
             direct: false,
         };
-        let call = X.reply("https://api.x.com", &to, "Thanks!").unwrap();
+        let call = X.reply("https://api.x.com/", &to, "Thanks!").unwrap();
         assert_eq!(call.url, "https://api.x.com/2/tweets");
         assert_eq!(call.body["reply"]["in_reply_to_tweet_id"], "1863");
-        assert!(X
-            .reply("https://api.x.com", &ReplyTo { direct: true, ..to }, "Hi")
-            .is_err());
         assert_eq!(
             X.reply_id(&serde_json::json!({"data": {"id": "9", "text": "Thanks!"}}))
                 .as_deref(),
             Some("9")
         );
+        let dm = ReplyTo { direct: true, ..to };
+        let call = X.reply("https://api.x.com", &dm, "Hi").unwrap();
+        assert_eq!(
+            call.url,
+            "https://api.x.com/2/dm_conversations/with/99/messages"
+        );
+        assert_eq!(call.body, serde_json::json!({"text": "Hi"}));
+        assert_eq!(
+            X.reply_id(
+                &serde_json::json!({"data": {"dm_conversation_id": "99-4337",
+                                                     "dm_event_id": "1582"}})
+            )
+            .as_deref(),
+            Some("1582")
+        );
+        // Without the sender's id, or with one that is not an X id, there is no one to write to.
+        for author_id in [None, Some(""), Some("99/../../2/tweets")] {
+            assert!(X
+                .reply("https://api.x.com", &ReplyTo { author_id, ..dm }, "Hi")
+                .is_err());
+        }
     }
 
     const ACTIVITY: &str = r#"{"for_user_id":"4337869213",
@@ -281,19 +315,21 @@ mod tests {
         );
         assert_eq!(m[0].hashtags, ["fail"]);
         assert_eq!(m[0].posted_at.to_rfc3339(), "2026-12-02T10:00:00+00:00");
+        assert_eq!(m[0].author_id.as_deref(), Some("99"));
         assert_eq!(
             (m[1].external_id.as_str(), m[1].kind),
             ("dm:954491830116155396", MentionKind::DirectMessage)
         );
+        assert_eq!(m[1].author_id.as_deref(), Some("99"));
         assert!(X.mentions(b"{\"tweet_create_events\": 3}", "acme").is_err());
     }
 
     #[test]
     fn signatures_and_the_crc_challenge_use_the_consumer_secret() {
         let sig = signature(b"consumer-secret", ACTIVITY.as_bytes());
-        assert!(X.verify(b"consumer-secret", &sig, ACTIVITY.as_bytes()));
-        assert!(!X.verify(b"another", &sig, ACTIVITY.as_bytes()));
-        assert!(!X.verify(b"consumer-secret", &sig, b"{}"));
+        assert!(X.verify(b"consumer-secret", &sig, "", ACTIVITY.as_bytes()));
+        assert!(!X.verify(b"another", &sig, "", ACTIVITY.as_bytes()));
+        assert!(!X.verify(b"consumer-secret", &sig, "", b"{}"));
         // The CRC answer is the token's HMAC, base64, as X's documentation shows it.
         let answer = X.challenge(b"consumer-secret", "crc-token").unwrap();
         let expected = base64::engine::general_purpose::STANDARD
