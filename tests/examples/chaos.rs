@@ -107,12 +107,28 @@ fn binary(name: &str) -> PathBuf {
     bin
 }
 
+/// A port nobody listens on, picked below the kernel's ephemeral range (32768 and up on
+/// Linux): a port from that range can be taken again, between this check and the part's bind,
+/// by any outgoing connection's source port.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = 20_000 + (std::process::id() % 500) as u16 * 20;
+    let _ = NEXT.compare_exchange(0, start, Ordering::SeqCst, Ordering::SeqCst);
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::SeqCst);
+        assert!(port < 32_000, "no free port below the ephemeral range");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// The last lines of a part's log, for a failure message.
+fn log_tail(path: &std::path::Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// The run's processes and where they listen.
@@ -229,7 +245,7 @@ impl World {
     }
 
     async fn wait_ready(
-        &self,
+        &mut self,
         http: &reqwest::Client,
         parts: &[&str],
         limit: Duration,
@@ -237,9 +253,19 @@ impl World {
         let started = Instant::now();
         for part in parts {
             while !self.ready(http, part).await {
+                // A part that exited will never be ready: say so at once, with its last words.
+                if let Some(child) = self.children.get_mut(*part) {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        panic!(
+                            "{part} exited ({status}) before it was ready; its log ends:\n{}",
+                            log_tail(&self.dir.join(format!("{part}.log")), 30)
+                        );
+                    }
+                }
                 assert!(
                     started.elapsed() < limit,
-                    "{part} not ready after {limit:?}"
+                    "{part} not ready after {limit:?}; its log ends:\n{}",
+                    log_tail(&self.dir.join(format!("{part}.log")), 30)
                 );
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }

@@ -44,11 +44,20 @@ impl Topics {
     }
 }
 
+/// How long a part keeps trying to create its topics before it gives up at start-up.
+const CREATE_PATIENCE: Duration = Duration::from_secs(90);
+
 /// Creates every topic of the suite and its dead-letter topic when missing, through the admin
 /// API. Existing topics are left as they are.
+///
+/// Several parts start at once and create the same topics: a broker may then answer one of them
+/// with an error other than "already exists" (tansu's storage refuses the second writer), or not
+/// answer yet because it is still starting. Those are transient, so the topics still missing are
+/// asked for again with a growing pause for up to [`CREATE_PATIENCE`] before start-up fails with
+/// the broker's last answer.
 pub async fn ensure_topics(config: &KafkaConfig) -> anyhow::Result<()> {
     let topics = Topics::new(&config.topic_prefix);
-    let names: Vec<String> = Topic::ALL
+    let mut missing: Vec<String> = Topic::ALL
         .iter()
         .flat_map(|t| [topics.name(*t), topics.dlq(*t)])
         .collect();
@@ -56,24 +65,52 @@ pub async fn ensure_topics(config: &KafkaConfig) -> anyhow::Result<()> {
     let admin =
         tokio::task::spawn_blocking(move || client.create::<AdminClient<DefaultClientContext>>())
             .await??;
-    let new_topics: Vec<NewTopic<'_>> = names
-        .iter()
-        .map(|n| {
-            NewTopic::new(
-                n,
-                config.partitions,
-                TopicReplication::Fixed(config.replication),
-            )
-        })
-        .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    for result in admin.create_topics(&new_topics, &options).await? {
-        match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((name, code)) => anyhow::bail!("cannot create topic {name}: {code}"),
+    let started = tokio::time::Instant::now();
+    let mut pause = Duration::from_millis(250);
+    loop {
+        let new_topics: Vec<NewTopic<'_>> = missing
+            .iter()
+            .map(|n| {
+                NewTopic::new(
+                    n,
+                    config.partitions,
+                    TopicReplication::Fixed(config.replication),
+                )
+            })
+            .collect();
+        let failure = match admin.create_topics(&new_topics, &options).await {
+            Ok(results) => {
+                let mut failed = Vec::new();
+                let mut last = None;
+                for result in results {
+                    match result {
+                        Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                        Err((name, code)) => {
+                            last = Some(format!("cannot create topic {name}: {code}"));
+                            failed.push(name);
+                        }
+                    }
+                }
+                missing = failed;
+                last
+            }
+            Err(e) => Some(format!("the broker did not answer the topic creation: {e}")),
+        };
+        let Some(failure) = failure else {
+            return Ok(());
+        };
+        if started.elapsed() >= CREATE_PATIENCE {
+            anyhow::bail!("{failure} (still failing after {CREATE_PATIENCE:?})");
         }
+        tracing::warn!(
+            missing = missing.len(),
+            error = %failure,
+            "topic creation failed; trying again"
+        );
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
     }
-    Ok(())
 }
 
 #[cfg(test)]
