@@ -464,6 +464,45 @@ async fn a_negative_mention_opens_a_conversation_that_agents_work() {
     assert_eq!(status, 404);
 }
 
+/// The open conversation of `contact` (an address, number or handle), which `what` opened.
+async fn open_thread(suite: &Suite, contact: &str, what: &str) -> Value {
+    let (status, page) = suite
+        .admin_call(Method::GET, "/v1/conversations?status=open", None)
+        .await;
+    assert_eq!(status, 200, "{page}");
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["contact"] == contact)
+        .cloned()
+        .unwrap_or_else(|| panic!("{what}: no open conversation with {contact} in {page}"))
+}
+
+/// Posts a reply to conversation `id`; it is accepted (202) and queued. Answers the response.
+async fn post_reply(suite: &Suite, id: &str, reply: Value) -> Value {
+    let (status, queued) = suite
+        .admin_call(
+            Method::POST,
+            &format!("/v1/conversations/{id}/replies"),
+            Some(&reply),
+        )
+        .await;
+    assert_eq!(status, 202, "{queued}");
+    queued
+}
+
+/// The conversation once its first reply (the second message) shows `sent`.
+async fn reply_sent(suite: &Suite, id: &str, what: &str) -> Value {
+    eventually(what, || async {
+        let (_, d) = suite
+            .admin_call(Method::GET, &format!("/v1/conversations/{id}"), None)
+            .await;
+        (d["messages"][1]["status"] == "sent").then_some(d)
+    })
+    .await
+}
+
 async fn api_call(
     suite: &Suite,
     key: &str,
@@ -558,17 +597,7 @@ async fn an_inbound_email_reply_threads_into_its_conversation() {
         (200, Some(1)),
         "{taken}"
     );
-    let (status, page) = suite
-        .admin_call(Method::GET, "/v1/conversations?status=open", None)
-        .await;
-    assert_eq!(status, 200, "{page}");
-    let thread = page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["contact"] == email.as_str())
-        .cloned()
-        .expect("the email opened a conversation");
+    let thread = open_thread(&suite, &email, "the email opened a conversation").await;
     assert_eq!(thread["channel"], "email");
     assert_eq!(thread["priority"], "high", "{thread}");
     assert_eq!(thread["subject"], "Order 42 arrived broken");
@@ -585,14 +614,7 @@ async fn an_inbound_email_reply_threads_into_its_conversation() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let (status, queued) = suite
-        .admin_call(
-            Method::POST,
-            &format!("/v1/conversations/{id}/replies"),
-            Some(&json!({"template": "sorry", "author": "bea"})),
-        )
-        .await;
-    assert_eq!(status, 202, "{queued}");
+    let queued = post_reply(&suite, &id, json!({"template": "sorry", "author": "bea"})).await;
     assert_eq!(queued["message"]["status"], "queued");
     let mail = eventually("the reply's mail", || async {
         crm_tests::mail_to(&email).into_iter().next()
@@ -620,13 +642,7 @@ async fn an_inbound_email_reply_threads_into_its_conversation() {
     );
     let reply_id = header("Message-ID").unwrap();
     let reply_id = reply_id.trim_matches(['<', '>']).to_owned();
-    let detail = eventually("the reply sent", || async {
-        let (_, d) = suite
-            .admin_call(Method::GET, &format!("/v1/conversations/{id}"), None)
-            .await;
-        (d["messages"][1]["status"] == "sent").then_some(d)
-    })
-    .await;
+    let detail = reply_sent(&suite, &id, "the reply sent").await;
     assert_eq!(detail["status"], "pending", "{detail}");
     assert!(detail["first_reply_at"].is_string());
     assert_eq!(detail["messages"][1]["author"], "bea");
@@ -795,34 +811,12 @@ async fn a_reply_to_a_mastodon_direct_message_is_posted_direct_with_the_connecto
         .unwrap();
     assert_eq!(response.status(), 200);
 
-    let (_, page) = suite
-        .admin_call(Method::GET, "/v1/conversations?status=open", None)
-        .await;
-    let thread = page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["contact"] == author.as_str())
-        .cloned()
-        .expect("the direct message opened a conversation");
+    let thread = open_thread(&suite, &author, "the direct message opened a conversation").await;
     assert_eq!(thread["channel"], "mastodon");
     let id = thread["id"].as_str().unwrap().to_owned();
-    let (status, queued) = suite
-        .admin_call(
-            Method::POST,
-            &format!("/v1/conversations/{id}/replies"),
-            Some(&json!({"text": "Mañana, Ana. ¡Gracias!"})),
-        )
-        .await;
-    assert_eq!(status, 202, "{queued}");
+    let queued = post_reply(&suite, &id, json!({"text": "Mañana, Ana. ¡Gracias!"})).await;
     let reply_id = queued["message"]["id"].as_str().unwrap().to_owned();
-    let detail = eventually("the reply posted", || async {
-        let (_, d) = suite
-            .admin_call(Method::GET, &format!("/v1/conversations/{id}"), None)
-            .await;
-        (d["messages"][1]["status"] == "sent").then_some(d)
-    })
-    .await;
+    let detail = reply_sent(&suite, &id, "the reply posted").await;
     assert_eq!(
         detail["messages"][1]["external_id"], "mastodon:9001",
         "{detail}"
@@ -896,33 +890,11 @@ async fn a_reply_to_an_x_direct_message_goes_to_the_senders_conversation_and_the
         "{taken}"
     );
 
-    let (_, page) = suite
-        .admin_call(Method::GET, "/v1/conversations?status=open", None)
-        .await;
-    let thread = page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["contact"] == author.as_str())
-        .cloned()
-        .expect("the direct message opened a conversation");
+    let thread = open_thread(&suite, &author, "the direct message opened a conversation").await;
     assert_eq!(thread["channel"], "x");
     let id = thread["id"].as_str().unwrap().to_owned();
-    let (status, queued) = suite
-        .admin_call(
-            Method::POST,
-            &format!("/v1/conversations/{id}/replies"),
-            Some(&json!({"text": "It ships today."})),
-        )
-        .await;
-    assert_eq!(status, 202, "{queued}");
-    let detail = eventually("the direct message sent", || async {
-        let (_, d) = suite
-            .admin_call(Method::GET, &format!("/v1/conversations/{id}"), None)
-            .await;
-        (d["messages"][1]["status"] == "sent").then_some(d)
-    })
-    .await;
+    post_reply(&suite, &id, json!({"text": "It ships today."})).await;
+    let detail = reply_sent(&suite, &id, "the direct message sent").await;
     assert_eq!(detail["messages"][1]["external_id"], "x:1582", "{detail}");
     let calls = posted.lock().unwrap().clone();
     assert_eq!(calls.len(), 1, "{calls:?}");
@@ -1040,35 +1012,13 @@ async fn texts_from_a_number_make_one_sms_thread_answered_through_the_sms_channe
         .and_then(|v| v.to_str().ok())
         .is_some_and(|c| c.starts_with("text/xml")));
     assert!(answer.text().await.unwrap().contains("<Response>"));
-    let (_, page) = suite
-        .admin_call(Method::GET, "/v1/conversations?status=open", None)
-        .await;
-    let thread = page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["contact"] == number.as_str())
-        .cloned()
-        .expect("the text opened a conversation");
+    let thread = open_thread(&suite, &number, "the text opened a conversation").await;
     assert_eq!(thread["channel"], "sms");
     let id = thread["id"].as_str().unwrap().to_owned();
 
     // The agent answers: the provider gets the text, from the channel's number, to the sender.
-    let (status, queued) = suite
-        .admin_call(
-            Method::POST,
-            &format!("/v1/conversations/{id}/replies"),
-            Some(&json!({"text": "Llega mañana."})),
-        )
-        .await;
-    assert_eq!(status, 202, "{queued}");
-    let detail = eventually("the reply sent", || async {
-        let (_, d) = suite
-            .admin_call(Method::GET, &format!("/v1/conversations/{id}"), None)
-            .await;
-        (d["messages"][1]["status"] == "sent").then_some(d)
-    })
-    .await;
+    post_reply(&suite, &id, json!({"text": "Llega mañana."})).await;
+    let detail = reply_sent(&suite, &id, "the reply sent").await;
     assert_eq!(detail["messages"][1]["external_id"], "sms:SMreply0001");
     let calls = sent.lock().unwrap().clone();
     assert_eq!(calls.len(), 1, "{calls:?}");
