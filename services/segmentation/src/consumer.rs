@@ -2,12 +2,14 @@
 //! change; profile changes bring traits, merges and erasures; loyalty brings tiers. Each
 //! message is applied once, in one transaction with its effects and its outgoing messages.
 
+mod batch;
+
 use std::sync::Arc;
 
 use chrono::Utc;
 use crm_envelope::{Envelope, Topic};
 use crm_kafka::outbox::enqueue_all;
-use crm_kafka::{dedupe, require_customer, HandleError, Handler, MessageMeta};
+use crm_kafka::{dedupe, require_customer, BatchItem, HandleError, Handler, MessageMeta};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -15,6 +17,17 @@ use crate::engine::apply::membership_message;
 use crate::engine::{evaluate_many, Catalog, Change};
 use crate::store::activity;
 use crate::store::settings;
+
+/// The name a topic's messages are deduplicated under (`None`: not a topic this part reads).
+fn consumer_name(topic: Topic) -> Option<&'static str> {
+    match topic {
+        Topic::Events => Some("segmentation:crm.events.v1"),
+        Topic::Profiles => Some("segmentation:crm.profiles.v1"),
+        Topic::Loyalty => Some("segmentation:crm.loyalty.v1"),
+        Topic::Interactions => Some("segmentation:crm.interactions.v1"),
+        _ => None,
+    }
+}
 
 /// Applies messages of the subscribed topics, once per message id.
 #[derive(Clone)]
@@ -174,12 +187,8 @@ impl SegmentationHandler {
 
 impl Handler for SegmentationHandler {
     async fn handle(&self, e: &Envelope, meta: &MessageMeta) -> Result<(), HandleError> {
-        let consumer = match meta.topic {
-            Topic::Events => "segmentation:crm.events.v1",
-            Topic::Profiles => "segmentation:crm.profiles.v1",
-            Topic::Loyalty => "segmentation:crm.loyalty.v1",
-            Topic::Interactions => "segmentation:crm.interactions.v1",
-            _ => return Ok(()),
+        let Some(consumer) = consumer_name(meta.topic) else {
+            return Ok(());
         };
         let mut tx = self.pool.begin().await?;
         if !dedupe::first_delivery(&mut tx, consumer, &e.tenant_id, &e.id).await? {
@@ -194,5 +203,12 @@ impl Handler for SegmentationHandler {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// A poll at once (see [`batch`]); on an error the loop retries it one message at a time,
+    /// so a bad message is dead-lettered alone.
+    async fn handle_batch(&self, batch: &[BatchItem]) -> Result<bool, HandleError> {
+        batch::apply(self, batch).await?;
+        Ok(true)
     }
 }

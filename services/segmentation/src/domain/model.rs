@@ -46,6 +46,36 @@ pub enum Change {
     Segments(BTreeSet<Uuid>),
     /// Everything (after a merge).
     All,
+    /// Several of the above (a poll brought more than one change for the customer).
+    Any(Vec<Change>),
+}
+
+impl Change {
+    /// `self` and `other` together; equal changes are kept once.
+    pub fn and(self, other: Change) -> Change {
+        if self == other {
+            return self;
+        }
+        let mut all = match self {
+            Change::Any(v) => v,
+            one => vec![one],
+        };
+        match other {
+            Change::Any(v) => {
+                for c in v {
+                    if !all.contains(&c) {
+                        all.push(c);
+                    }
+                }
+            }
+            one => {
+                if !all.contains(&one) {
+                    all.push(one);
+                }
+            }
+        }
+        Change::Any(all)
+    }
 }
 
 /// A tenant's compiled model.
@@ -110,6 +140,7 @@ impl TenantModel {
             }
             Change::Segments(ids) => ids.contains(&segment.id),
             Change::All => true,
+            Change::Any(changes) => changes.iter().any(|c| Self::selects(segment, c)),
         }
     }
 }

@@ -78,13 +78,13 @@ pub(crate) fn membership_message(
     )
 }
 
-/// Writes `outcomes` (each with what was stored before) and enqueues their messages.
+/// Writes `outcomes` (each with what was stored before and the reason its messages carry) and
+/// enqueues their messages.
 pub async fn apply(
     conn: &mut PgConnection,
     tenant: &TenantId,
     model: &TenantModel,
-    outcomes: &[(Outcome, Stored)],
-    reason: &str,
+    outcomes: &[(Outcome, Stored, &str)],
     now: DateTime<Utc>,
 ) -> Result<Applied, sqlx::Error> {
     let mut applied = Applied::default();
@@ -93,7 +93,8 @@ pub async fn apply(
     let (mut ids, mut stages, mut stage_changed, mut scores, mut qualified, mut rechecks) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
     let (mut t_cust, mut t_from, mut t_to) = (vec![], vec![], vec![]);
-    for (o, stored) in outcomes {
+    for (o, stored, reason) in outcomes {
+        let reason = *reason;
         applied.customers += 1;
         if !o.changes_anything(stored) {
             continue;

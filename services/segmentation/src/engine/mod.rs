@@ -33,8 +33,48 @@ pub async fn evaluate_many(
         .iter_mut()
         .map(|f| {
             let stored = f.stored;
-            (evaluate::evaluate_customer(model, f, change, now), stored)
+            (
+                evaluate::evaluate_customer(model, f, change, now),
+                stored,
+                reason,
+            )
         })
         .collect();
-    apply::apply(conn, tenant, model, &outcomes, reason, now).await
+    apply::apply(conn, tenant, model, &outcomes, now).await
+}
+
+/// What happened to one customer of a poll: its changes together, and the reason published
+/// with its memberships (the last message's).
+#[derive(Debug, Clone)]
+pub struct Touched {
+    /// What changed.
+    pub change: Change,
+    /// `event`, `interaction`, `traits` or `tier`.
+    pub reason: &'static str,
+}
+
+/// [`evaluate_many`] for customers that each had their own changes (a poll's worth): one
+/// load, one evaluation each, one set of writes.
+pub async fn evaluate_each(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    model: &TenantModel,
+    touched: &std::collections::BTreeMap<Uuid, Touched>,
+    now: DateTime<Utc>,
+) -> Result<Applied, sqlx::Error> {
+    let ids: Vec<Uuid> = touched.keys().copied().collect();
+    let mut facts = load_many(conn, tenant, &ids, model, now, true).await?;
+    let outcomes: Vec<_> = facts
+        .iter_mut()
+        .filter_map(|f| {
+            let t = touched.get(&f.customer_id)?;
+            let stored = f.stored;
+            Some((
+                evaluate::evaluate_customer(model, f, &t.change, now),
+                stored,
+                t.reason,
+            ))
+        })
+        .collect();
+    apply::apply(conn, tenant, model, &outcomes, now).await
 }

@@ -84,7 +84,8 @@ pub async fn record_event(
 /// Adds a contact of campaign's (`crm.interactions.v1`: `message.opened`, `journey.entered`, …)
 /// to the customer's counted events under its kind, so that event rules can count it
 /// ("opened an email in the last 30 days"). It is not the customer's own activity: activity
-/// totals, last seen and the lifecycle stage do not move.
+/// totals, last seen and the lifecycle stage do not move. A customer first known through such a
+/// contact gets its row (with no activity), so that the rules that count contacts see it.
 pub async fn record_interaction(
     conn: &mut PgConnection,
     customer: Uuid,
@@ -94,7 +95,10 @@ pub async fn record_interaction(
     sqlx::query(
         "WITH ev AS (
              INSERT INTO customer_events (tenant_id, customer_id, event_id, name, occurred_at, properties)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING),
+         who AS (
+             INSERT INTO customer_activity (tenant_id, customer_id) VALUES ($1, $2)
+             ON CONFLICT DO NOTHING)
          INSERT INTO daily_activity AS d (tenant_id, customer_id, name, day, events, total)
          VALUES ($1, $2, $4, ($5 AT TIME ZONE 'UTC')::date, 1, 0)
          ON CONFLICT (tenant_id, customer_id, name, day) DO UPDATE SET events = d.events + 1",
