@@ -97,6 +97,16 @@ fn has(seen: &[Value], kind: &str, customer: &str, segment: &str) -> bool {
     })
 }
 
+/// The job at `url` once it ended (succeeded or failed).
+async fn finished_job(suite: &Suite, url: &str) -> Value {
+    eventually("the job to end", || async {
+        let (status, job) = json_of(suite.get(Some(&suite.key), url).await).await;
+        assert_eq!(status, 200, "{job}");
+        (job["status"] == "succeeded" || job["status"] == "failed").then_some(job)
+    })
+    .await
+}
+
 async fn members(suite: &Suite, segment: &str) -> BTreeSet<String> {
     let (status, body) = json_of(
         suite
@@ -255,10 +265,18 @@ async fn segments_follow_events_and_time_and_a_recompute_agrees() {
                 .await,
         )
         .await;
-        assert_eq!(status, 200, "{body}");
-        assert_eq!(body["applied"]["entered"], 0, "{body}");
-        assert_eq!(body["applied"]["exited"], 0, "{body}");
-        assert!(body["applied"]["customers"].as_u64().unwrap() >= 3);
+        assert_eq!(status, 202, "{body}");
+        let job = finished_job(&suite, body["url"].as_str().unwrap()).await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        let (result, progress) = (&job["result"], &job["progress"]);
+        assert_eq!(result["entered"], 0, "{job}");
+        assert_eq!(result["exited"], 0, "{job}");
+        assert!(result["customers"].as_u64().unwrap() >= 3);
+        // Its progress counted every customer, with the rate it went at.
+        assert_eq!(progress["done"], result["customers"], "{job}");
+        assert_eq!(progress["done"], progress["of"], "{job}");
+        assert!(progress["rate_per_s"].as_f64().unwrap() > 0.0, "{job}");
+        assert_eq!(progress["eta_s"], 0.0, "{job}");
     }
     let after = vec![
         members(&suite, &shoes).await,

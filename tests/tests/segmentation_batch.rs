@@ -298,3 +298,140 @@ proptest! {
         RUNTIME.block_on(check(pool, ops, cuts));
     }
 }
+
+/// A recompute job killed mid-way (its task dropped between chunks or inside one, as SIGKILL
+/// would) is taken over after its lease by another worker, which goes on from the last
+/// committed chunk: every member entered once, one message each, progress complete.
+#[test]
+fn a_recompute_job_taken_over_after_a_crash_resumes_where_it_stopped() {
+    let pool = POOL.clone();
+    RUNTIME.block_on(async move {
+        let tenant = TenantId::parse(&format!("job{}", unique_id())).unwrap();
+        let customers = 3 * crm_segmentation::recompute::CHUNK + 1_234;
+        sqlx::query(
+            "INSERT INTO customer_activity (tenant_id, customer_id, orders_total, traits)
+             SELECT $1, ('00000000-0000-7000-8000-' || lpad(to_hex(g), 12, '0'))::uuid, g % 3,
+                    jsonb_build_object('plan', CASE WHEN g % 4 = 0 THEN 'gold' ELSE 'free' END)
+             FROM generate_series(1, $2::int) g",
+        )
+        .bind(&tenant)
+        .bind(i32::try_from(customers).unwrap())
+        .execute(&pool)
+        .await
+        .unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        let gold = crm_segmentation::store::segments::create(
+            &mut conn,
+            &tenant,
+            "gold",
+            "",
+            json!({"trait": {"name": "plan", "op": "eq", "value": "gold"}}),
+            "test",
+        )
+        .await
+        .unwrap()
+        .id;
+        let expected = (1..=customers).filter(|g| g % 4 == 0).count() as u64;
+        let mut tx = pool.begin().await.unwrap();
+        let id = crm_segmentation::recompute::enqueue(
+            &mut tx,
+            &tenant,
+            Some(std::collections::BTreeSet::from([gold])),
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let catalog = Arc::new(Catalog::default());
+        let relay = Arc::new(tokio::sync::Notify::new());
+
+        // The first holder dies inside its second chunk, after the first committed: a row of
+        // the second chunk is held locked, so the job waits there until it is killed.
+        let mut blocker = pool.begin().await.unwrap();
+        sqlx::query(
+            "SELECT 1 FROM customer_activity WHERE tenant_id = $1 AND customer_id = $2 FOR UPDATE",
+        )
+        .bind(&tenant)
+        .bind(
+            uuid::Uuid::parse_str(&format!(
+                "00000000-0000-7000-8000-{:012x}",
+                crm_segmentation::recompute::CHUNK + 10
+            ))
+            .unwrap(),
+        )
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+        let lease = std::time::Duration::from_millis(1_500);
+        let first = crm_service::jobs::claim(&pool, &[crm_segmentation::recompute::JOB], "a", lease)
+            .await
+            .unwrap()
+            .expect("the job is there to take");
+        assert_eq!(first.id, id);
+        let running = tokio::spawn({
+            let (pool, catalog, relay) = (pool.clone(), Arc::clone(&catalog), Arc::clone(&relay));
+            async move { crm_segmentation::recompute::run_job(&pool, &catalog, &relay, &first).await }
+        });
+        let done_at_crash = crm_tests::eventually("a first chunk committed", || async {
+            let job = crm_service::jobs::get(&pool, &tenant, id).await.unwrap()?;
+            let done = job.progress?.0["done"].as_u64()?;
+            (done > 0).then_some(done)
+        })
+        .await;
+        running.abort();
+        assert!(running.await.unwrap_err().is_cancelled());
+        blocker.rollback().await.unwrap();
+        assert_eq!(
+            done_at_crash,
+            crm_segmentation::recompute::CHUNK as u64,
+            "killed after its first chunk"
+        );
+
+        // Another replica takes it over after the lease and finishes it.
+        let worker = crm_service::jobs::Worker {
+            lease,
+            poll: std::time::Duration::from_millis(100),
+            ..crm_service::jobs::Worker::new(pool.clone(), &[crm_segmentation::recompute::JOB])
+        };
+        let stop = tokio_util::sync::CancellationToken::new();
+        let runner = tokio::spawn({
+            let (pool, catalog, relay, stop) =
+                (pool.clone(), Arc::clone(&catalog), Arc::clone(&relay), stop.clone());
+            worker.run(stop, move |job| {
+                let (pool, catalog, relay) = (pool.clone(), Arc::clone(&catalog), Arc::clone(&relay));
+                async move { crm_segmentation::recompute::run_job(&pool, &catalog, &relay, &job).await }
+            })
+        });
+        let job = crm_tests::eventually("the job taken over and finished", || async {
+            let job = crm_service::jobs::get(&pool, &tenant, id).await.unwrap()?;
+            (job.status == "succeeded").then_some(job)
+        })
+        .await;
+        stop.cancel();
+        runner.await.unwrap();
+        assert_eq!(job.attempts, 2, "{job:?}");
+        let progress = job.progress.unwrap().0;
+        assert_eq!(progress["done"], customers as u64, "{progress}");
+        assert_eq!(progress["of"], customers as u64, "{progress}");
+        assert_eq!(progress["entered"], expected, "{progress}");
+        let members: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM memberships WHERE tenant_id = $1 AND segment_id = $2",
+        )
+        .bind(&tenant)
+        .bind(gold)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(members as u64, expected);
+        let messages: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT payload->>'customer_id', count(*) FROM outbox
+             WHERE payload->>'tenant_id' = $1 AND payload->>'kind' = 'segment.entered'
+             GROUP BY 1",
+        )
+        .bind(&tenant)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert_eq!(messages.len() as u64, expected, "one entry message per member");
+        assert!(messages.iter().all(|(_, n)| *n == 1), "no message twice");
+    });
+}

@@ -280,11 +280,14 @@ pub(crate) async fn segment_members(
         .await
 }
 
-/// Recompute a segment over every customer now (what changed is published).
+/// Recompute a segment over every customer (what changed is published). The recompute is a
+/// job: the answer is 202 at once, with the job's URL in `Location` and the body; follow it
+/// with `GET /v1/jobs/{job_id}`: its `progress` says customers done (`done` of `of`), the rate
+/// and the seconds left; once `succeeded`, its `result` says what changed.
 #[utoipa::path(
     post, path = "/v1/segments/{id}/recompute", tag = "segments", params(("id" = Uuid, Path, description = "Segment id")),
     responses(
-        (status = 200, description = "What changed", body = crm_segmentation::bodies::Recomputed),
+        (status = 202, description = "Queued; follow the job at `url` (also in Location)", body = crm_service::jobs::JobQueued),
         (status = 404, description = "No such segment", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["admin"]))
@@ -295,9 +298,19 @@ pub(crate) async fn recompute_segment(
     Path(id): Path<Uuid>,
 ) -> Result<Response, Problem> {
     let path = format!("segments/{id}/recompute");
-    SEGMENTATION
-        .relay(&app, &caller, reqwest::Method::POST, &path, &[], None)
+    let (status, body) = SEGMENTATION
+        .client(&app)
+        .call_as(
+            reqwest::Method::POST,
+            &caller.tenant,
+            &path,
+            &[],
+            None,
+            &[("x-crm-actor", caller.actor.as_str())],
+        )
         .await
+        .map_err(|e| SEGMENTATION.unavailable(&e))?;
+    Ok(crate::jobs::accepted(status, body))
 }
 
 /// The segments a customer is in.

@@ -1,11 +1,13 @@
-//! Benchmarks of issue 4, one run, figures printed:
+//! Benchmarks of issues 4 and 19, one run, figures printed:
 //!
 //! 1. Streaming evaluation: 100 segments defined, 100,000 customers (`STREAM_CUSTOMERS`), 5,000
 //!    events (`STREAM_EVENTS`) applied one by one through the consumer's handler (dedupe,
 //!    aggregates, facts loaded, affected segments evaluated, memberships and messages written,
-//!    commit): p50 / p95 / p99 per event, and the in-memory evaluation alone.
+//!    commit): p50 / p95 / p99 per event; then as polls of one message and as polls of 500
+//!    through the batched path (`Handler::handle_batch`), and the in-memory evaluation alone,
+//!    beside a primary-key read of one customer row.
 //! 2. Full recompute: 50 segments over 1,000,000 synthetic customers (`RECOMPUTE_CUSTOMERS`):
-//!    time and customers per second.
+//!    time and customers per second, beside PostgreSQL's `COPY` of the same rows from a file.
 //! 3. The CDNOW fit, timed beside the Python `lifetimes` package when it is installed.
 //!
 //! Run: `cargo run --release -p crm-segmentation --example segmentation_bench` (PostgreSQL at
@@ -19,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use crm_envelope::{Envelope, TenantId, Topic};
-use crm_kafka::{Handler, MessageMeta};
+use crm_kafka::{BatchItem, Handler, MessageMeta};
 use crm_segmentation::domain::value::{read_transactions, summarise, ValueModel};
 use crm_segmentation::engine::evaluate::evaluate_customer;
 use crm_segmentation::engine::{Catalog, Change};
@@ -205,14 +207,13 @@ async fn streaming(pool: &PgPool, customers: usize, events: usize) {
         group: "bench".into(),
     };
     let mut rng = StdRng::seed_from_u64(4);
-    let mut latencies = Vec::with_capacity(events);
     let names = [
         "Page Viewed",
         "Order Completed",
         "Email Opened",
         "Product Viewed",
     ];
-    for n in 0..events + 200 {
+    let mut event = |n: usize| {
         let i = rng.random_range(1..=customers);
         let customer = Uuid::from_u128(i as u128);
         let mut e = Envelope::domain(tenant.clone(), "track", customer, "bench");
@@ -224,19 +225,66 @@ async fn streaming(pool: &PgPool, customers: usize, events: usize) {
             e.properties
                 .insert("products".into(), json!([{"category": CATEGORIES[n % 3]}]));
         }
+        BatchItem {
+            envelope: e,
+            meta: meta.clone(),
+            headers: Default::default(),
+        }
+    };
+    // One message per transaction (`Handler::handle`; the path before polls were batched).
+    let mut latencies = Vec::with_capacity(events);
+    for n in 0..events + 200 {
+        let b = event(n);
         let started = Instant::now();
-        handler.handle(&e, &meta).await.unwrap();
+        handler.handle(&b.envelope, &b.meta).await.unwrap();
         if n >= 200 {
             latencies.push(started.elapsed()); // the first 200 warm caches and connections
         }
     }
     latencies.sort();
     println!(
-        "handler per event (dedupe + aggregates + facts + evaluation + writes + commit): p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "one message at a time, per event (dedupe + aggregates + facts + evaluation + writes + commit): p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         percentile(&latencies, 0.50),
         percentile(&latencies, 0.95),
         percentile(&latencies, 0.99),
         percentile(&latencies, 1.0)
+    );
+    // A poll of one message (a lone event on a quiet topic), through the batched path.
+    let mut lone = Vec::with_capacity(events);
+    for n in 0..events {
+        let b = event(n);
+        let started = Instant::now();
+        assert!(handler.handle_batch(&[b]).await.unwrap());
+        lone.push(started.elapsed());
+    }
+    lone.sort();
+    println!(
+        "a poll of one message: p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms",
+        percentile(&lone, 0.50),
+        percentile(&lone, 0.95),
+        percentile(&lone, 0.99)
+    );
+    // A busy topic: polls of 500 (the consumer's default largest poll); each event's share
+    // of its poll's time, and the polls themselves.
+    let polled: Vec<BatchItem> = (0..events * 4).map(&mut event).collect();
+    let (mut share, mut polls) = (Vec::new(), Vec::new());
+    let started = Instant::now();
+    for poll in polled.chunks(500) {
+        let t = Instant::now();
+        assert!(handler.handle_batch(poll).await.unwrap());
+        let took = t.elapsed();
+        polls.push(took);
+        share.extend(std::iter::repeat_n(took / poll.len() as u32, poll.len()));
+    }
+    let rate = polled.len() as f64 / started.elapsed().as_secs_f64();
+    share.sort();
+    polls.sort();
+    println!(
+        "polls of 500: per event p50 {:.3} ms, p99 {:.3} ms; a poll p50 {:.0} ms, p99 {:.0} ms; {rate:.0} events/s",
+        percentile(&share, 0.50),
+        percentile(&share, 0.99),
+        percentile(&polls, 0.50),
+        percentile(&polls, 0.99)
     );
 
     // The in-memory part alone: all 100 segments evaluated for loaded customers.
@@ -271,10 +319,16 @@ async fn streaming(pool: &PgPool, customers: usize, events: usize) {
         reads.push(started.elapsed());
     }
     reads.sort();
+    let reference = percentile(&reads, 0.99);
     println!(
-        "reference: primary-key read of one customer row: p50 {:.3} ms, p99 {:.3} ms",
+        "reference: primary-key read of one customer row: p50 {:.3} ms, p99 {reference:.3} ms",
         percentile(&reads, 0.5),
-        percentile(&reads, 0.99)
+    );
+    println!(
+        "p99 ratios to the key read: one at a time {:.1}x, a poll of one {:.1}x, polls of 500 per event {:.1}x",
+        percentile(&latencies, 0.99) / reference,
+        percentile(&lone, 0.99) / reference,
+        percentile(&share, 0.99) / reference
     );
 }
 
@@ -297,6 +351,41 @@ async fn full_recompute(pool: &PgPool, customers: usize) {
         applied.entered,
         applied.exited,
         applied.stage_changes
+    );
+    // The reference for that figure: PostgreSQL's own bulk load of the same rows (the
+    // memberships and outbox messages written) with COPY from a file, in the same run.
+    let outbox: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE payload->>'tenant_id' = 'recompute'")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    let members: i64 = sqlx::query_scalar("SELECT count(*) FROM memberships WHERE tenant_id = $1")
+        .bind(tenant.as_str())
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    for sql in [
+        "CREATE TEMP TABLE m_copy (LIKE memberships INCLUDING ALL)",
+        "CREATE TEMP TABLE o_copy (LIKE outbox INCLUDING ALL)",
+        "COPY (SELECT * FROM memberships WHERE tenant_id = 'recompute') TO '/tmp/crm_bench_m.copy'",
+        "COPY (SELECT * FROM outbox WHERE payload->>'tenant_id' = 'recompute') TO '/tmp/crm_bench_o.copy'",
+    ] {
+        sqlx::query(sql).execute(&mut *conn).await.unwrap();
+    }
+    let loading = Instant::now();
+    for sql in [
+        "COPY m_copy FROM '/tmp/crm_bench_m.copy'",
+        "COPY o_copy FROM '/tmp/crm_bench_o.copy'",
+    ] {
+        sqlx::query(sql).execute(&mut *conn).await.unwrap();
+    }
+    let load = loading.elapsed().as_secs_f64();
+    drop(conn);
+    println!(
+        "reference: COPY of the same {members} memberships and {outbox} outbox rows from a file: {load:.1} s ({:.0} rows/s); the recompute took {:.2}x that",
+        (members + outbox) as f64 / load,
+        elapsed / load
     );
     let started = Instant::now();
     let again = recompute(pool, &catalog, &tenant, None, Utc::now())

@@ -1,4 +1,4 @@
-//! `crm-segmentation`: `serve` (default), `migrate`, `fit`, `score`.
+//! `crm-segmentation`: `serve` (default), `migrate`, `fit`, `score`, `recompute`.
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -63,6 +63,20 @@ enum Command {
         #[arg(long, default_value_t = 180)]
         lapsed_days: u32,
     },
+    /// Recompute a tenant's segments (all, or those given) as a job that the running part's
+    /// workers carry out, and follow it with a progress bar (customers done, rate, time left)
+    /// until it ends. With `--job`, follow a job already queued (for example by the API).
+    Recompute {
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        /// A segment to recompute (repeatable); all of the tenant's when absent.
+        #[arg(long = "segment")]
+        segments: Vec<uuid::Uuid>,
+        /// Follow this job (its number, or `segmentation-<number>`) instead of queueing one.
+        #[arg(long)]
+        job: Option<String>,
+    },
 }
 
 fn parse_date(s: &str) -> Result<NaiveDate, String> {
@@ -88,6 +102,11 @@ pub async fn run() -> anyhow::Result<()> {
             transactions,
             calibration_end,
         } => fit(&transactions, calibration_end),
+        Command::Recompute {
+            tenant,
+            segments,
+            job,
+        } => recompute(&tenant, segments, job.as_deref()).await,
         Command::Score {
             transactions,
             as_of,
@@ -166,4 +185,81 @@ fn fit(path: &PathBuf, end: NaiveDate) -> anyhow::Result<()> {
     });
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
+}
+
+/// Queues (or takes `job`) and follows a recompute job until it ends; see [`Command::Recompute`].
+async fn recompute(
+    tenant: &str,
+    segments: Vec<uuid::Uuid>,
+    job: Option<&str>,
+) -> anyhow::Result<()> {
+    use crm_config::Env;
+    use crm_service::PartConfig;
+    use indicatif::{ProgressBar, ProgressStyle};
+    use std::time::{Duration, Instant};
+
+    let _telemetry = crm_telemetry::init("crm-segmentation")?;
+    let config = crate::Config::from_env(&Env::from_process())?;
+    let tenant = crm_envelope::TenantId::parse(tenant)?;
+    let pool = crm_service::db::connect(&config.common.database_url, 2).await?;
+    let id = match job {
+        Some(j) => j
+            .trim_start_matches("segmentation-")
+            .parse::<i64>()
+            .with_context(|| format!("`{j}` is not a job number (or segmentation-<number>)"))?,
+        None => {
+            let mut tx = pool.begin().await?;
+            let wanted = (!segments.is_empty()).then(|| segments.into_iter().collect());
+            let id = crate::recompute::enqueue(&mut tx, &tenant, wanted).await?;
+            tx.commit().await?;
+            eprintln!("queued job segmentation-{id}");
+            id
+        }
+    };
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} customers  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let asked = Instant::now();
+    let mut warned = false;
+    let ended = loop {
+        let Some(view) = crm_service::jobs::get(&pool, &tenant, id).await? else {
+            anyhow::bail!("no job segmentation-{id} for tenant {tenant}");
+        };
+        if let Some(p) = view.progress.as_ref() {
+            let p = &p.0;
+            bar.set_length(p["of"].as_u64().unwrap_or(0));
+            bar.set_position(p["done"].as_u64().unwrap_or(0));
+            bar.set_message(format!(
+                "{} /s  {} s left  +{} -{}",
+                p["rate_per_s"],
+                p["eta_s"].as_f64().map_or("?".into(), |s| s.to_string()),
+                p["entered"],
+                p["exited"]
+            ));
+        }
+        match view.status.as_str() {
+            "succeeded" | "failed" => break view,
+            "queued" if !warned && asked.elapsed() > Duration::from_secs(10) => {
+                warned = true;
+                bar.println(
+                    "the job is still queued: is crm-segmentation serve running for this database?",
+                );
+            }
+            _ => {}
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    bar.finish();
+    match ended.status.as_str() {
+        "succeeded" => {
+            let result = ended.result.map(|r| r.0).unwrap_or_default();
+            println!("{}", serde_json::to_string_pretty(&result)?);
+            Ok(())
+        }
+        _ => anyhow::bail!(
+            "job segmentation-{id} failed: {}",
+            ended.error.unwrap_or_default()
+        ),
+    }
 }

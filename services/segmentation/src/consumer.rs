@@ -14,7 +14,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::engine::apply::membership_message;
-use crate::engine::{evaluate_many, Catalog, Change};
+use crate::engine::{evaluate_many, Catalog, Change, Pass, Writes};
 use crate::store::activity;
 use crate::store::settings;
 
@@ -59,8 +59,11 @@ impl SegmentationHandler {
             &model,
             &[customer],
             &change,
-            Utc::now(),
-            reason,
+            Pass {
+                now: Utc::now(),
+                reason,
+                writes: Writes::Statements,
+            },
         )
         .await?;
         Ok(())

@@ -88,15 +88,22 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
             schedule::scoring(scoring.0, scoring.1, config.scoring_interval, shutdown)
         })
         .with_task(move |shutdown| {
-            let worker = crm_service::jobs::Worker::new(pool.clone(), &[scoring::JOB])
-                .with_metrics(&job_metrics);
+            let worker =
+                crm_service::jobs::Worker::new(pool.clone(), &[scoring::JOB, recompute::JOB])
+                    .with_metrics(&job_metrics);
             worker.run(shutdown, move |job| {
                 let (pool, catalog, relay) = (
                     pool.clone(),
                     std::sync::Arc::clone(&catalog),
                     std::sync::Arc::clone(&relay),
                 );
-                async move { scoring::run_job(&pool, &catalog, &relay, &job).await }
+                async move {
+                    if job.kind == recompute::JOB {
+                        recompute::run_job(&pool, &catalog, &relay, &job).await
+                    } else {
+                        scoring::run_job(&pool, &catalog, &relay, &job).await
+                    }
+                }
             })
         });
     Ok(ConsumerApp::new(server, subscription(), handler))

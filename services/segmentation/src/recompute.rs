@@ -1,26 +1,34 @@
 //! Full recompute: every customer of a tenant evaluated against some or all segments, in
 //! chunks, with the same loading and evaluation as the stream (so both give the same
 //! memberships), writing and publishing only what changed. Also the preview of an unsaved rule.
+//!
+//! At scale a recompute is a persistent job ([`JOB`], run by [`run_job`]): each chunk commits
+//! its memberships, its messages (`COPY`, see [`Writes::Copy`]) and the job's progress (the
+//! last customer done, counts, rate and time left) in one transaction, so a job taken over
+//! after a restart goes on from the last committed chunk, neither skipping nor repeating one.
 
 use std::collections::BTreeSet;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use crm_envelope::TenantId;
-use serde::Serialize;
-use sqlx::PgPool;
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::domain::rules::{evaluate, Context, Dependencies, Rule};
-use crate::engine::{evaluate_many, Applied, Catalog, Change};
+use crate::engine::{evaluate_many, Applied, Catalog, Change, Pass, Writes};
 use crate::store::facts::load_many;
 
 /// Customers per chunk (one transaction each).
-pub const CHUNK: usize = 2_000;
+pub const CHUNK: usize = 5_000;
+
+/// The kind of job that recomputes segments of a tenant ([`run_job`]).
+pub const JOB: &str = "segment_recompute";
 
 /// Ids of the tenant's customers after `after`, in id order.
 async fn next_ids(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     tenant: &TenantId,
     after: Uuid,
     limit: usize,
@@ -32,13 +40,44 @@ async fn next_ids(
     .bind(tenant)
     .bind(after)
     .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
-/// Re-evaluates `segments` (all when `None`) for every customer of `tenant` at `now`.
-/// Progress is logged every 50 chunks.
+/// The next chunk of customers after `after`, evaluated after `change` and written, in the
+/// caller's transaction; `None` when no customer is left.
+async fn chunk(
+    conn: &mut PgConnection,
+    catalog: &Catalog,
+    tenant: &TenantId,
+    change: &Change,
+    after: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Option<(Uuid, Applied)>, sqlx::Error> {
+    let ids = next_ids(conn, tenant, after, CHUNK).await?;
+    let Some(last) = ids.last().copied() else {
+        return Ok(None);
+    };
+    let model = catalog.get(conn, tenant).await?;
+    let applied = evaluate_many(
+        conn,
+        tenant,
+        &model,
+        &ids,
+        change,
+        Pass {
+            now,
+            reason: "recompute",
+            writes: Writes::Copy,
+        },
+    )
+    .await?;
+    Ok(Some((last, applied)))
+}
+
+/// Re-evaluates `segments` (all when `None`) for every customer of `tenant` at `now`, here and
+/// now (the scoring run and tests call it; the API queues a [`JOB`]).
 pub async fn recompute(
     pool: &PgPool,
     catalog: &Catalog,
@@ -49,23 +88,159 @@ pub async fn recompute(
     let change = segments.map_or(Change::All, Change::Segments);
     let mut total = Applied::default();
     let mut after = Uuid::nil();
-    let started = Instant::now();
-    for chunk in 1.. {
-        let ids = next_ids(pool, tenant, after, CHUNK).await?;
-        let Some(last) = ids.last().copied() else {
+    loop {
+        let mut tx = pool.begin().await?;
+        let Some((last, applied)) = chunk(&mut tx, catalog, tenant, &change, after, now).await?
+        else {
             break;
         };
-        after = last;
-        let mut tx = pool.begin().await?;
-        let model = catalog.get(&mut tx, tenant).await?;
-        total += evaluate_many(&mut tx, tenant, &model, &ids, &change, now, "recompute").await?;
         tx.commit().await?;
-        if chunk % 50 == 0 {
-            tracing::info!(tenant = %tenant, customers = total.customers, entered = total.entered, exited = total.exited,
-                elapsed_s = started.elapsed().as_secs(), "recompute in progress");
-        }
+        after = last;
+        total += applied;
     }
     Ok(total)
+}
+
+/// What a recompute job asks for: the segments (every one when absent).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct JobParams {
+    /// The segments to recompute; absent for all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segments: Option<BTreeSet<Uuid>>,
+}
+
+/// A recompute job's progress, committed with each chunk.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Progress {
+    /// The last customer done (customers are taken in id order); where a takeover resumes.
+    pub after: Uuid,
+    /// Customers done.
+    pub done: u64,
+    /// Customers of the tenant when the job started.
+    pub of: u64,
+    /// Segment entries so far.
+    pub entered: u64,
+    /// Segment exits so far.
+    pub exited: u64,
+    /// Stage changes so far.
+    pub stage_changes: u64,
+    /// Customers per second over this attempt.
+    pub rate_per_s: f64,
+    /// Seconds left at that rate.
+    pub eta_s: Option<f64>,
+}
+
+impl Progress {
+    /// Counts after one more chunk, with the rate over `done_here` customers in `seconds`.
+    fn after_chunk(&mut self, last: Uuid, applied: Applied, done_here: u64, seconds: f64) {
+        self.after = last;
+        self.done += applied.customers;
+        self.of = self.of.max(self.done);
+        self.entered += applied.entered;
+        self.exited += applied.exited;
+        self.stage_changes += applied.stage_changes;
+        if seconds > 0.0 {
+            self.rate_per_s = (done_here as f64 / seconds).round();
+        }
+        self.eta_s = (self.rate_per_s > 0.0)
+            .then(|| ((self.of - self.done) as f64 / self.rate_per_s).round());
+    }
+}
+
+/// Queues a recompute of `segments` (all when `None`) for `tenant` in the caller's
+/// transaction; the job's id.
+pub async fn enqueue(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    segments: Option<BTreeSet<Uuid>>,
+) -> Result<i64, sqlx::Error> {
+    let params = serde_json::to_value(JobParams { segments })
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    crm_service::jobs::enqueue_in(conn, tenant, JOB, &params).await
+}
+
+/// Runs a [`JOB`]: from the progress a previous attempt committed, chunk after chunk, each
+/// with its progress in its transaction; wakes the relay after each. The result is the totals.
+pub async fn run_job(
+    pool: &PgPool,
+    catalog: &Catalog,
+    relay: &tokio::sync::Notify,
+    job: &crm_service::jobs::Claimed,
+) -> Result<serde_json::Value, String> {
+    let failed = |e: sqlx::Error| format!("the recompute failed: {e}");
+    let params: JobParams = serde_json::from_value(job.params.clone())
+        .map_err(|e| format!("the job's parameters do not read: {e}"))?;
+    let change = params.segments.map_or(Change::All, Change::Segments);
+    let stored = crm_service::jobs::get(pool, &job.tenant, job.id)
+        .await
+        .map_err(failed)?
+        .and_then(|j| j.progress)
+        .and_then(|p| serde_json::from_value::<Progress>(p.0).ok());
+    let resumed = stored.is_some();
+    let mut progress = match stored {
+        Some(p) => p,
+        None => {
+            let of: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM customer_activity WHERE tenant_id = $1")
+                    .bind(&job.tenant)
+                    .fetch_one(pool)
+                    .await
+                    .map_err(failed)?;
+            Progress {
+                of: u64::try_from(of).unwrap_or(0),
+                ..Progress::default()
+            }
+        }
+    };
+    if resumed {
+        tracing::info!(
+            job = job.id,
+            done = progress.done,
+            of = progress.of,
+            "recompute resumed"
+        );
+    }
+    let started = Instant::now();
+    let mut done_here = 0;
+    loop {
+        let mut tx = pool.begin().await.map_err(failed)?;
+        let next = chunk(
+            &mut tx,
+            catalog,
+            &job.tenant,
+            &change,
+            progress.after,
+            Utc::now(),
+        )
+        .await
+        .map_err(failed)?;
+        let Some((last, applied)) = next else {
+            break;
+        };
+        done_here += applied.customers;
+        progress.after_chunk(last, applied, done_here, started.elapsed().as_secs_f64());
+        let value = serde_json::to_value(&progress).map_err(|e| e.to_string())?;
+        crm_service::jobs::report_progress_in(&mut tx, job.id, &value)
+            .await
+            .map_err(failed)?;
+        tx.commit().await.map_err(failed)?;
+        relay.notify_one();
+    }
+    let applied = Applied {
+        customers: progress.done,
+        entered: progress.entered,
+        exited: progress.exited,
+        stage_changes: progress.stage_changes,
+    };
+    tracing::info!(
+        job = job.id,
+        customers = applied.customers,
+        entered = applied.entered,
+        exited = applied.exited,
+        seconds = started.elapsed().as_secs(),
+        "recompute done"
+    );
+    serde_json::to_value(applied).map_err(|e| e.to_string())
 }
 
 /// The size of an unsaved rule's audience and a sample of it.
@@ -107,7 +282,7 @@ pub async fn preview(
     };
     let mut after = Uuid::nil();
     loop {
-        let ids = next_ids(pool, tenant, after, CHUNK).await?;
+        let ids = next_ids(&mut conn, tenant, after, CHUNK).await?;
         let Some(last) = ids.last().copied() else {
             break;
         };

@@ -13,7 +13,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::engine::{evaluate_many, Applied, Catalog, Change};
+use crate::engine::{evaluate_many, Applied, Catalog, Change, Pass, Writes};
 
 /// Most due customers taken per tick.
 const DUE_BATCH: i64 = 1_000;
@@ -63,8 +63,11 @@ async fn recheck_tenant(
         &model,
         ids,
         &Change::Time,
-        Utc::now(),
-        "time",
+        Pass {
+            now: Utc::now(),
+            reason: "time",
+            writes: Writes::Statements,
+        },
     )
     .await?;
     tx.commit().await?;

@@ -107,6 +107,50 @@ pub async fn enqueue_all(
     Ok(())
 }
 
+/// [`enqueue_all`] for large batches (a recompute's thousands of membership changes): the rows
+/// go in with `COPY … FROM STDIN`, which PostgreSQL takes several times faster than an
+/// `INSERT` of arrays. Ids still follow the messages' order (COPY inserts rows as they come).
+pub async fn copy_all(conn: &mut PgConnection, messages: &[Outgoing]) -> Result<(), sqlx::Error> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let mut text = String::with_capacity(messages.len() * 600);
+    for m in messages {
+        copy_field(&mut text, m.topic.name());
+        text.push('\t');
+        copy_field(&mut text, &m.key);
+        text.push('\t');
+        let payload =
+            serde_json::to_string(&m.payload).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        copy_field(&mut text, &payload);
+        text.push('\t');
+        let headers =
+            serde_json::to_string(&m.headers).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        copy_field(&mut text, &headers);
+        text.push('\n');
+    }
+    let mut copy = conn
+        .copy_in_raw("COPY outbox (topic, message_key, payload, headers) FROM STDIN")
+        .await?;
+    copy.send(text.into_bytes()).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
+/// Appends `value` to a `COPY` text-format row: backslash, tab, newline and carriage return
+/// escaped (JSON text holds none raw but the backslash; keys may hold anything).
+pub fn copy_field(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+}
+
 /// Publishes the outbox of one part's database.
 #[derive(Clone)]
 pub struct Relay {
@@ -236,5 +280,17 @@ impl Relay {
         tx.commit().await?;
         self.metrics.outbox_backlog.set(backlog);
         Ok(rows.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::copy_field;
+
+    #[test]
+    fn copy_fields_escape_what_the_text_format_reads_specially() {
+        let mut out = String::new();
+        copy_field(&mut out, "{\"a\":\"x\\\"y\"}\tz\nw\r");
+        assert_eq!(out, "{\"a\":\"x\\\\\"y\"}\\tz\\nw\\r");
     }
 }

@@ -105,13 +105,25 @@ pub async fn enqueue(
     kind: &str,
     params: &Value,
 ) -> Result<i64, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    enqueue_in(&mut conn, tenant, kind, params).await
+}
+
+/// [`enqueue`] inside the caller's transaction: the job exists if and only if the change that
+/// calls for it commits.
+pub async fn enqueue_in(
+    conn: &mut sqlx::PgConnection,
+    tenant: &TenantId,
+    kind: &str,
+    params: &Value,
+) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "INSERT INTO jobs (tenant_id, kind, params) VALUES ($1, $2, $3) RETURNING id",
     )
     .bind(tenant.as_str())
     .bind(kind)
     .bind(sqlx::types::Json(params))
-    .fetch_one(pool)
+    .fetch_one(conn)
     .await
 }
 
@@ -215,6 +227,21 @@ pub async fn report_progress(pool: &PgPool, id: i64, progress: &Value) -> Result
         .bind(id)
         .bind(sqlx::types::Json(progress))
         .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// [`report_progress`] inside the caller's transaction: the progress commits with the work it
+/// describes, so a job taken over resumes exactly where the last commit left it.
+pub async fn report_progress_in(
+    conn: &mut sqlx::PgConnection,
+    id: i64,
+    progress: &Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE jobs SET progress = $2 WHERE id = $1")
+        .bind(id)
+        .bind(sqlx::types::Json(progress))
+        .execute(conn)
         .await?;
     Ok(())
 }

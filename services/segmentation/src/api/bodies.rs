@@ -18,7 +18,6 @@ pub use crate::recompute::Preview;
 use crate::domain::lead::{Contribution, LeadScore};
 use crate::domain::lifecycle::Stage;
 use crate::domain::rfm::RfmScore;
-use crate::engine::apply::Applied;
 use crate::store::segments::{SegmentRow, VersionRow};
 
 /// A new segment.
@@ -58,6 +57,9 @@ pub struct SegmentSaved {
     pub segment: SegmentRow,
     /// Whether its members are being computed in the background.
     pub computing: bool,
+    /// The computation's job, to follow at `GET /v1/jobs/{job_id}` (when computing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job: Option<crm_service::jobs::JobQueued>,
 }
 
 /// A segment and its size.
@@ -117,17 +119,6 @@ pub struct Members {
     pub items: Vec<Member>,
     /// Pass as `after` for the next page; null on the last.
     pub next: Option<Uuid>,
-}
-
-/// What a recompute changed.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Recomputed {
-    /// The segment.
-    pub segment_id: Uuid,
-    /// Customers evaluated, entries, exits, stage changes.
-    pub applied: Applied,
-    /// How long it took.
-    pub elapsed_ms: u64,
 }
 
 /// One segment a customer is in.

@@ -5,11 +5,12 @@ use std::collections::BTreeSet;
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use crm_kafka::outbox::enqueue_all;
+use crm_service::jobs::JobQueued;
 use crm_service::Problem;
 use crm_service::{TenantAnd, TenantPath};
 use serde::Deserialize;
@@ -17,12 +18,12 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::bodies::{
-    Member, Members, NewSegment, PreviewRequest, Recomputed, SegmentList, SegmentPatch,
-    SegmentSaved, SegmentSized, SegmentVersions,
+    Member, Members, NewSegment, PreviewRequest, SegmentList, SegmentPatch, SegmentSaved,
+    SegmentSized, SegmentVersions,
 };
 use super::{actor, json_body, page_size, ApiState};
 use crate::engine::apply::membership_message;
-use crate::recompute::{preview as run_preview, recompute};
+use crate::recompute::{self, preview as run_preview};
 use crate::store::segments::{self, SaveError};
 
 pub(crate) fn routes() -> Router<ApiState> {
@@ -100,34 +101,6 @@ fn save_problem(e: SaveError) -> Problem {
     }
 }
 
-/// Computes a saved segment's members in the background (the answer says it started).
-fn recompute_later(state: &ApiState, tenant: crm_envelope::TenantId, id: Uuid) {
-    let (pool, catalog, relay) = (
-        state.pool.clone(),
-        state.catalog.clone(),
-        state.relay.clone(),
-    );
-    tokio::spawn(async move {
-        match recompute(
-            &pool,
-            &catalog,
-            &tenant,
-            Some(BTreeSet::from([id])),
-            Utc::now(),
-        )
-        .await
-        {
-            Ok(a) => {
-                relay.notify_one();
-                tracing::info!(tenant = %tenant, segment = %id, customers = a.customers, entered = a.entered, exited = a.exited, "segment computed");
-            }
-            Err(e) => {
-                tracing::error!(tenant = %tenant, segment = %id, error = %e, "segment computation failed; POST .../recompute retries it")
-            }
-        }
-    });
-}
-
 async fn create(
     State(state): State<ApiState>,
     TenantPath(tenant): TenantPath,
@@ -146,13 +119,14 @@ async fn create(
     )
     .await
     .map_err(save_problem)?;
+    let job = recompute::enqueue(&mut tx, &tenant, Some(BTreeSet::from([row.id]))).await?;
     tx.commit().await?;
-    recompute_later(&state, tenant, row.id);
     Ok((
         StatusCode::CREATED,
         Json(SegmentSaved {
             segment: row,
             computing: true,
+            job: Some(JobQueued::new("segmentation", job)),
         }),
     ))
 }
@@ -219,13 +193,17 @@ async fn update(
     )
     .await
     .map_err(save_problem)?;
+    let job = if rule_changed {
+        let id = recompute::enqueue(&mut tx, &tenant, Some(BTreeSet::from([id]))).await?;
+        Some(JobQueued::new("segmentation", id))
+    } else {
+        None
+    };
     tx.commit().await?;
-    if rule_changed {
-        recompute_later(&state, tenant, id);
-    }
     Ok(Json(SegmentSaved {
         segment: row,
         computing: rule_changed,
+        job,
     }))
 }
 
@@ -333,28 +311,29 @@ async fn members(
     }))
 }
 
+/// Queues a recompute of the segment: 202 with the job to follow (its progress: customers done,
+/// rate, time left; its result: what changed).
 async fn recompute_one(
     State(state): State<ApiState>,
     TenantAnd(tenant, id): TenantAnd<Uuid>,
-) -> Result<Json<Recomputed>, Problem> {
-    let mut conn = state.pool.acquire().await?;
-    segments::get(&mut conn, &tenant, id)
+) -> Result<
+    (
+        StatusCode,
+        [(header::HeaderName, String); 1],
+        Json<JobQueued>,
+    ),
+    Problem,
+> {
+    let mut tx = state.pool.begin().await?;
+    segments::get(&mut tx, &tenant, id)
         .await?
         .ok_or_else(not_found)?;
-    drop(conn);
-    let started = std::time::Instant::now();
-    let applied = recompute(
-        &state.pool,
-        &state.catalog,
-        &tenant,
-        Some(BTreeSet::from([id])),
-        Utc::now(),
-    )
-    .await?;
-    state.relay.notify_one();
-    Ok(Json(Recomputed {
-        segment_id: id,
-        applied,
-        elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-    }))
+    let job = recompute::enqueue(&mut tx, &tenant, Some(BTreeSet::from([id]))).await?;
+    tx.commit().await?;
+    let queued = JobQueued::new("segmentation", job);
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, queued.url.clone())],
+        Json(queued),
+    ))
 }

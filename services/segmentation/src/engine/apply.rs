@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use crm_envelope::{TenantId, Topic};
-use crm_kafka::outbox::{enqueue_all, Outgoing};
+use crm_kafka::outbox::{copy_all, copy_field, enqueue_all, Outgoing};
 use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -78,6 +78,16 @@ pub(crate) fn membership_message(
     )
 }
 
+/// How [`apply`] writes new memberships and messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writes {
+    /// `INSERT`s of arrays, tolerant of a membership already there: the stream's few rows.
+    Statements,
+    /// `COPY … FROM STDIN`: a recompute's thousands of rows. The entries must be new, which
+    /// they are when computed against memberships loaded under the customers' row locks.
+    Copy,
+}
+
 /// Writes `outcomes` (each with what was stored before and the reason its messages carry) and
 /// enqueues their messages.
 pub async fn apply(
@@ -86,6 +96,7 @@ pub async fn apply(
     model: &TenantModel,
     outcomes: &[(Outcome, Stored, &str)],
     now: DateTime<Utc>,
+    writes: Writes,
 ) -> Result<Applied, sqlx::Error> {
     let mut applied = Applied::default();
     let (mut in_seg, mut in_cust, mut out_seg, mut out_cust) = (vec![], vec![], vec![], vec![]);
@@ -163,7 +174,21 @@ pub async fn apply(
         qualified.push(is_qualified);
         rechecks.push(o.recheck_at);
     }
-    if !in_seg.is_empty() {
+    if !in_seg.is_empty() && writes == Writes::Copy {
+        let stamp = now.to_rfc3339();
+        let mut text = String::with_capacity(in_seg.len() * 100);
+        for (s, c) in in_seg.iter().zip(&in_cust) {
+            copy_field(&mut text, tenant.as_str());
+            text.push_str(&format!("\t{s}\t{c}\t{stamp}\n"));
+        }
+        let mut copy = conn
+            .copy_in_raw(
+                "COPY memberships (tenant_id, segment_id, customer_id, entered_at) FROM STDIN",
+            )
+            .await?;
+        copy.send(text.into_bytes()).await?;
+        copy.finish().await?;
+    } else if !in_seg.is_empty() {
         sqlx::query(
             "INSERT INTO memberships (tenant_id, segment_id, customer_id, entered_at)
              SELECT $1, s, c, $4 FROM unnest($2::uuid[], $3::uuid[]) AS x(s, c) ON CONFLICT DO NOTHING",
@@ -219,6 +244,9 @@ pub async fn apply(
         .execute(&mut *conn)
         .await?;
     }
-    enqueue_all(conn, &messages).await?;
+    match writes {
+        Writes::Statements => enqueue_all(conn, &messages).await?,
+        Writes::Copy => copy_all(conn, &messages).await?,
+    }
     Ok(applied)
 }

@@ -12,12 +12,23 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 pub use crate::domain::model::{Change, TenantModel};
-pub use apply::Applied;
+pub use apply::{Applied, Writes};
 pub use catalog::Catalog;
 
 use crate::store::facts::load_many;
 
-/// Loads `ids` (locking their rows), evaluates them after `change` at `now`, and writes and
+/// How an evaluation pass runs: its instant, the reason its messages carry, how it writes.
+#[derive(Debug, Clone, Copy)]
+pub struct Pass<'a> {
+    /// The instant rules are evaluated at.
+    pub now: DateTime<Utc>,
+    /// `event`, `time`, `recompute`, ... (published with memberships).
+    pub reason: &'a str,
+    /// Statements for a few rows, `COPY` for many.
+    pub writes: Writes,
+}
+
+/// Loads `ids` (locking their rows), evaluates them after `change` in `pass`, and writes and
 /// publishes what changed, in the caller's transaction.
 pub async fn evaluate_many(
     conn: &mut PgConnection,
@@ -25,9 +36,9 @@ pub async fn evaluate_many(
     model: &TenantModel,
     ids: &[Uuid],
     change: &Change,
-    now: DateTime<Utc>,
-    reason: &str,
+    pass: Pass<'_>,
 ) -> Result<Applied, sqlx::Error> {
+    let now = pass.now;
     let mut facts = load_many(conn, tenant, ids, model, now, true).await?;
     let outcomes: Vec<_> = facts
         .iter_mut()
@@ -36,11 +47,11 @@ pub async fn evaluate_many(
             (
                 evaluate::evaluate_customer(model, f, change, now),
                 stored,
-                reason,
+                pass.reason,
             )
         })
         .collect();
-    apply::apply(conn, tenant, model, &outcomes, now).await
+    apply::apply(conn, tenant, model, &outcomes, now, pass.writes).await
 }
 
 /// What happened to one customer of a poll: its changes together, and the reason published
@@ -76,5 +87,5 @@ pub async fn evaluate_each(
             ))
         })
         .collect();
-    apply::apply(conn, tenant, model, &outcomes, now).await
+    apply::apply(conn, tenant, model, &outcomes, now, Writes::Statements).await
 }
