@@ -78,6 +78,11 @@ pub(crate) fn membership_message(
     )
 }
 
+/// From this many messages on, [`apply`] writes them with `COPY` even in the stream (a busy
+/// poll can publish tens of thousands: every event of it moving a customer in or out of
+/// several segments).
+const COPY_MESSAGES_FROM: usize = 256;
+
 /// How [`apply`] writes new memberships and messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Writes {
@@ -244,9 +249,11 @@ pub async fn apply(
         .execute(&mut *conn)
         .await?;
     }
-    match writes {
-        Writes::Statements => enqueue_all(conn, &messages).await?,
-        Writes::Copy => copy_all(conn, &messages).await?,
+    // Messages never conflict: past a few hundred, COPY is the faster way in whatever the pass.
+    if writes == Writes::Copy || messages.len() >= COPY_MESSAGES_FROM {
+        copy_all(conn, &messages).await?;
+    } else {
+        enqueue_all(conn, &messages).await?;
     }
     Ok(applied)
 }
