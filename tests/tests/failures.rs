@@ -18,7 +18,7 @@ use crm_tests::{
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_that_breaks_the_contract_is_dead_lettered_and_the_consumer_goes_on() {
     let suite = Suite::start().await;
     let config = part_config(&suite.id, "probe", &suite.redis).kafka;
@@ -101,7 +101,7 @@ impl Handler for HangAfterEffect {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_killed_between_effect_and_commit_gets_the_message_again_and_makes_no_second_effect(
 ) {
     crm_telemetry::init_for_tests();
@@ -247,7 +247,7 @@ async fn cached_customer(redis: String, user_id: &str, identity: Value) -> (Suit
     (suite, id, path)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_redis_stopped_reads_fall_back_to_identity_and_ingest_still_works() {
     let (mut redis, url) = private_redis().await;
     let (suite, _, path) = cached_customer(
@@ -291,7 +291,7 @@ async fn with_redis_stopped_reads_fall_back_to_identity_and_ingest_still_works()
     suite.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_erasure_while_redis_hangs_never_brings_the_profile_back_and_writes_keep_the_newest() {
     let (redis, url) = private_redis().await;
     let (suite, id, path) = cached_customer(
@@ -360,7 +360,7 @@ async fn an_erasure_while_redis_hangs_never_brings_the_profile_back_and_writes_k
     drop(redis);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_drains_and_a_restart_resumes_where_it_stopped() {
     let suite = Suite::start().await;
     for i in 0..20 {
@@ -385,7 +385,7 @@ async fn shutdown_drains_and_a_restart_resumes_where_it_stopped() {
     assert_eq!(unsent, 0);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backlog_is_applied_in_batches_exactly_once_and_a_bad_message_in_it_is_dead_lettered() {
     crm_telemetry::init_for_tests();
     let id = unique_id();

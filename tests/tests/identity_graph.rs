@@ -19,7 +19,7 @@ fn has(profile: &Value, kind: &str, value: &str) -> bool {
         .any(|i| i["kind"] == kind && i["value"] == value)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_linking_two_customers_merges_them() {
     let suite = Suite::start().await;
     let merges = test_consumer(&suite.topic("crm.profiles.v1"));
@@ -136,7 +136,7 @@ async fn an_event_linking_two_customers_merges_them() {
     suite.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guards_keep_different_people_apart() {
     let suite = Suite::start().await;
     // Two signed-in users.
@@ -236,7 +236,7 @@ async fn guards_keep_different_people_apart() {
     suite.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reviews_and_the_quality_report_through_the_gateway() {
     let suite = Suite::start().await;
     suite
@@ -329,7 +329,7 @@ async fn reviews_and_the_quality_report_through_the_gateway() {
     suite.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unmerge_splits_the_customers_again_and_no_stale_profile_is_served() {
     let suite = Suite::start().await;
     let profiles = test_consumer(&suite.topic("crm.profiles.v1"));
@@ -468,7 +468,7 @@ async fn an_unmerge_splits_the_customers_again_and_no_stale_profile_is_served() 
 
 /// An identifier that another customer holds is not attached, and the profile says why
 /// (the README's first example: its email belongs to a customer of the demo data).
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_profile_says_why_an_identifier_was_not_attached() {
     let suite = Suite::start().await;
     let post = |body: Value| {

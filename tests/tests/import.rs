@@ -59,7 +59,7 @@ async fn import(suite: &Suite, body: String, format: &str) -> Value {
     .await
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn importing_febrl_merges_the_true_pairs_and_a_second_import_changes_nothing() {
     let suite = Suite::start().await;
     let pool = suite.identity_pool().await;
@@ -153,7 +153,7 @@ async fn importing_febrl_merges_the_true_pairs_and_a_second_import_changes_nothi
     suite.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_rows_are_reported_and_the_rest_imported() {
     let suite = Suite::start().await;
     let ndjson = [
@@ -205,7 +205,7 @@ async fn bad_rows_are_reported_and_the_rest_imported() {
 /// An import whose worker died mid-file: its job's lease runs out, a worker takes it over and
 /// goes on from the last checkpoint (rows before it are not read again), and the file is
 /// deleted at the end.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_whose_worker_died_is_taken_over_from_its_checkpoint() {
     let suite = Suite::start().await;
     let pool = suite.identity_pool().await;

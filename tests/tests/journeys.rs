@@ -45,7 +45,7 @@ async fn call(
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn journeys_are_checked_versioned_and_kept_per_tenant() {
     let suite = Suite::start().await;
     let key = suite.key.clone();
@@ -199,7 +199,7 @@ async fn journeys_are_checked_versioned_and_kept_per_tenant() {
     suite.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_suppression_list_normalises_addresses_and_is_kept_per_tenant() {
     let suite = Suite::start().await;
     let key = suite.key.clone();

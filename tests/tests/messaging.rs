@@ -75,7 +75,7 @@ async fn instance_of(
         .unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_journey_with_a_split_a_wait_and_a_branch_sends_real_mail_once() {
     let suite = Suite::start().await;
     let campaign = suite.pool_of("campaign").await;
@@ -345,7 +345,7 @@ async fn a_journey_with_a_split_a_wait_and_a_branch_sends_real_mail_once() {
     suite.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tracking_links_click_only_to_the_message_links_and_unsubscribe_suppresses() {
     let suite = Suite::start().await;
     let campaign = suite.pool_of("campaign").await;
@@ -551,7 +551,7 @@ fn etc_zone(offset: i64) -> String {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frequency_caps_and_quiet_hours_follow_each_customers_time_zone() {
     use chrono::{Duration as Days, Timelike, Utc};
     let suite = Suite::start().await;
@@ -709,7 +709,7 @@ fn one_send(name: &str, priority: i32, event: &str, template: &str) -> Value {
     })
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_capped_slot_goes_to_the_higher_priority_journey() {
     let suite = Suite::start().await;
     let campaign = suite.pool_of("campaign").await;
@@ -835,7 +835,7 @@ async fn a_capped_slot_goes_to_the_higher_priority_journey() {
     suite.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consent_withdrawn_during_a_wait_skips_the_send() {
     let suite = Suite::start().await;
     let campaign = suite.pool_of("campaign").await;
@@ -882,7 +882,7 @@ async fn consent_withdrawn_during_a_wait_skips_the_send() {
     suite.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn merges_and_erasures_reach_live_instances() {
     let suite = Suite::start().await;
     let campaign = suite.pool_of("campaign").await;
@@ -969,7 +969,7 @@ async fn merges_and_erasures_reach_live_instances() {
     suite.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_templates_are_refused_or_cut_off() {
     let suite = Suite::start().await;
     let put = |key: &'static str, html: &'static str| {
@@ -1018,7 +1018,7 @@ async fn hostile_templates_are_refused_or_cut_off() {
     suite.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trigger_that_overtakes_the_profile_still_sends_once_the_profile_arrives() {
     let suite = Suite::start().await;
     set_up_messaging(&suite).await;
@@ -1046,7 +1046,7 @@ async fn a_trigger_that_overtakes_the_profile_still_sends_once_the_profile_arriv
     suite.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_shows_the_best_offer_decided_when_it_is_sent() {
     let suite = Suite::start().await;
     let campaign = suite.pool_of("campaign").await;

@@ -63,7 +63,7 @@ async fn customer(suite: &Suite, user: &str, traits: Value, ready: &str) -> Uuid
     id
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offers_are_decided_by_segment_and_consent_with_reasons_caps_and_outcomes() {
     let suite = Suite::start().await;
     let storefront = suite.key_with("acme", &[Scope::Decide]).await;
@@ -316,7 +316,7 @@ async fn offers_are_decided_by_segment_and_consent_with_reasons_caps_and_outcome
     assert_ne!(de, fr);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_control_group_gets_the_fallback_on_every_call_and_the_model_learns() {
     let suite = Suite::start().await;
     let storefront = suite.key_with("acme", &[Scope::Decide]).await;
@@ -432,7 +432,7 @@ async fn the_control_group_gets_the_fallback_on_every_call_and_the_model_learns(
     assert_ne!(good, poor);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn experiments_assign_stably_count_goals_and_follow_merges() {
     let suite = Suite::start().await;
     let storefront = suite.key_with("acme", &[Scope::Decide]).await;

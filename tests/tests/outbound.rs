@@ -86,7 +86,7 @@ async fn publish(suite: &Suite, trigger: &str, node: Value) -> String {
     id
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_are_signed_and_disabled_when_gone_and_sms_goes_through_a_provider() {
     let suite = Suite::start().await;
     let (base, seen) = receiver().await;

@@ -42,7 +42,7 @@ async fn customer(suite: &Suite, user: &str) -> Uuid {
     id
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leads_are_assigned_in_turn_converted_and_their_opportunity_keeps_its_stages() {
     let suite = Suite::start().await;
     let sales = suite.key_with("acme", &[Scope::Sales, Scope::Read]).await;
@@ -480,7 +480,7 @@ async fn leads_are_assigned_in_turn_converted_and_their_opportunity_keeps_its_st
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_qualified_lead_score_opens_one_lead_and_replays_open_none() {
     let suite = Suite::start().await;
     let segments = test_consumer(&suite.topic("crm.segments.v1"));
@@ -612,7 +612,7 @@ async fn a_qualified_lead_score_opens_one_lead_and_replays_open_none() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_won_opportunity_starts_its_journey_and_a_merge_keeps_one_open_lead() {
     let suite = Suite::start().await;
     let sales = suite.key_with("acme", &[Scope::Sales, Scope::Read]).await;
@@ -818,7 +818,7 @@ fn report_figures(report: &Value) -> (Vec<Value>, Vec<Value>) {
     (stages, owners)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pipeline_report_agrees_with_its_opportunities_through_every_change() {
     let suite = Suite::start().await;
     let sales = suite.key_with("acme", &[Scope::Sales, Scope::Read]).await;
@@ -959,7 +959,7 @@ async fn the_pipeline_report_agrees_with_its_opportunities_through_every_change(
         .any(|m| m["month"] == "2027-06-01"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_submitted_form_opens_one_lead_with_its_campaign() {
     let suite = Suite::start().await;
     let (status, settings) = suite
@@ -1063,7 +1063,7 @@ async fn a_submitted_form_opens_one_lead_with_its_campaign() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_opens_each_lead_once_reports_bad_rows_and_answers_its_key_again() {
     let suite = Suite::start().await;
     let sales = suite.key_with("acme", &[Scope::Sales, Scope::Read]).await;

@@ -7,7 +7,7 @@
 use crm_tests::{eventually, next_of_kind, test_consumer, Suite};
 use serde_json::{json, Value};
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consent_export_and_erasure() {
     let suite = Suite::start().await;
     let profiles = test_consumer(&suite.topic("crm.profiles.v1"));

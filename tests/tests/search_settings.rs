@@ -14,7 +14,7 @@ fn ids(page: &Value) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_by_identifier_name_and_email_with_paging() {
     let suite = Suite::start().await;
     for (n, (user, first, last, email)) in [
@@ -69,7 +69,7 @@ async fn search_by_identifier_name_and_email_with_paging() {
     suite.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settings_are_validated_and_change_resolution() {
     let suite = Suite::start().await;
     let url = format!("{}/v1/identity/settings", suite.gateway);

@@ -76,7 +76,7 @@ async fn message_of(campaign: &sqlx::PgPool, customer: Uuid) -> Option<(String, 
         .unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_killed_before_its_commit_is_never_sent_again() {
     // Each message is on the server's disk 8 s before campaign hears it accepted.
     let sink = HoldingSink::start(8_000);

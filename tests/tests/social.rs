@@ -58,7 +58,7 @@ async fn handle_owners(suite: &Suite, handle: &str) -> Vec<uuid::Uuid> {
     .unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mentions_make_one_profile_per_handle_and_a_bad_signature_turns_the_health_red() {
     let suite = Suite::start().await;
     let run = unique_id();
@@ -302,7 +302,7 @@ fn mastodon_status(id: &str, author: &str, html: &str, visibility: &str) -> Valu
             "mentions": [{"id": "1", "username": "acme", "acct": "acme"}], "tags": []}})
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_negative_mention_opens_a_conversation_that_agents_work() {
     const HOOK_SECRET: &str = "mastodon-webhook-secret-1";
     let suite = Suite::start().await;
@@ -547,7 +547,7 @@ async fn inbound(suite: &Suite, url: &str, secret: &str, raw: &[u8]) -> (u16, Va
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_inbound_email_reply_threads_into_its_conversation() {
     let suite = Suite::start().await;
     let run = unique_id();
@@ -758,7 +758,7 @@ async fn api_stand_in(answer: Value) -> (String, Posted) {
     (url, posted)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_to_a_mastodon_direct_message_is_posted_direct_with_the_connectors_token() {
     let suite = Suite::start().await;
     let run = unique_id();
@@ -850,7 +850,7 @@ async fn timeline_count(suite: &Suite, kind: &str, value: &str, name: &str) -> i
     .unwrap_or(0)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_to_an_x_direct_message_goes_to_the_senders_conversation_and_the_timeline() {
     let suite = Suite::start().await;
     let run = unique_id();
@@ -936,7 +936,7 @@ fn sms_call(url: &str, token: &str, fields: &[(&str, &str)]) -> (String, String)
     (body, signature)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn texts_from_a_number_make_one_sms_thread_answered_through_the_sms_channel() {
     let suite = Suite::start().await;
     let run = unique_id();

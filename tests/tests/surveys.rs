@@ -41,7 +41,7 @@ async fn timeline_answers(suite: &Suite, customer: &str) -> i64 {
     .unwrap_or(0)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_write_traits_by_their_rules_and_anonymous_ones_never_replace_verified_traits() {
     let suite = Suite::start().await;
     let run = unique_id();
@@ -325,7 +325,7 @@ async fn answers_write_traits_by_their_rules_and_anonymous_ones_never_replace_ve
     suite.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_journey_mails_a_personal_survey_link_answered_once() {
     let suite = Suite::start().await;
     let run = unique_id();

@@ -7,7 +7,7 @@ use chrono::{Duration, Utc};
 use crm_tests::{eventually, Suite};
 use serde_json::{json, Value};
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeline_pages_follows_merges_and_keeps_retention() {
     let suite = Suite::start().await;
     let pool = suite.identity_pool().await;

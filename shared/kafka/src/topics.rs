@@ -44,8 +44,13 @@ impl Topics {
     }
 }
 
-/// How long a part keeps trying to create its topics before it gives up at start-up.
-const CREATE_PATIENCE: Duration = Duration::from_secs(90);
+/// How long a part keeps trying to create its topics before it gives up at start-up. Short:
+/// a broker that is down for longer is for the orchestrator's restarts to wait out, and a
+/// failure must stay a failure (a test's part that cannot start fails the test, not hangs it).
+const CREATE_PATIENCE: Duration = Duration::from_secs(20);
+/// How long one creation request may take (as before retries: an answer this slow is not
+/// retried once the patience is spent).
+const CREATE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Creates every topic of the suite and its dead-letter topic when missing, through the admin
 /// API. Existing topics are left as they are.
@@ -65,7 +70,9 @@ pub async fn ensure_topics(config: &KafkaConfig) -> anyhow::Result<()> {
     let admin =
         tokio::task::spawn_blocking(move || client.create::<AdminClient<DefaultClientContext>>())
             .await??;
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let options = AdminOptions::new()
+        .operation_timeout(Some(CREATE_TIMEOUT))
+        .request_timeout(Some(CREATE_TIMEOUT));
     let started = tokio::time::Instant::now();
     let mut pause = Duration::from_millis(250);
     loop {
