@@ -1,4 +1,4 @@
-//! `crm-identity`: `serve` (default), `migrate`, `dedupe`, `import`, `cleanup`.
+//! `crm-identity`: `serve` (default), `migrate`, `dedupe`, `generate`, `import`, `cleanup`.
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::cleanup;
 use crate::dedupe::{parse_mapping, read_records, read_true_pairs, write_clusters};
 use crate::domain::matching::quality::pair_quality;
-use crate::domain::matching::{deduplicate, person, MatchOptions};
+use crate::domain::matching::{deduplicate, generate, person, MatchOptions};
 use crate::import::rows::Format;
 use crate::store::hot::HotProfiles;
 use crate::Resolver;
@@ -59,6 +59,32 @@ enum Command {
         #[arg(long)]
         truth: Option<PathBuf>,
     },
+    /// Generate Febrl-like person records with controlled duplicates and corruptions
+    /// (docs/matching.md, "Generated data"): a CSV in Febrl's columns and the true pairs, for
+    /// measuring `dedupe` at any size. A summary goes to stderr.
+    Generate {
+        /// Records in all, originals and duplicates.
+        #[arg(long)]
+        records: usize,
+        /// Where to write the records (CSV with a header row).
+        #[arg(long)]
+        output: PathBuf,
+        /// Where to write the true pairs (`rec_id_1,rec_id_2`).
+        #[arg(long)]
+        truth: PathBuf,
+        /// Share of originals that get duplicates.
+        #[arg(long, default_value_t = generate::Options::default().duplicated_share)]
+        duplicated_share: f64,
+        /// Most duplicates of one original.
+        #[arg(long, default_value_t = generate::Options::default().max_duplicates)]
+        max_duplicates: usize,
+        /// Most modifications of one duplicate.
+        #[arg(long, default_value_t = generate::Options::default().max_modifications)]
+        max_modifications: usize,
+        /// Random seed (the same seed gives the same files).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Import customers from a CSV (header row) or NDJSON file into a tenant: each row is
     /// resolved like an identify event (importing the same file again creates nothing new),
     /// then the tenant's base is cleaned with the probabilistic matcher. Uses the part's
@@ -106,6 +132,25 @@ pub async fn run() -> anyhow::Result<()> {
             merge_at,
             truth,
         } => dedupe(input, output, mappings, merge_at, truth),
+        Command::Generate {
+            records,
+            output,
+            truth,
+            duplicated_share,
+            max_duplicates,
+            max_modifications,
+            seed,
+        } => generate_files(
+            &generate::Options {
+                records,
+                duplicated_share,
+                max_duplicates,
+                max_modifications,
+                seed,
+            },
+            &output,
+            &truth,
+        ),
         Command::Import {
             tenant,
             file,
@@ -221,6 +266,34 @@ fn dedupe(
         let pairs = read_true_pairs(file, &records.ids)?;
         summary["quality"] = serde_json::to_value(pair_quality(&outcome.labels, &pairs))?;
     }
+    eprintln!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
+}
+
+fn generate_files(
+    options: &generate::Options,
+    output: &PathBuf,
+    truth: &PathBuf,
+) -> anyhow::Result<()> {
+    if let Some(p) = generate::problem(options) {
+        anyhow::bail!("{p}");
+    }
+    let create = |path: &PathBuf| {
+        File::create(path)
+            .map(BufWriter::new)
+            .with_context(|| format!("creating {}", path.display()))
+    };
+    let mut records = csv::Writer::from_writer(create(output)?);
+    let mut pairs = csv::Writer::from_writer(create(truth)?);
+    records.write_record(generate::COLUMNS)?;
+    pairs.write_record(["rec_id_1", "rec_id_2"])?;
+    let summary = generate::generate(
+        options,
+        |row| records.write_record(&row).map_err(std::io::Error::other),
+        |a, b| pairs.write_record([a, b]).map_err(std::io::Error::other),
+    )?;
+    records.flush()?;
+    pairs.flush()?;
     eprintln!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())
 }

@@ -10,6 +10,7 @@ pub mod blocking;
 pub mod cluster;
 pub mod compare;
 pub mod fellegi_sunter;
+pub mod generate;
 pub mod keys;
 pub mod person;
 pub mod quality;
