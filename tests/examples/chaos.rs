@@ -765,24 +765,54 @@ async fn main() {
         ));
     }
     // A full recompute of the segment agrees with what the stream kept: it changes nothing.
-    let recomputed: Value = http
+    // The recompute is a job: queued, then followed until it ends.
+    let queued: Value = http
         .post(format!(
             "{}/internal/v1/tenants/acme/segments/{segment_id}/recompute",
             world.url("segmentation")
         ))
         .header(crm_service::SERVICE_TOKEN_HEADER, SERVICE_TOKEN)
-        .timeout(Duration::from_secs(300))
+        .timeout(Duration::from_secs(60))
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
+    let job = queued["job_id"]
+        .as_str()
+        .and_then(|j| j.strip_prefix("segmentation-"))
+        .unwrap_or_else(|| panic!("the recompute was not queued: {queued}"))
+        .to_owned();
+    let started = Instant::now();
+    let recomputed: Value = loop {
+        let view: Value = http
+            .get(format!(
+                "{}/internal/v1/tenants/acme/jobs/{job}",
+                world.url("segmentation")
+            ))
+            .header(crm_service::SERVICE_TOKEN_HEADER, SERVICE_TOKEN)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if view["status"] == "succeeded" || view["status"] == "failed" {
+            break view;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "the recompute job did not end in 300 s: {view}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     let (entered, exited) = (
-        recomputed["applied"]["entered"].as_u64(),
-        recomputed["applied"]["exited"].as_u64(),
+        recomputed["result"]["entered"].as_u64(),
+        recomputed["result"]["exited"].as_u64(),
     );
-    if entered != Some(0) || exited != Some(0) {
+    if recomputed["status"] != "succeeded" || entered != Some(0) || exited != Some(0) {
         failures.push(format!(
             "a full recompute changed the segment: {recomputed}"
         ));
