@@ -285,7 +285,7 @@ fn generate_files(
     };
     let mut records = csv::Writer::from_writer(create(output)?);
     let mut pairs = csv::Writer::from_writer(create(truth)?);
-    records.write_record(generate::COLUMNS)?;
+    records.write_record(generate::columns())?;
     pairs.write_record(["rec_id_1", "rec_id_2"])?;
     let summary = generate::generate(
         options,

@@ -114,7 +114,7 @@ async fn apply_stretch(
         for (e, _) in &envelopes {
             ids.push(require_customer(e)?);
         }
-        let seen = bulk::lookup_many(conn, tenant, &ids).await?;
+        let (seen, generation) = bulk::lookup_many(conn, tenant, &ids).await?;
         let mut counted = Vec::new();
         let mut traits = HashMap::new();
         let mut tiers = HashMap::new();
@@ -172,7 +172,6 @@ async fn apply_stretch(
         if touched.is_empty() {
             continue;
         }
-        let generation = settings::generation(conn, tenant).await?;
         let model = handler.catalog.at(conn, tenant, generation).await?;
         evaluate_each(conn, tenant, &model, &touched, Utc::now()).await?;
     }

@@ -8,6 +8,24 @@ use uuid::Uuid;
 
 use crate::domain::facts::{event_amount, order_categories, ORDER_COMPLETED};
 
+/// How a customer's row takes in new activity (`EXCLUDED`, one event's or a poll's aggregated):
+/// counts and sums add up, first seen is the earlier, last seen and last order the later (the
+/// value of the later order; of the incoming one on a tie), categories unite. Shared by
+/// [`record_event`] and the poll's `bulk::record_many`, so both combine alike.
+pub(crate) const ADD_TO_ACTIVITY: &str = "ON CONFLICT (tenant_id, customer_id) DO UPDATE SET
+             events_total = a.events_total + EXCLUDED.events_total,
+             orders_total = a.orders_total + EXCLUDED.orders_total,
+             revenue_total = a.revenue_total + EXCLUDED.revenue_total,
+             first_seen_at = LEAST(a.first_seen_at, EXCLUDED.first_seen_at),
+             last_seen_at = GREATEST(a.last_seen_at, EXCLUDED.last_seen_at),
+             last_order_value = CASE
+                 WHEN EXCLUDED.last_order_at IS NOT NULL
+                      AND (a.last_order_at IS NULL OR EXCLUDED.last_order_at >= a.last_order_at)
+                 THEN EXCLUDED.last_order_value ELSE a.last_order_value END,
+             last_order_at = GREATEST(a.last_order_at, EXCLUDED.last_order_at),
+             categories = CASE WHEN cardinality(EXCLUDED.categories) = 0 THEN a.categories
+                 ELSE ARRAY(SELECT DISTINCT unnest(a.categories || EXCLUDED.categories) ORDER BY 1) END";
+
 /// What an event was, for choosing the segments to re-evaluate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recorded {
@@ -38,7 +56,7 @@ pub async fn record_event(
         Vec::new()
     };
     // One statement: the retained event, its day's row and the customer's row.
-    sqlx::query(
+    sqlx::query(&format!(
         "WITH ev AS (
              INSERT INTO customer_events (tenant_id, customer_id, event_id, name, occurred_at, properties)
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING),
@@ -51,20 +69,8 @@ pub async fn record_event(
              (tenant_id, customer_id, events_total, orders_total, revenue_total, first_seen_at,
               last_seen_at, last_order_at, last_order_value, categories)
          VALUES ($1, $2, 1, $8, $9::float8::numeric, $5, $5, $10, $9, $11)
-         ON CONFLICT (tenant_id, customer_id) DO UPDATE SET
-             events_total = a.events_total + 1,
-             orders_total = a.orders_total + EXCLUDED.orders_total,
-             revenue_total = a.revenue_total + EXCLUDED.revenue_total,
-             first_seen_at = LEAST(a.first_seen_at, EXCLUDED.first_seen_at),
-             last_seen_at = GREATEST(a.last_seen_at, EXCLUDED.last_seen_at),
-             last_order_value = CASE
-                 WHEN EXCLUDED.last_order_at IS NOT NULL
-                      AND (a.last_order_at IS NULL OR EXCLUDED.last_order_at >= a.last_order_at)
-                 THEN EXCLUDED.last_order_value ELSE a.last_order_value END,
-             last_order_at = GREATEST(a.last_order_at, EXCLUDED.last_order_at),
-             categories = CASE WHEN cardinality(EXCLUDED.categories) = 0 THEN a.categories
-                 ELSE ARRAY(SELECT DISTINCT unnest(a.categories || EXCLUDED.categories) ORDER BY 1) END",
-    )
+         {ADD_TO_ACTIVITY}"
+    ))
     .bind(tenant)
     .bind(customer)
     .bind(&e.id)

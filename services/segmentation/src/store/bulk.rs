@@ -11,7 +11,7 @@ use sqlx::types::Json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::activity::event_name;
+use super::activity::{event_name, ADD_TO_ACTIVITY};
 use crate::domain::facts::{event_amount, order_categories, ORDER_COMPLETED};
 
 /// What the part knows of one incoming id (see [`super::activity::Lookup`]).
@@ -23,25 +23,27 @@ pub struct Seen {
     pub customer: Uuid,
 }
 
-/// [`Seen`] of each of `ids`, in one query.
+/// [`Seen`] of each of `ids` and the tenant's generation (0 before any change), in one query.
 pub async fn lookup_many(
     conn: &mut PgConnection,
     tenant: &TenantId,
     ids: &[Uuid],
-) -> Result<HashMap<Uuid, Seen>, sqlx::Error> {
-    let rows: Vec<(Uuid, bool, Option<Uuid>)> = sqlx::query_as(
+) -> Result<(HashMap<Uuid, Seen>, i64), sqlx::Error> {
+    let rows: Vec<(Uuid, bool, Option<Uuid>, Option<i64>)> = sqlx::query_as(
         "SELECT x.id,
                 EXISTS (SELECT 1 FROM erased e WHERE e.tenant_id = $1 AND e.customer_id = x.id),
-                (SELECT a.survivor_id FROM aliases a WHERE a.tenant_id = $1 AND a.merged_id = x.id)
+                (SELECT a.survivor_id FROM aliases a WHERE a.tenant_id = $1 AND a.merged_id = x.id),
+                (SELECT generation FROM tenant_generations WHERE tenant_id = $1)
          FROM (SELECT DISTINCT unnest($2::uuid[]) AS id) x",
     )
     .bind(tenant)
     .bind(ids)
     .fetch_all(conn)
     .await?;
-    Ok(rows
+    let generation = rows.first().and_then(|r| r.3).unwrap_or(0);
+    let seen = rows
         .into_iter()
-        .map(|(id, erased, survivor)| {
+        .map(|(id, erased, survivor, _)| {
             (
                 id,
                 Seen {
@@ -50,7 +52,8 @@ pub async fn lookup_many(
                 },
             )
         })
-        .collect())
+        .collect();
+    Ok((seen, generation))
 }
 
 /// One message to count: an event of the customer's own, or a contact of campaign's
@@ -118,7 +121,7 @@ pub async fn record_many(
         .into_iter()
         .map(|(c, set)| (c, Json(set.into_iter().collect())))
         .unzip();
-    sqlx::query(
+    sqlx::query(&format!(
         "WITH x AS (
              SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::timestamptz[],
                                   $6::jsonb[], $7::float8[], $8::int8[], $9::bool[])
@@ -151,23 +154,11 @@ pub async fn record_many(
              (tenant_id, customer_id, events_total, orders_total, revenue_total, first_seen_at,
               last_seen_at, last_order_at, last_order_value, categories)
          SELECT $1, agg.c, events, orders, revenue, first_at, last_at, order_at, order_value,
-                coalesce(cats.categories, '{}')
+                coalesce(cats.categories, '{{}}')
          FROM agg LEFT JOIN cats ON cats.c = agg.c
          ORDER BY agg.c
-         ON CONFLICT (tenant_id, customer_id) DO UPDATE SET
-             events_total = a.events_total + EXCLUDED.events_total,
-             orders_total = a.orders_total + EXCLUDED.orders_total,
-             revenue_total = a.revenue_total + EXCLUDED.revenue_total,
-             first_seen_at = LEAST(a.first_seen_at, EXCLUDED.first_seen_at),
-             last_seen_at = GREATEST(a.last_seen_at, EXCLUDED.last_seen_at),
-             last_order_value = CASE
-                 WHEN EXCLUDED.last_order_at IS NOT NULL
-                      AND (a.last_order_at IS NULL OR EXCLUDED.last_order_at >= a.last_order_at)
-                 THEN EXCLUDED.last_order_value ELSE a.last_order_value END,
-             last_order_at = GREATEST(a.last_order_at, EXCLUDED.last_order_at),
-             categories = CASE WHEN cardinality(EXCLUDED.categories) = 0 THEN a.categories
-                 ELSE ARRAY(SELECT DISTINCT unnest(a.categories || EXCLUDED.categories) ORDER BY 1) END",
-    )
+         {ADD_TO_ACTIVITY}"
+    ))
     .bind(tenant)
     .bind(&customers)
     .bind(&ids)

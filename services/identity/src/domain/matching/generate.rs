@@ -23,20 +23,10 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-/// Febrl's columns, in order.
-pub const COLUMNS: [&str; 11] = [
-    "rec_id",
-    "given_name",
-    "surname",
-    "street_number",
-    "address_1",
-    "address_2",
-    "suburb",
-    "postcode",
-    "state",
-    "date_of_birth",
-    "soc_sec_id",
-];
+/// Febrl's columns, in order: the record id, then the person fields.
+pub fn columns() -> impl Iterator<Item = &'static str> {
+    std::iter::once("rec_id").chain(super::person::FIELDS)
+}
 
 /// What to generate.
 #[derive(Debug, Clone, Copy, PartialEq)]
