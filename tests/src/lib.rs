@@ -8,6 +8,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+/// The parts' allocator (their `main.rs`), so that the suites and benchmarks that run parts in
+/// this process measure what a deployment runs.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod conformance;
 
 use std::collections::HashMap;
@@ -122,6 +127,11 @@ pub fn part_config(id: &str, part: &str, redis: &str) -> CommonConfig {
         http: crm_service::limits::HttpLimits::default(),
         kafka: KafkaConfig {
             session_timeout: Duration::from_secs(6),
+            // A benchmark compares lanes by setting it; the parts' default otherwise.
+            lanes: std::env::var("CRM_KAFKA__LANES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(crm_kafka::KafkaConfig::local("", "").lanes),
             ..KafkaConfig::local(&brokers(), &format!("t{id}."))
         },
         redis: CacheConfig {
@@ -970,17 +980,25 @@ pub async fn produce_all(
     started.elapsed().as_secs_f64()
 }
 
-/// Waits until `n` messages are recorded as applied in `pool` (by `consumer`, when given),
-/// printing progress every 2 s, and returns the seconds it took (30 minutes at most).
+/// How a backlog was applied: the whole wait, and the rate from the first message applied to
+/// the last (the consumer's start and group join left out).
+#[derive(Debug, Clone, Copy)]
+pub struct Applied {
+    /// Seconds from the call to the last message applied.
+    pub seconds: f64,
+    /// Messages per second once the first was applied.
+    pub steady_per_s: f64,
+}
+
+/// Waits until `processed_messages` holds `n` rows (of `consumer`, or of every consumer) more
+/// than when called, printing progress every 2 s with `verb`.
 pub async fn wait_applied(
     pool: &sqlx::PgPool,
     consumer: Option<&str>,
     n: usize,
     verb: &str,
-) -> f64 {
-    let started = Instant::now();
-    let mut last_report = Instant::now();
-    loop {
+) -> Applied {
+    let count = || async {
         let done: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM processed_messages WHERE $1::text IS NULL OR consumer = $1",
         )
@@ -988,8 +1006,24 @@ pub async fn wait_applied(
         .fetch_one(pool)
         .await
         .unwrap();
-        if done as usize >= n {
-            return started.elapsed().as_secs_f64();
+        done as usize
+    };
+    let before = count().await;
+    let started = Instant::now();
+    let mut first: Option<(Instant, usize)> = None;
+    let mut last_report = Instant::now();
+    loop {
+        let done = count().await - before;
+        if done > 0 && first.is_none() {
+            first = Some((Instant::now(), done));
+        }
+        if done >= n {
+            let (at, already) = first.unwrap_or((started, 0));
+            let steady = (n - already) as f64 / at.elapsed().as_secs_f64().max(1e-3);
+            return Applied {
+                seconds: started.elapsed().as_secs_f64(),
+                steady_per_s: steady,
+            };
         }
         assert!(
             started.elapsed() < Duration::from_secs(1800),
@@ -1002,6 +1036,6 @@ pub async fn wait_applied(
                 started.elapsed().as_secs_f64()
             );
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -599,10 +599,12 @@ async fn random_ledger_sequences_keep_every_invariant() {
                     e.name = Some("Order Completed".into());
                     e.properties = json!({"order_id": order_id, "revenue": rng.random_range(1..300),
                         "products": [{"category": if rng.random_bool(0.5) { "shoes" } else { "bags" }, "price": 10}]}).as_object().cloned().unwrap();
-                    let m = crm_loyalty::earn::apply(&mut tx, &tenant, &[(&e, c)], now)
-                        .await
-                        .unwrap();
+                    let (m, programme) =
+                        crm_loyalty::earn::apply(&mut tx, &tenant, &[(&e, c)], now)
+                            .await
+                            .unwrap();
                     crm_kafka::outbox::enqueue_all(&mut tx, &m).await.unwrap();
+                    programme.settle(&mut tx).await.unwrap();
                     orders.push((c, order_id));
                 }
                 2 if !orders.is_empty() => {
@@ -614,9 +616,11 @@ async fn random_ledger_sequences_keep_every_invariant() {
                             .as_object()
                             .cloned()
                             .unwrap();
-                    crm_loyalty::earn::apply(&mut tx, &tenant, &[(&e, oc)], now)
-                        .await
-                        .unwrap();
+                    let (_, programme) =
+                        crm_loyalty::earn::apply(&mut tx, &tenant, &[(&e, oc)], now)
+                            .await
+                            .unwrap();
+                    programme.settle(&mut tx).await.unwrap();
                 }
                 3 => {
                     let points = rng.random_range(-80..120i64);

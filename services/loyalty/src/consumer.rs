@@ -96,11 +96,17 @@ async fn earn_all(
             .push((e, *c));
     }
     let now = Utc::now();
+    let mut unsettled = Vec::with_capacity(by_tenant.len());
     for (tenant, list) in by_tenant.values() {
-        let messages = earn::apply(conn, tenant, list, now)
+        let (messages, programme) = earn::apply(conn, tenant, list, now)
             .await
             .map_err(post_error)?;
         enqueue_all(conn, &messages).await?;
+        unsettled.push(programme);
+    }
+    // Last, so the programme's accounts stay locked only while the transaction commits.
+    for programme in unsettled {
+        programme.settle(conn).await.map_err(post_error)?;
     }
     Ok(())
 }

@@ -16,7 +16,7 @@ use crate::domain::earn_rules;
 use crate::domain::earn_rules::Bonus;
 use crate::domain::ledger::{Account, AccountKind, Transaction, TxKind};
 use crate::domain::programme::Programme;
-use crate::store::ledger::{self, PostError, Posted};
+use crate::store::ledger::{self, PostError, Posted, Unsettled};
 use crate::store::messages::message;
 use crate::store::orders::{self, StoredOrder};
 use crate::store::{programmes, tiers};
@@ -58,18 +58,19 @@ struct Plan {
 }
 
 /// Applies `events` (one tenant's, in order, each with its customer) and returns the messages
-/// to publish.
+/// to publish, and the programme accounts' share of the postings, which the caller settles
+/// last before it commits ([`Unsettled`]).
 pub async fn apply(
     conn: &mut PgConnection,
     tenant: &TenantId,
     events: &[(&Envelope, Uuid)],
     now: DateTime<Utc>,
-) -> Result<Vec<Outgoing>, PostError> {
+) -> Result<(Vec<Outgoing>, Unsettled), PostError> {
     let t = tenant;
     // Members: enrolment and activity, whatever the programme.
     orders::record_activity(conn, t, &activity_of(events)).await?;
     let Some(p) = programmes::load(conn, t).await? else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Unsettled::none(t)));
     };
     let customers: Vec<Uuid> = events
         .iter()
@@ -79,12 +80,13 @@ pub async fn apply(
         .collect();
     let mut state = load_state(conn, t, &p, events, &customers).await?;
     let plan = plan(&p, events, &mut state);
-    let posted = ledger::post_all(conn, t, &plan.txs, now, p.expiry_days, p.allow_negative).await?;
+    let (posted, unsettled) =
+        ledger::post_unsettled(conn, t, &plan.txs, now, p.expiry_days, p.allow_negative).await?;
     undo_replayed_refunds(&mut state, &posted, &plan);
     save_state(conn, t, &state).await?;
     let (mut messages, earned) = posted_messages(tenant, &p, &plan, &posted)?;
     messages.extend(tiers::upgrade(conn, tenant, &p, &earned, &state.tiers, now).await?);
-    Ok(messages)
+    Ok((messages, unsettled))
 }
 
 /// Each customer's orders and latest event time in the poll.

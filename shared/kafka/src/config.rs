@@ -33,6 +33,12 @@ pub struct KafkaConfig {
     /// linger lets a backlog that librdkafka is still fetching (a loaded machine, a slow
     /// broker) form batches too, at a cost of at most this much latency on a quiet topic.
     pub batch_linger: Duration,
+    /// How many transactions apply one poll at once (`CRM_KAFKA__LANES`, default 2; 1 applies
+    /// a poll in one transaction). A poll's messages are split by message key, so one
+    /// customer's messages stay in order in one lane; the lanes run like that many replicas,
+    /// each in its own transaction, so the database's cores work while the part plans the next
+    /// lane (docs/scaling.md).
+    pub lanes: usize,
     /// This replica's static group membership id, `group.instance.id`
     /// (`CRM_KAFKA__INSTANCE_ID`, default the host name: the pod's name on Kubernetes; an empty
     /// value turns static membership off). A replica killed without leaving its group and
@@ -155,6 +161,7 @@ impl KafkaConfig {
             fetch_wait: env.millis_or("CRM_KAFKA__FETCH_WAIT_MS", 10)?,
             max_batch: env.ranged_or("CRM_KAFKA__MAX_BATCH", 500, 1..=10_000)?,
             batch_linger: env.millis_or("CRM_KAFKA__BATCH_LINGER_MS", 5)?,
+            lanes: env.ranged_or("CRM_KAFKA__LANES", 2, 1..=64)?,
             instance_id: instance_id(env),
             dedupe_retention: Duration::from_secs(
                 3600 * env.ranged_or("CRM_KAFKA__DEDUPE_RETENTION_HOURS", 336u64, 1..=87_600)?,
@@ -185,6 +192,7 @@ impl KafkaConfig {
             fetch_wait: Duration::from_millis(10),
             max_batch: 500,
             batch_linger: Duration::from_millis(5),
+            lanes: 2,
             instance_id: None,
             dedupe_retention: Duration::from_secs(336 * 3600),
             security: Security::default(),

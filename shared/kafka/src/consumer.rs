@@ -336,19 +336,20 @@ pub async fn run<H: Handler>(
         let batch = collect_batch(&consumer, message, config, &shutdown).await;
         let mut parsed: Vec<Option<BatchItem>> = batch.iter().map(|m| worker.item_of(m)).collect();
         for run in runs(&parsed) {
-            let messages = &batch[run.range.clone()];
-            if run.parsed && messages.len() > 1 {
+            let messages: Vec<&BorrowedMessage<'_>> = batch[run.range.clone()].iter().collect();
+            if run.parsed {
                 // Taken, not cloned: the one-at-a-time fallback reads the messages again.
                 let items: Vec<BatchItem> = parsed[run.range.clone()]
                     .iter_mut()
                     .filter_map(Option::take)
                     .collect();
-                if worker.process_batch(&items).await {
-                    for message in messages {
-                        worker.store_offset(&consumer, message);
-                    }
-                    continue;
+                if !worker
+                    .apply_lanes(&consumer, &messages, items, config.lanes)
+                    .await
+                {
+                    break 'poll;
                 }
+                continue;
             }
             for message in messages {
                 match worker.process(message).await {
@@ -419,6 +420,38 @@ fn runs<T>(parsed: &[Option<T>]) -> Vec<Run> {
     out
 }
 
+/// The lane of a message among `lanes`: by its key (FNV-1a), so that one key's messages, one
+/// customer's, always share a lane and keep their order; a message without a key goes by its
+/// partition.
+fn lane_of(key: Option<&[u8]>, partition: i32, lanes: usize) -> usize {
+    let lanes = lanes.max(1);
+    let hash = match key {
+        Some(bytes) => bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+        }),
+        None => u64::from(partition.unsigned_abs()),
+    };
+    // `lanes` is at most 64, so both conversions are exact.
+    (hash % lanes as u64) as usize
+}
+
+/// Which messages of a run may have their offsets stored: those done, in poll order, up to
+/// the first message of their partition that is not done (its offset, and every later one of
+/// that partition, stay for the next owner or the next start).
+fn storable(partitions: &[(&str, i32)], done: &[bool]) -> Vec<bool> {
+    let mut blocked: std::collections::HashSet<(&str, i32)> = std::collections::HashSet::new();
+    partitions
+        .iter()
+        .zip(done)
+        .map(|(p, d)| {
+            if !*d {
+                blocked.insert(*p);
+            }
+            *d && !blocked.contains(p)
+        })
+        .collect()
+}
+
 /// Longest shutdown waits for the consumer to leave its group.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -483,6 +516,76 @@ impl<H: Handler> Worker<H> {
             meta: self.meta_of(message, topic),
             headers,
         })
+    }
+
+    /// Applies a run of readable messages, split into up to `lanes` lanes by key, the lanes at
+    /// once (each one batch, or one message at a time when it is a single message or its batch
+    /// fails), then stores the offsets of what was done. `false` when a shutdown stopped a
+    /// message that was still failing.
+    async fn apply_lanes(
+        &self,
+        consumer: &StreamConsumer<LoopContext>,
+        messages: &[&BorrowedMessage<'_>],
+        items: Vec<BatchItem>,
+        lanes: usize,
+    ) -> bool {
+        let mut split: Vec<(Vec<usize>, Vec<BatchItem>)> = (0..lanes.max(1))
+            .map(|_| (Vec::new(), Vec::new()))
+            .collect();
+        for (i, (message, item)) in messages.iter().zip(items).enumerate() {
+            let lane = lane_of(message.key(), message.partition(), lanes);
+            if let Some((positions, items)) = split.get_mut(lane) {
+                positions.push(i);
+                items.push(item);
+            }
+        }
+        let outcomes = futures::future::join_all(
+            split
+                .iter()
+                .filter(|(positions, _)| !positions.is_empty())
+                .map(|(positions, items)| async move {
+                    (positions, self.apply_lane(messages, positions, items).await)
+                }),
+        )
+        .await;
+        let mut done = vec![false; messages.len()];
+        for (positions, applied) in outcomes {
+            for i in positions.iter().take(applied) {
+                done[*i] = true;
+            }
+        }
+        let partitions: Vec<(&str, i32)> = messages
+            .iter()
+            .map(|m| (m.topic(), m.partition()))
+            .collect();
+        for (message, store) in messages.iter().zip(storable(&partitions, &done)) {
+            if store {
+                self.store_offset(consumer, message);
+            }
+        }
+        done.iter().all(|d| *d)
+    }
+
+    /// One lane: its messages (`positions` in `messages`) as one batch, else one at a time.
+    /// Returns how many of them, from the first, were done.
+    async fn apply_lane(
+        &self,
+        messages: &[&BorrowedMessage<'_>],
+        positions: &[usize],
+        items: &[BatchItem],
+    ) -> usize {
+        if items.len() > 1 && self.process_batch(items).await {
+            return positions.len();
+        }
+        for (n, i) in positions.iter().enumerate() {
+            let Some(message) = messages.get(*i) else {
+                return n;
+            };
+            if let Disposition::Stopped = self.process(message).await {
+                return n;
+            }
+        }
+        positions.len()
     }
 
     /// Tries the batch path: the handler applies every item at once. `false` leaves them to
@@ -745,7 +848,7 @@ pub fn require_customer(envelope: &Envelope) -> Result<uuid::Uuid, HandleError> 
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use super::{runs, Run};
+    use super::{lane_of, runs, storable, Run};
     use proptest::prelude::*;
 
     #[test]
@@ -770,7 +873,64 @@ mod tests {
         assert!(runs::<()>(&[]).is_empty());
     }
 
+    #[test]
+    fn one_key_always_takes_one_lane_and_keys_spread_over_the_lanes() {
+        let keys: Vec<String> = (0..1000).map(|i| format!("customer-{i}")).collect();
+        let mut per_lane = [0usize; 2];
+        for k in &keys {
+            let lane = lane_of(Some(k.as_bytes()), 0, 2);
+            assert_eq!(
+                lane,
+                lane_of(Some(k.as_bytes()), 1, 2),
+                "the partition does not matter"
+            );
+            per_lane[lane] += 1;
+        }
+        assert!(per_lane.iter().all(|n| *n > 400), "{per_lane:?}");
+        assert_eq!(lane_of(None, 3, 2), 1);
+        assert_eq!(lane_of(Some(b"x"), 0, 1), 0);
+        assert_eq!(lane_of(Some(b"x"), 0, 0), 0, "no lanes counts as one");
+    }
+
+    #[test]
+    fn a_message_not_done_holds_back_the_later_offsets_of_its_partition_only() {
+        let parts = [("t", 0), ("t", 1), ("t", 0), ("t", 1), ("u", 0)];
+        let done = [true, false, true, true, true];
+        assert_eq!(
+            storable(&parts, &done),
+            vec![true, false, true, false, true]
+        );
+        let done = [false, true, true, true, true];
+        assert_eq!(
+            storable(&parts, &done),
+            vec![false, true, false, true, true]
+        );
+    }
+
     proptest! {
+        /// Storable offsets are done messages, and in each partition they form a prefix of
+        /// the run: nothing after a message that is not done.
+        #[test]
+        fn storable_offsets_are_a_done_prefix_per_partition(
+            rows in proptest::collection::vec((0..3i32, any::<bool>()), 0..64)
+        ) {
+            let parts: Vec<(&str, i32)> = rows.iter().map(|(p, _)| ("t", *p)).collect();
+            let done: Vec<bool> = rows.iter().map(|(_, d)| *d).collect();
+            let out = storable(&parts, &done);
+            for p in 0..3 {
+                let mine: Vec<(bool, bool)> = rows
+                    .iter()
+                    .zip(&out)
+                    .filter(|((q, _), _)| *q == p)
+                    .map(|((_, d), s)| (*d, *s))
+                    .collect();
+                let prefix = mine.iter().take_while(|(d, _)| *d).count();
+                for (i, (_, s)) in mine.iter().enumerate() {
+                    prop_assert_eq!(*s, i < prefix);
+                }
+            }
+        }
+
         /// The runs cover every message once, in order; each is of one outcome, and two
         /// neighbours never share one (they are maximal).
         #[test]

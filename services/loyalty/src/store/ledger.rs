@@ -49,54 +49,101 @@ pub async fn post_all(
     expiry_days: Option<u32>,
     allow_negative: bool,
 ) -> Result<Posted, PostError> {
+    let (mut posted, unsettled) =
+        post_unsettled(conn, tenant, txs, now, expiry_days, allow_negative).await?;
+    posted.balances.extend(unsettled.settle(conn).await?);
+    Ok(posted)
+}
+
+/// An account and what a posting adds to it.
+type Delta = (Account, i64);
+
+/// The programme accounts' share of a posting, not yet written.
+///
+/// Every posting moves points to or from the programme's own accounts (issued, redeemed,
+/// expired): one row each per tenant, which every concurrent poster updates. Whoever updates
+/// such a row holds its lock until commit, so a poster that updates it first and then does the
+/// rest of its work holds every other poster back for all that time. [`post_unsettled`] leaves
+/// those rows to [`Unsettled::settle`], which the caller runs as the last statement before it
+/// commits: the lock is then held for the commit only, and postings of different customers run
+/// side by side (the consumer's lanes, replicas). Customers' accounts are always locked before
+/// the programme's, in every path, so the order never deadlocks.
+#[must_use = "a posting's programme accounts must be settled before the transaction commits"]
+#[derive(Debug)]
+pub struct Unsettled {
+    tenant: TenantId,
+    deltas: Vec<Delta>,
+}
+
+impl Unsettled {
+    /// Nothing to settle.
+    pub fn none(tenant: &TenantId) -> Self {
+        Self {
+            tenant: tenant.clone(),
+            deltas: Vec::new(),
+        }
+    }
+
+    /// Adds the programme accounts' deltas and returns their balances after.
+    pub async fn settle(self, conn: &mut PgConnection) -> Result<HashMap<Account, i64>, PostError> {
+        upsert_balances(conn, &self.tenant, &self.deltas, true).await
+    }
+}
+
+/// Posts `txs` like [`post_all`], except the programme accounts: their deltas are returned, to
+/// be settled last in the transaction ([`Unsettled`]).
+pub async fn post_unsettled(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    txs: &[Transaction],
+    now: DateTime<Utc>,
+    expiry_days: Option<u32>,
+    allow_negative: bool,
+) -> Result<(Posted, Unsettled), PostError> {
     for t in txs {
         t.check()
             .map_err(|e| PostError::Unbalanced(t.source_key.clone(), e))?;
     }
-    let keys: Vec<&str> = txs.iter().map(|t| t.source_key.as_str()).collect();
-    let existing: Vec<(String,)> = sqlx::query_as(
-        "SELECT source_key FROM ledger_transactions WHERE tenant_id = $1 AND source_key = ANY($2)",
+    // The first transaction of each source key in the list is a candidate; those whose key
+    // was posted before are skipped by the insert itself (one statement: no read first, and
+    // a concurrent poster of the same source waits for the other and then skips it).
+    let mut seen: HashSet<&str> = HashSet::with_capacity(txs.len());
+    let candidates: Vec<&Transaction> = txs
+        .iter()
+        .filter(|t| seen.insert(t.source_key.as_str()))
+        .collect();
+    let inserted: Vec<(i64, String)> = sqlx::query_as(
+        "INSERT INTO ledger_transactions (tenant_id, kind, customer_id, source_key, source_event, reason, created_at)
+         SELECT $1, k, c, s, e, r, $7
+           FROM unnest($2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY AS x(k, c, s, e, r, n)
+          ORDER BY n
+         ON CONFLICT (tenant_id, source_key) DO NOTHING
+         RETURNING id, source_key",
     )
     .bind(tenant)
-    .bind(&keys)
+    .bind(candidates.iter().map(|t| t.kind.as_str()).collect::<Vec<_>>())
+    .bind(candidates.iter().map(|t| t.customer).collect::<Vec<_>>())
+    .bind(candidates.iter().map(|t| t.source_key.as_str()).collect::<Vec<_>>())
+    .bind(candidates.iter().map(|t| t.source_event.as_deref()).collect::<Vec<_>>())
+    .bind(candidates.iter().map(|t| t.reason.as_str()).collect::<Vec<_>>())
+    .bind(now)
     .fetch_all(&mut *conn)
     .await?;
-    let mut seen: HashSet<String> = existing.into_iter().map(|(k,)| k).collect();
-    let fresh: Vec<bool> = txs
-        .iter()
-        .map(|t| seen.insert(t.source_key.clone()))
-        .collect();
+    let mut new_ids: HashMap<String, i64> = inserted.into_iter().map(|(id, k)| (k, id)).collect();
+    // Per transaction given: its new id, taken once (a repeated key posts once).
+    let given: Vec<Option<i64>> = txs.iter().map(|t| new_ids.remove(&t.source_key)).collect();
     let todo: Vec<&Transaction> = txs
         .iter()
-        .zip(&fresh)
-        .filter(|(_, f)| **f)
+        .zip(&given)
+        .filter(|(_, id)| id.is_some())
         .map(|(t, _)| t)
         .collect();
+    let ids: Vec<i64> = given.iter().flatten().copied().collect();
     let mut posted = Posted::default();
     if todo.is_empty() {
         posted.ids = vec![None; txs.len()];
-        return Ok(posted);
+        return Ok((posted, Unsettled::none(tenant)));
     }
-    let ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT nextval(pg_get_serial_sequence('ledger_transactions', 'id')) FROM generate_series(1, $1)",
-    )
-    .bind(i64::try_from(todo.len()).unwrap_or(i64::MAX))
-    .fetch_all(&mut *conn)
-    .await?;
-    sqlx::query(
-        "INSERT INTO ledger_transactions (tenant_id, id, kind, customer_id, source_key, source_event, reason, created_at)
-         SELECT $1, i, k, c, s, e, r, $8 FROM unnest($2::int8[], $3::text[], $4::uuid[], $5::text[], $6::text[], $7::text[]) AS x(i, k, c, s, e, r)",
-    )
-    .bind(tenant)
-    .bind(&ids)
-    .bind(todo.iter().map(|t| t.kind.as_str()).collect::<Vec<_>>())
-    .bind(todo.iter().map(|t| t.customer).collect::<Vec<_>>())
-    .bind(todo.iter().map(|t| t.source_key.as_str()).collect::<Vec<_>>())
-    .bind(todo.iter().map(|t| t.source_event.as_deref()).collect::<Vec<_>>())
-    .bind(todo.iter().map(|t| t.reason.as_str()).collect::<Vec<_>>())
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
     let (mut e_tx, mut e_kind, mut e_cust, mut e_amount) = (vec![], vec![], vec![], vec![]);
     let mut deltas: BTreeMap<Account, i64> = BTreeMap::new();
     for (t, id) in todo.iter().zip(&ids) {
@@ -120,18 +167,40 @@ pub async fn post_all(
     .bind(now)
     .execute(&mut *conn)
     .await?;
-    // Accounts in key order, so concurrent posters lock them in the same order.
-    let (a_kind, a_cust, a_delta): (Vec<&str>, Vec<Uuid>, Vec<i64>) = deltas
-        .iter()
-        .filter(|(_, d)| **d != 0)
-        .map(|(a, d)| (a.kind.as_str(), a.customer, *d))
-        .fold((vec![], vec![], vec![]), |mut acc, (k, c, d)| {
-            acc.0.push(k);
-            acc.1.push(c);
-            acc.2.push(d);
-            acc
-        });
-    let balances: Vec<(String, Uuid, i64)> = sqlx::query_as(
+    let (programme, customers): (Vec<Delta>, Vec<Delta>) = deltas
+        .into_iter()
+        .filter(|(_, d)| *d != 0)
+        .partition(|(a, _)| a.customer.is_nil());
+    for (account, balance) in upsert_balances(conn, tenant, &customers, allow_negative).await? {
+        posted.balances.insert(account, balance);
+    }
+    update_lots(conn, tenant, &todo, now, expiry_days).await?;
+    update_qualifying(conn, tenant, &todo, now).await?;
+    posted.ids = given;
+    let unsettled = Unsettled {
+        tenant: tenant.clone(),
+        deltas: programme,
+    };
+    Ok((posted, unsettled))
+}
+
+/// Adds `deltas` to their accounts (created at zero when new) in key order, so concurrent
+/// posters lock them in the same order, and returns the balances after. A customer account
+/// left below zero fails the posting unless `allow_negative`.
+async fn upsert_balances(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    deltas: &[Delta],
+    allow_negative: bool,
+) -> Result<HashMap<Account, i64>, PostError> {
+    let mut balances = HashMap::with_capacity(deltas.len());
+    if deltas.is_empty() {
+        return Ok(balances);
+    }
+    let a_kind: Vec<&str> = deltas.iter().map(|(a, _)| a.kind.as_str()).collect();
+    let a_cust: Vec<Uuid> = deltas.iter().map(|(a, _)| a.customer).collect();
+    let a_delta: Vec<i64> = deltas.iter().map(|(_, d)| *d).collect();
+    let rows: Vec<(String, Uuid, i64)> = sqlx::query_as(
         "INSERT INTO accounts AS a (tenant_id, kind, customer_id, balance)
          SELECT $1, k, c, d FROM unnest($2::text[], $3::uuid[], $4::int8[]) AS x(k, c, d) ORDER BY k, c
          ON CONFLICT (tenant_id, kind, customer_id) DO UPDATE SET balance = a.balance + EXCLUDED.balance
@@ -143,7 +212,7 @@ pub async fn post_all(
     .bind(&a_delta)
     .fetch_all(&mut *conn)
     .await?;
-    for (kind, customer, balance) in balances {
+    for (kind, customer, balance) in rows {
         let kind = match kind.as_str() {
             "customer" => AccountKind::Customer,
             "reserved" => AccountKind::Reserved,
@@ -154,16 +223,9 @@ pub async fn post_all(
         if kind == AccountKind::Customer && balance < 0 && !allow_negative {
             return Err(PostError::Insufficient { customer, balance });
         }
-        posted.balances.insert(Account { kind, customer }, balance);
+        balances.insert(Account { kind, customer }, balance);
     }
-    update_lots(conn, tenant, &todo, now, expiry_days).await?;
-    update_qualifying(conn, tenant, &todo, now).await?;
-    let mut next = ids.into_iter();
-    posted.ids = fresh
-        .iter()
-        .map(|f| if *f { next.next() } else { None })
-        .collect();
-    Ok(posted)
+    Ok(balances)
 }
 
 /// New lots for points that enter customer accounts; oldest-first consumption for points that
