@@ -264,6 +264,7 @@ async fn apply_all(
             }
         }
     }
+    pending.flush_shared(tx).await?;
     Ok(Outcome { profiles, gone })
 }
 

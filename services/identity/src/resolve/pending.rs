@@ -138,13 +138,22 @@ impl Pending {
         Ok(())
     }
 
-    /// Writes everything pending, in the order the events made it.
+    /// Writes everything pending, in the order the events made it, except the data-quality
+    /// counts ([`Pending::flush_shared`]).
     pub(crate) async fn flush(&mut self, tx: &mut PgConnection) -> Result<(), HandleError> {
         self.flush_customers(tx).await?;
         timeline::record_all(tx, &std::mem::take(&mut self.timeline)).await?;
         self.flush_search(tx).await?;
-        self.flush_quality(tx).await?;
         outbox::enqueue_all(tx, &std::mem::take(&mut self.outbox)).await?;
+        Ok(())
+    }
+
+    /// Adds the data-quality counts: rows per tenant and field that every batch of the tenant
+    /// updates, so this runs last before the commit, and concurrent batches (the consumer's
+    /// lanes, replicas) wait for each other's lock only while one commits. The counts only
+    /// add up, so holding them back to the end changes nothing else.
+    pub(crate) async fn flush_shared(&mut self, tx: &mut PgConnection) -> Result<(), HandleError> {
+        self.flush_quality(tx).await?;
         Ok(())
     }
 
