@@ -331,6 +331,9 @@ fn a_recompute_job_taken_over_after_a_crash_resumes_where_it_stopped() {
         .await
         .unwrap()
         .id;
+        // Back to the pool of 4: the blocker, the job's two chunks in flight (one written, the
+        // next evaluated) and the test's own reads need the rest.
+        drop(conn);
         let expected = (1..=customers).filter(|g| g % 4 == 0).count() as u64;
         let mut tx = pool.begin().await.unwrap();
         let id = crm_segmentation::recompute::enqueue(

@@ -6,6 +6,8 @@
 //! its memberships, its messages (`COPY`, see [`Writes::Copy`]) and the job's progress (the
 //! last customer done, counts, rate and time left) in one transaction, so a job taken over
 //! after a restart goes on from the last committed chunk, neither skipping nor repeating one.
+//! While a chunk is written, the next is read and evaluated in a transaction of its own on a
+//! second connection; the chunks still commit one after another, in order.
 
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -17,7 +19,8 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::domain::rules::{evaluate, Context, Dependencies, Rule};
-use crate::engine::{evaluate_many, Applied, Catalog, Change, Pass, Writes};
+use crate::engine::apply::apply;
+use crate::engine::{evaluate_only, Applied, Catalog, Change, Evaluated, Writes};
 use crate::store::facts::load_many;
 
 /// Customers per chunk (one transaction each).
@@ -45,35 +48,55 @@ async fn next_ids(
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
-/// The next chunk of customers after `after`, evaluated after `change` and written, in the
-/// caller's transaction; `None` when no customer is left.
-async fn chunk(
-    conn: &mut PgConnection,
+/// A chunk read and evaluated in its own transaction (its customers' rows locked), not yet
+/// written.
+struct EvaluatedChunk {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    last: Uuid,
+    model: std::sync::Arc<crate::engine::TenantModel>,
+    outcomes: Vec<Evaluated<'static>>,
+    now: DateTime<Utc>,
+}
+
+impl EvaluatedChunk {
+    /// Writes the chunk's memberships and messages (`COPY`) in its transaction.
+    async fn write(&mut self, tenant: &TenantId) -> Result<Applied, sqlx::Error> {
+        apply(
+            &mut self.tx,
+            tenant,
+            &self.model,
+            &self.outcomes,
+            self.now,
+            Writes::Copy,
+        )
+        .await
+    }
+}
+
+/// Opens a transaction, reads the next chunk of customers after `after` and evaluates it
+/// after `change` at `now`; `None` when no customer is left.
+async fn evaluate_chunk(
+    pool: &PgPool,
     catalog: &Catalog,
     tenant: &TenantId,
     change: &Change,
     after: Uuid,
     now: DateTime<Utc>,
-) -> Result<Option<(Uuid, Applied)>, sqlx::Error> {
-    let ids = next_ids(conn, tenant, after, CHUNK).await?;
+) -> Result<Option<EvaluatedChunk>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let ids = next_ids(&mut tx, tenant, after, CHUNK).await?;
     let Some(last) = ids.last().copied() else {
         return Ok(None);
     };
-    let model = catalog.get(conn, tenant).await?;
-    let applied = evaluate_many(
-        conn,
-        tenant,
-        &model,
-        &ids,
-        change,
-        Pass {
-            now,
-            reason: "recompute",
-            writes: Writes::Copy,
-        },
-    )
-    .await?;
-    Ok(Some((last, applied)))
+    let model = catalog.get(&mut tx, tenant).await?;
+    let outcomes = evaluate_only(&mut tx, tenant, &model, &ids, change, now, "recompute").await?;
+    Ok(Some(EvaluatedChunk {
+        tx,
+        last,
+        model,
+        outcomes,
+        now,
+    }))
 }
 
 /// Re-evaluates `segments` (all when `None`) for every customer of `tenant` at `now`, here and
@@ -87,16 +110,21 @@ pub async fn recompute(
 ) -> Result<Applied, sqlx::Error> {
     let change = segments.map_or(Change::All, Change::Segments);
     let mut total = Applied::default();
-    let mut after = Uuid::nil();
-    loop {
-        let mut tx = pool.begin().await?;
-        let Some((last, applied)) = chunk(&mut tx, catalog, tenant, &change, after, now).await?
-        else {
-            break;
+    let mut next = evaluate_chunk(pool, catalog, tenant, &change, Uuid::nil(), now).await?;
+    // As in [`run_job`]: each chunk is written while the next is evaluated.
+    while let Some(mut chunk) = next {
+        let last = chunk.last;
+        let write = async {
+            let applied = chunk.write(tenant).await?;
+            chunk.tx.commit().await?;
+            Ok::<_, sqlx::Error>(applied)
         };
-        tx.commit().await?;
-        after = last;
-        total += applied;
+        let (written, evaluated) = tokio::join!(
+            write,
+            evaluate_chunk(pool, catalog, tenant, &change, last, now)
+        );
+        total += written?;
+        next = evaluated?;
     }
     Ok(total)
 }
@@ -202,29 +230,36 @@ pub async fn run_job(
     }
     let started = Instant::now();
     let mut done_here = 0;
-    loop {
-        let mut tx = pool.begin().await.map_err(failed)?;
-        let next = chunk(
-            &mut tx,
-            catalog,
-            &job.tenant,
-            &change,
-            progress.after,
-            Utc::now(),
-        )
+    let tenant = &job.tenant;
+    let mut next = evaluate_chunk(pool, catalog, tenant, &change, progress.after, Utc::now())
         .await
         .map_err(failed)?;
-        let Some((last, applied)) = next else {
-            break;
+    // Each chunk is written and committed while the next one is read and evaluated on a
+    // second connection: PostgreSQL writes one while this part evaluates the other. The
+    // chunks hold disjoint customers, and they commit in order, each with its progress.
+    while let Some(mut chunk) = next {
+        let last = chunk.last;
+        let write = async {
+            let applied = chunk.write(tenant).await?;
+            done_here += applied.customers;
+            progress.after_chunk(
+                chunk.last,
+                applied,
+                done_here,
+                started.elapsed().as_secs_f64(),
+            );
+            let value =
+                serde_json::to_value(&progress).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+            crm_service::jobs::report_progress_in(&mut chunk.tx, job.id, &value).await?;
+            chunk.tx.commit().await
         };
-        done_here += applied.customers;
-        progress.after_chunk(last, applied, done_here, started.elapsed().as_secs_f64());
-        let value = serde_json::to_value(&progress).map_err(|e| e.to_string())?;
-        crm_service::jobs::report_progress_in(&mut tx, job.id, &value)
-            .await
-            .map_err(failed)?;
-        tx.commit().await.map_err(failed)?;
+        let (written, evaluated) = tokio::join!(
+            write,
+            evaluate_chunk(pool, catalog, tenant, &change, last, Utc::now())
+        );
+        written.map_err(failed)?;
         relay.notify_one();
+        next = evaluated.map_err(failed)?;
     }
     let applied = Applied {
         customers: progress.done,

@@ -38,20 +38,38 @@ pub async fn evaluate_many(
     change: &Change,
     pass: Pass<'_>,
 ) -> Result<Applied, sqlx::Error> {
-    let now = pass.now;
+    let outcomes = evaluate_only(conn, tenant, model, ids, change, pass.now, pass.reason).await?;
+    apply::apply(conn, tenant, model, &outcomes, pass.now, pass.writes).await
+}
+
+/// One customer's evaluation, what was stored before it, and the reason its messages carry.
+pub type Evaluated<'a> = (evaluate::Outcome, crate::domain::facts::Stored, &'a str);
+
+/// The first half of [`evaluate_many`]: loads `ids` (locking their rows until the caller's
+/// transaction ends) and evaluates them, writing nothing. [`apply::apply`] writes the result,
+/// in the same transaction; a recompute evaluates its next chunk on another connection while
+/// this one writes.
+pub async fn evaluate_only<'a>(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    model: &TenantModel,
+    ids: &[Uuid],
+    change: &Change,
+    now: DateTime<Utc>,
+    reason: &'a str,
+) -> Result<Vec<Evaluated<'a>>, sqlx::Error> {
     let mut facts = load_many(conn, tenant, ids, model, now, true).await?;
-    let outcomes: Vec<_> = facts
+    Ok(facts
         .iter_mut()
         .map(|f| {
             let stored = f.stored;
             (
                 evaluate::evaluate_customer(model, f, change, now),
                 stored,
-                pass.reason,
+                reason,
             )
         })
-        .collect();
-    apply::apply(conn, tenant, model, &outcomes, now, pass.writes).await
+        .collect())
 }
 
 /// What happened to one customer of a poll: its changes together, and the reason published
