@@ -23,9 +23,10 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use crm_envelope::{Envelope, TenantId, Topic};
 use crm_kafka::Producer;
-use crm_tests::{part_config, pgbench_tps, produce_all, redis_url, unique_id, wait_applied, Suite};
+use crm_tests::{
+    part_config, pgbench_tps, produce_all, redis_url, run_until_applied, unique_id, Suite,
+};
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 fn programme() -> crm_loyalty::domain::programme::Programme {
@@ -104,17 +105,11 @@ async fn main() {
     // Warm-up, as pgbench's own initialisation: the tables hold data and their statistics
     // are current before the measured run.
     produce_all(&producer, Topic::Events, orders(0..warm)).await;
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(loyalty.run(shutdown.clone()));
-    wait_applied(
-        &pool,
-        Some("loyalty:crm.events.v1"),
-        warm,
-        "applied (warm-up)",
-    )
+    let consumer = Some("loyalty:crm.events.v1");
+    run_until_applied(&pool, consumer, warm, "applied (warm-up)", |s| {
+        loyalty.run(s)
+    })
     .await;
-    shutdown.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
     sqlx::Executor::execute(&pool, "VACUUM ANALYZE")
         .await
         .unwrap();
@@ -126,9 +121,7 @@ async fn main() {
         customers.len()
     );
     let loyalty = crm_loyalty::build(loyalty_config).await.unwrap();
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(loyalty.run(shutdown.clone()));
-    let applied = wait_applied(&pool, Some("loyalty:crm.events.v1"), n, "applied").await;
+    let applied = run_until_applied(&pool, consumer, n, "applied", |s| loyalty.run(s)).await;
     let rate = applied.steady_per_s;
     let (earns,): (i64,) =
         sqlx::query_as("SELECT count(*) FROM ledger_transactions WHERE kind = 'earn'")
@@ -146,8 +139,6 @@ async fn main() {
         "crm-loyalty verify after the run: {} violation(s)",
         violations.len()
     );
-    shutdown.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
     match pgbench_tps() {
         Some(tps) => println!(
             "pgbench TPC-B-like (scale 10, 2 clients): {tps:.0} tps; loyalty / pgbench = {:.2}x",

@@ -18,14 +18,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::time::Duration;
-
 use chrono::Utc;
 use crm_envelope::{Envelope, Identity, TenantId, Topic};
 use crm_kafka::Producer;
-use crm_tests::{part_config, pgbench_tps, produce_all, redis_url, unique_id, wait_applied};
+use crm_tests::{part_config, pgbench_tps, produce_all, redis_url, run_until_applied, unique_id};
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() {
@@ -96,11 +93,7 @@ async fn main() {
     // Warm-up, as pgbench's own initialisation: the tables hold data and their statistics
     // are current before the measured run.
     produce_all(&producer, Topic::Ingest, events(0, warm)).await;
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(identity.run(shutdown.clone()));
-    wait_applied(&pool, None, warm, "resolved (warm-up)").await;
-    shutdown.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+    run_until_applied(&pool, None, warm, "resolved (warm-up)", |s| identity.run(s)).await;
     sqlx::Executor::execute(&pool, "VACUUM ANALYZE")
         .await
         .unwrap();
@@ -109,9 +102,7 @@ async fn main() {
     let produced = produce_all(&producer, Topic::Ingest, events(1, n)).await;
     println!("produced {n} events in {produced:.1} s");
     let identity = crm_identity::build(identity_config).await.unwrap();
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(identity.run(shutdown.clone()));
-    let applied = wait_applied(&pool, None, n, "resolved").await;
+    let applied = run_until_applied(&pool, None, n, "resolved", |s| identity.run(s)).await;
     let rate = applied.steady_per_s;
     println!(
         "identity resolved {n} events in {:.1} s with {} lane(s): {rate:.0} events/s from the first resolved ({:.0}/s counting the start)",
@@ -119,8 +110,6 @@ async fn main() {
         kafka.lanes,
         n as f64 / applied.seconds
     );
-    shutdown.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
 
     match pgbench_tps() {
         Some(tps) => println!(

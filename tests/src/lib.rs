@@ -118,6 +118,17 @@ pub const TRACKING_BASE: &str = "http://tracking.crm.test";
 
 /// Settings of one part for test `id`.
 pub fn part_config(id: &str, part: &str, redis: &str) -> CommonConfig {
+    let mut kafka = KafkaConfig {
+        session_timeout: Duration::from_secs(6),
+        ..KafkaConfig::local(&brokers(), &format!("t{id}."))
+    };
+    // A benchmark compares lanes by setting it; the parts' default otherwise.
+    if let Some(lanes) = std::env::var("CRM_KAFKA__LANES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        kafka.lanes = lanes;
+    }
     CommonConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         database_url: format!("{}/crm_test_{id}_{part}", postgres()),
@@ -125,15 +136,7 @@ pub fn part_config(id: &str, part: &str, redis: &str) -> CommonConfig {
         migrate_on_start: true,
         outbox_poll: Duration::from_millis(50),
         http: crm_service::limits::HttpLimits::default(),
-        kafka: KafkaConfig {
-            session_timeout: Duration::from_secs(6),
-            // A benchmark compares lanes by setting it; the parts' default otherwise.
-            lanes: std::env::var("CRM_KAFKA__LANES")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(crm_kafka::KafkaConfig::local("", "").lanes),
-            ..KafkaConfig::local(&brokers(), &format!("t{id}."))
-        },
+        kafka,
         redis: CacheConfig {
             url: redis.to_owned(),
             prefix: format!("t{id}"),
@@ -978,6 +981,27 @@ pub async fn produce_all(
         s.await.unwrap();
     }
     started.elapsed().as_secs_f64()
+}
+
+/// Starts a part (`run` given its shutdown token), waits until it has applied `n` more
+/// messages ([`wait_applied`]), then stops it (30 s at most).
+pub async fn run_until_applied<F>(
+    pool: &sqlx::PgPool,
+    consumer: Option<&str>,
+    n: usize,
+    verb: &str,
+    run: impl FnOnce(CancellationToken) -> F,
+) -> Applied
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(run(shutdown.clone()));
+    let applied = wait_applied(pool, consumer, n, verb).await;
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+    applied
 }
 
 /// How a backlog was applied: the whole wait, and the rate from the first message applied to

@@ -109,21 +109,72 @@ pub async fn recompute(
     now: DateTime<Utc>,
 ) -> Result<Applied, sqlx::Error> {
     let change = segments.map_or(Change::All, Change::Segments);
+    run_chunks(pool, catalog, tenant, &change, Uuid::nil(), Some(now), None).await
+}
+
+/// A job's side of [`run_chunks`]: its progress, committed with each chunk, and the relay to
+/// wake after each.
+struct Tracked<'a> {
+    id: i64,
+    progress: &'a mut Progress,
+    started: Instant,
+    done_here: u64,
+    relay: &'a tokio::sync::Notify,
+}
+
+impl Tracked<'_> {
+    /// Counts a chunk that ends at `last` and writes the progress in its transaction.
+    async fn record(
+        &mut self,
+        tx: &mut PgConnection,
+        last: Uuid,
+        applied: Applied,
+    ) -> Result<(), sqlx::Error> {
+        self.done_here += applied.customers;
+        let seconds = self.started.elapsed().as_secs_f64();
+        self.progress
+            .after_chunk(last, applied, self.done_here, seconds);
+        let value =
+            serde_json::to_value(&*self.progress).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        crm_service::jobs::report_progress_in(tx, self.id, &value).await
+    }
+}
+
+/// Recomputes the customers after `after`, chunk by chunk. Each chunk is written and committed
+/// while the next one is read and evaluated on a second connection: PostgreSQL writes one
+/// while this part evaluates the other. The chunks hold disjoint customers and commit in
+/// order, each with the job's progress when there is a job. Rules are evaluated at `at`, or
+/// when each chunk is read.
+async fn run_chunks(
+    pool: &PgPool,
+    catalog: &Catalog,
+    tenant: &TenantId,
+    change: &Change,
+    after: Uuid,
+    at: Option<DateTime<Utc>>,
+    mut job: Option<Tracked<'_>>,
+) -> Result<Applied, sqlx::Error> {
+    let now = || at.unwrap_or_else(Utc::now);
     let mut total = Applied::default();
-    let mut next = evaluate_chunk(pool, catalog, tenant, &change, Uuid::nil(), now).await?;
-    // As in [`run_job`]: each chunk is written while the next is evaluated.
+    let mut next = evaluate_chunk(pool, catalog, tenant, change, after, now()).await?;
     while let Some(mut chunk) = next {
         let last = chunk.last;
         let write = async {
             let applied = chunk.write(tenant).await?;
+            if let Some(job) = job.as_mut() {
+                job.record(&mut chunk.tx, last, applied).await?;
+            }
             chunk.tx.commit().await?;
             Ok::<_, sqlx::Error>(applied)
         };
         let (written, evaluated) = tokio::join!(
             write,
-            evaluate_chunk(pool, catalog, tenant, &change, last, now)
+            evaluate_chunk(pool, catalog, tenant, change, last, now())
         );
         total += written?;
+        if let Some(job) = &job {
+            job.relay.notify_one();
+        }
         next = evaluated?;
     }
     Ok(total)
@@ -187,8 +238,9 @@ pub async fn enqueue(
     crm_service::jobs::enqueue_in(conn, tenant, JOB, &params).await
 }
 
-/// Runs a [`JOB`]: from the progress a previous attempt committed, chunk after chunk, each
-/// with its progress in its transaction; wakes the relay after each. The result is the totals.
+/// Runs a [`JOB`]: from the progress a previous attempt committed, chunk after chunk
+/// ([`run_chunks`]), each with its progress in its transaction; wakes the relay after each.
+/// The result is the totals.
 pub async fn run_job(
     pool: &PgPool,
     catalog: &Catalog,
@@ -229,38 +281,25 @@ pub async fn run_job(
         );
     }
     let started = Instant::now();
-    let mut done_here = 0;
-    let tenant = &job.tenant;
-    let mut next = evaluate_chunk(pool, catalog, tenant, &change, progress.after, Utc::now())
-        .await
-        .map_err(failed)?;
-    // Each chunk is written and committed while the next one is read and evaluated on a
-    // second connection: PostgreSQL writes one while this part evaluates the other. The
-    // chunks hold disjoint customers, and they commit in order, each with its progress.
-    while let Some(mut chunk) = next {
-        let last = chunk.last;
-        let write = async {
-            let applied = chunk.write(tenant).await?;
-            done_here += applied.customers;
-            progress.after_chunk(
-                chunk.last,
-                applied,
-                done_here,
-                started.elapsed().as_secs_f64(),
-            );
-            let value =
-                serde_json::to_value(&progress).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-            crm_service::jobs::report_progress_in(&mut chunk.tx, job.id, &value).await?;
-            chunk.tx.commit().await
-        };
-        let (written, evaluated) = tokio::join!(
-            write,
-            evaluate_chunk(pool, catalog, tenant, &change, last, Utc::now())
-        );
-        written.map_err(failed)?;
-        relay.notify_one();
-        next = evaluated.map_err(failed)?;
-    }
+    let tracked = Tracked {
+        id: job.id,
+        progress: &mut progress,
+        started,
+        done_here: 0,
+        relay,
+    };
+    let after = tracked.progress.after;
+    run_chunks(
+        pool,
+        catalog,
+        &job.tenant,
+        &change,
+        after,
+        None,
+        Some(tracked),
+    )
+    .await
+    .map_err(failed)?;
     let applied = Applied {
         customers: progress.done,
         entered: progress.entered,

@@ -264,7 +264,7 @@ async fn apply_all(
             }
         }
     }
-    pending.flush_shared(tx).await?;
+    pending.flush_quality(tx).await?;
     Ok(Outcome { profiles, gone })
 }
 

@@ -139,21 +139,12 @@ impl Pending {
     }
 
     /// Writes everything pending, in the order the events made it, except the data-quality
-    /// counts ([`Pending::flush_shared`]).
+    /// counts ([`Pending::flush_quality`]).
     pub(crate) async fn flush(&mut self, tx: &mut PgConnection) -> Result<(), HandleError> {
         self.flush_customers(tx).await?;
         timeline::record_all(tx, &std::mem::take(&mut self.timeline)).await?;
         self.flush_search(tx).await?;
         outbox::enqueue_all(tx, &std::mem::take(&mut self.outbox)).await?;
-        Ok(())
-    }
-
-    /// Adds the data-quality counts: rows per tenant and field that every batch of the tenant
-    /// updates, so this runs last before the commit, and concurrent batches (the consumer's
-    /// lanes, replicas) wait for each other's lock only while one commits. The counts only
-    /// add up, so holding them back to the end changes nothing else.
-    pub(crate) async fn flush_shared(&mut self, tx: &mut PgConnection) -> Result<(), HandleError> {
-        self.flush_quality(tx).await?;
         Ok(())
     }
 
@@ -180,7 +171,11 @@ impl Pending {
         Ok(())
     }
 
-    async fn flush_quality(&mut self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+    /// Adds the data-quality counts: rows per tenant and field that every batch of the tenant
+    /// updates, so the caller runs this last before the commit, and concurrent batches (the
+    /// consumer's lanes, replicas) wait for each other's lock only while one commits. The
+    /// counts only add up, so holding them back to the end changes nothing else.
+    pub(crate) async fn flush_quality(&mut self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
         if self.quality.is_empty() {
             return Ok(());
         }
