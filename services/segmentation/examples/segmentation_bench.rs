@@ -5,7 +5,9 @@
 //!    aggregates, facts loaded, affected segments evaluated, memberships and messages written,
 //!    commit): p50 / p95 / p99 per event; then as polls of one message and as polls of 500
 //!    through the batched path (`Handler::handle_batch`), and the in-memory evaluation alone,
-//!    beside a primary-key read of one customer row.
+//!    beside a primary-key read of one customer row. The polls of one message are also broken
+//!    down by statement (sqlx's own timings of each, collected by a tracing layer): where a lone
+//!    event's time goes.
 //! 2. Full recompute: 50 segments over 1,000,000 synthetic customers (`RECOMPUTE_CUSTOMERS`):
 //!    time and customers per second, beside PostgreSQL's `COPY` of the same rows from a file.
 //! 3. The CDNOW fit, timed beside the Python `lifetimes` package when it is installed.
@@ -15,8 +17,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -36,6 +40,81 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 const CATEGORIES: [&str; 3] = ["shoes", "bags", "music"];
+
+/// sqlx's timing of each statement while [`RECORDING`]: its summary (first words), seconds.
+static STATEMENTS: Mutex<Vec<(String, f64)>> = Mutex::new(Vec::new());
+static RECORDING: AtomicBool = AtomicBool::new(false);
+
+/// A tracing layer keeping sqlx's per-statement events (target `sqlx::query`).
+struct StatementTimes;
+
+#[derive(Default)]
+struct StatementEvent {
+    summary: String,
+    secs: f64,
+}
+
+impl tracing::field::Visit for StatementEvent {
+    fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+        if f.name() == "summary" {
+            self.summary = format!("{v:?}");
+        }
+    }
+    fn record_str(&mut self, f: &tracing::field::Field, v: &str) {
+        if f.name() == "summary" {
+            self.summary = v.to_owned();
+        }
+    }
+    fn record_f64(&mut self, f: &tracing::field::Field, v: f64) {
+        if f.name() == "elapsed_secs" {
+            self.secs = v;
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for StatementTimes {
+    fn on_event(&self, e: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if e.metadata().target() != "sqlx::query" || !RECORDING.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut v = StatementEvent::default();
+        e.record(&mut v);
+        let summary = v.summary.trim_matches('"').chars().take(48).collect();
+        STATEMENTS.lock().unwrap().push((summary, v.secs));
+    }
+}
+
+/// Prints the recorded statements grouped by summary: count per event, p50, p99, mean, and
+/// their share of `total` (the events' summed time).
+fn print_statements(events: usize, total: Duration) {
+    let mut by: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for (s, t) in STATEMENTS.lock().unwrap().drain(..) {
+        by.entry(s).or_default().push(t * 1000.0);
+    }
+    let mut rows: Vec<(String, Vec<f64>)> = by.into_iter().collect();
+    rows.sort_by(|a, b| b.1.iter().sum::<f64>().total_cmp(&a.1.iter().sum::<f64>()));
+    let total_ms = total.as_secs_f64() * 1000.0;
+    let mut summed = 0.0;
+    println!("  statements of the polls of one (per event, p50, p99, mean, share of the time):");
+    for (s, mut v) in rows {
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let sum: f64 = v.iter().sum();
+        summed += sum;
+        println!(
+            "    {:>5.2}  p50 {:.3} ms  p99 {:.3} ms  mean {:.3} ms  {:>4.1}%  {s}",
+            n as f64 / events as f64,
+            v[n / 2],
+            v[(n - 1) * 99 / 100],
+            sum / n as f64,
+            100.0 * sum / total_ms
+        );
+    }
+    println!(
+        "  statements' share of the events' time: {:.1}% (the rest: BEGIN, the client, evaluation)",
+        100.0 * summed / total_ms
+    );
+}
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -249,14 +328,29 @@ async fn streaming(pool: &PgPool, customers: usize, events: usize) {
         percentile(&latencies, 0.99),
         percentile(&latencies, 1.0)
     );
-    // A poll of one message (a lone event on a quiet topic), through the batched path.
+    // A poll of one message (a lone event on a quiet topic), through the batched path, its
+    // statements timed.
     let mut lone = Vec::with_capacity(events);
+    let _statements = {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::Layer;
+        // Only sqlx's statement events, and only on this thread (the loop below runs on it),
+        // so that nothing else of the bench is traced.
+        let only = tracing_subscriber::filter::Targets::new()
+            .with_target("sqlx::query", tracing::Level::DEBUG);
+        let layer = StatementTimes.with_filter(only);
+        tracing::dispatcher::set_default(&tracing_subscriber::registry().with(layer).into())
+    };
+    RECORDING.store(true, Ordering::Relaxed);
     for n in 0..events {
         let b = event(n);
         let started = Instant::now();
         assert!(handler.handle_batch(&[b]).await.unwrap());
         lone.push(started.elapsed());
     }
+    RECORDING.store(false, Ordering::Relaxed);
+    drop(_statements);
+    let lone_total: Duration = lone.iter().sum();
     lone.sort();
     println!(
         "a poll of one message: p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms",
@@ -264,6 +358,7 @@ async fn streaming(pool: &PgPool, customers: usize, events: usize) {
         percentile(&lone, 0.95),
         percentile(&lone, 0.99)
     );
+    print_statements(events, lone_total);
     // A busy topic: polls of 500 (the consumer's default largest poll); each event's share
     // of its poll's time, and the polls themselves.
     let polled: Vec<BatchItem> = (0..events * 4).map(&mut event).collect();
