@@ -906,15 +906,32 @@ async fn a_reply_to_an_x_direct_message_goes_to_the_senders_conversation_and_the
         serde_json::from_str::<Value>(body).unwrap(),
         json!({"text": "It ships today."})
     );
-    // The message and the answer are both on the handle's timeline.
-    eventually("the message and the reply on the timeline", || async {
-        let handle = author.to_lowercase();
-        let got = (
-            timeline_count(&suite, "handle:x", &handle, "Social Mention").await,
-            timeline_count(&suite, "handle:x", &handle, "Conversation Reply Sent").await,
-        );
-        (got == (1, 1)).then_some(())
-    })
+    // An agent takes the thread and resolves it; a second patch that moves nothing publishes
+    // nothing.
+    for _ in 0..2 {
+        let (status, patched) = suite
+            .admin_call(
+                Method::PATCH,
+                &format!("/v1/conversations/{id}"),
+                Some(&json!({"status": "resolved", "assignee": "sam"})),
+            )
+            .await;
+        assert_eq!(status, 200, "{patched}");
+        assert_eq!(patched["status"], "resolved", "{patched}");
+    }
+    // The message, the answer and the agent's change are all on the handle's timeline.
+    eventually(
+        "the message, the reply and the change on the timeline",
+        || async {
+            let handle = author.to_lowercase();
+            let got = (
+                timeline_count(&suite, "handle:x", &handle, "Social Mention").await,
+                timeline_count(&suite, "handle:x", &handle, "Conversation Reply Sent").await,
+                timeline_count(&suite, "handle:x", &handle, "Conversation Updated").await,
+            );
+            (got == (1, 1, 1)).then_some(())
+        },
+    )
     .await;
     suite.stop().await;
 }

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::offers::{at_path, parsed};
 use super::pipeline::page_size;
 use super::ApiState;
+use crate::conversations::changes;
 use crate::conversations::replies::{self, Body, ReplyError};
 use crate::domain::conversations::threads::{may_move, Priority, Status};
 use crate::store::conversations::{self, ConversationRow, Filter, MessageRow};
@@ -182,6 +183,7 @@ async fn change(
     let mut row = conversations::get(&mut tx, &tenant, id, true)
         .await?
         .ok_or_else(not_found)?;
+    let before = row.clone();
     if let Some(to) = p.status {
         let from = status_of(&row.status);
         if !may_move(from, to) {
@@ -229,6 +231,7 @@ async fn change(
     }
     row.updated_at = now;
     let conversation = conversations::update(&mut tx, &tenant, &row).await?;
+    changes::record(&mut tx, &tenant, &before, &conversation, now).await?;
     let messages = conversations::messages(&mut tx, &tenant, id).await?;
     tx.commit().await?;
     Ok(Json(ConversationDetail {

@@ -135,32 +135,39 @@ pub async fn reply(
     Ok(row)
 }
 
+/// The identity of `contact` on `channel`, as the contact's own messages carry it (an email
+/// address, a phone number or a network's handle, with the same anonymous id), so that events
+/// about the thread land on the same customer's timeline.
+pub fn contact_identity(channel: &str, contact: &str) -> Identity {
+    match channel {
+        "email" => Identity {
+            anonymous_id: Some(format!("email:{contact}")),
+            email: Some(contact.to_owned().into()),
+            ..Identity::default()
+        },
+        "sms" => Identity {
+            anonymous_id: Some(format!("phone:{contact}")),
+            phone: Some(contact.to_owned().into()),
+            ..Identity::default()
+        },
+        network => Identity {
+            anonymous_id: Some(format!("social:{network}:{contact}")),
+            handles: vec![Handle {
+                network: network.to_owned(),
+                handle: contact.to_owned().into(),
+            }],
+            ..Identity::default()
+        },
+    }
+}
+
 /// The event that puts a sent reply on the contact's timeline: `Conversation Reply Sent`, on
 /// `crm.ingest.v1` with the contact's identity as the inbound messages carry it (the address,
 /// the number, or the network handle, with the same anonymous id), so identity files it with
 /// the same customer. Campaign does not know which customer a handle is; identity does, which
 /// is why this is not a `crm.interactions.v1` event. Keyed by the reply: sent once.
 pub fn reply_event(tenant: &TenantId, r: &ClaimedReply, at: DateTime<Utc>) -> Envelope {
-    let identity = match r.channel.as_str() {
-        "email" => Identity {
-            anonymous_id: Some(format!("email:{}", r.contact)),
-            email: Some(r.contact.clone().into()),
-            ..Identity::default()
-        },
-        "sms" => Identity {
-            anonymous_id: Some(format!("phone:{}", r.contact)),
-            phone: Some(r.contact.clone().into()),
-            ..Identity::default()
-        },
-        network => Identity {
-            anonymous_id: Some(format!("social:{network}:{}", r.contact)),
-            handles: vec![Handle {
-                network: network.to_owned(),
-                handle: r.contact.clone().into(),
-            }],
-            ..Identity::default()
-        },
-    };
+    let identity = contact_identity(&r.channel, &r.contact);
     let mut properties = Map::new();
     properties.insert("channel".into(), json!(r.channel));
     properties.insert("conversation_id".into(), json!(r.conversation_id));
