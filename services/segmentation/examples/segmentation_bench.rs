@@ -19,7 +19,6 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -41,12 +40,9 @@ use uuid::Uuid;
 
 const CATEGORIES: [&str; 3] = ["shoes", "bags", "music"];
 
-/// sqlx's timing of each statement while [`RECORDING`]: its summary (first words), seconds.
-static STATEMENTS: Mutex<Vec<(String, f64)>> = Mutex::new(Vec::new());
-static RECORDING: AtomicBool = AtomicBool::new(false);
-
-/// A tracing layer keeping sqlx's per-statement events (target `sqlx::query`).
-struct StatementTimes;
+/// A tracing layer keeping sqlx's timing of each statement: its summary (first words), time.
+#[derive(Clone, Default)]
+struct StatementTimes(Arc<Mutex<Vec<(String, Duration)>>>);
 
 #[derive(Default)]
 struct StatementEvent {
@@ -74,45 +70,45 @@ impl tracing::field::Visit for StatementEvent {
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for StatementTimes {
     fn on_event(&self, e: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        if e.metadata().target() != "sqlx::query" || !RECORDING.load(Ordering::Relaxed) {
-            return;
-        }
         let mut v = StatementEvent::default();
         e.record(&mut v);
         let summary = v.summary.trim_matches('"').chars().take(48).collect();
-        STATEMENTS.lock().unwrap().push((summary, v.secs));
+        let took = Duration::from_secs_f64(v.secs);
+        self.0.lock().unwrap().push((summary, took));
     }
 }
 
 /// Prints the recorded statements grouped by summary: count per event, p50, p99, mean, and
 /// their share of `total` (the events' summed time).
-fn print_statements(events: usize, total: Duration) {
-    let mut by: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for (s, t) in STATEMENTS.lock().unwrap().drain(..) {
-        by.entry(s).or_default().push(t * 1000.0);
+fn print_statements(times: &StatementTimes, events: usize, total: Duration) {
+    let mut by: BTreeMap<String, Vec<Duration>> = BTreeMap::new();
+    for (s, t) in times.0.lock().unwrap().drain(..) {
+        by.entry(s).or_default().push(t);
     }
-    let mut rows: Vec<(String, Vec<f64>)> = by.into_iter().collect();
-    rows.sort_by(|a, b| b.1.iter().sum::<f64>().total_cmp(&a.1.iter().sum::<f64>()));
-    let total_ms = total.as_secs_f64() * 1000.0;
-    let mut summed = 0.0;
+    let mut rows: Vec<(String, Vec<Duration>, Duration)> = by
+        .into_iter()
+        .map(|(s, v)| {
+            let sum = v.iter().sum();
+            (s, v, sum)
+        })
+        .collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(r.2));
+    let share = |d: Duration| 100.0 * d.as_secs_f64() / total.as_secs_f64();
     println!("  statements of the polls of one (per event, p50, p99, mean, share of the time):");
-    for (s, mut v) in rows {
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        let sum: f64 = v.iter().sum();
-        summed += sum;
+    for (s, v, sum) in &mut rows {
+        v.sort();
         println!(
             "    {:>5.2}  p50 {:.3} ms  p99 {:.3} ms  mean {:.3} ms  {:>4.1}%  {s}",
-            n as f64 / events as f64,
-            v[n / 2],
-            v[(n - 1) * 99 / 100],
-            sum / n as f64,
-            100.0 * sum / total_ms
+            v.len() as f64 / events as f64,
+            percentile(v.as_slice(), 0.50),
+            percentile(v.as_slice(), 0.99),
+            sum.as_secs_f64() * 1000.0 / v.len() as f64,
+            share(*sum)
         );
     }
     println!(
         "  statements' share of the events' time: {:.1}% (the rest: BEGIN, the client, evaluation)",
-        100.0 * summed / total_ms
+        share(rows.iter().map(|r| r.2).sum())
     );
 }
 
@@ -331,25 +327,24 @@ async fn streaming(pool: &PgPool, customers: usize, events: usize) {
     // A poll of one message (a lone event on a quiet topic), through the batched path, its
     // statements timed.
     let mut lone = Vec::with_capacity(events);
-    let _statements = {
+    let times = StatementTimes::default();
+    let tracing_statements = {
         use tracing_subscriber::layer::SubscriberExt;
         use tracing_subscriber::Layer;
-        // Only sqlx's statement events, and only on this thread (the loop below runs on it),
-        // so that nothing else of the bench is traced.
+        // Only sqlx's statement events, and only on this thread while the loop below runs on
+        // it, so that nothing else of the bench is traced.
         let only = tracing_subscriber::filter::Targets::new()
             .with_target("sqlx::query", tracing::Level::DEBUG);
-        let layer = StatementTimes.with_filter(only);
+        let layer = times.clone().with_filter(only);
         tracing::dispatcher::set_default(&tracing_subscriber::registry().with(layer).into())
     };
-    RECORDING.store(true, Ordering::Relaxed);
     for n in 0..events {
         let b = event(n);
         let started = Instant::now();
         assert!(handler.handle_batch(&[b]).await.unwrap());
         lone.push(started.elapsed());
     }
-    RECORDING.store(false, Ordering::Relaxed);
-    drop(_statements);
+    drop(tracing_statements);
     let lone_total: Duration = lone.iter().sum();
     lone.sort();
     println!(
@@ -358,7 +353,7 @@ async fn streaming(pool: &PgPool, customers: usize, events: usize) {
         percentile(&lone, 0.95),
         percentile(&lone, 0.99)
     );
-    print_statements(events, lone_total);
+    print_statements(&times, events, lone_total);
     // A busy topic: polls of 500 (the consumer's default largest poll); each event's share
     // of its poll's time, and the polls themselves.
     let polled: Vec<BatchItem> = (0..events * 4).map(&mut event).collect();

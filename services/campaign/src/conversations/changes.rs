@@ -1,7 +1,7 @@
 //! An agent's changes to a thread (status, priority, assignee) on the contact's timeline, as
 //! the messages in and out already are: a `Conversation Updated` event on `crm.ingest.v1`
-//! with the contact's identity ([`super::replies::contact_identity`]), written to the outbox
-//! in the transaction of the change.
+//! with the contact's identity ([`super::replies::contact_event`]), written to the outbox in
+//! the transaction of the change.
 
 use chrono::{DateTime, Utc};
 use crm_envelope::{Envelope, TenantId, Topic};
@@ -9,8 +9,7 @@ use crm_kafka::outbox;
 use serde_json::{json, Map};
 use sqlx::PgConnection;
 
-use super::replies::contact_identity;
-use crate::interactions::SOURCE;
+use super::replies::contact_event;
 use crate::store::conversations::ConversationRow;
 
 /// The event's name.
@@ -34,7 +33,7 @@ pub async fn record(
 /// The event for the change of `before` into `after` at `at`, or `None` when neither its
 /// status, priority nor assignee moved. Its properties carry the new values and, for each
 /// that moved, the old one (`status_was`, `priority_was`, `assignee_was`). Keyed by the
-/// thread and the instant, so a retried commit of the same change publishes it once.
+/// thread and the instant of the change, so a redelivery of it is applied once.
 pub fn change_event(
     tenant: &TenantId,
     before: &ConversationRow,
@@ -65,24 +64,18 @@ pub fn change_event(
     if let Some(until) = after.snoozed_until {
         properties.insert("snoozed_until".into(), json!(until));
     }
-    Some(Envelope {
-        id: format!(
+    Some(contact_event(
+        tenant,
+        format!(
             "conversation:{}:{}",
             after.id,
             at.timestamp_nanos_opt().unwrap_or_default()
         ),
-        tenant_id: tenant.clone(),
-        kind: "track".to_owned(),
-        name: Some(CHANGE_EVENT.to_owned()),
-        occurred_at: at,
-        received_at: at,
-        source: SOURCE.to_owned(),
-        identity: contact_identity(&after.channel, &after.contact),
-        customer_id: None,
-        traits: Map::new(),
+        CHANGE_EVENT,
+        (&after.channel, &after.contact),
         properties,
-        context: Map::new(),
-    })
+        at,
+    ))
 }
 
 #[cfg(test)]

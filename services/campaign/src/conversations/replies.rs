@@ -135,11 +135,20 @@ pub async fn reply(
     Ok(row)
 }
 
-/// The identity of `contact` on `channel`, as the contact's own messages carry it (an email
-/// address, a phone number or a network's handle, with the same anonymous id), so that events
-/// about the thread land on the same customer's timeline.
-pub fn contact_identity(channel: &str, contact: &str) -> Identity {
-    match channel {
+/// A `track` event named `name` about the thread with `contact` on `channel`, for the contact's
+/// timeline: on `crm.ingest.v1` with the contact's identity as the inbound messages carry it (the
+/// address, the number, or the network handle, with the same anonymous id), so identity files
+/// it with the same customer. Campaign does not know which customer a handle is; identity does,
+/// which is why these are not `crm.interactions.v1` events.
+pub fn contact_event(
+    tenant: &TenantId,
+    id: String,
+    name: &str,
+    (channel, contact): (&str, &str),
+    properties: Map<String, serde_json::Value>,
+    at: DateTime<Utc>,
+) -> Envelope {
+    let identity = match channel {
         "email" => Identity {
             anonymous_id: Some(format!("email:{contact}")),
             email: Some(contact.to_owned().into()),
@@ -158,26 +167,12 @@ pub fn contact_identity(channel: &str, contact: &str) -> Identity {
             }],
             ..Identity::default()
         },
-    }
-}
-
-/// The event that puts a sent reply on the contact's timeline: `Conversation Reply Sent`, on
-/// `crm.ingest.v1` with the contact's identity as the inbound messages carry it (the address,
-/// the number, or the network handle, with the same anonymous id), so identity files it with
-/// the same customer. Campaign does not know which customer a handle is; identity does, which
-/// is why this is not a `crm.interactions.v1` event. Keyed by the reply: sent once.
-pub fn reply_event(tenant: &TenantId, r: &ClaimedReply, at: DateTime<Utc>) -> Envelope {
-    let identity = contact_identity(&r.channel, &r.contact);
-    let mut properties = Map::new();
-    properties.insert("channel".into(), json!(r.channel));
-    properties.insert("conversation_id".into(), json!(r.conversation_id));
-    properties.insert("reply_id".into(), json!(r.id));
-    properties.insert("text".into(), json!(r.text));
+    };
     Envelope {
-        id: format!("reply:{}", r.id),
+        id,
         tenant_id: tenant.clone(),
         kind: "track".to_owned(),
-        name: Some(REPLY_EVENT.to_owned()),
+        name: Some(name.to_owned()),
         occurred_at: at,
         received_at: at,
         source: SOURCE.to_owned(),
@@ -187,6 +182,24 @@ pub fn reply_event(tenant: &TenantId, r: &ClaimedReply, at: DateTime<Utc>) -> En
         properties,
         context: Map::new(),
     }
+}
+
+/// The event that puts a sent reply on the contact's timeline: `Conversation Reply Sent`
+/// ([`contact_event`]). Keyed by the reply: sent once.
+pub fn reply_event(tenant: &TenantId, r: &ClaimedReply, at: DateTime<Utc>) -> Envelope {
+    let mut properties = Map::new();
+    properties.insert("channel".into(), json!(r.channel));
+    properties.insert("conversation_id".into(), json!(r.conversation_id));
+    properties.insert("reply_id".into(), json!(r.id));
+    properties.insert("text".into(), json!(r.text));
+    contact_event(
+        tenant,
+        format!("reply:{}", r.id),
+        REPLY_EVENT,
+        (&r.channel, &r.contact),
+        properties,
+        at,
+    )
 }
 
 /// The event a sent reply becomes.
