@@ -638,7 +638,7 @@ async fn main() {
             for part in PARTS {
                 n += count(
                     &pools[part],
-                    "SELECT count(*) FROM outbox WHERE sent_at IS NULL",
+                    "SELECT count(*) FROM outbox_messages WHERE sent_at IS NULL",
                 )
                 .await;
             }
@@ -649,7 +649,7 @@ async fn main() {
         }
         assert!(
             run_started.elapsed() < args.budget,
-            "not settled within the budget: {on_timeline}/{expected_events} events on timelines, {points}/{expected_points} points, {unsent} outbox rows unsent"
+            "not settled within the budget: {on_timeline}/{expected_events} events on timelines, {points}/{expected_points} points, {unsent} outbox messages unsent"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -821,12 +821,12 @@ async fn main() {
     for part in PARTS {
         unsent += count(
             &pools[part],
-            "SELECT count(*) FROM outbox WHERE sent_at IS NULL",
+            "SELECT count(*) FROM outbox_messages WHERE sent_at IS NULL",
         )
         .await;
     }
     if unsent != 0 {
-        failures.push(format!("{unsent} outbox rows unpublished"));
+        failures.push(format!("{unsent} outbox messages unpublished"));
     }
     let mut dead = BTreeMap::new();
     for topic in [

@@ -43,7 +43,7 @@ async fn assert_applied_once(pool: &PgPool, n: i64) {
     let once = count(pool, "SELECT count(*) FROM customers WHERE event_count = 1").await;
     let resolved = count(
         pool,
-        "SELECT count(*) FROM outbox WHERE topic = 'crm.events.v1'",
+        "SELECT count(*) FROM outbox_messages WHERE topic = 'crm.events.v1'",
     )
     .await;
     assert_eq!((customers, once, resolved), (n, n, n));

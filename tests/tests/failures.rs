@@ -170,7 +170,7 @@ async fn a_consumer_killed_between_effect_and_commit_gets_the_message_again_and_
             .await
             .unwrap();
     let resolved: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE topic = 'crm.events.v1'")
+        sqlx::query_scalar("SELECT count(*) FROM outbox_messages WHERE topic = 'crm.events.v1'")
             .fetch_one(pool)
             .await
             .unwrap();
@@ -378,10 +378,11 @@ async fn shutdown_drains_and_a_restart_resumes_where_it_stopped() {
         crm_service::db::connect(&part_config(&id, "identity", &redis_url()).database_url, 1)
             .await
             .unwrap();
-    let unsent: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let unsent: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM outbox_messages WHERE sent_at IS NULL")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(unsent, 0);
 }
 
@@ -453,7 +454,7 @@ async fn a_backlog_is_applied_in_batches_exactly_once_and_a_bad_message_in_it_is
             .await
             .unwrap();
     let resolved: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE topic = 'crm.events.v1'")
+        sqlx::query_scalar("SELECT count(*) FROM outbox_messages WHERE topic = 'crm.events.v1'")
             .fetch_one(pool)
             .await
             .unwrap();

@@ -426,7 +426,7 @@ fn a_recompute_job_taken_over_after_a_crash_resumes_where_it_stopped() {
         .unwrap();
         assert_eq!(members as u64, expected);
         let messages: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT payload->>'customer_id', count(*) FROM outbox
+            "SELECT payload->>'customer_id', count(*) FROM outbox_messages
              WHERE payload->>'tenant_id' = $1 AND payload->>'kind' = 'segment.entered'
              GROUP BY 1",
         )

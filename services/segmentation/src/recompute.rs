@@ -3,11 +3,12 @@
 //! memberships), writing and publishing only what changed. Also the preview of an unsaved rule.
 //!
 //! At scale a recompute is a persistent job ([`JOB`], run by [`run_job`]): each chunk commits
-//! its memberships, its messages (`COPY`, see [`Writes::Copy`]) and the job's progress (the
-//! last customer done, counts, rate and time left) in one transaction, so a job taken over
-//! after a restart goes on from the last committed chunk, neither skipping nor repeating one.
-//! While a chunk is written, the next is read and evaluated in a transaction of its own on a
-//! second connection; the chunks still commit one after another, in order.
+//! its memberships (`COPY`, see [`Writes::Copy`]), its messages (packed into a few outbox
+//! rows) and the job's progress (the last customer done, counts, rate and time left) in one
+//! transaction, so a job taken over after a restart goes on from the last committed chunk,
+//! neither skipping nor repeating one. While a chunk is written, the next is read and evaluated
+//! in a transaction of its own on a second connection; the chunks still commit one after
+//! another, in order.
 
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -59,7 +60,7 @@ struct EvaluatedChunk {
 }
 
 impl EvaluatedChunk {
-    /// Writes the chunk's memberships and messages (`COPY`) in its transaction.
+    /// Writes the chunk's memberships (`COPY`) and messages in its transaction.
     async fn write(&mut self, tenant: &TenantId) -> Result<Applied, sqlx::Error> {
         apply(
             &mut self.tx,

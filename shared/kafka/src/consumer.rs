@@ -295,8 +295,12 @@ pub async fn run<H: Handler>(
         metrics: metrics.clone(),
         topics: topics.clone(),
     };
-    let consumer: StreamConsumer<LoopContext> =
-        tokio::task::spawn_blocking(move || client.create_with_context(context)).await??;
+    let owned: Owned<StreamConsumer<LoopContext>> = Owned::new(
+        tokio::task::spawn_blocking(move || client.create_with_context(context)).await??,
+    );
+    let Some(consumer) = owned.consumer.as_ref() else {
+        return Ok(());
+    };
     let names: Vec<String> = subscription
         .topics
         .iter()
@@ -333,7 +337,7 @@ pub async fn run<H: Handler>(
                 continue;
             }
         };
-        let batch = collect_batch(&consumer, message, config, &shutdown).await;
+        let batch = collect_batch(consumer, message, config, &shutdown).await;
         let mut parsed: Vec<Option<BatchItem>> = batch.iter().map(|m| worker.item_of(m)).collect();
         for run in runs(&parsed) {
             let messages: Vec<&BorrowedMessage<'_>> = batch[run.range.clone()].iter().collect();
@@ -344,7 +348,7 @@ pub async fn run<H: Handler>(
                     .filter_map(Option::take)
                     .collect();
                 if !worker
-                    .apply_lanes(&consumer, &messages, items, config.lanes)
+                    .apply_lanes(consumer, &messages, items, config.lanes)
                     .await
                 {
                     break 'poll;
@@ -353,14 +357,14 @@ pub async fn run<H: Handler>(
             }
             for message in messages {
                 match worker.process(message).await {
-                    Disposition::Done => worker.store_offset(&consumer, message),
+                    Disposition::Done => worker.store_offset(consumer, message),
                     Disposition::Stopped => break 'poll,
                 }
             }
         }
     }
-    commit_stored(&consumer);
-    close(consumer).await;
+    commit_stored(consumer);
+    close(owned).await;
     tracing::info!(group = %worker.group, "consumer stopped");
     Ok(())
 }
@@ -455,22 +459,54 @@ fn storable(partitions: &[(&str, i32)], done: &[bool]) -> Vec<bool> {
 /// Longest shutdown waits for the consumer to leave its group.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Closes the consumer (leaves the group) on a thread of its own, waiting at most
-/// [`CLOSE_TIMEOUT`]. Closing serves the rebalance events still queued, and when a rebalance
-/// is in flight librdkafka can block there indefinitely (seen in tests that stop right after
-/// starting): a shutdown must never hang on it, and offsets were committed already.
-async fn close<C: Send + 'static>(consumer: C) {
-    let (done, closed) = tokio::sync::oneshot::channel::<()>();
-    let spawned = std::thread::Builder::new()
-        .name("kafka-close".into())
-        .spawn(move || {
-            drop(consumer);
-            let _ = done.send(());
-        });
-    if spawned.is_err() {
-        tracing::warn!("could not start a thread to close the consumer; leaving it open");
-        return;
+/// The loop's consumer, owned so that it is closed (dropped: librdkafka leaves the group) on a
+/// thread of its own however the loop ends. Closing serves the rebalance events still queued,
+/// and when a rebalance is in flight librdkafka can block there indefinitely (seen in tests
+/// that stop right after starting). On shutdown [`close`] waits for it a while; when the loop's
+/// future is dropped instead (a runtime shutting down without a shutdown signal, as at the end
+/// of a test, or an aborted task), the close goes on unwaited: dropped in place, it would hold
+/// the runtime's thread, and the runtime's own shutdown with it, for as long as it blocks.
+struct Owned<C: Send + 'static> {
+    consumer: Option<C>,
+    /// Told once the consumer is closed, when [`close`] waits for it.
+    closed: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl<C: Send + 'static> Owned<C> {
+    fn new(consumer: C) -> Self {
+        Self {
+            consumer: Some(consumer),
+            closed: None,
+        }
     }
+}
+
+impl<C: Send + 'static> Drop for Owned<C> {
+    fn drop(&mut self) {
+        let Some(consumer) = self.consumer.take() else {
+            return;
+        };
+        let closed = self.closed.take();
+        let spawned = std::thread::Builder::new()
+            .name("kafka-close".into())
+            .spawn(move || {
+                drop(consumer);
+                if let Some(closed) = closed {
+                    let _ = closed.send(());
+                }
+            });
+        if spawned.is_err() {
+            tracing::warn!("could not start a thread to close the consumer; closed in place");
+        }
+    }
+}
+
+/// Closes the consumer on a thread of its own ([`Owned`]), waiting at most [`CLOSE_TIMEOUT`]:
+/// a shutdown must never hang on it, and offsets were committed already.
+async fn close<C: Send + 'static>(mut owned: Owned<C>) {
+    let (done, closed) = tokio::sync::oneshot::channel::<()>();
+    owned.closed = Some(done);
+    drop(owned);
     if tokio::time::timeout(CLOSE_TIMEOUT, closed).await.is_err() {
         tracing::warn!(
             timeout_s = CLOSE_TIMEOUT.as_secs(),
@@ -848,8 +884,56 @@ pub fn require_customer(envelope: &Envelope) -> Result<uuid::Uuid, HandleError> 
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use super::{lane_of, runs, storable, Run};
+    use super::{close, lane_of, runs, storable, Owned, Run};
     use proptest::prelude::*;
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    /// A stand-in for a consumer whose close blocks until released, reporting the thread that
+    /// closed it.
+    struct BlockingClose {
+        release: mpsc::Receiver<()>,
+        closed_on: mpsc::Sender<std::thread::ThreadId>,
+    }
+
+    impl Drop for BlockingClose {
+        fn drop(&mut self) {
+            let _ = self.release.recv_timeout(Duration::from_secs(10));
+            let _ = self.closed_on.send(std::thread::current().id());
+        }
+    }
+
+    #[test]
+    fn a_dropped_loop_closes_its_consumer_elsewhere_without_waiting() {
+        let (release, gate) = mpsc::channel();
+        let (report, closed_on) = mpsc::channel();
+        let started = Instant::now();
+        drop(Owned::new(BlockingClose {
+            release: gate,
+            closed_on: report,
+        }));
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the drop waited for the close"
+        );
+        release.send(()).unwrap();
+        let thread = closed_on.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_ne!(thread, std::thread::current().id());
+    }
+
+    #[tokio::test]
+    async fn close_waits_until_the_consumer_is_closed() {
+        let (release, gate) = mpsc::channel();
+        let (report, closed_on) = mpsc::channel();
+        release.send(()).unwrap();
+        close(Owned::new(BlockingClose {
+            release: gate,
+            closed_on: report,
+        }))
+        .await;
+        // Closed before close returned: the report is already there.
+        assert!(closed_on.try_recv().is_ok());
+    }
 
     #[test]
     fn an_unreadable_message_splits_the_poll_into_three_runs() {

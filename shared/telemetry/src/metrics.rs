@@ -121,7 +121,7 @@ impl Metrics {
             ),
             &["topic"],
         )?;
-        let outbox_backlog = IntGauge::new("outbox_backlog", "Outbox rows not yet published")?;
+        let outbox_backlog = IntGauge::new("outbox_backlog", "Outbox messages not yet published")?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_latency.clone()))?;
         registry.register(Box::new(consumed.clone()))?;

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use crm_envelope::{TenantId, Topic};
-use crm_kafka::outbox::{copy_all, copy_field, enqueue_all, Outgoing};
+use crm_kafka::outbox::{enqueue_all, Outgoing};
 use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::evaluate::Outcome;
 use crate::domain::facts::Stored;
 use crate::domain::model::TenantModel;
+use crate::store::copy::copy_field;
 
 /// Counts of what an application changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -78,17 +79,12 @@ pub(crate) fn membership_message(
     )
 }
 
-/// From this many messages on, [`apply`] writes them with `COPY` even in the stream (a busy
-/// poll can publish tens of thousands: every event of it moving a customer in or out of
-/// several segments).
-const COPY_MESSAGES_FROM: usize = 256;
-
-/// How [`apply`] writes new memberships and messages.
+/// How [`apply`] writes new memberships (messages are packed into a few outbox rows either way).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Writes {
     /// `INSERT`s of arrays, tolerant of a membership already there: the stream's few rows.
     Statements,
-    /// `COPY … FROM STDIN`: a recompute's thousands of rows. The entries must be new, which
+    /// `COPY … FROM STDIN`: a recompute's thousands of entries. They must be new, which
     /// they are when computed against memberships loaded under the customers' row locks.
     Copy,
 }
@@ -249,11 +245,6 @@ pub async fn apply(
         .execute(&mut *conn)
         .await?;
     }
-    // Messages never conflict: past a few hundred, COPY is the faster way in whatever the pass.
-    if writes == Writes::Copy || messages.len() >= COPY_MESSAGES_FROM {
-        copy_all(conn, &messages).await?;
-    } else {
-        enqueue_all(conn, &messages).await?;
-    }
+    enqueue_all(conn, &messages).await?;
     Ok(applied)
 }

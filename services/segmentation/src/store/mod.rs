@@ -2,6 +2,7 @@
 
 pub mod activity;
 pub mod bulk;
+pub mod copy;
 pub mod facts;
 pub mod segments;
 pub mod settings;
