@@ -1,16 +1,23 @@
 //! The relay: publishes a part's committed outbox rows in id order, each row's messages in
 //! their order, then marks the rows sent.
+//!
+//! A row is packed (`messages`, see [`packed`]) or, written by a replica of the release before
+//! packing during a rolling deploy, a single message (`topic`, `message_key`, `payload`,
+//! `headers`): both are published, in one id order.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crm_envelope::Topic;
 use crm_telemetry::Metrics;
+use serde_json::value::RawValue;
+use sqlx::types::Json;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::packed;
+use super::packed::{self, Packed};
 use crate::Producer;
 
 /// Advisory lock key for the relay ("crm-outbox" in ASCII).
@@ -36,7 +43,33 @@ pub struct Relay {
 #[derive(sqlx::FromRow)]
 struct Row {
     id: i64,
-    messages: String,
+    messages: Option<String>,
+    topic: Option<String>,
+    message_key: Option<String>,
+    payload: Option<String>,
+    headers: Json<HashMap<String, String>>,
+}
+
+impl Row {
+    /// The row's messages in order, whichever form it has.
+    fn messages(self) -> anyhow::Result<Vec<Packed>> {
+        if let Some(text) = self.messages {
+            return packed::unpack(&text)
+                .map_err(|e| anyhow::anyhow!("outbox row {} is not a packed row: {e}", self.id));
+        }
+        let (Some(topic), Some(key), Some(payload)) = (self.topic, self.message_key, self.payload)
+        else {
+            anyhow::bail!("outbox row {} has neither messages nor a message", self.id);
+        };
+        let payload = RawValue::from_string(payload)
+            .map_err(|e| anyhow::anyhow!("outbox row {} has a bad payload: {e}", self.id))?;
+        Ok(vec![Packed {
+            topic,
+            key,
+            payload,
+            headers: self.headers.0,
+        }])
+    }
 }
 
 /// What one pass did.
@@ -121,10 +154,12 @@ impl Relay {
         // taken are read whole (a large row's text is read once, when it is published).
         let rows: Vec<Row> = sqlx::query_as(
             "WITH head AS (
-                 SELECT id, sum(message_count) OVER (ORDER BY id) - message_count AS before
-                 FROM (SELECT id, message_count FROM outbox WHERE sent_at IS NULL
-                       ORDER BY id LIMIT $1) h)
-             SELECT o.id, o.messages FROM outbox o JOIN head USING (id)
+                 SELECT id, sum(n) OVER (ORDER BY id) - n AS before
+                 FROM (SELECT id, coalesce(message_count, 1) AS n FROM outbox
+                       WHERE sent_at IS NULL ORDER BY id LIMIT $1) h)
+             SELECT o.id, o.messages, o.topic, o.message_key, o.payload::text AS payload,
+                    o.headers
+             FROM outbox o JOIN head USING (id)
              WHERE head.before < $2 ORDER BY o.id",
         )
         .bind(PASS_ROWS)
@@ -138,13 +173,13 @@ impl Relay {
                 backlog: 0,
             });
         }
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         let mut messages = Vec::new();
-        for row in &rows {
-            let unpacked = packed::unpack(&row.messages)
-                .map_err(|e| anyhow::anyhow!("outbox row {} is not a packed row: {e}", row.id))?;
-            for m in unpacked {
+        for row in rows {
+            let id = row.id;
+            for m in row.messages()? {
                 let topic = Topic::from_name(&m.topic).ok_or_else(|| {
-                    anyhow::anyhow!("outbox row {} names unknown topic {:?}", row.id, m.topic)
+                    anyhow::anyhow!("outbox row {id} names unknown topic {:?}", m.topic)
                 })?;
                 messages.push((self.producer.topics().name(topic), m));
             }
@@ -158,13 +193,13 @@ impl Relay {
         for result in futures::future::join_all(sends).await {
             result?;
         }
-        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         sqlx::query("UPDATE outbox SET sent_at = now() WHERE id = ANY($1)")
             .bind(&ids)
             .execute(&mut *tx)
             .await?;
         let backlog: i64 = sqlx::query_scalar(
-            "SELECT coalesce(sum(message_count), 0)::bigint FROM outbox WHERE sent_at IS NULL",
+            "SELECT coalesce(sum(coalesce(message_count, 1)), 0)::bigint FROM outbox
+             WHERE sent_at IS NULL",
         )
         .fetch_one(&mut *tx)
         .await?;
