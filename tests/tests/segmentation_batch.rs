@@ -27,11 +27,15 @@ static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
         .unwrap()
 });
 
+/// The file's database.
+static POOL_URL: LazyLock<String> =
+    LazyLock::new(|| format!("{}/crm_test_{}_segbatch", postgres(), unique_id()));
+
 static POOL: LazyLock<PgPool> = LazyLock::new(|| {
     RUNTIME.block_on(async {
-        let url = format!("{}/crm_test_{}_segbatch", postgres(), unique_id());
-        crm_service::db::ensure_database(&url).await.unwrap();
-        let pool = crm_service::db::connect(&url, 4).await.unwrap();
+        let url = POOL_URL.as_str();
+        crm_service::db::ensure_database(url).await.unwrap();
+        let pool = crm_service::db::connect(url, 4).await.unwrap();
         crm_service::db::migrate(&pool, &crm_segmentation::MIGRATOR)
             .await
             .unwrap();
@@ -370,8 +374,19 @@ fn a_recompute_job_taken_over_after_a_crash_resumes_where_it_stopped() {
             .unwrap()
             .expect("the job is there to take");
         assert_eq!(first.id, id);
+        // The first holder has connections of its own, named, so that its death can end them
+        // as a process's death would: aborting its task alone leaves them in the pool, one of
+        // them perhaps inside a transaction that holds the second chunk's row locks.
+        let holder = format!("recompute-holder-{}", unique_id());
+        let holder_pool = crm_service::db::connect(
+            &format!("{}?application_name={holder}", POOL_URL.as_str()),
+            3,
+        )
+        .await
+        .unwrap();
         let running = tokio::spawn({
-            let (pool, catalog, relay) = (pool.clone(), Arc::clone(&catalog), Arc::clone(&relay));
+            let (pool, catalog, relay) =
+                (holder_pool.clone(), Arc::clone(&catalog), Arc::clone(&relay));
             async move { crm_segmentation::recompute::run_job(&pool, &catalog, &relay, &first).await }
         });
         let done_at_crash = crm_tests::eventually("a first chunk committed", || async {
@@ -382,6 +397,12 @@ fn a_recompute_job_taken_over_after_a_crash_resumes_where_it_stopped() {
         .await;
         running.abort();
         assert!(running.await.unwrap_err().is_cancelled());
+        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1")
+            .bind(&holder)
+            .execute(&pool)
+            .await
+            .unwrap();
+        drop(holder_pool);
         blocker.rollback().await.unwrap();
         assert_eq!(
             done_at_crash,
@@ -404,11 +425,25 @@ fn a_recompute_job_taken_over_after_a_crash_resumes_where_it_stopped() {
                 async move { crm_segmentation::recompute::run_job(&pool, &catalog, &relay, &job).await }
             })
         });
-        let job = crm_tests::eventually("the job taken over and finished", || async {
-            let job = crm_service::jobs::get(&pool, &tenant, id).await.unwrap()?;
-            (job.status == "succeeded").then_some(job)
-        })
-        .await;
+        let started = std::time::Instant::now();
+        let job = loop {
+            let job = crm_service::jobs::get(&pool, &tenant, id).await.unwrap().unwrap();
+            if job.status == "succeeded" {
+                break job;
+            }
+            if started.elapsed() > std::time::Duration::from_secs(60) {
+                // Where it stood, and who waits on whom, to say why.
+                let waits: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+                    "SELECT application_name, wait_event_type, left(query, 80) FROM pg_stat_activity
+                     WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                )
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+                panic!("the job was not taken over and finished within 60 s: {job:?}; sessions: {waits:?}");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
         stop.cancel();
         runner.await.unwrap();
         assert_eq!(job.attempts, 2, "{job:?}");
