@@ -151,6 +151,15 @@ pub fn part_config(id: &str, part: &str, redis: &str) -> CommonConfig {
 /// The service token of every test deployment.
 pub const SERVICE_TOKEN: &str = "test-service-token-0123456789abcdef";
 
+/// Messages in a part's outbox not yet published (the `outbox_messages` view, whichever form
+/// holds them).
+pub async fn unsent_messages(pool: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM outbox_messages WHERE sent_at IS NULL")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
 /// A short unique id for one test's resources.
 pub fn unique_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()

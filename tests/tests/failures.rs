@@ -378,12 +378,7 @@ async fn shutdown_drains_and_a_restart_resumes_where_it_stopped() {
         crm_service::db::connect(&part_config(&id, "identity", &redis_url()).database_url, 1)
             .await
             .unwrap();
-    let unsent: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM outbox_messages WHERE sent_at IS NULL")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    assert_eq!(unsent, 0);
+    assert_eq!(crm_tests::unsent_messages(&pool).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -111,12 +111,7 @@ async fn rows_of_the_release_before_packing_and_packed_rows_are_published_in_one
     assert_eq!((pass.published, pass.backlog), (6, 0));
     assert_eq!(metrics.outbox_backlog.get(), 0);
     assert_eq!(relay.publish_batch().await.unwrap().published, 0);
-    let unsent: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM outbox_messages WHERE sent_at IS NULL")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    assert_eq!(unsent, 0);
+    assert_eq!(crm_tests::unsent_messages(&pool).await, 0);
 
     // On the topic: the six, in order (one key, so one partition), each with its key and the
     // trace header of the release that wrote it.

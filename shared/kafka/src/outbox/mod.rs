@@ -17,6 +17,7 @@ mod relay;
 use std::collections::HashMap;
 
 use crm_envelope::{Envelope, TenantId, Topic};
+use serde_json::value::RawValue;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -40,7 +41,8 @@ pub async fn enqueue(
 pub struct Outgoing {
     topic: Topic,
     key: String,
-    payload: serde_json::Value,
+    /// The envelope as JSON text, serialised once: the packed row and the relay use it as is.
+    payload: Box<RawValue>,
     headers: HashMap<String, String>,
 }
 
@@ -50,7 +52,7 @@ impl Outgoing {
         Ok(Self {
             topic,
             key: envelope.partition_key(),
-            payload: serde_json::to_value(envelope)?,
+            payload: serde_json::value::to_raw_value(envelope)?,
             headers: crm_telemetry::propagation::current_context_headers(),
         })
     }
@@ -86,7 +88,7 @@ pub async fn enqueue_all(
     let rows = packed::pack(
         messages
             .iter()
-            .map(|m| (m.topic.name(), m.key.as_str(), &m.payload, &m.headers)),
+            .map(|m| (m.topic.name(), m.key.as_str(), &*m.payload, &m.headers)),
     )
     .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     let (texts, counts): (Vec<String>, Vec<i32>) = rows.into_iter().unzip();

@@ -24,7 +24,7 @@ pub const PACK_MAX: usize = 1_000;
 struct Writing<'a> {
     topic: &'a str,
     key: &'a str,
-    payload: &'a serde_json::Value,
+    payload: &'a RawValue,
     headers: &'a HashMap<String, String>,
 }
 
@@ -41,13 +41,8 @@ pub struct Packed {
     pub headers: HashMap<String, String>,
 }
 
-/// What [`pack`] takes of a message: its topic name, key, payload and headers.
-pub type Parts<'a> = (
-    &'a str,
-    &'a str,
-    &'a serde_json::Value,
-    &'a HashMap<String, String>,
-);
+/// What [`pack`] takes of a message: its topic name, key, payload (already JSON) and headers.
+pub type Parts<'a> = (&'a str, &'a str, &'a RawValue, &'a HashMap<String, String>);
 
 /// Packs `messages` into rows of at most [`PACK_MAX`], in order: each row's JSON text and its
 /// message count.
@@ -104,22 +99,32 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
+    use serde_json::value::to_raw_value;
 
-    fn owned(
-        messages: &[(String, String, serde_json::Value, HashMap<String, String>)],
-    ) -> Vec<Parts<'_>> {
+    type Message = (String, String, serde_json::Value, HashMap<String, String>);
+
+    /// The payloads of `messages` as the outbox holds them (JSON text).
+    fn raw(messages: &[Message]) -> Vec<Box<RawValue>> {
         messages
             .iter()
-            .map(|(t, k, p, h)| (t.as_str(), k.as_str(), p, h))
+            .map(|(_, _, p, _)| to_raw_value(p).unwrap())
+            .collect()
+    }
+
+    fn parts<'a>(messages: &'a [Message], payloads: &'a [Box<RawValue>]) -> Vec<Parts<'a>> {
+        messages
+            .iter()
+            .zip(payloads)
+            .map(|((t, k, _, h), p)| (t.as_str(), k.as_str(), &**p, h))
             .collect()
     }
 
     #[test]
     fn a_row_holds_at_most_pack_max_messages_and_the_rest_go_on_the_next() {
         let headers = HashMap::new();
-        let payload = json!({"n": 1});
+        let payload = to_raw_value(&json!({"n": 1})).unwrap();
         let messages: Vec<Parts<'_>> = (0..PACK_MAX + 3)
-            .map(|_| ("crm.events.v1", "k", &payload, &headers))
+            .map(|_| ("crm.events.v1", "k", &*payload, &headers))
             .collect();
         let rows = pack(messages.into_iter()).unwrap();
         let counts: Vec<i32> = rows.iter().map(|r| r.1).collect();
@@ -133,13 +138,12 @@ mod tests {
     #[test]
     fn the_payload_is_published_as_the_compact_bytes_written() {
         let headers = HashMap::from([("traceparent".to_owned(), "00-ab-cd-01".to_owned())]);
-        let payload = json!({"kind": "segment.entered", "properties": {"segment": "a\"b"}});
-        let rows = pack([("crm.segments.v1", "c-1", &payload, &headers)].into_iter()).unwrap();
+        let payload =
+            to_raw_value(&json!({"kind": "segment.entered", "properties": {"segment": "a\"b"}}))
+                .unwrap();
+        let rows = pack([("crm.segments.v1", "c-1", &*payload, &headers)].into_iter()).unwrap();
         let back = unpack(&rows[0].0).unwrap();
-        assert_eq!(
-            back[0].payload.get(),
-            serde_json::to_string(&payload).unwrap()
-        );
+        assert_eq!(back[0].payload.get(), payload.get());
         assert_eq!(back[0].headers, headers);
     }
 
@@ -170,7 +174,8 @@ mod tests {
             ),
             max in 1usize..8,
         ) {
-            let rows = pack_by(owned(&messages).into_iter(), max).unwrap();
+            let payloads = raw(&messages);
+            let rows = pack_by(parts(&messages, &payloads).into_iter(), max).unwrap();
             let mut back = Vec::new();
             for (text, count) in &rows {
                 let unpacked = unpack(text).unwrap();

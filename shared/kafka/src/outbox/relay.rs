@@ -81,6 +81,13 @@ pub struct Pass {
     pub backlog: i64,
 }
 
+impl Pass {
+    /// Whether another pass should follow at once: this one published, and more is waiting.
+    fn more(&self) -> bool {
+        self.published > 0 && self.backlog > 0
+    }
+}
+
 impl Relay {
     /// A relay over `pool`'s outbox. Call [`Relay::waker`] after committing rows to publish them
     /// at once; otherwise they go out within `poll`.
@@ -106,7 +113,7 @@ impl Relay {
         let mut last_cleanup = Instant::now();
         loop {
             match self.publish_batch().await {
-                Ok(pass) if pass.published > 0 && pass.backlog > 0 => continue,
+                Ok(pass) if pass.more() => continue,
                 Ok(_) => backoff = Duration::from_millis(100),
                 Err(e) => {
                     tracing::warn!(error = %format!("{e:#}"), "outbox relay pass failed; retrying");
@@ -132,7 +139,7 @@ impl Relay {
         }
         for _ in 0..10 {
             match self.publish_batch().await {
-                Ok(pass) if pass.published > 0 && pass.backlog > 0 => continue,
+                Ok(pass) if pass.more() => continue,
                 Ok(_) => break,
                 Err(e) => {
                     tracing::warn!(error = %format!("{e:#}"), "final outbox pass failed; rows stay for the next start");
